@@ -102,7 +102,15 @@ impl Postgres {
     /// Runs `sql` with psql (-At, stop on error) and returns its stdout; panics on failure.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new(require("psql", "postgresql-client"))
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-At", "-v", "ON_ERROR_STOP=1"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
             .args(["-p", &self.port.to_string(), "-d", db, "-c", sql])
             .output()
             .expect("running psql must work");
@@ -473,7 +481,11 @@ impl Smtp {
             child.assert_running();
             port_open(port)
         });
-        assert!(ready, "the SMTP server did not start:\n{}", child.log_tail());
+        assert!(
+            ready,
+            "the SMTP server did not start:\n{}",
+            child.log_tail()
+        );
         Smtp {
             dir,
             port,
@@ -501,10 +513,7 @@ impl Smtp {
             })
             .unwrap_or_default();
         files.sort();
-        files
-            .iter()
-            .filter_map(|p| std::fs::read(p).ok())
-            .collect()
+        files.iter().filter_map(|p| std::fs::read(p).ok()).collect()
     }
 
     /// Waits until at least `n` messages arrived; panics after `timeout`.
