@@ -22,6 +22,7 @@ pub struct Email {
     language: Language,
     text: Template,
     html: Template,
+    timeout: Duration,
     common: Common,
 }
 
@@ -44,10 +45,11 @@ impl Email {
             SmtpTls::Tls => (Tls::Wrapper(tls()?), 465),
             SmtpTls::None => (Tls::None, 25),
         };
+        let timeout = super::timeout_of(c.timeout.as_deref());
         let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(c.host.clone())
             .port(c.port.unwrap_or(default_port))
             .tls(tls)
-            .timeout(Some(super::timeout_of(c.timeout.as_deref())));
+            .timeout(Some(timeout));
         if let (Some(u), Some(p)) = (&c.username, &c.password) {
             b = b.credentials(Credentials::new(u.clone(), p.clone()));
         }
@@ -65,6 +67,7 @@ impl Email {
                 .map_err(|e| e.to_string())?,
             html: super::template_for("email.html", c.html_template.as_deref(), template::HTML)
                 .map_err(|e| e.to_string())?,
+            timeout,
             common: common.clone(),
         })
     }
@@ -107,10 +110,19 @@ impl Channel for Email {
                 msg.html.clone().unwrap_or_default(),
             ))
             .map_err(|e| SendError::Permanent(format!("cannot build the email: {e}")))?;
-        match self.transport.send(email).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("SMTP: {e}"))),
-            Err(e) => Err(SendError::Retryable(format!("SMTP: {e}"))),
+        // lettre's own timeout does not cover every read (a server silent after AUTH hangs it),
+        // so the whole transaction is bounded: twice the timeout, for connect plus dialogue.
+        match tokio::time::timeout(self.timeout * 2, self.transport.send(email)).await {
+            Err(_) => Err(SendError::Retryable(format!(
+                "SMTP: timeout after {:?}",
+                self.timeout * 2
+            ))),
+            Ok(Ok(_)) => Ok(()),
+            // 5xx answers and client-side errors (no common AUTH mechanism, bad address) cannot heal.
+            Ok(Err(e)) if e.is_permanent() || e.is_client() => {
+                Err(SendError::Permanent(format!("SMTP: {e}")))
+            }
+            Ok(Err(e)) => Err(SendError::Retryable(format!("SMTP: {e}"))),
         }
     }
 }
