@@ -1,1 +1,167 @@
-pub fn placeholder() {}
+//! quantwatch-exporter: host, PostgreSQL, Redis and trading metrics for Prometheus.
+//!
+//! `main.rs` only parses arguments and calls [`run`]; everything else lives here so tests and
+//! benchmarks drive the same code the binary does.
+
+pub mod collectors;
+pub mod config;
+pub mod metrics;
+pub mod scrape;
+pub mod web;
+pub mod web_config;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The compiler that built us, for `quantwatch_exporter_build_info`.
+pub const RUST_VERSION: &str = "1.95";
+
+/// Exit code for invalid configuration or arguments (sysexits EX_USAGE).
+pub const EX_USAGE: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quantwatch-exporter",
+    version,
+    about = "Prometheus exporter for trading systems: host, PostgreSQL, Redis and trading metrics"
+)]
+pub struct Cli {
+    /// YAML configuration file (optional: with none, host metrics are published).
+    #[arg(long, global = true, env = "QUANTWATCH_EXPORTER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (overrides web.listen_address).
+    #[arg(
+        long = "web.listen-address",
+        env = "QUANTWATCH_EXPORTER_LISTEN_ADDRESS"
+    )]
+    pub listen_address: Option<String>,
+    /// exporter-toolkit web config file enabling TLS and/or basic auth.
+    #[arg(long = "web.config.file", env = "QUANTWATCH_EXPORTER_WEB_CONFIG_FILE")]
+    pub web_config_file: Option<PathBuf>,
+    /// Log format.
+    #[arg(
+        long = "log.format",
+        value_enum,
+        default_value = "text",
+        env = "QUANTWATCH_LOG_FORMAT",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// Log level (RUST_LOG, when set, wins).
+    #[arg(
+        long = "log.level",
+        default_value = "info",
+        env = "QUANTWATCH_LOG_LEVEL",
+        global = true
+    )]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration (and web config) and exit: 0 when valid, 64 otherwise.
+    CheckConfig,
+}
+
+/// Why the exporter stopped with an error; the binary maps each to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Config(_) => EX_USAGE,
+            RunError::Bind { .. } => 1,
+        }
+    }
+}
+
+/// Sets up `tracing` once for the process.
+pub fn init_tracing(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Loads and validates everything the server needs, without starting it.
+pub fn load(cli: &Cli) -> Result<(config::Config, web_config::WebSecurity), config::ConfigError> {
+    let mut cfg = config::Config::load(cli.config.as_deref(), &config::ProcessEnv)?;
+    if let Some(addr) = &cli.listen_address {
+        config::check_listen_address(addr).map_err(|reason| config::ConfigError {
+            problems: vec![config::Problem {
+                file: "<command line>".into(),
+                key: "--web.listen-address".into(),
+                reason,
+            }],
+        })?;
+        cfg.web.listen_address = addr.clone();
+    }
+    if let Some(p) = &cli.web_config_file {
+        cfg.web.config_file = Some(p.clone());
+    }
+    let security = match &cfg.web.config_file {
+        Some(p) => web_config::load(p)?,
+        None => web_config::WebSecurity::default(),
+    };
+    Ok((cfg, security))
+}
+
+/// Runs the exporter until SIGTERM/SIGINT.
+pub async fn run(cli: Cli) -> Result<(), RunError> {
+    let (cfg, security) = load(&cli)?;
+    if let Some(Command::CheckConfig) = cli.command {
+        println!("configuration is valid");
+        return Ok(());
+    }
+    let collectors = collectors::build(&cfg);
+    let names: Vec<&str> = collectors.iter().map(|c| c.name()).collect();
+    let scraper = Arc::new(scrape::Scraper::new(
+        collectors.clone(),
+        cfg.web.default_scrape_timeout,
+        cfg.web.timeout_offset,
+    ));
+    let app = web::router(web::AppState { scraper }, &security);
+    let listener = tokio::net::TcpListener::bind(&cfg.web.listen_address)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: cfg.web.listen_address.clone(),
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        address = %local,
+        tls = security.tls.is_some(),
+        basic_auth = security.auth.is_some(),
+        collectors = ?names,
+        "quantwatch-exporter listening"
+    );
+    web::serve(listener, app, security.tls.clone(), web::shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}

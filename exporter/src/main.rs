@@ -1,1 +1,24 @@
-fn main() {}
+use clap::Parser;
+use quantwatch_exporter::{Cli, run};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    quantwatch_exporter::init_tracing(cli.log_format, &cli.log_level);
+    // One rustls provider for every TLS user in the process (sqlx, redis, the web server).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("quantwatch-exporter: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quantwatch-exporter: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

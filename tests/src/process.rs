@@ -99,10 +99,11 @@ impl RunAs {
         let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
         for line in passwd.lines() {
             let f: Vec<&str> = line.split(':').collect();
-            if f.len() > 3 && f[0] == "postgres" {
-                if let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) {
-                    return RunAs::User(uid, gid);
-                }
+            if f.len() > 3
+                && f[0] == "postgres"
+                && let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse())
+            {
+                return RunAs::User(uid, gid);
             }
         }
         panic!(

@@ -46,13 +46,13 @@ impl Exposition {
     /// The family a sample belongs to (strips histogram/summary suffixes when declared so).
     pub fn family_of(&self, sample_name: &str) -> String {
         for suffix in ["_bucket", "_sum", "_count"] {
-            if let Some(base) = sample_name.strip_suffix(suffix) {
-                if matches!(
+            if let Some(base) = sample_name.strip_suffix(suffix)
+                && matches!(
                     self.types.get(base).map(String::as_str),
                     Some("histogram" | "summary")
-                ) {
-                    return base.to_string();
-                }
+                )
+            {
+                return base.to_string();
             }
         }
         sample_name.to_string()
@@ -94,8 +94,8 @@ pub fn parse(text: &str) -> Exposition {
         if line.starts_with('#') {
             continue;
         }
-        let sample = parse_sample(line)
-            .unwrap_or_else(|why| panic!("line {}: {why}: {line:?}", lineno + 1));
+        let sample =
+            parse_sample(line).unwrap_or_else(|why| panic!("line {}: {why}: {line:?}", lineno + 1));
         exp.samples.push(sample);
     }
     exp

@@ -54,7 +54,9 @@ fn smtp_accepts_plain_mail_and_stores_it() {
     // Speak SMTP by hand: the harness must not depend on the code under test.
     use std::io::{BufRead, BufReader, Write};
     let stream = std::net::TcpStream::connect(("127.0.0.1", smtp.port())).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut w = stream;
     let mut line = String::new();

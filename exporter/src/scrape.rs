@@ -1,0 +1,133 @@
+//! One scrape: every collector concurrently, each under the scrape's deadline.
+//!
+//! Prometheus says how long it will wait (`X-Prometheus-Scrape-Timeout-Seconds`); we answer a
+//! little before that. A collector that overruns is dropped and reported as failed with its
+//! `*_up 0`, so one dead or hung source never makes the whole scrape late or empty.
+
+use crate::collectors::{Collector, ScrapeContext};
+use crate::metrics::{Families, Family, encode};
+use prometheus::proto::MetricFamily;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The shortest budget we give collectors, however small the header says.
+const MIN_BUDGET: Duration = Duration::from_millis(100);
+
+pub struct Scraper {
+    collectors: Vec<Arc<dyn Collector>>,
+    default_timeout: Duration,
+    timeout_offset: Duration,
+    build_info: MetricFamily,
+}
+
+impl Scraper {
+    pub fn new(
+        collectors: Vec<Arc<dyn Collector>>,
+        default_timeout: Duration,
+        timeout_offset: Duration,
+    ) -> Scraper {
+        let mut bi = Family::gauge(
+            "quantwatch_exporter_build_info",
+            "A metric with a constant '1' value labeled by version and the Rust version it was built with.",
+        );
+        bi.add(
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("rustversion", crate::RUST_VERSION),
+            ],
+            1.0,
+        );
+        Scraper {
+            collectors,
+            default_timeout,
+            timeout_offset,
+            build_info: bi.into_inner(),
+        }
+    }
+
+    pub fn collectors(&self) -> &[Arc<dyn Collector>] {
+        &self.collectors
+    }
+
+    /// The budget for a scrape given Prometheus' timeout header (seconds, may be fractional).
+    pub fn budget(&self, header: Option<&str>) -> Duration {
+        let from_header = header
+            .and_then(|h| h.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| Duration::from_secs_f64(s).saturating_sub(self.timeout_offset));
+        from_header.unwrap_or(self.default_timeout).max(MIN_BUDGET)
+    }
+
+    /// Runs every collector and renders the exposition text.
+    pub async fn scrape(&self, budget: Duration) -> String {
+        let ctx = ScrapeContext { budget };
+        let runs = self.collectors.iter().map(|c| async move {
+            let start = Instant::now();
+            let result = tokio::time::timeout(budget, c.collect(ctx)).await;
+            let elapsed = start.elapsed().as_secs_f64();
+            match result {
+                Ok(Ok(fams)) => (c.name(), true, elapsed, fams),
+                Ok(Err(e)) => {
+                    tracing::warn!(collector = c.name(), error = %e, "collector failed");
+                    (c.name(), false, elapsed, c.down())
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        collector = c.name(),
+                        budget_ms = budget.as_millis() as u64,
+                        "collector timed out"
+                    );
+                    (c.name(), false, elapsed, c.down())
+                }
+            }
+        });
+        let results = futures::future::join_all(runs).await;
+
+        let mut success = Family::gauge(
+            "quantwatch_exporter_collector_success",
+            "Whether the collector succeeded in the last scrape (1) or failed or timed out (0).",
+        );
+        let mut duration = Family::gauge(
+            "quantwatch_exporter_collector_duration_seconds",
+            "How long the collector took in the last scrape.",
+        );
+        let mut all: Vec<MetricFamily> = Vec::new();
+        for (name, ok, secs, fams) in results {
+            success.add(&[("collector", name)], if ok { 1.0 } else { 0.0 });
+            duration.add(&[("collector", name)], secs);
+            all.extend(fams.0);
+        }
+        let mut own = Families::default();
+        own.push(success);
+        own.push(duration);
+        process_families(&mut own);
+        all.extend(own.0);
+        all.push(self.build_info.clone());
+        encode(&all)
+    }
+}
+
+/// The exporter's own resident memory and open descriptors (what the benchmarks watch).
+fn process_families(fams: &mut Families) {
+    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm")
+        && let Some(rss_pages) = statm
+            .split_ascii_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<f64>().ok())
+    {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+        fams.gauge(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            rss_pages * page,
+        );
+    }
+    if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
+        fams.gauge(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            rd.count() as f64,
+        );
+    }
+}
