@@ -29,6 +29,10 @@ pub enum StoreError {
     Payload(#[from] serde_json::Error),
 }
 
+/// Rows per multi-row INSERT: 7 parameters each stays far below SQLite's 32,766 and
+/// PostgreSQL's 65,535 bind parameters.
+pub(crate) const INSERT_CHUNK: usize = 1000;
+
 /// An event plus the channels routing chose for it.
 #[derive(Debug, Clone)]
 pub struct RoutedEvent {

@@ -4,10 +4,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::collections::HashMap;
 
-use super::{NotificationView, OutboxRow, QueueStats, RoutedEvent, Store, StoreError};
+use sqlx::Postgres;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{QueryBuilder, Row};
+
+use super::{
+    INSERT_CHUNK, NotificationView, OutboxRow, QueueStats, RoutedEvent, Store, StoreError,
+};
 
 pub struct PgStore {
     pool: PgPool,
@@ -28,44 +33,80 @@ impl PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn ingest(&self, events: &[RoutedEvent], now_ms: i64) -> Result<Vec<bool>, StoreError> {
+        // Multi-row statements: a group commit of N webhooks costs a handful of round trips to
+        // the database, not 2N.
+        let payloads: Vec<String> = events
+            .iter()
+            .map(|r| serde_json::to_string(&r.event))
+            .collect::<Result<_, _>>()?;
         let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(events.len());
-        for r in events {
-            let e = &r.event;
-            let payload = serde_json::to_string(e)?;
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO alert_events (group_key, fingerprint, status, starts_at, ends_at, payload, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
-            )
-            .bind(&e.group_key)
-            .bind(&e.fingerprint)
-            .bind(&e.status)
-            .bind(e.starts_at)
-            .bind(e.ends_at)
-            .bind(&payload)
-            .bind(now_ms)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(id) = id {
-                for ch in &r.channels {
-                    sqlx::query(
-                        "INSERT INTO outbox (event_id, fingerprint, channel, kind, payload, due_at, created_at)
-                         VALUES ($1, $2, $3, 'notify', $4, $5, $6)",
-                    )
-                    .bind(id)
-                    .bind(&e.fingerprint)
-                    .bind(ch)
-                    .bind(&payload)
-                    .bind(now_ms)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+        let mut ids: Vec<Option<i64>> = Vec::with_capacity(events.len());
+        for (chunk_no, chunk) in events.chunks(INSERT_CHUNK).enumerate() {
+            let base = chunk_no * INSERT_CHUNK;
+            let mut qb = QueryBuilder::<Postgres>::new(
+                "INSERT INTO alert_events (group_key, fingerprint, status, starts_at, ends_at, payload, received_at) ",
+            );
+            qb.push_values(chunk.iter().enumerate(), |mut b, (i, r)| {
+                let e = &r.event;
+                b.push_bind(&e.group_key)
+                    .push_bind(&e.fingerprint)
+                    .push_bind(&e.status)
+                    .push_bind(e.starts_at)
+                    .push_bind(e.ends_at)
+                    .push_bind(&payloads[base + i])
+                    .push_bind(now_ms);
+            });
+            qb.push(
+                " ON CONFLICT DO NOTHING RETURNING id, group_key, fingerprint, status, starts_at",
+            );
+            let rows = qb.build().fetch_all(&mut *tx).await?;
+            let mut inserted: HashMap<(String, String, String, i64), i64> =
+                HashMap::with_capacity(rows.len());
+            for row in rows {
+                inserted.insert(
+                    (
+                        row.try_get("group_key")?,
+                        row.try_get("fingerprint")?,
+                        row.try_get("status")?,
+                        row.try_get("starts_at")?,
+                    ),
+                    row.try_get("id")?,
+                );
             }
-            out.push(id.is_some());
+            // The first event with a key got the row; a repeat in the same batch is a duplicate.
+            for r in chunk {
+                let e = &r.event;
+                ids.push(inserted.remove(&(
+                    e.group_key.clone(),
+                    e.fingerprint.clone(),
+                    e.status.clone(),
+                    e.starts_at,
+                )));
+            }
+        }
+        let outbox: Vec<(i64, usize, &String)> = events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| ids[i].map(|id| (id, i, r)))
+            .flat_map(|(id, i, r)| r.channels.iter().map(move |c| (id, i, c)))
+            .collect();
+        for chunk in outbox.chunks(INSERT_CHUNK) {
+            let mut qb = QueryBuilder::<Postgres>::new(
+                "INSERT INTO outbox (event_id, fingerprint, channel, kind, payload, due_at, created_at) ",
+            );
+            qb.push_values(chunk, |mut b, (id, i, ch)| {
+                b.push_bind(*id)
+                    .push_bind(&events[*i].event.fingerprint)
+                    .push_bind(*ch)
+                    .push_bind("notify")
+                    .push_bind(&payloads[*i])
+                    .push_bind(now_ms)
+                    .push_bind(now_ms);
+            });
+            qb.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(ids.iter().map(Option::is_some).collect())
     }
 
     async fn claim(
