@@ -48,6 +48,7 @@ pub enum Language {
 struct FileConfig {
     listen_address: Option<String>,
     database_url: Option<String>,
+    sqlite_synchronous: Option<String>,
     public_url: Option<String>,
     ack_secret: Option<String>,
     language: Option<Language>,
@@ -82,6 +83,7 @@ struct FileDelivery {
     retry_max: Option<String>,
     lease: Option<String>,
     poll_interval: Option<String>,
+    round_interval: Option<String>,
     batch_max: Option<usize>,
 }
 
@@ -222,6 +224,8 @@ pub struct Delivery {
     pub retry_max: Duration,
     pub lease: Duration,
     pub poll_interval: Duration,
+    /// Least time between two delivery rounds of one channel.
+    pub round_interval: Duration,
     pub batch_max: usize,
 }
 
@@ -231,6 +235,8 @@ pub struct Config {
     pub source: String,
     pub listen_address: String,
     pub database_url: String,
+    /// SQLite `synchronous=FULL` (default) rather than `NORMAL`.
+    pub sqlite_synchronous_full: bool,
     pub public_url: Option<String>,
     pub ack_secret: Option<String>,
     pub language: Language,
@@ -398,6 +404,22 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
     {
         prob(&mut p, "database_url", "must start with sqlite:, postgres:// or postgresql:// (the value is not shown: it may hold a password)".into());
     }
+    let sqlite_synchronous_full = match env
+        .get("ROUTER_SQLITE_SYNCHRONOUS")
+        .or(file.sqlite_synchronous)
+        .as_deref()
+    {
+        None | Some("full") => true,
+        Some("normal") => false,
+        Some(other) => {
+            prob(
+                &mut p,
+                "sqlite_synchronous",
+                format!("{other:?} is neither full nor normal"),
+            );
+            true
+        }
+    };
     let public_url = env.get("ROUTER_PUBLIC_URL").or(file.public_url);
     if let Some(u) = &public_url
         && reqwest::Url::parse(u).is_err()
@@ -467,6 +489,13 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             "delivery.poll_interval",
             d.poll_interval.as_deref(),
             Duration::from_secs(1),
+        ),
+        round_interval: duration(
+            &mut p,
+            name,
+            "delivery.round_interval",
+            d.round_interval.as_deref(),
+            Duration::from_millis(100),
         ),
         batch_max: d.batch_max.unwrap_or(500),
     };
@@ -539,6 +568,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             source: name.into(),
             listen_address,
             database_url,
+            sqlite_synchronous_full,
             public_url,
             ack_secret,
             language,

@@ -168,7 +168,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     mut reload: Option<tokio::sync::mpsc::Receiver<()>>,
 ) -> Result<(), RunError> {
-    let store = store::open(&config.database_url).await?;
+    let store = store::open(&config.database_url, config.sqlite_synchronous_full).await?;
     let metrics = Arc::new(Metrics::new());
     metrics.store_up.set(1);
     let live = Arc::new(Live::build(config)?);

@@ -118,9 +118,14 @@ pub async fn run(
             }
             continue;
         }
-        if let Some(p) = deliver(ch.as_ref(), &ctx, &mut limiter, rows).await {
-            pause_until = p;
-        }
+        // Rounds are at least `round_interval` apart: under a storm the notifications of that
+        // interval go out as one digest, and the store sees a few worker commits per second
+        // instead of one per webhook (each commit is an fsync the intake also waits for).
+        let round_gap = now + i64::try_from(ctx.delivery.round_interval.as_millis()).unwrap_or(0);
+        pause_until = deliver(ch.as_ref(), &ctx, &mut limiter, rows)
+            .await
+            .unwrap_or(0)
+            .max(round_gap);
     }
     tracing::debug!(channel = %name, "delivery worker stopped");
 }

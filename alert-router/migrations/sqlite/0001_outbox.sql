@@ -21,7 +21,9 @@ CREATE TABLE outbox (
     fingerprint  TEXT    NOT NULL,
     channel      TEXT    NOT NULL,
     kind         TEXT    NOT NULL DEFAULT 'notify',
-    payload      TEXT    NOT NULL,
+    -- NULL for a notification of its event (payload read from alert_events, written once);
+    -- set for steps that carry their own content.
+    payload      TEXT,
     state        TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
     due_at       INTEGER NOT NULL,
     attempts     INTEGER NOT NULL DEFAULT 0,

@@ -111,11 +111,15 @@ pub trait Store: Send + Sync {
 }
 
 /// Open the store named by the URL and run its migrations.
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// `sqlite_fsync`: commit with `synchronous=FULL` (a 2xx survives power loss) or `NORMAL`
+/// (survives a process crash; the WAL is synced at checkpoints). Ignored for PostgreSQL.
+pub async fn open(url: &str, sqlite_fsync: bool) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PgStore::connect(url).await?))
     } else {
-        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::open(url, sqlite_fsync).await?,
+        ))
     }
 }
 

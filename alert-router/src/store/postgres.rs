@@ -92,14 +92,13 @@ impl Store for PgStore {
             .collect();
         for chunk in outbox.chunks(INSERT_CHUNK) {
             let mut qb = QueryBuilder::<Postgres>::new(
-                "INSERT INTO outbox (event_id, fingerprint, channel, kind, payload, due_at, created_at) ",
+                "INSERT INTO outbox (event_id, fingerprint, channel, kind, due_at, created_at) ",
             );
             qb.push_values(chunk, |mut b, (id, i, ch)| {
                 b.push_bind(*id)
                     .push_bind(&events[*i].event.fingerprint)
                     .push_bind(*ch)
                     .push_bind("notify")
-                    .push_bind(&payloads[*i])
                     .push_bind(now_ms)
                     .push_bind(now_ms);
             });
@@ -126,7 +125,8 @@ impl Store for PgStore {
                                  AND p.state = 'pending' AND p.id < o.id)
                ORDER BY o.id LIMIT $5 FOR UPDATE SKIP LOCKED)
              UPDATE outbox SET claimed_by = $1, lease_until = $2 FROM c WHERE outbox.id = c.id
-             RETURNING outbox.id, outbox.fingerprint, outbox.channel, outbox.kind, outbox.payload, outbox.attempts::BIGINT AS attempts, outbox.created_at",
+             RETURNING outbox.id, outbox.fingerprint, outbox.channel, outbox.kind, outbox.attempts::BIGINT AS attempts, outbox.created_at,
+                       COALESCE(outbox.payload, (SELECT e.payload FROM alert_events e WHERE e.id = outbox.event_id)) AS payload",
         )
         .bind(owner)
         .bind(now_ms + lease_ms)
@@ -233,7 +233,7 @@ impl Store for PgStore {
         limit: i64,
     ) -> Result<Vec<NotificationView>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, channel, fingerprint, payload, state, attempts::BIGINT AS attempts, last_error, created_at, due_at, sent_at FROM outbox
+            "SELECT id, channel, fingerprint, COALESCE(payload, (SELECT e.payload FROM alert_events e WHERE e.id = outbox.event_id)) AS payload, state, attempts::BIGINT AS attempts, last_error, created_at, due_at, sent_at FROM outbox
              WHERE ($1::TEXT IS NULL OR state = $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(state)

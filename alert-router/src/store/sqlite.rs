@@ -26,12 +26,18 @@ fn ids_json(ids: &[i64]) -> String {
 }
 
 impl SqliteStore {
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, fsync_each_commit: bool) -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(if fsync_each_commit {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
             .busy_timeout(Duration::from_secs(10))
+            // Checkpoints run from a background task (below), not inside a webhook's commit.
+            .pragma("wal_autocheckpoint", "0")
             .foreign_keys(true);
         let file = opts.get_filename().to_path_buf();
         if let Some(dir) = file.parent()
@@ -48,6 +54,22 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let bg = pool.clone();
+        tokio::spawn(async move {
+            // PASSIVE never blocks writers; it copies what it can and lets the WAL be reused.
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if bg.is_closed() {
+                    break;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&bg)
+                    .await
+                {
+                    tracing::debug!(error = %e, "WAL checkpoint");
+                }
+            }
+        });
         Ok(SqliteStore { pool })
     }
 }
@@ -114,14 +136,13 @@ impl Store for SqliteStore {
             .collect();
         for chunk in outbox.chunks(INSERT_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO outbox (event_id, fingerprint, channel, kind, payload, due_at, created_at) ",
+                "INSERT INTO outbox (event_id, fingerprint, channel, kind, due_at, created_at) ",
             );
             qb.push_values(chunk, |mut b, (id, i, ch)| {
                 b.push_bind(*id)
                     .push_bind(&events[*i].event.fingerprint)
                     .push_bind(*ch)
                     .push_bind("notify")
-                    .push_bind(&payloads[*i])
                     .push_bind(now_ms)
                     .push_bind(now_ms);
             });
@@ -148,7 +169,8 @@ impl Store for SqliteStore {
                  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.fingerprint = o.fingerprint
                                  AND p.state = 'pending' AND p.id < o.id)
                ORDER BY o.id LIMIT ?5)
-             RETURNING id, fingerprint, channel, kind, payload, attempts, created_at",
+             RETURNING id, fingerprint, channel, kind, attempts, created_at,
+                       COALESCE(payload, (SELECT e.payload FROM alert_events e WHERE e.id = outbox.event_id)) AS payload",
         )
         .bind(owner)
         .bind(now_ms + lease_ms)
@@ -257,7 +279,7 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> Result<Vec<NotificationView>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, channel, fingerprint, payload, state, attempts, last_error, created_at, due_at, sent_at FROM outbox
+            "SELECT id, channel, fingerprint, COALESCE(payload, (SELECT e.payload FROM alert_events e WHERE e.id = outbox.event_id)) AS payload, state, attempts, last_error, created_at, due_at, sent_at FROM outbox
              WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2",
         )
         .bind(state)
