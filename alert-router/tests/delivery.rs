@@ -361,3 +361,61 @@ async fn slack_blocks_stay_under_3000_and_wrong_hook_is_permanent() {
     assert_eq!(fake.server.count_errcode(400), 0);
     r.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_429_retry_after_is_honoured_and_nothing_is_lost() {
+    // Two channels on one hook: their own limiters cannot know about each other, so Slack
+    // answers 429 to one of them; it must wait Retry-After and deliver.
+    let fake = SlackFake::start("T2/B2/x");
+    let yaml = format!(
+        "language: en\nchannels:\n  - type: slack\n    name: s1\n    webhook_url: \"{u}\"\n  - type: slack\n    name: s2\n    webhook_url: \"{u}\"\nroute:\n  channels: [s1, s2]\n",
+        u = fake.webhook_url()
+    );
+    let r = start(&yaml, &[]).await;
+    assert_eq!(
+        r.post(&payload(
+            "g",
+            vec![alert("Twice", "firing", "2026-01-01T00:00:00Z", &[])]
+        ))
+        .await
+        .0,
+        200
+    );
+    let got = fake.server.wait_accepted(2, Duration::from_secs(10));
+    assert_eq!(
+        got.len(),
+        2,
+        "received: {:?}",
+        fake.server
+            .received()
+            .iter()
+            .map(|r| r.errcode)
+            .collect::<Vec<_>>()
+    );
+    let received = fake.server.received();
+    assert_eq!(fake.server.count_errcode(429), 1);
+    let refused = received.iter().find(|r| r.errcode == 429).unwrap().at;
+    let retried = received
+        .iter()
+        .filter(|r| r.errcode == 0)
+        .map(|r| r.at)
+        .max()
+        .unwrap();
+    assert!(
+        retried.duration_since(refused) >= Duration::from_millis(950),
+        "waited Retry-After: {:?}",
+        retried.duration_since(refused)
+    );
+    let limited: f64 = [
+        r.metric("quantwatch_router_notifications_total{channel=\"s1\",outcome=\"rate_limited\"}")
+            .await
+            .unwrap_or(0.0),
+        r.metric("quantwatch_router_notifications_total{channel=\"s2\",outcome=\"rate_limited\"}")
+            .await
+            .unwrap_or(0.0),
+    ]
+    .iter()
+    .sum();
+    assert_eq!(limited, 1.0);
+    r.shutdown().await;
+}

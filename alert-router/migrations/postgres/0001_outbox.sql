@@ -11,7 +11,6 @@ CREATE TABLE alert_events (
     received_at   BIGINT  NOT NULL,
     UNIQUE (group_key, fingerprint, status, starts_at)
 );
-CREATE INDEX alert_events_fingerprint ON alert_events (fingerprint, id);
 
 -- The outbox: one row per notification step. A row is due at due_at, claimed with a lease
 -- (claimed_by, lease_until; FOR UPDATE SKIP LOCKED between replicas) and ends 'sent' or
@@ -34,7 +33,8 @@ CREATE TABLE outbox (
     created_at   BIGINT  NOT NULL,
     sent_at      BIGINT
 );
-CREATE INDEX outbox_due ON outbox (channel, due_at) WHERE state = 'pending';
+-- Claims scan a channel's pending rows in id order and stop at the batch size.
+CREATE INDEX outbox_claim ON outbox (channel, id) WHERE state = 'pending';
 CREATE INDEX outbox_order ON outbox (channel, fingerprint, id) WHERE state = 'pending';
 CREATE INDEX outbox_pending_created ON outbox (created_at) WHERE state = 'pending';
 

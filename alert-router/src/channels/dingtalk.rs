@@ -185,4 +185,39 @@ mod tests {
         ));
         assert!(matches!(classify(-1, "busy"), Err(SendError::Retryable(_))));
     }
+
+    #[test]
+    fn per_channel_template_override_and_mentions_in_text() {
+        let common = Common {
+            language: Language::Zh,
+            links: crate::template::LinkSettings::default(),
+            http: reqwest::Client::new(),
+        };
+        let cfg = DingtalkConfig {
+            name: "d".into(),
+            webhook_url: "https://oapi.dingtalk.com/robot/send?access_token=x".into(),
+            secret: None,
+            at_mobiles: vec!["13800000000".into()],
+            at_all: false,
+            language: Some(Language::En),
+            template: Some(
+                "{{ alerts|length }} x {{ alerts[0].alertname }} / {{ t.firing }}".into(),
+            ),
+            timeout: None,
+            rate_per_minute: None,
+        };
+        let d = DingTalk::new(&cfg, &common).unwrap();
+        let ev = crate::cli::test_alert();
+        let msg = d.render(std::slice::from_ref(&ev)).unwrap();
+        assert_eq!(msg.body, "1 x QuantwatchTestNotification / FIRING");
+        let p = d.payload(&msg);
+        assert_eq!(
+            p["markdown"]["text"],
+            "1 x QuantwatchTestNotification / FIRING\n\n@13800000000 "
+        );
+        assert_eq!(
+            d.limits().max_body_bytes,
+            Some(MAX_TEXT_BYTES - "\n\n@13800000000 ".len())
+        );
+    }
 }

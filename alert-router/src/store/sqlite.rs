@@ -18,7 +18,12 @@ use super::{
 };
 
 pub struct SqliteStore {
+    /// Delivery bookkeeping, API, checkpoints: `synchronous=NORMAL`. Losing one of these commits
+    /// in a power cut re-sends a notification (its lease expires); it never loses an alert.
     pool: SqlitePool,
+    /// The intake's single writer: `synchronous=FULL` unless configured otherwise, so a 2xx
+    /// means on disk. Its fsync also covers every earlier commit in the WAL.
+    ingest_pool: SqlitePool,
 }
 
 fn ids_json(ids: &[i64]) -> String {
@@ -30,11 +35,7 @@ impl SqliteStore {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(if fsync_each_commit {
-                SqliteSynchronous::Full
-            } else {
-                SqliteSynchronous::Normal
-            })
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             // Checkpoints run from a background task (below), not inside a webhook's commit.
             .pragma("wal_autocheckpoint", "0")
@@ -51,9 +52,17 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let ingest_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.synchronous(if fsync_each_commit {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            }))
+            .await?;
         let bg = pool.clone();
         tokio::spawn(async move {
             // PASSIVE never blocks writers; it copies what it can and lets the WAL be reused.
@@ -70,7 +79,7 @@ impl SqliteStore {
                 }
             }
         });
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, ingest_pool })
     }
 }
 
@@ -83,7 +92,7 @@ impl Store for SqliteStore {
             .iter()
             .map(|r| serde_json::to_string(&r.event))
             .collect::<Result<_, _>>()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.ingest_pool.begin().await?;
         let mut ids: Vec<Option<i64>> = Vec::with_capacity(events.len());
         for (chunk_no, chunk) in events.chunks(INSERT_CHUNK).enumerate() {
             let base = chunk_no * INSERT_CHUNK;

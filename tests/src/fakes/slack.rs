@@ -3,6 +3,7 @@
 //! Checks, with Slack's answers: the hook path (404 `no_service`), payload shape (400
 //! `invalid_payload` / `no_text`), at most 50 blocks and section text of at most 3,000
 //! characters (400 `invalid_blocks`), and one message per second (429 with `Retry-After`).
+//! Every request that passes authentication counts against the rate, refused ones too.
 //! The `errcode` recorded is the HTTP status for failures and 0 for success.
 
 use std::sync::{Arc, Mutex};

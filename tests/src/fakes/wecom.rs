@@ -3,6 +3,7 @@
 //! Checks, with WeCom's answers: the key (93000 invalid webhook url), payload shape (40008
 //! invalid message type, 44004 empty content), markdown content at most 4,096 bytes (40058),
 //! text content at most 2,048 bytes (40058), and at most 20 messages per minute (45009).
+//! Every request that passes authentication counts against the rate, refused ones too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
