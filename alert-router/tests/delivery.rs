@@ -419,3 +419,76 @@ async fn slack_429_retry_after_is_honoured_and_nothing_is_lost() {
     assert_eq!(limited, 1.0);
     r.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undelivered_alerts_survive_a_restart() {
+    let fake = DingTalkFake::start("tok", Some("SECs"));
+    fake.server.set_mode(Mode::Status(502));
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/state/router.db", dir.path().display());
+    let yaml = dingtalk_yaml(&fake.webhook_url(), "SECs", "");
+    let r = start(&yaml, &[("ROUTER_DATABASE_URL", &db)]).await;
+    let alerts = (0..3)
+        .map(|i| {
+            alert(
+                &format!("Restart{i}"),
+                "firing",
+                "2026-01-01T00:00:00Z",
+                &[],
+            )
+        })
+        .collect();
+    assert_eq!(r.post(&payload("g", alerts)).await.0, 200);
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            r.metric("quantwatch_router_notifications_total{channel=\"ding\",outcome=\"retry\"}")
+                .await
+                .unwrap_or(0.0)
+                >= 1.0
+        })
+        .await
+    );
+    assert_eq!(r.metric("quantwatch_router_queue_depth").await, Some(3.0));
+    assert!(r.metric("quantwatch_router_oldest_pending_seconds").await.unwrap_or(0.0) > 0.0);
+    r.shutdown().await;
+
+    fake.server.set_mode(Mode::Normal);
+    let r = start(
+        &yaml,
+        &[("ROUTER_DATABASE_URL", &db), ("ROUTER_API_TOKEN", API)],
+    )
+    .await;
+    assert!(
+        common::eventually(Duration::from_secs(15), || async {
+            r.notifications(API, "pending").await.is_empty()
+        })
+        .await
+    );
+    let names: Vec<String> = fake
+        .texts()
+        .iter()
+        .flat_map(|t| mentioned(t))
+        .map(|(_, n)| n)
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec!["Restart0", "Restart1", "Restart2"],
+        "each once: {names:?}"
+    );
+    // Re-sent by Alertmanager after the restart: still a duplicate.
+    let again = (0..3)
+        .map(|i| {
+            alert(
+                &format!("Restart{i}"),
+                "firing",
+                "2026-01-01T00:00:00Z",
+                &[],
+            )
+        })
+        .collect();
+    let (s, b) = r.post(&payload("g", again)).await;
+    assert_eq!((s, b["duplicates"].clone()), (200, serde_json::json!(3)));
+    r.shutdown().await;
+}
