@@ -449,7 +449,12 @@ async fn undelivered_alerts_survive_a_restart() {
         .await
     );
     assert_eq!(r.metric("quantwatch_router_queue_depth").await, Some(3.0));
-    assert!(r.metric("quantwatch_router_oldest_pending_seconds").await.unwrap_or(0.0) > 0.0);
+    assert!(
+        r.metric("quantwatch_router_oldest_pending_seconds")
+            .await
+            .unwrap_or(0.0)
+            > 0.0
+    );
     r.shutdown().await;
 
     fake.server.set_mode(Mode::Normal);
@@ -490,5 +495,40 @@ async fn undelivered_alerts_survive_a_restart() {
         .collect();
     let (s, b) = r.post(&payload("g", again)).await;
     assert_eq!((s, b["duplicates"].clone()), (200, serde_json::json!(3)));
+    r.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wecom_mentions_by_mobile_follow_the_markdown_as_text() {
+    let fake = WeComFake::start("key-2");
+    let yaml = format!(
+        "language: en\nchannels:\n  - type: wecom\n    name: wx\n    webhook_url: \"{}\"\n    mentioned_mobiles: [\"13800000001\"]\nroute:\n  channels: [wx]\n",
+        fake.webhook_url()
+    );
+    let r = start(&yaml, &[]).await;
+    assert_eq!(
+        r.post(&payload(
+            "g",
+            vec![alert("GatewayDown", "firing", "2026-01-01T00:00:00Z", &[])]
+        ))
+        .await
+        .0,
+        200
+    );
+    let got = fake.server.wait_accepted(2, Duration::from_secs(10));
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["msgtype"], "markdown");
+    assert!(
+        got[0]["markdown"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("### 🔥 [FIRING] GatewayDown")
+    );
+    assert_eq!(got[1]["msgtype"], "text");
+    assert_eq!(got[1]["text"]["content"], "[FIRING] GatewayDown");
+    assert_eq!(
+        got[1]["text"]["mentioned_mobile_list"],
+        serde_json::json!(["13800000001"])
+    );
     r.shutdown().await;
 }

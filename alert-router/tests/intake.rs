@@ -246,3 +246,27 @@ async fn api_requires_its_token_and_names_the_variable() {
     );
     r.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_body_over_the_limit_is_413_without_content_length() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let r = start("webhook:\n  max_body_bytes: 2048\n", &[]).await;
+    let addr = r.url.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let chunk = "x".repeat(1500);
+    let req = format!(
+        "POST /webhook/alertmanager HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{len:x}\r\n{chunk}\r\n{len:x}\r\n{chunk}\r\n0\r\n\r\n",
+        len = chunk.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp).await;
+    assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+    assert!(resp.contains("exceeds 2048 bytes"), "{resp}");
+    assert_eq!(
+        r.metric("quantwatch_router_webhooks_received_total{outcome=\"too_large\"}")
+            .await,
+        Some(1.0)
+    );
+    r.shutdown().await;
+}
