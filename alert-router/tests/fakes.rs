@@ -99,12 +99,12 @@ fn dingtalk_fake_checks_token_signature_window_shape_and_size() {
 
 #[test]
 fn dingtalk_fake_answers_130101_over_20_a_minute_then_bans() {
-    // Same rule with a 2 s window and a 4 s ban so the test does not take ten minutes.
+    // Same rule with a 5 s window and an 8 s ban so the test does not take ten minutes.
     let fake = DingTalkFake::start_with_window(
         "tok",
         None,
-        Duration::from_secs(2),
-        Duration::from_secs(4),
+        Duration::from_secs(5),
+        Duration::from_secs(8),
     );
     for i in 0..20 {
         assert_eq!(
@@ -114,12 +114,12 @@ fn dingtalk_fake_answers_130101_over_20_a_minute_then_bans() {
         );
     }
     assert_eq!(post(&fake.webhook_url(), &md("21st")).2["errcode"], 130101);
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(5500));
     assert_eq!(
         post(&fake.webhook_url(), &md("window passed, still banned")).2["errcode"],
         130101
     );
-    std::thread::sleep(Duration::from_millis(2000));
+    std::thread::sleep(Duration::from_millis(3000));
     assert_eq!(post(&fake.webhook_url(), &md("ban over")).2["errcode"], 0);
     assert_eq!(fake.server.count_errcode(130101), 2);
 }
