@@ -5,6 +5,7 @@
 pub mod host;
 pub mod postgres;
 pub mod redis;
+pub mod trading;
 
 use crate::config::Config;
 use crate::metrics::Families;
@@ -64,6 +65,9 @@ pub fn build(config: &Config) -> Vec<Arc<dyn Collector>> {
     }
     if let Some(r) = redis::RedisCollector::from_config(&config.redis) {
         out.push(Arc::new(r));
+    }
+    if let Some(t) = trading::TradingCollector::from_config(&config.trading) {
+        out.push(Arc::new(t));
     }
     out
 }
