@@ -889,3 +889,152 @@ async fn migrate_is_idempotent_and_applies_configured_buckets() {
         10.0,
     );
 }
+
+fn exporter(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_quantwatch-exporter"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("TRADING_DATABASE_URL")
+        .env_remove("QUANTWATCH_EXPORTER_CONFIG")
+        .output()
+        .expect("running quantwatch-exporter")
+}
+
+#[tokio::test]
+async fn migrate_and_simulate_commands_produce_consistent_activity() {
+    let pg = Postgres::start();
+    let url = pg.create_database("sim");
+    let out = exporter(&["migrate", "--database-url", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("applied migrations"));
+    let out = exporter(&["migrate", "--database-url", &url]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+    let out = exporter(&["migrate"]);
+    assert_eq!(out.status.code(), Some(64), "no URL known is a usage error");
+
+    let out = exporter(&[
+        "simulate",
+        "--database-url",
+        &url,
+        "--strategies",
+        "3",
+        "--rate",
+        "60",
+        "--snapshot-interval",
+        "200ms",
+        "--force-drawdown",
+        "beta",
+        "--stop-heartbeat",
+        "gamma",
+        "--seed",
+        "7",
+        "--duration",
+        "5s",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = exporter(&[
+        "simulate",
+        "--database-url",
+        &url,
+        "--force-drawdown",
+        "nobody",
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody"));
+
+    // What the simulator wrote, read with plain SQL.
+    assert_eq!(
+        pg.psql(
+            "sim",
+            "SELECT string_agg(name || ':' || status, ',' ORDER BY id) FROM strategies"
+        ),
+        "alpha:active,beta:active,gamma:active"
+    );
+    let statuses = pg.psql(
+        "sim",
+        "SELECT string_agg(DISTINCT status, ',' ORDER BY status) FROM orders",
+    );
+    for s in ["cancelled", "filled", "rejected"] {
+        assert!(statuses.contains(s), "no {s} order: {statuses}");
+    }
+    let partial = pg.psql(
+        "sim",
+        "SELECT count(*) FROM orders o WHERE status = 'cancelled' AND EXISTS
+           (SELECT 1 FROM fills f WHERE f.order_id = o.id)",
+    );
+    assert_ne!(partial, "0", "no partially filled then cancelled order");
+    assert_eq!(
+        pg.psql("sim", "SELECT count(*) FROM orders o JOIN strategies s ON s.id = o.strategy_id WHERE s.name = 'gamma'"),
+        "0",
+        "a strategy with a stopped heartbeat does not trade"
+    );
+    // Positions are the signed sum of each strategy's fills.
+    assert_eq!(
+        pg.psql(
+            "sim",
+            "SELECT count(*) FROM positions p FULL JOIN (
+               SELECT o.strategy_id, o.symbol,
+                      sum(CASE WHEN o.side = 'buy' THEN f.quantity ELSE -f.quantity END) AS q
+               FROM fills f JOIN orders o ON o.id = f.order_id GROUP BY 1, 2) x
+             USING (strategy_id, symbol) WHERE p.quantity IS DISTINCT FROM x.q"
+        ),
+        "0"
+    );
+
+    let c = collector(&url, "");
+    c.set_now(None);
+    let collectors: Vec<Arc<dyn Collector>> = vec![c.clone()];
+    let text = Scraper::new(collectors, Duration::from_secs(10), Duration::ZERO)
+        .scrape(Duration::from_secs(10))
+        .await;
+    let e = parse(&text);
+    let t = text.as_str();
+    // The trigger-maintained counters equal plain aggregates over the raw rows.
+    let sum = |name: &str| -> f64 { e.matching(name, &[]).iter().map(|s| s.value).sum() };
+    let orders: f64 = pg
+        .psql("sim", "SELECT count(*) FROM orders")
+        .parse()
+        .expect("count");
+    let fills: f64 = pg
+        .psql("sim", "SELECT count(*) FROM fills")
+        .parse()
+        .expect("count");
+    let notional: f64 = pg
+        .psql("sim", "SELECT sum(quantity * price) FROM fills")
+        .parse()
+        .expect("sum");
+    assert!(orders >= 100.0, "only {orders} orders in 5 s at 60/s");
+    assert_eq!(sum("trading_orders_total"), orders, "{t}");
+    assert_eq!(
+        sum("trading_orders_closed_total") + sum("trading_orders_open"),
+        orders,
+        "{t}"
+    );
+    assert_eq!(sum("trading_fills_total"), fills, "{t}");
+    assert!((sum("trading_traded_notional_total") - notional).abs() < 1e-6 * notional);
+    assert_eq!(
+        sum("trading_order_fill_latency_seconds_count"),
+        fills,
+        "{t}"
+    );
+    // beta lost 1 % per snapshot for ~25 snapshots; gamma's heartbeat stopped at the start.
+    let beta = e
+        .value("trading_max_drawdown_ratio", &[("strategy", "beta")])
+        .expect("beta has snapshots");
+    assert!(beta < -0.1, "beta's forced drawdown is only {beta}\n{t}");
+    let age = |s: &str| {
+        e.value("trading_strategy_heartbeat_age_seconds", &[("strategy", s)])
+            .expect("heartbeat written")
+    };
+    assert!(age("gamma") >= age("alpha") + 4.0, "{t}");
+    absent(&e, t, "trading_equity", &[("strategy", "gamma")]);
+    check(&e, t, "trading_strategy_up", &[("strategy", "gamma")], 1.0);
+}
