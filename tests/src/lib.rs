@@ -9,11 +9,13 @@
 //! binary names the Debian package). Call them from the test's own thread: the parent-death
 //! signal fires when the *thread* that spawned the child exits.
 
+pub mod app;
 pub mod process;
 pub mod prom_text;
 pub mod servers;
 pub mod tls;
 
+pub use app::App;
 pub use process::{Child, free_port, http_get, require, wait_until};
 pub use servers::{
     Alertmanager, GoExporter, Postgres, Prometheus, Redis, Smtp, SmtpOptions, SmtpTls,

@@ -124,8 +124,8 @@ impl Postgres {
 
     /// Fast shutdown (SIGINT), as an operator's `pg_ctl stop -m fast`.
     pub fn stop(&mut self) {
+        self.resume();
         if let Some(mut child) = self.child.take() {
-            child.signal(libc::SIGCONT);
             child.signal_main(libc::SIGINT);
             if child.wait_exit(Duration::from_secs(20)).is_none() {
                 child.signal(libc::SIGKILL);
@@ -168,23 +168,59 @@ impl Postgres {
     }
 
     /// Freezes the postmaster and every backend (SIGSTOP): a hung server, not a dead one.
+    /// Backends call setsid(), so they are not in the postmaster's process group: each is
+    /// found through /proc and stopped by pid.
     pub fn pause(&self) {
         if let Some(c) = &self.child {
-            c.signal(libc::SIGSTOP);
+            c.signal_main(libc::SIGSTOP);
+            for pid in children_of(c.pid()) {
+                // SAFETY: kill on a pid we just read as a child of our postmaster.
+                unsafe { libc::kill(pid, libc::SIGSTOP) };
+            }
         }
     }
 
     pub fn resume(&self) {
         if let Some(c) = &self.child {
-            c.signal(libc::SIGCONT);
+            for pid in children_of(c.pid()) {
+                // SAFETY: as in pause.
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+            }
+            c.signal_main(libc::SIGCONT);
         }
     }
 }
 
+/// Pids whose parent is `ppid` (from /proc/PID/stat).
+fn children_of(ppid: i32) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| {
+                    // Fields after the parenthesised command name: state, ppid, ...
+                    let rest = st.rsplit_once(')')?.1;
+                    rest.split_ascii_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(ppid)
+        })
+        .collect()
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
+        // Thaw a paused server so the kill in Child::drop is not left pending on stopped
+        // backends, then kill the backends too: they are outside the postmaster's group.
+        self.resume();
         if let Some(c) = &self.child {
-            c.signal(libc::SIGCONT);
+            for pid in children_of(c.pid()) {
+                // SAFETY: kill on a pid we just read as a child of our postmaster.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
         }
     }
 }

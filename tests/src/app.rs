@@ -1,0 +1,135 @@
+//! Our own binaries (exporter, router) run as real processes on a free loopback port.
+
+use crate::process::{Child, RunAs, free_port, wait_until};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// Environment variables a test must set explicitly if it wants them: inheriting them from
+/// the developer's shell would make tests depend on the machine.
+const SCRUBBED_ENV: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "TRADING_DATABASE_URL",
+    "TRADING_TIMEZONE",
+    "TRADING_DAY_START",
+    "ROUTER_DATABASE_URL",
+    "ROUTER_WEBHOOK_TOKEN",
+    "ROUTER_API_TOKEN",
+    "ROUTER_PUBLIC_URL",
+    "ROUTER_ACK_SECRET",
+    "RUST_LOG",
+];
+
+/// A running instance of one of our binaries; killed on drop.
+pub struct App {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl App {
+    /// Starts `binary` with `--web.listen-address 127.0.0.1:PORT` plus `args` and `env`, and
+    /// waits until `/healthz` answers 200.
+    pub fn start(binary: &str, args: &[&str], env: &[(&str, &str)]) -> App {
+        let dir = tempfile::Builder::new()
+            .prefix("qw-app-")
+            .tempdir()
+            .expect("creating a temp dir must work");
+        let port = free_port();
+        let mut cmd = Command::new(binary);
+        cmd.arg("--web.listen-address")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args)
+            .current_dir(dir.path());
+        for k in SCRUBBED_ENV {
+            cmd.env_remove(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let name = Path::new(binary)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| binary.to_string());
+        let mut child = Child::spawn(&name, cmd, RunAs::Me, &dir.path().join("app.log"));
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("building a reqwest client must work");
+        let ready = wait_until(Duration::from_secs(30), || {
+            child.assert_running();
+            client
+                .get(&url)
+                .send()
+                .map(|r| r.status().as_u16() == 200)
+                .unwrap_or(false)
+        });
+        assert!(
+            ready,
+            "{name} did not become healthy:\n{}",
+            child.log_tail()
+        );
+        App { child, port, dir }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The process's working directory (its `./data/` lives here).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// GET `path`; returns (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        crate::http_get(&format!("{}{path}", self.url()))
+    }
+
+    /// GET /metrics as Prometheus does (with its timeout header); returns the parsed body and
+    /// how long the answer took.
+    pub fn scrape_with_timeout(
+        &self,
+        timeout_secs: f64,
+    ) -> (crate::prom_text::Exposition, Duration) {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs_f64(timeout_secs * 3.0 + 5.0))
+            .build()
+            .expect("building a reqwest client must work");
+        let start = std::time::Instant::now();
+        let resp = client
+            .get(format!("{}/metrics", self.url()))
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                timeout_secs.to_string(),
+            )
+            .send()
+            .unwrap_or_else(|e| panic!("scrape failed: {e}"));
+        let status = resp.status().as_u16();
+        let body = resp.text().unwrap_or_default();
+        let took = start.elapsed();
+        assert_eq!(status, 200, "scrape answered {status}: {body}");
+        (crate::prom_text::parse(&body), took)
+    }
+
+    /// GET /metrics with a 10 s scrape timeout.
+    pub fn scrape(&self) -> crate::prom_text::Exposition {
+        self.scrape_with_timeout(10.0).0
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("app.log")).unwrap_or_default()
+    }
+}
