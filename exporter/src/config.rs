@@ -417,6 +417,17 @@ impl Config {
     }
 }
 
+/// Name prefixes of the built-in collectors' families: a custom metric there could collide
+/// with one of them and make the whole exposition invalid.
+const RESERVED_PREFIXES: [&str; 6] = [
+    "node_",
+    "pg_",
+    "redis_",
+    "quantwatch_exporter_",
+    "process_",
+    "trading_custom_metric_",
+];
+
 /// Prometheus metric names (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
 fn is_metric_name(s: &str) -> bool {
     let mut chars = s.chars();
@@ -526,6 +537,14 @@ impl TradingConfig {
                     key("name"),
                     format!(
                         "{:?} is not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
+                        m.name
+                    ),
+                );
+            } else if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| m.name.starts_with(*p)) {
+                bad(
+                    key("name"),
+                    format!(
+                        "{:?} starts with {prefix:?}, reserved for the built-in collectors",
                         m.name
                     ),
                 );
@@ -762,7 +781,7 @@ mod tests {
 
     #[test]
     fn trading_problems_name_each_key() {
-        let yaml = "trading:\n  timezone: Mars/Olympus\n  day_start: '9:00'\n  max_symbols: 0\n  histogram_buckets: [1, 0.5]\n  custom_metrics:\n    - name: 'bad name'\n      value: v\n      query: SELECT 1 AS v\n    - name: ok_metric\n      labels: [a, a]\n      value: ''\n      query: ''\n      timeout: 0s\n    - name: trading_equity\n      value: v\n      query: SELECT 1\n";
+        let yaml = "trading:\n  timezone: Mars/Olympus\n  day_start: '9:00'\n  max_symbols: 0\n  histogram_buckets: [1, 0.5]\n  custom_metrics:\n    - name: 'bad name'\n      value: v\n      query: SELECT 1 AS v\n    - name: ok_metric\n      labels: [a, a]\n      value: ''\n      query: ''\n      timeout: 0s\n    - name: trading_equity\n      value: v\n      query: SELECT 1\n    - name: pg_up\n      value: v\n      query: SELECT 1\n";
         let err = load_str(yaml, &env(&[])).unwrap_err();
         let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(
@@ -778,6 +797,7 @@ mod tests {
                 "trading.custom_metrics[1].query",
                 "trading.custom_metrics[1].timeout",
                 "trading.custom_metrics[2].name",
+                "trading.custom_metrics[3].name",
             ],
             "{err}"
         );

@@ -493,8 +493,11 @@ pub fn render(
         book.notional
             .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let mut other: Option<Decimal> = None;
+        let overflow = book.notional.len() > max_symbols;
         for (i, (sym, n)) in book.notional.iter().enumerate() {
-            if i < max_symbols {
+            // A real symbol named "other" joins the overflow bucket rather than duplicating
+            // its label set (which Prometheus would reject for the whole scrape).
+            if i < max_symbols && !(overflow && sym == "other") {
                 notional_f.add(&[("strategy", name), ("symbol", sym)], f(*n));
             } else {
                 other = Some(other.unwrap_or_default().saturating_add(*n));
@@ -638,5 +641,65 @@ impl Collector for TradingCollector {
                 Ok(Ok(()))
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trading::queries::{PositionRow, StrategyRow};
+
+    fn position(symbol: &str, q: i64, price: i64) -> PositionRow {
+        PositionRow {
+            strategy_id: 1,
+            symbol: symbol.to_string(),
+            quantity: Decimal::from(q),
+            avg_price: Decimal::from(price),
+            market_price: Decimal::from(price),
+        }
+    }
+
+    #[test]
+    fn a_symbol_named_other_joins_the_overflow_bucket() {
+        let data = TradingData {
+            strategies: vec![StrategyRow {
+                id: 1,
+                name: "alpha".into(),
+                status: "active".into(),
+                risk_budget: None,
+                heartbeat_at: None,
+                latest_ts: None,
+                latest_equity: None,
+                latest_realized: None,
+                peak: None,
+                max_drawdown: None,
+                before_day_equity: None,
+                first_of_day_ts: None,
+                first_of_day_equity: None,
+            }],
+            positions: vec![
+                position("other", 10, 1),
+                position("A", -100, 1),
+                position("B", 50, 1),
+            ],
+            ..TradingData::default()
+        };
+        let fams = render(&data, Utc::now(), 1, PortfolioPeak::Loading);
+        let text = crate::metrics::encode(&fams.0);
+        assert!(
+            text.contains("trading_position_notional{strategy=\"alpha\",symbol=\"A\"} 100\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("trading_position_notional{strategy=\"alpha\",symbol=\"other\"} 60\n"),
+            "{text}"
+        );
+        let other_lines = text
+            .lines()
+            .filter(|l| l.starts_with("trading_position_notional{") && l.contains("\"other\""))
+            .count();
+        assert_eq!(other_lines, 1, "{text}");
+        // No snapshots anywhere: no portfolio series.
+        assert!(!text.contains("trading_portfolio_equity"), "{text}");
     }
 }
