@@ -1038,3 +1038,84 @@ async fn migrate_and_simulate_commands_produce_consistent_activity() {
     absent(&e, t, "trading_equity", &[("strategy", "gamma")]);
     check(&e, t, "trading_strategy_up", &[("strategy", "gamma")], 1.0);
 }
+
+#[tokio::test]
+async fn custom_metrics_alone_on_a_database_without_the_reference_schema() {
+    let pg = Postgres::start();
+    let url = pg.create_database("oms");
+    pg.psql(
+        "oms",
+        "CREATE TABLE books (book TEXT, pnl NUMERIC); INSERT INTO books VALUES ('x', -12.5);",
+    );
+    let c = collector(
+        &url,
+        "  reference_schema: false
+  custom_metrics:
+    - name: oms_book_pnl
+      labels: [book]
+      value: pnl
+      query: SELECT book, pnl FROM books
+",
+    );
+    let (t, e) = scrape(&c, "2024-06-01T10:00:00Z").await;
+    check(
+        &e,
+        &t,
+        "quantwatch_exporter_collector_success",
+        &[("collector", "trading")],
+        1.0,
+    );
+    check(&e, &t, "trading_up", &[], 1.0);
+    check(&e, &t, "oms_book_pnl", &[("book", "x")], -12.5);
+    assert!(e.matching("trading_strategy_up", &[]).is_empty(), "{t}");
+    assert!(
+        e.matching("trading_portfolio_equity", &[]).is_empty(),
+        "{t}"
+    );
+}
+
+#[tokio::test]
+async fn a_hung_trading_database_does_not_hang_the_scrape() {
+    let pg = Postgres::start();
+    let url = migrated(&pg, "hung").await;
+    pg.psql(
+        "hung",
+        "INSERT INTO strategies (name, status) VALUES ('alpha', 'active')",
+    );
+    let c = collector(&url, "");
+    let (t, e) = scrape(&c, "2024-06-01T10:00:00Z").await;
+    check(&e, &t, "trading_up", &[], 1.0);
+
+    pg.pause();
+    let collectors: Vec<Arc<dyn Collector>> = vec![c.clone()];
+    let scraper = Scraper::new(collectors, Duration::from_secs(2), Duration::ZERO);
+    let started = std::time::Instant::now();
+    let text = scraper.scrape(Duration::from_secs(2)).await;
+    let took = started.elapsed();
+    pg.resume();
+    assert!(took < Duration::from_secs(3), "scrape took {took:?}");
+    let e = parse(&text);
+    check(&e, &text, "trading_up", &[], 0.0);
+    check(
+        &e,
+        &text,
+        "quantwatch_exporter_collector_success",
+        &[("collector", "trading")],
+        0.0,
+    );
+
+    let back = async {
+        for _ in 0..50 {
+            let (_, e) = scrape(&c, "2024-06-01T10:00:00Z").await;
+            if e.value("trading_up", &[]) == Some(1.0) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    };
+    assert!(
+        back.await,
+        "trading_up did not return to 1 after the server resumed"
+    );
+}
