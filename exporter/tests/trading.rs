@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use quantwatch_exporter::collectors::Collector;
 use quantwatch_exporter::collectors::trading::TradingCollector;
-use quantwatch_exporter::config::{Config, Env};
+use quantwatch_exporter::config::Config;
 use quantwatch_exporter::scrape::Scraper;
 use quantwatch_exporter::trading::migrate;
 use std::sync::Arc;
@@ -12,17 +12,29 @@ use std::time::Duration;
 use testkit::Postgres;
 use testkit::prom_text::{Exposition, parse};
 
-fn no_env() -> impl Env {
-    |_: &str| None::<String>
-}
-
 /// A trading collector configured through the real config loader.
 fn collector(url: &str, trading_yaml: &str) -> Arc<TradingCollector> {
+    collector_with_env(url, trading_yaml, &[])
+}
+
+/// The same, with environment variables (which win over the file).
+fn collector_with_env(
+    url: &str,
+    trading_yaml: &str,
+    env: &[(&'static str, &'static str)],
+) -> Arc<TradingCollector> {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("exporter.yml");
     let yaml = format!("host:\n  enabled: false\ntrading:\n  url: {url}\n{trading_yaml}");
     std::fs::write(&path, yaml).expect("write config");
-    let cfg = Config::load(Some(&path), &no_env()).expect("valid config");
+    let pairs = env.to_vec();
+    let env = move |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    };
+    let cfg = Config::load(Some(&path), &env).expect("valid config");
     Arc::new(TradingCollector::from_config(&cfg.trading).expect("trading collector is on"))
 }
 
@@ -152,9 +164,14 @@ async fn every_trading_metric_matches_hand_computed_answers() {
     let pg = Postgres::start();
     let url = migrated(&pg, "shanghai").await;
     pg.psql("shanghai", SHANGHAI_FIXTURE);
-    let c = collector(
+    // The file says UTC; the environment (as in a container) wins.
+    let c = collector_with_env(
         &url,
-        "  timezone: Asia/Shanghai\n  day_start: '09:00'\n  max_symbols: 2\n",
+        "  timezone: UTC\n  max_symbols: 2\n",
+        &[
+            ("TRADING_TIMEZONE", "Asia/Shanghai"),
+            ("TRADING_DAY_START", "09:00"),
+        ],
     );
     let (t, e) = scrape(&c, "2024-05-10T06:00:00Z").await;
     let t = t.as_str();
