@@ -103,7 +103,7 @@ impl Default for HostConfig {
     }
 }
 
-#[derive(Clone, Deserialize, Default)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PostgresConfig {
     /// Off when empty. Env `DATABASE_URL` wins over the file.
@@ -114,6 +114,22 @@ pub struct PostgresConfig {
     pub lock_timeout: Duration,
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
+    /// How often pg_database_size() is re-measured (it stats every file; sizes move slowly).
+    /// `0s` measures on every scrape.
+    #[serde(with = "duration")]
+    pub database_size_refresh: Duration,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            url: None,
+            statement_timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(3),
+            database_size_refresh: Duration::from_secs(30),
+        }
+    }
 }
 
 impl fmt::Debug for PostgresConfig {
@@ -125,7 +141,7 @@ impl fmt::Debug for PostgresConfig {
     }
 }
 
-#[derive(Clone, Deserialize, Default, Debug)]
+#[derive(Clone, Deserialize, Debug)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// Off when empty. Env `REDIS_URL` wins over the file.
@@ -224,19 +240,12 @@ pub enum CustomMetricType {
     Counter,
 }
 
-/// Defaults applied after parsing so that `Default` above stays derive-able for Option urls.
-fn apply_timeout_defaults(c: &mut Config) {
-    if c.postgres.statement_timeout.is_zero() {
-        c.postgres.statement_timeout = Duration::from_secs(5);
-    }
-    if c.postgres.lock_timeout.is_zero() {
-        c.postgres.lock_timeout = Duration::from_secs(1);
-    }
-    if c.postgres.connect_timeout.is_zero() {
-        c.postgres.connect_timeout = Duration::from_secs(3);
-    }
-    if c.redis.connect_timeout.is_zero() {
-        c.redis.connect_timeout = Duration::from_secs(3);
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            connect_timeout: Duration::from_secs(3),
+        }
     }
 }
 
@@ -357,7 +366,6 @@ impl Config {
         if let Some(start) = env.var("TRADING_DAY_START") {
             config.trading.day_start = start;
         }
-        apply_timeout_defaults(&mut config);
         let problems = config.validate(&file);
         if problems.is_empty() {
             Ok(config)
@@ -378,8 +386,22 @@ impl Config {
         if let Err(why) = check_listen_address(&self.web.listen_address) {
             bad("web.listen_address", &why);
         }
-        if self.web.default_scrape_timeout.is_zero() {
-            bad("web.default_scrape_timeout", "must be greater than 0s");
+        for (key, d) in [
+            (
+                "web.default_scrape_timeout",
+                self.web.default_scrape_timeout,
+            ),
+            (
+                "postgres.statement_timeout",
+                self.postgres.statement_timeout,
+            ),
+            ("postgres.lock_timeout", self.postgres.lock_timeout),
+            ("postgres.connect_timeout", self.postgres.connect_timeout),
+            ("redis.connect_timeout", self.redis.connect_timeout),
+        ] {
+            if d.is_zero() {
+                bad(key, "must be greater than 0s");
+            }
         }
         // An empty url means "off", the same as no url.
         if self.postgres.url.as_ref().is_some_and(|u| u.0.is_empty()) {

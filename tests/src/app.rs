@@ -88,6 +88,10 @@ impl App {
         self.dir.path()
     }
 
+    pub fn child_pid(&self) -> i32 {
+        self.child.pid()
+    }
+
     pub fn child(&mut self) -> &mut Child {
         &mut self.child
     }

@@ -151,41 +151,8 @@ impl HostCollector {
             "node_filesystem_device_error",
             "Whether an error occurred while getting statistics for the given device.",
         );
-        let checks = mounts.into_iter().map(|m| {
-            let stuck = self.stuck.clone();
-            async move {
-                let already = stuck
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .contains(&m.mountpoint);
-                if already {
-                    return (m, None);
-                }
-                let path = m.mountpoint.clone();
-                let stuck2 = stuck.clone();
-                let task = tokio::task::spawn_blocking(move || {
-                    let r = statvfs(&path);
-                    stuck2
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&path);
-                    r
-                });
-                match tokio::time::timeout(STATFS_TIMEOUT, task).await {
-                    Ok(Ok(r)) => (m, r),
-                    Ok(Err(_)) => (m, None),
-                    Err(_) => {
-                        tracing::warn!(mountpoint = %m.mountpoint, "statvfs timed out; skipping the mount until it returns");
-                        stuck
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(m.mountpoint.clone());
-                        (m, None)
-                    }
-                }
-            }
-        });
-        for (m, stat) in futures::future::join_all(checks).await {
+        let stats = self.statvfs_all(mounts.clone()).await;
+        for (m, stat) in mounts.iter().zip(stats) {
             let labels = [
                 ("device", m.device.as_str()),
                 ("fstype", m.fstype.as_str()),
@@ -209,6 +176,52 @@ impl HostCollector {
         for f in [avail, device_error, files, files_free, free, readonly, size] {
             fams.push(f);
         }
+    }
+}
+
+impl HostCollector {
+    /// statvfs of every mount, in order, on one blocking thread. A call that has not returned
+    /// after STATFS_TIMEOUT marks its mount as stuck: it and the mounts not reached yet get
+    /// `None` (device_error 1), and stuck mounts are skipped until their call returns.
+    async fn statvfs_all(&self, mounts: Vec<Mount>) -> Vec<Option<FsStat>> {
+        let n = mounts.len();
+        let skip: HashSet<String> = self.stuck.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let done: Arc<Mutex<Vec<Option<FsStat>>>> = Arc::new(Mutex::new(Vec::with_capacity(n)));
+        let in_flight: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let (done2, in_flight2, stuck2) = (done.clone(), in_flight.clone(), self.stuck.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            for m in mounts {
+                let r = if skip.contains(&m.mountpoint) {
+                    None
+                } else {
+                    *in_flight2.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(m.mountpoint.clone());
+                    let r = statvfs(&m.mountpoint);
+                    let mut f = in_flight2.lock().unwrap_or_else(|p| p.into_inner());
+                    *f = None;
+                    stuck2
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&m.mountpoint);
+                    drop(f);
+                    r
+                };
+                done2.lock().unwrap_or_else(|p| p.into_inner()).push(r);
+            }
+        });
+        if tokio::time::timeout(STATFS_TIMEOUT, task).await.is_err() {
+            let f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(mp) = f.as_ref() {
+                tracing::warn!(mountpoint = %mp, "statvfs timed out; skipping the mount until it returns");
+                self.stuck
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(mp.clone());
+            }
+        }
+        let mut out = std::mem::take(&mut *done.lock().unwrap_or_else(|p| p.into_inner()));
+        out.resize_with(n, || None);
+        out
     }
 }
 

@@ -3,6 +3,7 @@
 //! A new collector is one new file here plus one line in [`build`].
 
 pub mod host;
+pub mod pg_conn;
 pub mod postgres;
 pub mod redis;
 pub mod trading;

@@ -4,21 +4,30 @@
 //! every session with `statement_timeout` and `lock_timeout`, every query read-only. A scrape
 //! runs its statements on one connection; they are prepared once per connection by sqlx.
 
+use super::pg_conn::{ConnPool, PoolError};
 use super::{CollectError, Collector, ScrapeContext};
 use crate::config::PostgresConfig;
 use crate::metrics::{Families, Family};
 use futures::future::BoxFuture;
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use std::str::FromStr;
 use std::time::Duration;
 
 /// The most connections this collector ever holds open.
-pub const MAX_CONNECTIONS: u32 = 2;
+pub const MAX_CONNECTIONS: usize = 2;
+
+/// When database sizes were measured, and the (datname, bytes) pairs.
+type SizeCache = (std::time::Instant, Vec<(String, f64)>);
 
 pub struct PostgresCollector {
-    pool: PgPool,
+    pool: ConnPool,
     connect_timeout: Duration,
+    size_refresh: Duration,
+    /// pg_database_size() stats every file of every database: milliseconds on a real server
+    /// where everything else here takes microseconds. Sizes move slowly, so they are
+    /// re-measured at most every `size_refresh` (a PostgreSQL restart drops the cache).
+    sizes: tokio::sync::Mutex<Option<SizeCache>>,
 }
 
 const SERVER_SQL: &str = "SELECT current_setting('max_connections')::float8, \
@@ -166,32 +175,52 @@ impl PostgresCollector {
             ("lock_timeout", config.lock_timeout.as_millis().to_string()),
             ("default_transaction_read_only", "on".to_string()),
         ]);
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .min_connections(0)
-            .acquire_timeout(config.connect_timeout)
-            .idle_timeout(Some(Duration::from_secs(300)))
-            .test_before_acquire(true)
-            .connect_lazy_with(opts);
+        let pool = ConnPool::new(opts, MAX_CONNECTIONS, config.connect_timeout);
         PostgresCollector {
             pool,
             connect_timeout: config.connect_timeout,
+            size_refresh: config.database_size_refresh,
+            sizes: tokio::sync::Mutex::new(None),
         }
     }
 
-    async fn gather(&self) -> Result<Families, CollectError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| CollectError::Unreachable(e.to_string()))?;
+    async fn gather(&self, budget: Duration) -> Result<Families, CollectError> {
+        let unreachable = |e: PoolError| CollectError::Unreachable(e.to_string());
+        let mut lease = self.pool.get(budget).await.map_err(unreachable)?;
+        let server: Result<(f64, f64, f64), sqlx::Error> =
+            sqlx::query_as(SERVER_SQL).fetch_one(lease.conn()).await;
+        let (max_conn, start_time, lag) = match server {
+            Ok(v) => v,
+            // An idle connection that died with a restarted server: drop it and every other
+            // idle one, and try once on a fresh connection.
+            Err(e @ (sqlx::Error::Io(_) | sqlx::Error::Protocol(_))) if lease.reused => {
+                tracing::debug!(error = %e, "postgres: stale pooled connection; reconnecting");
+                drop(lease);
+                self.pool.clear();
+                *self.sizes.lock().await = None;
+                lease = self.pool.get(budget).await.map_err(unreachable)?;
+                sqlx::query_as(SERVER_SQL)
+                    .fetch_one(lease.conn())
+                    .await
+                    .map_err(|e| CollectError::Unreachable(e.to_string()))?
+            }
+            Err(e) => return Err(CollectError::Unreachable(e.to_string())),
+        };
+        let fams = self.rest(lease.conn(), max_conn, start_time, lag).await?;
+        // Only a connection whose every statement succeeded goes back to the pool.
+        lease.release();
+        Ok(fams)
+    }
+
+    async fn rest(
+        &self,
+        conn: &mut PgConnection,
+        max_conn: f64,
+        start_time: f64,
+        lag: f64,
+    ) -> Result<Families, CollectError> {
         let q = |e: sqlx::Error| CollectError::Query(e.to_string());
         let mut fams = Families::default();
-
-        let (max_conn, start_time, lag): (f64, f64, f64) = sqlx::query_as(SERVER_SQL)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(q)?;
 
         let activity: Vec<(String, String, f64, f64)> = sqlx::query_as(ACTIVITY_SQL)
             .fetch_all(&mut *conn)
@@ -211,10 +240,20 @@ impl PostgresCollector {
             max_tx.add(&labels, *dur);
         }
 
-        let sizes: Vec<(String, f64)> = sqlx::query_as(DATABASE_SQL)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(q)?;
+        let sizes = {
+            let mut cache = self.sizes.lock().await;
+            match &*cache {
+                Some((at, v)) if at.elapsed() < self.size_refresh => v.clone(),
+                _ => {
+                    let v: Vec<(String, f64)> = sqlx::query_as(DATABASE_SQL)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(q)?;
+                    *cache = Some((std::time::Instant::now(), v.clone()));
+                    v
+                }
+            }
+        };
         let mut size = Family::gauge("pg_database_size_bytes", "Disk space used by the database");
         for (datname, bytes) in &sizes {
             size.add(&[("datname", datname)], *bytes);
@@ -253,7 +292,6 @@ impl PostgresCollector {
         for (datname, mode, n) in &locks {
             locks_f.add(&[("datname", datname), ("mode", mode)], *n);
         }
-        drop(conn);
 
         fams.gauge("pg_up", "Whether the last scrape of metrics from PostgreSQL was able to connect to the server (1 for yes, 0 for no).", 1.0);
         fams.gauge(
@@ -287,8 +325,8 @@ impl Collector for PostgresCollector {
         "postgres"
     }
 
-    fn collect<'a>(&'a self, _ctx: ScrapeContext) -> BoxFuture<'a, Result<Families, CollectError>> {
-        Box::pin(self.gather())
+    fn collect<'a>(&'a self, ctx: ScrapeContext) -> BoxFuture<'a, Result<Families, CollectError>> {
+        Box::pin(self.gather(ctx.budget))
     }
 
     fn down(&self) -> Families {
@@ -300,11 +338,13 @@ impl Collector for PostgresCollector {
     fn ready<'a>(&'a self) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             let check = async {
-                let mut c = self.pool.acquire().await.ok()?;
-                sqlx::query_scalar::<_, i32>("SELECT 1")
-                    .fetch_one(&mut *c)
+                let mut lease = self.pool.get(self.connect_timeout).await.ok()?;
+                let one = sqlx::query_scalar::<_, i32>("SELECT 1")
+                    .fetch_one(lease.conn())
                     .await
-                    .ok()
+                    .ok()?;
+                lease.release();
+                Some(one)
             };
             matches!(
                 tokio::time::timeout(self.connect_timeout, check).await,
