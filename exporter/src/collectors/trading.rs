@@ -8,6 +8,7 @@
 //! migrations' triggers maintain, so the cost does not grow with history. Money stays
 //! [`Decimal`] until a sample is written.
 
+use super::pg_conn::ConnPool;
 use super::{CollectError, Collector, ScrapeContext};
 use crate::config::{CustomMetric, TradingConfig};
 use crate::metrics::{Families, Family};
@@ -16,14 +17,15 @@ use crate::trading::portfolio::{SETTLE_LAG, Settled, fold};
 use crate::trading::queries::{
     PORTFOLIO_BASE_SQL, PORTFOLIO_PEAK_SQL, PORTFOLIO_TAIL_SQL, SnapshotRow, TradingData, read_all,
 };
+use crate::trading::session;
 use crate::trading::{custom, queries};
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Acquire, PgConnection};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Executor, PgConnection};
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +34,7 @@ use std::time::{Duration, Instant};
 
 /// Connections this collector may hold: the scrape's transaction, the one-time portfolio
 /// load and a few custom metrics at once.
-pub const MAX_CONNECTIONS: u32 = 4;
+pub const MAX_CONNECTIONS: usize = 4;
 
 /// The one-time portfolio pass runs off the scrape path and may take longer than a scrape.
 const PORTFOLIO_LOAD_TIMEOUT: Duration = Duration::from_secs(600);
@@ -43,7 +45,7 @@ const OPEN_STATUSES: [&str; 2] = ["new", "partially_filled"];
 const TERMINAL_STATUSES: [&str; 3] = ["filled", "cancelled", "rejected"];
 
 pub struct TradingCollector {
-    pool: PgPool,
+    pool: Arc<ConnPool>,
     tz: Tz,
     day_start: NaiveTime,
     max_symbols: usize,
@@ -89,13 +91,7 @@ impl TradingCollector {
                 ),
                 ("default_transaction_read_only", "on".to_string()),
             ]);
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .min_connections(0)
-            .acquire_timeout(config.connect_timeout)
-            .idle_timeout(Some(Duration::from_secs(300)))
-            .test_before_acquire(true)
-            .connect_lazy_with(opts);
+        let pool = Arc::new(ConnPool::new(opts, MAX_CONNECTIONS, config.connect_timeout));
         TradingCollector {
             pool,
             tz: config.tz,
@@ -142,45 +138,37 @@ impl TradingCollector {
     }
 
     async fn ping(&self) -> Result<(), CollectError> {
-        let mut c = self
-            .pool
-            .acquire()
+        let lease = session::begin(&self.pool, self.connect_timeout, "BEGIN READ ONLY")
             .await
-            .map_err(|e| CollectError::Unreachable(e.to_string()))?;
-        sqlx::query("SELECT 1")
-            .execute(&mut *c)
-            .await
-            .map_err(|e| CollectError::Query(e.to_string()))?;
+            .map_err(CollectError::Unreachable)?;
+        session::finish(lease).await;
         Ok(())
     }
 
     async fn builtin(&self, ctx: ScrapeContext) -> Result<Families, CollectError> {
         let q = |e: sqlx::Error| CollectError::Query(e.to_string());
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| CollectError::Unreachable(e.to_string()))?;
-        let mut tx = conn.begin().await.map_err(q)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(q)?;
+        let mut lease = session::begin(
+            &self.pool,
+            ctx.budget,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+        )
+        .await
+        .map_err(CollectError::Unreachable)?;
         let now = match self.pinned_now() {
             Some(t) => t,
             None => sqlx::query_scalar::<_, DateTime<Utc>>("SELECT now()")
-                .fetch_one(&mut *tx)
+                .fetch_one(lease.conn())
                 .await
                 .map_err(q)?,
         };
         let day_start = trading_day_start(now, self.tz, self.day_start);
-        let data = read_all(&mut tx, day_start, now).await.map_err(q)?;
+        let data = read_all(lease.conn(), day_start, now).await.map_err(q)?;
         let peak = self
-            .portfolio_peak(&mut tx, now, ctx.budget)
+            .portfolio_peak(lease.conn(), now, ctx.budget)
             .await
             .map_err(q)?;
-        // Read-only: ending it either way is the same; rollback cannot fail on our side.
-        let _ = tx.rollback().await;
+        // Only a connection whose every statement succeeded goes back to the pool.
+        session::finish(lease).await;
         Ok(render(&data, now, self.max_symbols, peak))
     }
 
@@ -243,26 +231,36 @@ impl TradingCollector {
     }
 }
 
-async fn load_portfolio(pool: &PgPool, until: DateTime<Utc>) -> Result<Settled, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(&format!(
-        "SET LOCAL statement_timeout = {}",
-        PORTFOLIO_LOAD_TIMEOUT.as_millis()
-    ))
-    .execute(&mut *tx)
+async fn load_portfolio(pool: &ConnPool, until: DateTime<Utc>) -> Result<Settled, String> {
+    let mut lease = session::begin(
+        pool,
+        PORTFOLIO_LOAD_TIMEOUT,
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    )
     .await?;
+    let e = |e: sqlx::Error| e.to_string();
+    lease
+        .conn()
+        .execute(
+            format!(
+                "SET LOCAL statement_timeout = {}",
+                PORTFOLIO_LOAD_TIMEOUT.as_millis()
+            )
+            .as_str(),
+        )
+        .await
+        .map_err(e)?;
     let peak: Option<Decimal> = sqlx::query_scalar(PORTFOLIO_PEAK_SQL)
         .bind(until)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(lease.conn())
+        .await
+        .map_err(e)?;
     let base: Vec<SnapshotRow> = sqlx::query_as(PORTFOLIO_BASE_SQL)
         .bind(until)
-        .fetch_all(&mut *tx)
-        .await?;
-    let _ = tx.rollback().await;
+        .fetch_all(lease.conn())
+        .await
+        .map_err(e)?;
+    session::finish(lease).await;
     let equity = base
         .into_iter()
         .map(|r| (r.strategy_id, r.equity))

@@ -5,11 +5,14 @@
 //! own family: it is reported by `trading_custom_metric_success{metric} 0` and the rest of
 //! the scrape goes on.
 
+use crate::collectors::pg_conn::ConnPool;
 use crate::config::{CustomMetric, CustomMetricType};
 use crate::metrics::{Families, Family};
+use crate::trading::session;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::Executor;
+use sqlx::postgres::PgRow;
 use sqlx::{Column, Row, TypeInfo};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -19,7 +22,7 @@ const CLIENT_GRACE: Duration = Duration::from_millis(500);
 
 /// Runs every metric concurrently and returns their families plus the per-metric
 /// success and duration families.
-pub async fn collect(pool: &PgPool, metrics: &[CustomMetric]) -> Families {
+pub async fn collect(pool: &ConnPool, metrics: &[CustomMetric]) -> Families {
     let runs = metrics.iter().map(|m| async move {
         let start = Instant::now();
         let result = match tokio::time::timeout(m.timeout + CLIENT_GRACE, run_one(pool, m)).await {
@@ -57,28 +60,25 @@ pub async fn collect(pool: &PgPool, metrics: &[CustomMetric]) -> Families {
     fams
 }
 
-async fn run_one(pool: &PgPool, m: &CustomMetric) -> Result<Family, String> {
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(|e| format!("cannot get a connection: {e}"))?;
-    sqlx::query("SET TRANSACTION READ ONLY")
-        .execute(&mut *tx)
+async fn run_one(pool: &ConnPool, m: &CustomMetric) -> Result<Family, String> {
+    let mut lease = session::begin(pool, m.timeout, "BEGIN READ ONLY").await?;
+    lease
+        .conn()
+        .execute(
+            format!(
+                "SET LOCAL statement_timeout = {}",
+                m.timeout.as_millis().max(1)
+            )
+            .as_str(),
+        )
         .await
         .map_err(|e| e.to_string())?;
-    sqlx::query(&format!(
-        "SET LOCAL statement_timeout = {}",
-        m.timeout.as_millis().max(1)
-    ))
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| e.to_string())?;
     let rows = sqlx::query(&m.query)
-        .fetch_all(&mut *tx)
+        .persistent(false)
+        .fetch_all(lease.conn())
         .await
         .map_err(|e| e.to_string())?;
-    // Nothing to keep: the transaction was read-only.
-    let _ = tx.rollback().await;
+    session::finish(lease).await;
     to_family(m, &rows)
 }
 

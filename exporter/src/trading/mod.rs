@@ -5,6 +5,7 @@
 //! - [`queries`]: every statement a scrape runs, each an indexed read of bounded size;
 //! - [`portfolio`]: the portfolio equity series, folded incrementally in memory;
 //! - [`custom`]: operator-supplied SQL metrics for schemas that differ from ours;
+//! - [`session`]: read-only transactions on the fail-fast scrape pool;
 //! - [`migrate`]: the reference schema and its summary triggers, applied on request only.
 
 pub mod custom;
@@ -12,6 +13,7 @@ pub mod day;
 pub mod migrate;
 pub mod portfolio;
 pub mod queries;
+pub mod session;
 
 /// Every family the trading collector can produce; custom metrics may not reuse these names.
 pub const BUILTIN_FAMILIES: [&str; 30] = [
