@@ -19,6 +19,7 @@ pub struct Config {
     pub host: HostConfig,
     pub postgres: PostgresConfig,
     pub redis: RedisConfig,
+    pub trading: TradingConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +150,96 @@ pub struct RedisConfig {
     pub connect_timeout: Duration,
 }
 
+/// The trading collector (docs/trading.md lists every key).
+#[derive(Clone, Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
+pub struct TradingConfig {
+    /// `false` turns the collector off even when a URL is known (e.g. `DATABASE_URL` points
+    /// at a database without the trading schema).
+    pub enabled: bool,
+    /// `false` for a database without the reference schema: only `custom_metrics` (and
+    /// `trading_up`) are collected.
+    pub reference_schema: bool,
+    /// Env `TRADING_DATABASE_URL` wins over the file; with neither, the PostgreSQL URL
+    /// (`DATABASE_URL`) is used, as the contract says.
+    pub url: Option<Secret>,
+    /// IANA zone of the trading day (env `TRADING_TIMEZONE`).
+    pub timezone: String,
+    /// `HH:MM` local start of the trading day (env `TRADING_DAY_START`).
+    pub day_start: String,
+    /// Symbols per strategy on `trading_position_notional`; the rest are summed as "other".
+    pub max_symbols: usize,
+    #[serde(with = "duration")]
+    pub statement_timeout: Duration,
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// Upper bounds (seconds) of `trading_order_fill_latency_seconds`; applied to the
+    /// database's summary by `quantwatch-exporter migrate`.
+    pub histogram_buckets: Vec<f64>,
+    pub custom_metrics: Vec<CustomMetric>,
+    /// Parsed `timezone`, set by validation.
+    #[serde(skip)]
+    pub tz: chrono_tz::Tz,
+    /// Parsed `day_start`, set by validation.
+    #[serde(skip)]
+    pub day_start_time: chrono::NaiveTime,
+}
+
+/// The default fill-latency buckets: 5 ms to 1 min, for both algorithmic and manual flows.
+pub const DEFAULT_FILL_LATENCY_BUCKETS: [f64; 13] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+impl Default for TradingConfig {
+    fn default() -> Self {
+        TradingConfig {
+            enabled: true,
+            reference_schema: true,
+            url: None,
+            timezone: "UTC".to_string(),
+            day_start: "00:00".to_string(),
+            max_symbols: 50,
+            statement_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+            histogram_buckets: DEFAULT_FILL_LATENCY_BUCKETS.to_vec(),
+            custom_metrics: Vec::new(),
+            tz: chrono_tz::Tz::UTC,
+            day_start_time: chrono::NaiveTime::MIN,
+        }
+    }
+}
+
+/// A metric computed by an operator-supplied SQL query, for schemas that differ from ours.
+#[derive(Clone, Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct CustomMetric {
+    pub name: String,
+    #[serde(default)]
+    pub help: String,
+    #[serde(rename = "type", default)]
+    pub kind: CustomMetricType,
+    /// Columns whose (text) values become labels of the same name.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// The numeric column holding the sample value.
+    pub value: String,
+    pub query: String,
+    #[serde(with = "duration", default = "default_custom_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_custom_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Clone, Copy, Deserialize, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CustomMetricType {
+    #[default]
+    Gauge,
+    Counter,
+}
+
 impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
@@ -266,6 +357,15 @@ impl Config {
         if let Some(url) = env.var("REDIS_URL") {
             config.redis.url = Some(Secret(url));
         }
+        if let Some(url) = env.var("TRADING_DATABASE_URL") {
+            config.trading.url = Some(Secret(url));
+        }
+        if let Some(tz) = env.var("TRADING_TIMEZONE") {
+            config.trading.timezone = tz;
+        }
+        if let Some(start) = env.var("TRADING_DAY_START") {
+            config.trading.day_start = start;
+        }
         let problems = config.validate(&file);
         if problems.is_empty() {
             Ok(config)
@@ -327,6 +427,184 @@ impl Config {
                 "redis.url",
                 "must start with redis://, rediss:// or unix:// (value not shown: it may hold a password)",
             );
+        }
+        // The contract: the trading URL defaults to DATABASE_URL (a bad one is reported once,
+        // under postgres.url).
+        let postgres_reported = out.iter().any(|p| p.key == "postgres.url");
+        if self.trading.url.as_ref().is_none_or(|u| u.0.is_empty()) && !postgres_reported {
+            self.trading.url = self.postgres.url.clone();
+        }
+        out.extend(self.trading.validate(file));
+        out
+    }
+}
+
+/// Name prefixes of the built-in collectors' families: a custom metric there could collide
+/// with one of them and make the whole exposition invalid.
+const RESERVED_PREFIXES: [&str; 6] = [
+    "node_",
+    "pg_",
+    "redis_",
+    "quantwatch_exporter_",
+    "process_",
+    "trading_custom_metric_",
+];
+
+/// Prometheus metric names (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
+fn is_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Prometheus label names (`[a-zA-Z_][a-zA-Z0-9_]*`, `__` prefix reserved).
+fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with("__")
+}
+
+/// `HH:MM`, 24-hour clock.
+pub fn parse_day_start(s: &str) -> Option<chrono::NaiveTime> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    chrono::NaiveTime::from_hms_opt(h.parse().ok()?, m.parse().ok()?, 0)
+}
+
+impl TradingConfig {
+    fn validate(&mut self, file: &str) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |key: String, reason: String| {
+            out.push(Problem {
+                file: file.to_string(),
+                key,
+                reason,
+            })
+        };
+        if self.url.as_ref().is_some_and(|u| u.0.is_empty()) {
+            self.url = None;
+        }
+        if let Some(u) = &self.url
+            && !(u.0.starts_with("postgres://") || u.0.starts_with("postgresql://"))
+        {
+            bad(
+                "trading.url".into(),
+                "must start with postgres:// or postgresql:// (value not shown: it may hold a password)".into(),
+            );
+        }
+        match self.timezone.parse::<chrono_tz::Tz>() {
+            Ok(tz) => self.tz = tz,
+            Err(_) => bad(
+                "trading.timezone".into(),
+                format!(
+                    "{:?} is not an IANA time zone (e.g. \"Asia/Shanghai\", \"America/New_York\", \"UTC\")",
+                    self.timezone
+                ),
+            ),
+        }
+        match parse_day_start(&self.day_start) {
+            Some(t) => self.day_start_time = t,
+            None => bad(
+                "trading.day_start".into(),
+                format!(
+                    "{:?} is not HH:MM (24-hour clock, e.g. \"09:00\")",
+                    self.day_start
+                ),
+            ),
+        }
+        if self.max_symbols == 0 {
+            bad("trading.max_symbols".into(), "must be at least 1".into());
+        }
+        if self.statement_timeout.is_zero() {
+            bad(
+                "trading.statement_timeout".into(),
+                "must be greater than 0s".into(),
+            );
+        }
+        if self.connect_timeout.is_zero() {
+            bad(
+                "trading.connect_timeout".into(),
+                "must be greater than 0s".into(),
+            );
+        }
+        let b = &self.histogram_buckets;
+        if b.is_empty() {
+            bad(
+                "trading.histogram_buckets".into(),
+                "must list at least one bound".into(),
+            );
+        } else if b.iter().any(|v| !v.is_finite()) {
+            bad(
+                "trading.histogram_buckets".into(),
+                "bounds must be finite numbers (+Inf is always added)".into(),
+            );
+        } else if b.windows(2).any(|w| w[0] >= w[1]) {
+            bad(
+                "trading.histogram_buckets".into(),
+                "bounds must be strictly increasing".into(),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, m) in self.custom_metrics.iter().enumerate() {
+            let key = |field: &str| format!("trading.custom_metrics[{i}].{field}");
+            if !is_metric_name(&m.name) {
+                bad(
+                    key("name"),
+                    format!(
+                        "{:?} is not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
+                        m.name
+                    ),
+                );
+            } else if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| m.name.starts_with(*p)) {
+                bad(
+                    key("name"),
+                    format!(
+                        "{:?} starts with {prefix:?}, reserved for the built-in collectors",
+                        m.name
+                    ),
+                );
+            } else if crate::trading::BUILTIN_FAMILIES.contains(&m.name.as_str()) {
+                bad(
+                    key("name"),
+                    format!("{:?} is a built-in trading metric", m.name),
+                );
+            } else if !seen.insert(m.name.clone()) {
+                bad(
+                    key("name"),
+                    format!("{:?} is defined more than once", m.name),
+                );
+            }
+            let mut label_seen = std::collections::HashSet::new();
+            for l in &m.labels {
+                if !is_label_name(l) {
+                    bad(
+                        key("labels"),
+                        format!(
+                            "{l:?} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, no __ prefix)"
+                        ),
+                    );
+                } else if !label_seen.insert(l.as_str()) {
+                    bad(key("labels"), format!("{l:?} is listed more than once"));
+                } else if *l == m.value {
+                    bad(key("labels"), format!("{l:?} is also the value column"));
+                }
+            }
+            if m.value.trim().is_empty() {
+                bad(key("value"), "must name the value column".into());
+            }
+            if m.query.trim().is_empty() {
+                bad(key("query"), "must not be empty".into());
+            }
+            if m.timeout.is_zero() {
+                bad(key("timeout"), "must be greater than 0s".into());
+            }
         }
         out
     }
@@ -494,6 +772,63 @@ mod tests {
         let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["web.listen_address", "postgres.url", "redis.url"]);
         assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn trading_env_overrides_and_database_url_default() {
+        let c = load_str(
+            "trading:\n  timezone: UTC\n",
+            &env(&[("DATABASE_URL", "postgres://pg/db")]),
+        )
+        .unwrap();
+        assert_eq!(c.trading.url.unwrap().expose(), "postgres://pg/db");
+        let c = load_str(
+            "trading:\n  url: postgres://file/t\n  timezone: UTC\n",
+            &env(&[
+                ("DATABASE_URL", "postgres://pg/db"),
+                ("TRADING_DATABASE_URL", "postgres://env/t"),
+                ("TRADING_TIMEZONE", "Asia/Shanghai"),
+                ("TRADING_DAY_START", "09:00"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.trading.url.unwrap().expose(), "postgres://env/t");
+        assert_eq!(c.trading.tz, chrono_tz::Asia::Shanghai);
+        assert_eq!(
+            c.trading.day_start_time,
+            chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap()
+        );
+        assert_eq!(c.trading.max_symbols, 50);
+    }
+
+    #[test]
+    fn trading_problems_name_each_key() {
+        let yaml = "trading:\n  timezone: Mars/Olympus\n  day_start: '9:00'\n  max_symbols: 0\n  histogram_buckets: [1, 0.5]\n  custom_metrics:\n    - name: 'bad name'\n      value: v\n      query: SELECT 1 AS v\n    - name: ok_metric\n      labels: [a, a]\n      value: ''\n      query: ''\n      timeout: 0s\n    - name: trading_equity\n      value: v\n      query: SELECT 1\n    - name: pg_up\n      value: v\n      query: SELECT 1\n";
+        let err = load_str(yaml, &env(&[])).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "trading.timezone",
+                "trading.day_start",
+                "trading.max_symbols",
+                "trading.histogram_buckets",
+                "trading.custom_metrics[0].name",
+                "trading.custom_metrics[1].labels",
+                "trading.custom_metrics[1].value",
+                "trading.custom_metrics[1].query",
+                "trading.custom_metrics[1].timeout",
+                "trading.custom_metrics[2].name",
+                "trading.custom_metrics[3].name",
+            ],
+            "{err}"
+        );
+        let err = load_str(
+            "trading:\n  custom_metrics:\n    - name: x\n      value: v\n      query: q\n      type: summary\n",
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("summary"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,8 @@ pub mod collectors;
 pub mod config;
 pub mod metrics;
 pub mod scrape;
+pub mod simulate;
+pub mod trading;
 pub mod web;
 pub mod web_config;
 
@@ -70,6 +72,15 @@ pub enum LogFormat {
 pub enum Command {
     /// Validate the configuration (and web config) and exit: 0 when valid, 64 otherwise.
     CheckConfig,
+    /// Apply the trading reference schema (tables, indexes, summary triggers) to a database.
+    /// Never done automatically: the collector only reads.
+    Migrate {
+        /// Default: trading.url / TRADING_DATABASE_URL, then DATABASE_URL.
+        #[arg(long = "database-url")]
+        database_url: Option<String>,
+    },
+    /// Write realistic trading activity into a database with the reference schema.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Why the exporter stopped with an error; the binary maps each to an exit code.
@@ -77,6 +88,12 @@ pub enum Command {
 pub enum RunError {
     #[error("{0}")]
     Config(#[from] config::ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("migrate: {0}")]
+    Migrate(#[from] trading::migrate::MigrateError),
+    #[error("simulate: {0}")]
+    Simulate(#[from] simulate::SimulateError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -87,8 +104,12 @@ pub enum RunError {
 impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Config(_) => EX_USAGE,
-            RunError::Bind { .. } => 1,
+            RunError::Config(_) | RunError::Usage(_) => EX_USAGE,
+            RunError::Bind { .. } | RunError::Migrate(_) => 1,
+            RunError::Simulate(e) => match e {
+                simulate::SimulateError::Database(_) => 1,
+                _ => EX_USAGE,
+            },
         }
     }
 }
@@ -131,6 +152,20 @@ pub fn load(cli: &Cli) -> Result<(config::Config, web_config::WebSecurity), conf
 
 /// Runs the exporter until SIGTERM/SIGINT.
 pub async fn run(cli: Cli) -> Result<(), RunError> {
+    match &cli.command {
+        Some(Command::Migrate { database_url }) => {
+            return migrate(&cli, database_url.clone()).await;
+        }
+        Some(Command::Simulate(args)) => {
+            let report = simulate::run(args, web::shutdown_signal()).await?;
+            println!(
+                "simulated {} orders, {} fills, {} equity snapshots",
+                report.orders, report.fills, report.snapshots
+            );
+            return Ok(());
+        }
+        _ => {}
+    }
     let (cfg, security) = load(&cli)?;
     if let Some(Command::CheckConfig) = cli.command {
         println!("configuration is valid");
@@ -163,5 +198,33 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     );
     web::serve(listener, app, security.tls.clone(), web::shutdown_signal()).await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `migrate`: the URL from the flag, else the trading URL of the configuration (which already
+/// fell back to TRADING_DATABASE_URL, then DATABASE_URL).
+async fn migrate(cli: &Cli, database_url: Option<String>) -> Result<(), RunError> {
+    let cfg = config::Config::load(cli.config.as_deref(), &config::ProcessEnv)?;
+    let url = database_url
+        .filter(|u| !u.is_empty())
+        .or_else(|| cfg.trading.url.as_ref().map(|u| u.expose().to_string()))
+        .ok_or_else(|| {
+            RunError::Usage(
+                "migrate: no database: pass --database-url or set TRADING_DATABASE_URL or DATABASE_URL"
+                    .to_string(),
+            )
+        })?;
+    let report = trading::migrate::run(&url, &cfg.trading.histogram_buckets).await?;
+    if report.applied.is_empty() {
+        println!("trading schema is up to date");
+    } else {
+        println!("applied migrations {:?}", report.applied);
+    }
+    if report.buckets_changed {
+        println!(
+            "fill-latency buckets set to {:?}; summaries rebuilt",
+            cfg.trading.histogram_buckets
+        );
+    }
     Ok(())
 }

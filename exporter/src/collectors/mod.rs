@@ -6,6 +6,7 @@ pub mod host;
 pub mod pg_conn;
 pub mod postgres;
 pub mod redis;
+pub mod trading;
 
 use crate::config::Config;
 use crate::metrics::Families;
@@ -65,6 +66,9 @@ pub fn build(config: &Config) -> Vec<Arc<dyn Collector>> {
     }
     if let Some(r) = redis::RedisCollector::from_config(&config.redis) {
         out.push(Arc::new(r));
+    }
+    if let Some(t) = trading::TradingCollector::from_config(&config.trading) {
+        out.push(Arc::new(t));
     }
     out
 }
