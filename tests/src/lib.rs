@@ -14,6 +14,7 @@ pub mod fakes;
 pub mod process;
 pub mod prom_text;
 pub mod servers;
+pub mod stack;
 pub mod tls;
 
 pub use app::App;

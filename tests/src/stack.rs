@@ -1,0 +1,273 @@
+//! The whole stack natively on loopback, from the files operators deploy.
+//!
+//! PostgreSQL (monitored) and a second PostgreSQL holding the trading schema (so the
+//! monitored one can be stopped while trading metrics keep flowing), Redis, the simulator,
+//! the exporter, the router delivering to a DingTalk fake, Prometheus with `rules/` and
+//! `deploy/prometheus/prometheus.yml`, Alertmanager with `deploy/alertmanager/alertmanager.yml`,
+//! and an SMTP server for Alertmanager's direct-email route. The deploy files are used as they
+//! are except for the `service:port` strings they list as their only differences, and the
+//! Prometheus global intervals, shortened so a test takes minutes (`StackOptions`).
+
+use crate::fakes::dingtalk::DingTalkFake;
+use crate::process::{Child, RunAs, wait_until};
+use crate::{Alertmanager, App, Postgres, Prometheus, Redis, Smtp, SmtpOptions, SmtpTls};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// The repository root (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A binary of this workspace built in the same profile as the running test.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let bin = dir.join(name);
+    assert!(
+        bin.is_file(),
+        "{} is not built: run `cargo build --workspace` first (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+pub struct StackOptions {
+    /// Prometheus `scrape_interval` (the deploy file says 15s).
+    pub scrape_interval: Duration,
+    /// Prometheus `evaluation_interval` (the deploy file says 15s).
+    pub evaluation_interval: Duration,
+    /// Extra arguments for `quantwatch-exporter simulate`.
+    pub simulate_args: Vec<String>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            scrape_interval: Duration::from_secs(1),
+            evaluation_interval: Duration::from_secs(1),
+            simulate_args: Vec::new(),
+        }
+    }
+}
+
+pub const WEBHOOK_TOKEN: &str = "e2e-webhook-token";
+pub const DINGTALK_TOKEN: &str = "e2e-robot";
+pub const DINGTALK_SECRET: &str = "SECe2e-sign-secret";
+
+pub struct Stack {
+    pub monitored: Postgres,
+    pub trading: Postgres,
+    pub trading_url: String,
+    pub redis: Redis,
+    /// The infrastructure team's robot: everything but trading alerts.
+    pub ops_robot: DingTalkFake,
+    /// The trading desk's robot: alerts named `Trading*`.
+    pub desk_robot: DingTalkFake,
+    pub smtp: Smtp,
+    pub router: App,
+    pub exporter: App,
+    pub alertmanager: Alertmanager,
+    pub prometheus: Prometheus,
+    pub options: StackOptions,
+    simulator: Option<Child>,
+    work: tempfile::TempDir,
+}
+
+fn secs(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+impl Stack {
+    pub fn start(options: StackOptions) -> Stack {
+        let root = repo_root();
+        let exporter_bin = workspace_bin("quantwatch-exporter");
+        let router_bin = workspace_bin("quantwatch-alert-router");
+        let work = tempfile::Builder::new()
+            .prefix("qw-stack-")
+            .tempdir()
+            .expect("creating a temp dir must work");
+
+        let monitored = Postgres::start();
+        let trading = Postgres::start();
+        let trading_url = trading.create_database("trading");
+        let redis = Redis::start();
+        let migrate = Command::new(&exporter_bin)
+            .args(["migrate", "--database-url", &trading_url])
+            .output()
+            .expect("running migrate must work");
+        assert!(
+            migrate.status.success(),
+            "migrate failed: {}",
+            String::from_utf8_lossy(&migrate.stderr)
+        );
+
+        let ops_robot = DingTalkFake::start(DINGTALK_TOKEN, Some(DINGTALK_SECRET));
+        let desk_robot = DingTalkFake::start(DINGTALK_TOKEN, Some(DINGTALK_SECRET));
+        let smtp = Smtp::start(SmtpOptions {
+            tls: SmtpTls::None,
+            auth: None,
+        });
+        let router_cfg = work.path().join("router.yml");
+        std::fs::write(
+            &router_cfg,
+            format!(
+                "channels:\n  - type: dingtalk\n    name: ops-dingtalk\n    webhook_url: \"{}\"\n    secret: {DINGTALK_SECRET}\n    language: en\n  - type: dingtalk\n    name: desk-dingtalk\n    webhook_url: \"{}\"\n    secret: {DINGTALK_SECRET}\n    language: en\nroute:\n  channels: [ops-dingtalk]\n  routes:\n    - matchers: ['alertname=~\"Trading.*\"']\n      channels: [desk-dingtalk]\n",
+                ops_robot.webhook_url(),
+                desk_robot.webhook_url()
+            ),
+        )
+        .expect("writing the router config must work");
+        let router_db = format!("sqlite://{}", work.path().join("router.db").display());
+        let router = App::start(
+            router_bin.to_str().expect("utf-8 path"),
+            &["--config", router_cfg.to_str().expect("utf-8 path")],
+            &[
+                ("ROUTER_WEBHOOK_TOKEN", WEBHOOK_TOKEN),
+                ("ROUTER_DATABASE_URL", &router_db),
+            ],
+        );
+        let exporter = App::start(
+            exporter_bin.to_str().expect("utf-8 path"),
+            &[],
+            &[
+                ("DATABASE_URL", &monitored.url()),
+                ("TRADING_DATABASE_URL", &trading_url),
+                ("REDIS_URL", &redis.url()),
+            ],
+        );
+
+        let am_cfg = std::fs::read_to_string(root.join("deploy/alertmanager/alertmanager.yml"))
+            .expect("deploy/alertmanager/alertmanager.yml must exist")
+            .replace("router:9878", &format!("127.0.0.1:{}", router.port()))
+            .replace("mailpit:1025", &format!("127.0.0.1:{}", smtp.port()));
+        let alertmanager = Alertmanager::start_with_files(
+            &am_cfg,
+            &[("secrets/router_webhook_token", WEBHOOK_TOKEN)],
+        );
+
+        let prom_cfg = std::fs::read_to_string(root.join("deploy/prometheus/prometheus.yml"))
+            .expect("deploy/prometheus/prometheus.yml must exist");
+        let prom_cfg = set_global(&prom_cfg, "scrape_interval", &secs(options.scrape_interval));
+        let prom_cfg = set_global(&prom_cfg, "scrape_timeout", &secs(options.scrape_interval));
+        let prom_cfg = set_global(
+            &prom_cfg,
+            "evaluation_interval",
+            &secs(options.evaluation_interval),
+        )
+        .replace("exporter:9877", &format!("127.0.0.1:{}", exporter.port()))
+        .replace("router:9878", &format!("127.0.0.1:{}", router.port()))
+        .replace(
+            "alertmanager:9093",
+            &alertmanager.url().trim_start_matches("http://").to_string(),
+        );
+        let rules: Vec<(String, String)> = std::fs::read_dir(root.join("rules"))
+            .expect("rules/ must exist")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+            .map(|p| {
+                (
+                    format!("rules/{}", p.file_name().expect("a file").to_string_lossy()),
+                    std::fs::read_to_string(&p).expect("rule files are readable"),
+                )
+            })
+            .collect();
+        let rule_refs: Vec<(&str, &str)> = rules
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.as_str()))
+            .collect();
+        let prometheus = Prometheus::start(&prom_cfg, &rule_refs);
+
+        let mut stack = Stack {
+            monitored,
+            trading,
+            trading_url,
+            redis,
+            ops_robot,
+            desk_robot,
+            smtp,
+            router,
+            exporter,
+            alertmanager,
+            prometheus,
+            options,
+            simulator: None,
+            work,
+        };
+        let extra = stack.options.simulate_args.clone();
+        stack.restart_simulator(&extra);
+        stack
+    }
+
+    /// (Re)starts `quantwatch-exporter simulate` against the trading database.
+    pub fn restart_simulator(&mut self, extra: &[String]) {
+        if let Some(mut old) = self.simulator.take() {
+            old.stop(Duration::from_secs(10));
+        }
+        let mut cmd = Command::new(workspace_bin("quantwatch-exporter"));
+        cmd.args([
+            "simulate",
+            "--database-url",
+            &self.trading_url,
+            "--snapshot-interval",
+            "1s",
+        ])
+        .args(extra);
+        let log = self.work.path().join(format!(
+            "simulate-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis()
+        ));
+        let mut child = Child::spawn("simulate", cmd, RunAs::Me, &log);
+        let url = self.trading_url.clone();
+        let trading = &self.trading;
+        let db = url.rsplit('/').next().unwrap_or("trading").to_string();
+        let started = wait_until(Duration::from_secs(30), || {
+            child.assert_running();
+            trading
+                .psql(&db, "SELECT count(*) FROM equity_snapshots")
+                .parse::<u64>()
+                .unwrap_or(0)
+                > 0
+        });
+        assert!(
+            started,
+            "the simulator wrote no snapshot:\n{}",
+            child.log_tail()
+        );
+        self.simulator = Some(child);
+    }
+}
+
+/// Sets `key: value` in the `global:` block of a Prometheus config.
+fn set_global(config: &str, key: &str, value: &str) -> String {
+    let mut out = String::with_capacity(config.len());
+    let mut in_global = false;
+    let mut done = false;
+    for line in config.lines() {
+        if !line.starts_with(' ') && !line.starts_with('#') && !line.is_empty() {
+            in_global = line.starts_with("global:");
+        }
+        let trimmed = line.trim_start();
+        if in_global && !done && trimmed.starts_with(&format!("{key}:")) {
+            let indent = &line[..line.len() - trimmed.len()];
+            out.push_str(&format!("{indent}{key}: {value}\n"));
+            done = true;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(done, "the deploy config has no global.{key}");
+    out
+}
