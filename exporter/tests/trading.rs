@@ -1136,3 +1136,46 @@ async fn a_hung_trading_database_does_not_hang_the_scrape() {
         "trading_up did not return to 1 after the server resumed"
     );
 }
+
+#[test]
+fn simulate_without_duration_stops_cleanly_on_sigterm() {
+    let pg = Postgres::start();
+    let url = pg.create_database("sigterm");
+    let out = exporter(&["migrate", "--database-url", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_quantwatch-exporter"))
+        .args(["simulate", "--database-url", &url, "--strategies", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start simulate");
+    let written = testkit::wait_until(Duration::from_secs(20), || {
+        pg.psql("sigterm", "SELECT count(*) FROM equity_snapshots") != "0"
+    });
+    assert!(written, "the simulator wrote no snapshot");
+    // SAFETY: plain kill(2) on our own child's pid.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let out = child.wait_with_output().expect("simulate exits");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("simulated "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        pg.psql(
+            "sigterm",
+            "SELECT string_agg(name, ',' ORDER BY id) FROM strategies"
+        ),
+        "alpha,beta"
+    );
+}
