@@ -16,6 +16,18 @@ fn temp_dir(prefix: &str) -> TempDir {
         .expect("creating a temp dir must work")
 }
 
+/// Writes (relative path, content) pairs under `dir`, creating parent directories.
+fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (name, content) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
+        }
+        write(&path, content);
+    }
+}
+
 fn write(path: &Path, content: &str) {
     std::fs::write(path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
@@ -295,13 +307,12 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// `config_yaml` is a whole prometheus.yml; `rule_files` are written beside it by name.
+    /// `config_yaml` is a whole prometheus.yml; `rule_files` are written beside it by
+    /// relative path (`rules/host.yml` creates `rules/`), as the deploy/ config expects.
     pub fn start(config_yaml: &str, rule_files: &[(&str, &str)]) -> Prometheus {
         let bin = require("prometheus", "prometheus");
         let dir = temp_dir("qw-prom-");
-        for (name, content) in rule_files {
-            write(&dir.path().join(name), content);
-        }
+        write_files(dir.path(), rule_files);
         let config = dir.path().join("prometheus.yml");
         write(&config, config_yaml);
         let port = free_port();
@@ -369,7 +380,13 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub fn start(config_yaml: &str) -> Alertmanager {
-        Self::spawn(config_yaml, None, &[])
+        Self::spawn(config_yaml, &[], None, &[])
+    }
+
+    /// Like `start`, with extra files (relative path, content) beside the config, e.g. the
+    /// `secrets/router_webhook_token` the deploy/ config reads.
+    pub fn start_with_files(config_yaml: &str, files: &[(&str, &str)]) -> Alertmanager {
+        Self::spawn(config_yaml, files, None, &[])
     }
 
     /// `n` peers gossiping over loopback, all with the same configuration.
@@ -379,14 +396,20 @@ impl Alertmanager {
             .iter()
             .map(|p| {
                 let peers: Vec<u16> = cluster_ports.iter().copied().filter(|q| q != p).collect();
-                Self::spawn(config_yaml, Some(*p), &peers)
+                Self::spawn(config_yaml, &[], Some(*p), &peers)
             })
             .collect()
     }
 
-    fn spawn(config_yaml: &str, cluster_port: Option<u16>, peers: &[u16]) -> Alertmanager {
+    fn spawn(
+        config_yaml: &str,
+        files: &[(&str, &str)],
+        cluster_port: Option<u16>,
+        peers: &[u16],
+    ) -> Alertmanager {
         let bin = require("prometheus-alertmanager", "prometheus-alertmanager");
         let dir = temp_dir("qw-am-");
+        write_files(dir.path(), files);
         let config = dir.path().join("alertmanager.yml");
         write(&config, config_yaml);
         let port = free_port();
