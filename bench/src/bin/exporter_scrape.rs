@@ -175,15 +175,15 @@ fn main() {
         ours_conns >= 1
     });
     println!("\n## {SCRAPES} scrapes with PostgreSQL down\n");
-    println!("| quantity | before | after | growth |");
-    println!("|---|---:|---:|---:|");
+    println!("| quantity | before | after 1,000 | after 2,000 | growth in the 2nd 1,000 |");
+    println!("|---|---:|---:|---:|---:|");
     println!(
-        "| RSS (KiB) | {rss0} | {rss1} | {} |",
-        rss1 as i64 - rss0 as i64
+        "| RSS (KiB) | {rss0} | {rss1} | {rss2} | {} |",
+        rss2 as i64 - rss1 as i64
     );
     println!(
-        "| open fds | {fds0} | {fds1} | {} |",
-        fds1 as i64 - fds0 as i64
+        "| open fds | {fds0} | {fds1} | {fds2} | {} |",
+        fds2 as i64 - fds1 as i64
     );
     println!(
         "| PostgreSQL connections once it is back (pool max 2) | – | – | {ours_conns} | {} |",
