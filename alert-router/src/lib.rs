@@ -1,4 +1,307 @@
-//! quantwatch-alert-router: durable Alertmanager intake, routing and escalation.
+//! quantwatch-alert-router: durable Alertmanager intake, label routing, and delivery to
+//! DingTalk, WeCom, Slack and email that never loses an alert.
 //!
-//! The implementation lands with the delivery issue; this crate exists so the workspace
-//! layout of the contract is complete from the first commit.
+//! Flow: `intake` (webhook → group commit into the `store`) → outbox rows per routed channel →
+//! `worker` per channel (rate limiter → claim with lease → render digest → send → mark).
+
+pub mod channels;
+pub mod cli;
+pub mod config;
+pub mod intake;
+pub mod limits;
+pub mod metrics;
+pub mod model;
+pub mod routing;
+pub mod server;
+pub mod store;
+pub mod template;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::channels::Channel;
+use crate::config::{Config, ConfigErrors};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub use cli::{Cli, Command};
+
+/// Errors `run` reports to `main`, which maps them to exit codes.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Exit 64 (EX_USAGE).
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Channel(String),
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Config(_) => 64,
+            _ => 1,
+        }
+    }
+}
+
+/// The configuration in force and what was built from it; swapped whole on reload.
+pub struct Live {
+    pub config: Config,
+    pub channels: Vec<Arc<dyn Channel>>,
+    pub wake: HashMap<String, Arc<Notify>>,
+}
+
+impl Live {
+    pub fn build(config: Config) -> Result<Live, RunError> {
+        let channels = channels::build_all(&config).map_err(RunError::Channel)?;
+        let wake = channels
+            .iter()
+            .map(|c| (c.name().to_string(), Arc::new(Notify::new())))
+            .collect();
+        Ok(Live {
+            config,
+            channels,
+            wake,
+        })
+    }
+}
+
+struct Workers {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// Shared state of a running router.
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub ingest: intake::Ingestor,
+    live: RwLock<Arc<Live>>,
+    owner: String,
+    workers: Mutex<Option<Workers>>,
+    config_path: Option<std::path::PathBuf>,
+}
+
+impl App {
+    pub fn live(&self) -> Arc<Live> {
+        self.live
+            .read()
+            .map(|l| l.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn start_workers(self: &Arc<Self>) {
+        let live = self.live();
+        let (stop, rx) = watch::channel(false);
+        let ctx = worker::WorkerCtx {
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            delivery: live.config.delivery.clone(),
+            owner: self.owner.clone(),
+        };
+        let handles = live
+            .channels
+            .iter()
+            .map(|ch| {
+                let wake = live.wake.get(ch.name()).cloned().unwrap_or_default();
+                tokio::spawn(worker::run(ch.clone(), ctx.clone(), wake, rx.clone()))
+            })
+            .collect();
+        if let Ok(mut w) = self.workers.lock() {
+            *w = Some(Workers { stop, handles });
+        }
+    }
+
+    /// Stop workers after their in-flight sends, waiting at most `grace`.
+    async fn stop_workers(&self, grace: Duration) {
+        let w = self.workers.lock().ok().and_then(|mut w| w.take());
+        if let Some(w) = w {
+            let _ = w.stop.send(true);
+            let all = futures_join(w.handles);
+            if tokio::time::timeout(grace, all).await.is_err() {
+                tracing::warn!(
+                    "delivery workers did not stop within {grace:?}; their leased rows retry after the lease"
+                );
+            }
+        }
+    }
+
+    /// Re-read the config file; keep the running config when the new one is invalid.
+    pub async fn reload(self: &Arc<Self>) -> Result<(), RunError> {
+        let cfg = config::load(self.config_path.as_deref(), &config::ProcessEnv)?;
+        let live = Live::build(cfg)?;
+        self.stop_workers(Duration::from_secs(30)).await;
+        if let Ok(mut l) = self.live.write() {
+            *l = Arc::new(live);
+        }
+        self.start_workers();
+        Ok(())
+    }
+}
+
+async fn futures_join(handles: Vec<JoinHandle<()>>) {
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+/// Start everything from a validated config and serve until `shutdown` resolves.
+pub async fn serve(
+    config: Config,
+    config_path: Option<std::path::PathBuf>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    mut reload: Option<tokio::sync::mpsc::Receiver<()>>,
+) -> Result<(), RunError> {
+    let store = store::open(&config.database_url, config.sqlite_synchronous_full).await?;
+    let metrics = Arc::new(Metrics::new());
+    metrics.store_up.set(1);
+    let live = Arc::new(Live::build(config)?);
+    let app_slot: Arc<RwLock<Option<std::sync::Weak<App>>>> = Arc::new(RwLock::new(None));
+    let slot = app_slot.clone();
+    let ingest = intake::Ingestor::start(store.clone(), move || {
+        if let Some(app) = slot
+            .read()
+            .ok()
+            .and_then(|s| s.as_ref().and_then(|w| w.upgrade()))
+        {
+            for n in app.live().wake.values() {
+                n.notify_one();
+            }
+        }
+    });
+    let owner = format!("{}-{}-{}", hostname(), std::process::id(), worker::now_ms());
+    let app = Arc::new(App {
+        store,
+        metrics,
+        ingest,
+        live: RwLock::new(live),
+        owner,
+        workers: Mutex::new(None),
+        config_path,
+    });
+    if let Ok(mut s) = app_slot.write() {
+        *s = Some(Arc::downgrade(&app));
+    }
+    app.start_workers();
+    let housekeeping = {
+        let store = app.store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                if let Err(e) = store.prune_sends(worker::now_ms() - 3_600_000).await {
+                    tracing::warn!(error = %e, "cannot prune old send records");
+                }
+            }
+        })
+    };
+    if let Some(mut rx) = reload.take() {
+        let app = app.clone();
+        tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                match app.reload().await {
+                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "reload refused; the previous configuration stays in force")
+                    }
+                }
+            }
+        });
+    }
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(%addr, "quantwatch-alert-router listening");
+    axum::serve(listener, server::router(app.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(RunError::Serve)?;
+    tracing::info!("stopped accepting; finishing in-flight sends");
+    app.stop_workers(Duration::from_secs(30)).await;
+    housekeeping.abort();
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "router".into())
+}
+
+async fn terminate_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                tokio::select! {
+                    _ = s.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn hangup_channel() -> Option<tokio::sync::mpsc::Receiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut s = signal(SignalKind::hangup()).ok()?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while s.recv().await.is_some() {
+            let _ = tx.try_send(());
+        }
+    });
+    Some(rx)
+}
+
+/// Entry point used by `main`: dispatch the subcommand.
+pub async fn run(cli: Cli) -> Result<(), RunError> {
+    let config = config::load(cli.config.as_deref(), &cli::CliEnv(&cli))?;
+    match cli.command {
+        None | Some(Command::Serve) => {
+            let addr = config.listen_address.clone();
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|source| RunError::Listen { addr, source })?;
+            serve(
+                config,
+                cli.config.clone(),
+                listener,
+                terminate_signal(),
+                hangup_channel(),
+            )
+            .await
+        }
+        Some(Command::CheckConfig) => {
+            // Building channels also checks TLS material and templates.
+            Live::build(config.clone())?;
+            tracing::info!(source = %config.source, channels = config.channels.len(), "configuration is valid");
+            Ok(())
+        }
+        Some(Command::TestSend { channel }) => cli::test_send(&config, &channel).await,
+    }
+}

@@ -10,6 +10,7 @@
 //! signal fires when the *thread* that spawned the child exits.
 
 pub mod app;
+pub mod fakes;
 pub mod process;
 pub mod prom_text;
 pub mod servers;

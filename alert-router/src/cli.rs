@@ -1,0 +1,109 @@
+//! Command line: flags common to both binaries, and the `check-config` and `test-send`
+//! subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::RunError;
+use crate::config::{Config, Env, ProcessEnv};
+use crate::model::AlertEvent;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quantwatch-alert-router",
+    version,
+    about = "Durable Alertmanager webhook receiver with DingTalk, WeCom, Slack and email delivery"
+)]
+pub struct Cli {
+    /// YAML configuration file (optional: without it the router logs each notification).
+    #[arg(long, global = true, env = "ROUTER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen address; overrides ROUTER_LISTEN_ADDRESS and the file.
+    #[arg(long = "web.listen-address", global = true)]
+    pub listen_address: Option<String>,
+    /// Log format: text or json.
+    #[arg(
+        long = "log.format",
+        global = true,
+        env = "ROUTER_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the router (the default).
+    Serve,
+    /// Validate the configuration; exit 64 listing every problem.
+    CheckConfig,
+    /// Send a test notification through one channel, bypassing the queue.
+    TestSend {
+        #[arg(long)]
+        channel: String,
+    },
+}
+
+/// The process environment with the command-line listen address on top.
+pub struct CliEnv<'a>(pub &'a Cli);
+
+impl Env for CliEnv<'_> {
+    fn get(&self, key: &str) -> Option<String> {
+        if key == "ROUTER_LISTEN_ADDRESS"
+            && let Some(a) = &self.0.listen_address
+        {
+            return Some(a.clone());
+        }
+        ProcessEnv.get(key)
+    }
+}
+
+/// A synthetic alert that says what it is.
+pub fn test_alert() -> AlertEvent {
+    let now = crate::worker::now_ms();
+    AlertEvent {
+        group_key: "test-send".into(),
+        fingerprint: format!("test-{now}"),
+        status: "firing".into(),
+        labels: [
+            ("alertname", "QuantwatchTestNotification"),
+            ("severity", "info"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        annotations: [
+            ("summary", "Test notification from quantwatch-alert-router"),
+            ("description", "If you can read this, the channel works."),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        starts_at: now,
+        ends_at: None,
+        generator_url: None,
+        receiver: None,
+    }
+}
+
+pub async fn test_send(config: &Config, channel: &str) -> Result<(), RunError> {
+    let chans = crate::channels::build_all(config).map_err(RunError::Channel)?;
+    let Some(ch) = chans.iter().find(|c| c.name() == channel) else {
+        let names: Vec<&str> = chans.iter().map(|c| c.name()).collect();
+        return Err(RunError::Channel(format!(
+            "no channel named {channel:?}; configured: {}",
+            names.join(", ")
+        )));
+    };
+    let msg = ch
+        .render(&[test_alert()])
+        .map_err(|e| RunError::Channel(e.to_string()))?;
+    ch.send(&msg)
+        .await
+        .map_err(|e| RunError::Channel(format!("channel {channel}: {e}")))?;
+    tracing::info!(%channel, "test notification sent");
+    Ok(())
+}

@@ -1,0 +1,728 @@
+//! Configuration: a YAML file (optional), `${VAR}` interpolation, environment overrides, and
+//! one validation pass that reports every problem at once, so an operator fixes a config in one
+//! round trip instead of one error per restart.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::routing::{Matcher, RouteTree};
+
+/// Default listen address of the router (contract: "Both binaries").
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9878";
+/// Default state location when nothing is configured: zero-config start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/router.db";
+
+/// One problem found in the configuration, printed as `file: key: reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub key: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}: {}", self.file, self.key, self.reason)
+    }
+}
+
+/// Every problem of a configuration; never empty.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid configuration ({} problem(s)):\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<Problem>);
+
+/// Message language of the default templates.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    Zh,
+    En,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen_address: Option<String>,
+    database_url: Option<String>,
+    sqlite_synchronous: Option<String>,
+    public_url: Option<String>,
+    ack_secret: Option<String>,
+    language: Option<Language>,
+    #[serde(default)]
+    webhook: FileWebhook,
+    #[serde(default)]
+    api: FileApi,
+    #[serde(default)]
+    delivery: FileDelivery,
+    #[serde(default)]
+    channels: Vec<ChannelConfig>,
+    route: Option<FileRoute>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileWebhook {
+    token: Option<String>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileApi {
+    token: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileDelivery {
+    retry_initial: Option<String>,
+    retry_max: Option<String>,
+    lease: Option<String>,
+    poll_interval: Option<String>,
+    round_interval: Option<String>,
+    batch_max: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRoute {
+    #[serde(default)]
+    matchers: Vec<String>,
+    #[serde(default)]
+    channels: Vec<String>,
+    #[serde(default, rename = "continue")]
+    continue_: bool,
+    #[serde(default)]
+    escalation: Option<String>,
+    #[serde(default)]
+    routes: Vec<FileRoute>,
+}
+
+/// A channel as written in the file; `type` selects the vendor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ChannelConfig {
+    Dingtalk(DingtalkConfig),
+    Wecom(WecomConfig),
+    Slack(SlackConfig),
+    Email(EmailConfig),
+    Log(LogConfig),
+}
+
+impl ChannelConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            ChannelConfig::Dingtalk(c) => &c.name,
+            ChannelConfig::Wecom(c) => &c.name,
+            ChannelConfig::Slack(c) => &c.name,
+            ChannelConfig::Email(c) => &c.name,
+            ChannelConfig::Log(c) => &c.name,
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChannelConfig::Dingtalk(_) => "dingtalk",
+            ChannelConfig::Wecom(_) => "wecom",
+            ChannelConfig::Slack(_) => "slack",
+            ChannelConfig::Email(_) => "email",
+            ChannelConfig::Log(_) => "log",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DingtalkConfig {
+    pub name: String,
+    /// `https://oapi.dingtalk.com/robot/send?access_token=...`
+    pub webhook_url: String,
+    /// Sign secret (`SEC...`) when the robot has "加签" enabled.
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub at_mobiles: Vec<String>,
+    #[serde(default)]
+    pub at_all: bool,
+    pub language: Option<Language>,
+    pub template: Option<String>,
+    pub timeout: Option<String>,
+    /// Messages per minute; DingTalk allows 20.
+    pub rate_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomConfig {
+    pub name: String,
+    /// `https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...`
+    pub webhook_url: String,
+    #[serde(default)]
+    pub mentioned_mobiles: Vec<String>,
+    #[serde(default)]
+    pub mentioned_userids: Vec<String>,
+    pub language: Option<Language>,
+    pub template: Option<String>,
+    pub timeout: Option<String>,
+    pub rate_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    pub name: String,
+    pub webhook_url: String,
+    pub language: Option<Language>,
+    pub template: Option<String>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required, never silently plain).
+    Starttls,
+    /// Implicit TLS from the first byte (port 465).
+    Tls,
+    /// No TLS at all: only for a local relay.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub name: String,
+    pub host: String,
+    pub port: Option<u16>,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Extra CA (PEM file) to trust, for a relay with a private CA.
+    pub ca_file: Option<PathBuf>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub language: Option<Language>,
+    pub template: Option<String>,
+    pub html_template: Option<String>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub name: String,
+    pub language: Option<Language>,
+    pub template: Option<String>,
+}
+
+/// Delivery tuning, validated.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    /// Least time between two delivery rounds of one channel.
+    pub round_interval: Duration,
+    pub batch_max: usize,
+}
+
+/// The validated configuration the process runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: String,
+    pub listen_address: String,
+    pub database_url: String,
+    /// SQLite `synchronous=FULL` (default) rather than `NORMAL`.
+    pub sqlite_synchronous_full: bool,
+    pub public_url: Option<String>,
+    pub ack_secret: Option<String>,
+    pub language: Language,
+    pub webhook_token: Option<String>,
+    pub max_body_bytes: usize,
+    pub api_token: Option<String>,
+    pub delivery: Delivery,
+    pub channels: Vec<ChannelConfig>,
+    pub routes: RouteTree,
+}
+
+/// Where environment values come from; a trait so tests do not mutate the process env.
+pub trait Env {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for std::collections::HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        std::collections::HashMap::get(self, key).cloned()
+    }
+}
+
+/// Replace `${VAR}` and `${VAR:-default}`; an unset `${VAR}` is a problem naming the line.
+pub fn interpolate(text: &str, env: &dyn Env, file: &str) -> Result<String, Vec<Problem>> {
+    let mut out = String::with_capacity(text.len());
+    let mut problems = Vec::new();
+    for (lineno, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                problems.push(Problem {
+                    file: file.into(),
+                    key: format!("line {}", lineno + 1),
+                    reason: "unterminated ${ in interpolation".into(),
+                });
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let expr = &after[..end];
+            let (var, default) = match expr.split_once(":-") {
+                Some((v, d)) => (v, Some(d)),
+                None => (expr, None),
+            };
+            match (env.get(var), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => problems.push(Problem {
+                    file: file.into(),
+                    key: format!("line {}", lineno + 1),
+                    reason: format!("environment variable {var} is not set (use ${{{var}:-default}} for an optional value)"),
+                }),
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Load from an optional file plus the environment; env wins over the file.
+pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let (file_name, file) = match path {
+        None => ("(no config file)".to_string(), FileConfig::default()),
+        Some(p) => {
+            let name = p.display().to_string();
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                ConfigErrors(vec![Problem {
+                    file: name.clone(),
+                    key: "(file)".into(),
+                    reason: format!("cannot read: {e}"),
+                }])
+            })?;
+            let text = interpolate(&text, env, &name).map_err(ConfigErrors)?;
+            let parsed: FileConfig = if text.trim().is_empty() {
+                FileConfig::default()
+            } else {
+                serde_saphyr::from_str(&text).map_err(|e| {
+                    ConfigErrors(vec![Problem {
+                        file: name.clone(),
+                        key: "(yaml)".into(),
+                        reason: e.to_string(),
+                    }])
+                })?
+            };
+            (name, parsed)
+        }
+    };
+    validate(file, &file_name, env)
+}
+
+fn duration(
+    problems: &mut Vec<Problem>,
+    file: &str,
+    key: &str,
+    v: Option<&str>,
+    default: Duration,
+) -> Duration {
+    match v {
+        None => default,
+        Some(s) => match humantime::parse_duration(s) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                problems.push(Problem {
+                    file: file.into(),
+                    key: key.into(),
+                    reason: "must be greater than zero".into(),
+                });
+                default
+            }
+            Err(e) => {
+                problems.push(Problem {
+                    file: file.into(),
+                    key: key.into(),
+                    reason: format!("{s:?} is not a duration like \"30s\" or \"5m\": {e}"),
+                });
+                default
+            }
+        },
+    }
+}
+
+fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let mut p = Vec::new();
+    let prob = |p: &mut Vec<Problem>, key: &str, reason: String| {
+        p.push(Problem {
+            file: name.into(),
+            key: key.into(),
+            reason,
+        })
+    };
+
+    let listen_address = env
+        .get("ROUTER_LISTEN_ADDRESS")
+        .or(file.listen_address)
+        .unwrap_or_else(|| DEFAULT_LISTEN.into());
+    if listen_address.parse::<std::net::SocketAddr>().is_err() {
+        prob(
+            &mut p,
+            "listen_address",
+            format!("{listen_address:?} is not HOST:PORT (an IP address and a port)"),
+        );
+    }
+    let database_url = env
+        .get("ROUTER_DATABASE_URL")
+        .or(file.database_url)
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+    if !(database_url.starts_with("sqlite:")
+        || database_url.starts_with("postgres://")
+        || database_url.starts_with("postgresql://"))
+    {
+        prob(&mut p, "database_url", "must start with sqlite:, postgres:// or postgresql:// (the value is not shown: it may hold a password)".into());
+    }
+    let sqlite_synchronous_full = match env
+        .get("ROUTER_SQLITE_SYNCHRONOUS")
+        .or(file.sqlite_synchronous)
+        .as_deref()
+    {
+        None | Some("full") => true,
+        Some("normal") => false,
+        Some(other) => {
+            prob(
+                &mut p,
+                "sqlite_synchronous",
+                format!("{other:?} is neither full nor normal"),
+            );
+            true
+        }
+    };
+    let public_url = env.get("ROUTER_PUBLIC_URL").or(file.public_url);
+    if let Some(u) = &public_url
+        && reqwest::Url::parse(u).is_err()
+    {
+        prob(
+            &mut p,
+            "public_url",
+            format!("{u:?} is not an absolute URL"),
+        );
+    }
+    let ack_secret = env.get("ROUTER_ACK_SECRET").or(file.ack_secret);
+    let webhook_token = env
+        .get("ROUTER_WEBHOOK_TOKEN")
+        .or(file.webhook.token)
+        .filter(|t| !t.is_empty());
+    let api_token = env
+        .get("ROUTER_API_TOKEN")
+        .or(file.api.token)
+        .filter(|t| !t.is_empty());
+    let max_body_bytes = file.webhook.max_body_bytes.unwrap_or(1 << 20);
+    if max_body_bytes < 1024 {
+        prob(
+            &mut p,
+            "webhook.max_body_bytes",
+            "must be at least 1024".into(),
+        );
+    }
+    let language = match env.get("ROUTER_LANGUAGE").as_deref() {
+        Some("zh") => Language::Zh,
+        Some("en") => Language::En,
+        Some(other) => {
+            p.push(Problem {
+                file: "(environment)".into(),
+                key: "ROUTER_LANGUAGE".into(),
+                reason: format!("{other:?} is not zh or en"),
+            });
+            Language::Zh
+        }
+        None => file.language.unwrap_or_default(),
+    };
+    let d = &file.delivery;
+    let delivery = Delivery {
+        retry_initial: duration(
+            &mut p,
+            name,
+            "delivery.retry_initial",
+            d.retry_initial.as_deref(),
+            Duration::from_secs(1),
+        ),
+        retry_max: duration(
+            &mut p,
+            name,
+            "delivery.retry_max",
+            d.retry_max.as_deref(),
+            Duration::from_secs(300),
+        ),
+        lease: duration(
+            &mut p,
+            name,
+            "delivery.lease",
+            d.lease.as_deref(),
+            Duration::from_secs(120),
+        ),
+        poll_interval: duration(
+            &mut p,
+            name,
+            "delivery.poll_interval",
+            d.poll_interval.as_deref(),
+            Duration::from_secs(1),
+        ),
+        round_interval: duration(
+            &mut p,
+            name,
+            "delivery.round_interval",
+            d.round_interval.as_deref(),
+            Duration::from_millis(100),
+        ),
+        batch_max: d.batch_max.unwrap_or(500),
+    };
+    if delivery.batch_max == 0 {
+        prob(&mut p, "delivery.batch_max", "must be at least 1".into());
+    }
+
+    let mut channels = file.channels;
+    if channels.is_empty() {
+        channels.push(ChannelConfig::Log(LogConfig {
+            name: "log".into(),
+            language: None,
+            template: None,
+        }));
+    }
+    let mut names = BTreeSet::new();
+    for (i, c) in channels.iter().enumerate() {
+        let key = format!("channels[{i}]");
+        if c.name().is_empty()
+            || !c
+                .name()
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            prob(
+                &mut p,
+                &format!("{key}.name"),
+                format!(
+                    "{:?} must be non-empty ASCII letters, digits, - or _",
+                    c.name()
+                ),
+            );
+        }
+        if !names.insert(c.name().to_string()) {
+            prob(
+                &mut p,
+                &format!("{key}.name"),
+                format!("channel name {:?} is used twice", c.name()),
+            );
+        }
+        let key = format!("channels[{i}] ({})", c.name());
+        crate::channels::validate(c, &key, name, &mut p);
+    }
+
+    let route = file.route.unwrap_or(FileRoute {
+        matchers: vec![],
+        channels: vec![channels[0].name().to_string()],
+        continue_: false,
+        escalation: None,
+        routes: vec![],
+    });
+    if route.channels.is_empty() {
+        prob(
+            &mut p,
+            "route.channels",
+            "the default (root) route must name at least one channel".into(),
+        );
+    }
+    if !route.matchers.is_empty() {
+        prob(
+            &mut p,
+            "route.matchers",
+            "the root route matches every alert and takes no matchers".into(),
+        );
+    }
+    let routes = build_route(&route, "route", &names, name, &mut p);
+
+    if p.is_empty() {
+        Ok(Config {
+            source: name.into(),
+            listen_address,
+            database_url,
+            sqlite_synchronous_full,
+            public_url,
+            ack_secret,
+            language,
+            webhook_token,
+            max_body_bytes,
+            api_token,
+            delivery,
+            channels,
+            routes,
+        })
+    } else {
+        Err(ConfigErrors(p))
+    }
+}
+
+fn build_route(
+    r: &FileRoute,
+    key: &str,
+    names: &BTreeSet<String>,
+    file: &str,
+    p: &mut Vec<Problem>,
+) -> RouteTree {
+    let mut matchers = Vec::new();
+    for (i, m) in r.matchers.iter().enumerate() {
+        match Matcher::parse(m) {
+            Ok(m) => matchers.push(m),
+            Err(e) => p.push(Problem {
+                file: file.into(),
+                key: format!("{key}.matchers[{i}]"),
+                reason: e,
+            }),
+        }
+    }
+    for (i, c) in r.channels.iter().enumerate() {
+        if !names.contains(c) {
+            p.push(Problem {
+                file: file.into(),
+                key: format!("{key}.channels[{i}]"),
+                reason: format!("no channel is named {c:?}"),
+            });
+        }
+    }
+    let children = r
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| build_route(c, &format!("{key}.routes[{i}]"), names, file, p))
+        .collect();
+    RouteTree {
+        matchers,
+        channels: r.channels.clone(),
+        continue_: r.continue_,
+        escalation: r.escalation.clone(),
+        routes: children,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load_text(text: &str, e: &HashMap<String, String>) -> Result<Config, ConfigErrors> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("router.yml");
+        std::fs::write(&path, text).expect("write");
+        load(Some(&path), e)
+    }
+
+    #[test]
+    fn interpolation_defaults_and_missing() {
+        let e = env(&[("A", "x")]);
+        assert_eq!(
+            interpolate("a=${A} b=${B:-def}\n", &e, "f").unwrap(),
+            "a=x b=def\n"
+        );
+        let errs = interpolate("ok\nc=${MISSING}\n", &e, "f").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].key, "line 2");
+        assert!(errs[0].reason.contains("MISSING"));
+    }
+
+    #[test]
+    fn zero_config_logs_to_default_channel() {
+        let c = load(None, &env(&[])).unwrap();
+        assert_eq!(c.listen_address, "0.0.0.0:9878");
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.channels.len(), 1);
+        assert_eq!(c.channels[0].kind(), "log");
+        assert_eq!(c.routes.channels, vec!["log".to_string()]);
+    }
+
+    #[test]
+    fn env_wins_over_file() {
+        let c = load_text(
+            "database_url: sqlite://file.db\nwebhook:\n  token: from-file\n",
+            &env(&[
+                ("ROUTER_DATABASE_URL", "postgres://u@h/db"),
+                ("ROUTER_WEBHOOK_TOKEN", "from-env"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.database_url, "postgres://u@h/db");
+        assert_eq!(c.webhook_token.as_deref(), Some("from-env"));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text = r#"
+delivery:
+  retry_initial: soon
+channels:
+  - type: dingtalk
+    name: ops
+    webhook_url: "not a url"
+  - type: log
+    name: ops
+route:
+  channels: [nope]
+  routes:
+    - matchers: ['severity=~"(crit"']
+      channels: [ops]
+"#;
+        let errs = load_text(text, &env(&[])).unwrap_err().0;
+        let keys: Vec<&str> = errs.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"delivery.retry_initial"), "{errs:?}");
+        assert!(keys.contains(&"channels[1].name"), "{errs:?}");
+        assert!(keys.contains(&"channels[0] (ops).webhook_url"), "{errs:?}");
+        assert!(keys.contains(&"route.channels[0]"), "{errs:?}");
+        assert!(keys.contains(&"route.routes[0].matchers[0]"), "{errs:?}");
+        assert_eq!(errs.len(), 5, "{errs:?}");
+        assert!(errs.iter().all(|p| p.file.ends_with("router.yml")));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let errs = load_text("listen_adress: 1.2.3.4:5\n", &env(&[]))
+            .unwrap_err()
+            .0;
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].reason.contains("listen_adress"), "{errs:?}");
+        let errs = load_text(
+            "channels:\n  - type: log\n    name: a\n    colour: red\n",
+            &env(&[]),
+        )
+        .unwrap_err()
+        .0;
+        assert!(errs[0].reason.contains("colour"), "{errs:?}");
+    }
+}

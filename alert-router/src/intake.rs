@@ -1,0 +1,206 @@
+//! `POST /webhook/alertmanager`: authenticate, bound the body, parse, route, and answer 2xx only
+//! after a durable commit.
+//!
+//! Commits are grouped: concurrent requests queue their events to one writer task that stores
+//! everything waiting in one transaction, then answers each request. One fsync then covers many
+//! webhooks, which is what makes durable intake fast on SQLite.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::App;
+use crate::model::parse_payload;
+use crate::store::{RoutedEvent, Store};
+
+/// Events of one request waiting for the group commit.
+struct Job {
+    events: Vec<RoutedEvent>,
+    reply: oneshot::Sender<Result<Vec<bool>, String>>,
+}
+
+/// Handle to the group-commit writer.
+#[derive(Clone)]
+pub struct Ingestor {
+    tx: mpsc::Sender<Job>,
+}
+
+/// Longest a webhook waits for its commit before answering 503.
+const INGEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Most events stored in one transaction; bounds the time one commit holds the write lock.
+const MAX_EVENTS_PER_COMMIT: usize = 10_000;
+
+impl Ingestor {
+    /// Start the writer task; `after_commit` runs after each successful commit (wakes workers).
+    pub fn start(store: Arc<dyn Store>, after_commit: impl Fn() + Send + 'static) -> Ingestor {
+        let (tx, mut rx) = mpsc::channel::<Job>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut jobs = vec![first];
+                let mut total = jobs[0].events.len();
+                while total < MAX_EVENTS_PER_COMMIT {
+                    match rx.try_recv() {
+                        Ok(j) => {
+                            total += j.events.len();
+                            jobs.push(j);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let all: Vec<RoutedEvent> =
+                    jobs.iter().flat_map(|j| j.events.iter().cloned()).collect();
+                match store.ingest(&all, crate::worker::now_ms()).await {
+                    Ok(flags) => {
+                        let mut it = flags.into_iter();
+                        for j in jobs {
+                            let mine: Vec<bool> = it.by_ref().take(j.events.len()).collect();
+                            let _ = j.reply.send(Ok(mine));
+                        }
+                        after_commit();
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        for j in jobs {
+                            let _ = j.reply.send(Err(msg.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Ingestor { tx }
+    }
+
+    /// Store events durably; per event, whether it was new.
+    pub async fn ingest(&self, events: Vec<RoutedEvent>) -> Result<Vec<bool>, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { events, reply })
+            .await
+            .map_err(|_| "the store writer has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the store writer has stopped".to_string())?
+    }
+}
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// Compare without an early exit, so response timing does not reveal the token.
+pub fn token_matches(headers: &HeaderMap, expected: &str) -> bool {
+    let Some(got) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (a, b) = (got.as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let live = app.live();
+    let outcome = |o: &str| app.metrics.webhooks.with_label_values(&[o]).inc();
+    if let Some(token) = &live.config.webhook_token
+        && !token_matches(&headers, token)
+    {
+        outcome("unauthorized");
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "unauthorized", "reason": "missing or wrong bearer token (ROUTER_WEBHOOK_TOKEN)"}),
+        );
+    }
+    let limit = live.config.max_body_bytes;
+    let too_large = || {
+        reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"error": "too_large", "reason": format!("body exceeds {limit} bytes")}),
+        )
+    };
+    if headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > limit)
+    {
+        outcome("too_large");
+        return too_large();
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) => {
+            // to_bytes fails for an over-long body or a broken connection; tell them apart.
+            let is_limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util_limit::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            if is_limit {
+                outcome("too_large");
+                return too_large();
+            }
+            outcome("bad_request");
+            return reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "reason": format!("cannot read body: {e}")}),
+            );
+        }
+    };
+    let events = match parse_payload(&bytes) {
+        Ok(ev) => ev,
+        Err(e) => {
+            outcome("bad_request");
+            return reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "reason": e.to_string()}),
+            );
+        }
+    };
+    let routed: Vec<RoutedEvent> = events
+        .into_iter()
+        .map(|event| {
+            let channels = live.config.routes.channels_for(&event.labels);
+            RoutedEvent { event, channels }
+        })
+        .collect();
+    let n = routed.len();
+    // A hung database must not hang Alertmanager: answer 503 and let it retry. Should the
+    // commit still land afterwards, the retry is recognised as a duplicate.
+    let stored = tokio::time::timeout(INGEST_TIMEOUT, app.ingest.ingest(routed))
+        .await
+        .unwrap_or_else(|_| Err(format!("no commit within {INGEST_TIMEOUT:?}")));
+    match stored {
+        Ok(flags) => {
+            app.metrics.store_up.set(1);
+            let accepted = flags.iter().filter(|f| **f).count();
+            outcome(if accepted > 0 || n == 0 {
+                "accepted"
+            } else {
+                "duplicate"
+            });
+            reply(
+                StatusCode::OK,
+                json!({"status": "stored", "accepted": accepted, "duplicates": n - accepted}),
+            )
+        }
+        Err(e) => {
+            app.metrics.store_up.set(0);
+            outcome("store_error");
+            tracing::error!(error = %e, "cannot store webhook; answering 503 so Alertmanager retries");
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "store_unavailable", "reason": "the alert store cannot take the alerts now; retry"}),
+            )
+        }
+    }
+}
+
+/// axum re-exports the limit error only through its source chain; name the type we look for.
+mod http_body_util_limit {
+    pub use http_body_util::LengthLimitError;
+}

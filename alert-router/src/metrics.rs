@@ -1,0 +1,142 @@
+//! Self metrics (names fixed by the project; dashboards and rules depend on them).
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub webhooks: IntCounterVec,
+    pub notifications: IntCounterVec,
+    pub send_duration: HistogramVec,
+    pub queue_depth: IntGauge,
+    pub oldest_pending: Gauge,
+    pub permanent_errors: IntCounterVec,
+    pub store_up: IntGauge,
+}
+
+/// Webhook outcomes, pre-created so each series exists at 0 from the start.
+pub const WEBHOOK_OUTCOMES: [&str; 6] = [
+    "accepted",
+    "duplicate",
+    "bad_request",
+    "unauthorized",
+    "too_large",
+    "store_error",
+];
+pub const NOTIFICATION_OUTCOMES: [&str; 4] = ["sent", "retry", "failed", "rate_limited"];
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let webhooks = IntCounterVec::new(
+            Opts::new(
+                "quantwatch_router_webhooks_received_total",
+                "Alertmanager webhook requests by outcome.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let notifications = IntCounterVec::new(
+            Opts::new(
+                "quantwatch_router_notifications_total",
+                "Notifications by channel and outcome (sent, retry, failed, rate_limited).",
+            ),
+            &["channel", "outcome"],
+        )
+        .expect("valid metric");
+        let send_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "quantwatch_router_send_duration_seconds",
+                "Duration of one vendor send.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["channel"],
+        )
+        .expect("valid metric");
+        let queue_depth = IntGauge::new(
+            "quantwatch_router_queue_depth",
+            "Pending outbox rows (notifications not yet delivered).",
+        )
+        .expect("valid metric");
+        let oldest_pending = Gauge::new(
+            "quantwatch_router_oldest_pending_seconds",
+            "Age of the oldest pending notification (0 when none).",
+        )
+        .expect("valid metric");
+        let permanent_errors = IntCounterVec::new(
+            Opts::new(
+                "quantwatch_router_channel_permanent_errors_total",
+                "Sends refused for a reason retrying cannot heal (bad signature, invalid key).",
+            ),
+            &["channel"],
+        )
+        .expect("valid metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "quantwatch_router_build_info",
+                "Build information; value is 1.",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let store_up = IntGauge::new(
+            "quantwatch_router_store_up",
+            "1 when the last store operation succeeded.",
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(webhooks.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(notifications.clone()),
+            Box::new(send_duration.clone()),
+            Box::new(queue_depth.clone()),
+            Box::new(oldest_pending.clone()),
+            Box::new(permanent_errors.clone()),
+            Box::new(build_info),
+            Box::new(store_up.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        for o in WEBHOOK_OUTCOMES {
+            webhooks.with_label_values(&[o]);
+        }
+        Metrics {
+            registry,
+            webhooks,
+            notifications,
+            send_duration,
+            queue_depth,
+            oldest_pending,
+            permanent_errors,
+            store_up,
+        }
+    }
+
+    /// Pre-create a channel's series at 0 so rates and alerts work from the first scrape.
+    pub fn init_channel(&self, channel: &str) {
+        for o in NOTIFICATION_OUTCOMES {
+            self.notifications.with_label_values(&[channel, o]);
+        }
+        self.permanent_errors.with_label_values(&[channel]);
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

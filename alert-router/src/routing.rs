@@ -1,0 +1,215 @@
+//! Label routing: an Alertmanager-style route tree, so operators reuse the matcher syntax they
+//! already write (`name="v"`, `!=`, `=~`, `!~`; regexes anchored like Alertmanager's).
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+
+#[derive(Debug, Clone)]
+pub enum MatchOp {
+    Eq(String),
+    Ne(String),
+    Re(Regex),
+    NotRe(Regex),
+}
+
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub label: String,
+    pub op: MatchOp,
+}
+
+impl Matcher {
+    /// Parse `label=value`, `label!="value"`, `label=~"re"`, `label!~re`.
+    pub fn parse(s: &str) -> Result<Matcher, String> {
+        let s = s.trim();
+        let pos = s
+            .find(['=', '!'])
+            .ok_or_else(|| format!("{s:?} has no operator (=, !=, =~, !~)"))?;
+        let label = s[..pos].trim();
+        if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "{s:?}: label name {label:?} is not a valid label name"
+            ));
+        }
+        let rest = &s[pos..];
+        let (op, value) = if let Some(v) = rest.strip_prefix("=~") {
+            ("=~", v)
+        } else if let Some(v) = rest.strip_prefix("!~") {
+            ("!~", v)
+        } else if let Some(v) = rest.strip_prefix("!=") {
+            ("!=", v)
+        } else if let Some(v) = rest.strip_prefix('=') {
+            ("=", v)
+        } else {
+            return Err(format!("{s:?} has no operator (=, !=, =~, !~)"));
+        };
+        let value = value.trim();
+        let value = if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+            value[1..value.len() - 1].replace("\\\"", "\"")
+        } else {
+            value.to_string()
+        };
+        let re = |v: &str| {
+            Regex::new(&format!("^(?:{v})$")).map_err(|e| format!("{s:?}: invalid regex: {e}"))
+        };
+        let op = match op {
+            "=" => MatchOp::Eq(value),
+            "!=" => MatchOp::Ne(value),
+            "=~" => MatchOp::Re(re(&value)?),
+            _ => MatchOp::NotRe(re(&value)?),
+        };
+        Ok(Matcher {
+            label: label.to_string(),
+            op,
+        })
+    }
+
+    /// A missing label matches as the empty string, as in Alertmanager.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let v = labels.get(&self.label).map(String::as_str).unwrap_or("");
+        match &self.op {
+            MatchOp::Eq(x) => v == x,
+            MatchOp::Ne(x) => v != x,
+            MatchOp::Re(r) => r.is_match(v),
+            MatchOp::NotRe(r) => !r.is_match(v),
+        }
+    }
+}
+
+/// A node of the route tree. The root matches everything and is the default route.
+#[derive(Debug, Clone)]
+pub struct RouteTree {
+    pub matchers: Vec<Matcher>,
+    pub channels: Vec<String>,
+    pub continue_: bool,
+    /// Escalation policy name (used by the escalation issue; carried through now).
+    pub escalation: Option<String>,
+    pub routes: Vec<RouteTree>,
+}
+
+impl RouteTree {
+    /// The channels an alert goes to, deduplicated, in route order. Like Alertmanager: children
+    /// are tried in order, the first match wins unless it sets `continue`; when no child matches
+    /// the node itself applies.
+    pub fn channels_for(&self, labels: &BTreeMap<String, String>) -> Vec<String> {
+        let mut out = Vec::new();
+        self.walk(labels, &mut out);
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|c| seen.insert(c.clone()));
+        out
+    }
+
+    fn walk(&self, labels: &BTreeMap<String, String>, out: &mut Vec<String>) -> bool {
+        if !self.matchers.iter().all(|m| m.matches(labels)) {
+            return false;
+        }
+        let mut any = false;
+        for child in &self.routes {
+            if child.walk(labels, out) {
+                any = true;
+                if !child.continue_ {
+                    break;
+                }
+            }
+        }
+        if !any {
+            out.extend(self.channels.iter().cloned());
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn route(m: &[&str], ch: &[&str], cont: bool, routes: Vec<RouteTree>) -> RouteTree {
+        RouteTree {
+            matchers: m.iter().map(|s| Matcher::parse(s).unwrap()).collect(),
+            channels: ch.iter().map(|s| s.to_string()).collect(),
+            continue_: cont,
+            escalation: None,
+            routes,
+        }
+    }
+
+    #[test]
+    fn matcher_operators() {
+        let l = labels(&[("severity", "critical"), ("team", "quant-eq")]);
+        assert!(Matcher::parse("severity=critical").unwrap().matches(&l));
+        assert!(Matcher::parse("severity=\"critical\"").unwrap().matches(&l));
+        assert!(!Matcher::parse("severity!=critical").unwrap().matches(&l));
+        assert!(Matcher::parse("team=~\"quant-.*\"").unwrap().matches(&l));
+        assert!(
+            !Matcher::parse("team=~quant").unwrap().matches(&l),
+            "regex is anchored"
+        );
+        assert!(Matcher::parse("team!~ops.*").unwrap().matches(&l));
+        assert!(Matcher::parse("missing=\"\"").unwrap().matches(&l));
+        assert!(Matcher::parse("nolabel").is_err());
+        assert!(Matcher::parse("a=~(").is_err());
+    }
+
+    #[test]
+    fn first_match_continue_and_default() {
+        let tree = route(
+            &[],
+            &["default"],
+            false,
+            vec![
+                route(&["severity=critical"], &["pager"], true, vec![]),
+                route(&["team=~quant.*"], &["quant"], false, vec![]),
+                route(&["team=~.+"], &["teams"], false, vec![]),
+            ],
+        );
+        assert_eq!(
+            tree.channels_for(&labels(&[("severity", "critical"), ("team", "quant")])),
+            vec!["pager", "quant"]
+        );
+        assert_eq!(
+            tree.channels_for(&labels(&[("team", "quant")])),
+            vec!["quant"]
+        );
+        assert_eq!(
+            tree.channels_for(&labels(&[("team", "ops")])),
+            vec!["teams"]
+        );
+        assert_eq!(tree.channels_for(&labels(&[("x", "y")])), vec!["default"]);
+    }
+
+    #[test]
+    fn nested_route_falls_back_to_parent_channels() {
+        let tree = route(
+            &[],
+            &["default"],
+            false,
+            vec![route(
+                &["team=quant"],
+                &["quant"],
+                false,
+                vec![route(
+                    &["severity=critical"],
+                    &["quant-pager"],
+                    false,
+                    vec![],
+                )],
+            )],
+        );
+        assert_eq!(
+            tree.channels_for(&labels(&[("team", "quant"), ("severity", "critical")])),
+            vec!["quant-pager"]
+        );
+        assert_eq!(
+            tree.channels_for(&labels(&[("team", "quant"), ("severity", "info")])),
+            vec!["quant"]
+        );
+    }
+}

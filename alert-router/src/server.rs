@@ -1,0 +1,124 @@
+//! HTTP surface: landing page, health, metrics, the webhook, and the read-only notification API.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::App;
+use crate::intake;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(landing))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/webhook/alertmanager", post(intake::webhook))
+        .route("/api/v1/notifications", get(notifications))
+        .with_state(app)
+}
+
+async fn landing() -> Html<&'static str> {
+    Html(concat!(
+        "<!DOCTYPE html><html><head><title>quantwatch-alert-router</title></head><body>",
+        "<h1>quantwatch-alert-router ",
+        env!("CARGO_PKG_VERSION"),
+        "</h1><ul>",
+        "<li><code>POST /webhook/alertmanager</code>: Alertmanager webhook receiver</li>",
+        "<li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/healthz\">/healthz</a></li><li><a href=\"/readyz\">/readyz</a></li>",
+        "<li><code>GET /api/v1/notifications?state=failed</code> (bearer ROUTER_API_TOKEN)</li>",
+        "</ul></body></html>"
+    ))
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(3), app.store.ping()).await;
+    match ping.unwrap_or_else(|_| Err(crate::store::StoreError::Timeout)) {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "store not reachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store not reachable").into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    match app.store.queue_stats().await {
+        Ok(s) => {
+            app.metrics.store_up.set(1);
+            app.metrics.queue_depth.set(s.pending);
+            let age = s
+                .oldest_created_at
+                .map(|t| (crate::worker::now_ms() - t).max(0) as f64 / 1000.0)
+                .unwrap_or(0.0);
+            app.metrics.oldest_pending.set(age);
+        }
+        Err(e) => {
+            app.metrics.store_up.set(0);
+            tracing::warn!(error = %e, "cannot read queue statistics");
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/notifications`: where permanent errors become visible with their channel.
+async fn notifications(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let live = app.live();
+    let Some(token) = &live.config.api_token else {
+        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "unauthorized", "reason": "ROUTER_API_TOKEN is not set; the API is disabled until it is"}))).into_response();
+    };
+    if !intake::token_matches(&headers, token) {
+        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "unauthorized", "reason": "missing or wrong bearer token (ROUTER_API_TOKEN)"}))).into_response();
+    }
+    if let Some(s) = &q.state
+        && !matches!(s.as_str(), "pending" | "sent" | "failed")
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(
+                json!({"error": "bad_request", "reason": "state must be pending, sent or failed"}),
+            ),
+        )
+            .into_response();
+    }
+    match app
+        .store
+        .list_notifications(q.state.as_deref(), q.limit.unwrap_or(100).clamp(1, 1000))
+        .await
+    {
+        Ok(list) => axum::Json(json!({"notifications": list})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list notifications");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(
+                    json!({"error": "store_unavailable", "reason": "cannot read the store"}),
+                ),
+            )
+                .into_response()
+        }
+    }
+}

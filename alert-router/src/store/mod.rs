@@ -1,0 +1,137 @@
+//! Durable state behind one trait: deduplicated alert events and the notification outbox.
+//!
+//! Nothing the router promised lives only in memory: the webhook answers 2xx only after
+//! `ingest` committed, and delivery works only from outbox rows claimed with a lease, so a
+//! crash at any point leaves rows that another worker (or the restarted process) picks up.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::model::AlertEvent;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the SQLite directory {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the store did not answer in time")]
+    Timeout,
+    #[error("stored payload is not valid JSON: {0}")]
+    Payload(#[from] serde_json::Error),
+}
+
+/// Rows per multi-row INSERT: 7 parameters each stays far below SQLite's 32,766 and
+/// PostgreSQL's 65,535 bind parameters.
+pub(crate) const INSERT_CHUNK: usize = 1000;
+
+/// An event plus the channels routing chose for it.
+#[derive(Debug, Clone)]
+pub struct RoutedEvent {
+    pub event: AlertEvent,
+    pub channels: Vec<String>,
+}
+
+/// A claimed notification.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub fingerprint: String,
+    pub channel: String,
+    pub kind: String,
+    pub event: AlertEvent,
+    pub attempts: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub pending: i64,
+    pub oldest_created_at: Option<i64>,
+}
+
+/// A notification as shown by the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotificationView {
+    pub id: i64,
+    pub channel: String,
+    pub fingerprint: String,
+    pub alertname: String,
+    pub status: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub due_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Store events and their outbox rows in one transaction. Returns, per event, whether it
+    /// was new (`true`) or a duplicate of one already stored (`false`).
+    async fn ingest(&self, events: &[RoutedEvent], now_ms: i64) -> Result<Vec<bool>, StoreError>;
+    /// Lease up to `limit` due rows of a channel, oldest first, skipping rows whose alert has
+    /// an earlier row still pending on that channel (per-alert order).
+    async fn claim(
+        &self,
+        channel: &str,
+        now_ms: i64,
+        limit: i64,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Mark rows sent (the vendor request itself is recorded with `record_send`).
+    async fn mark_sent(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError>;
+    /// Record one vendor request, delivered or not: it counts against the vendor limit.
+    async fn record_send(&self, channel: &str, now_ms: i64) -> Result<(), StoreError>;
+    async fn reschedule(&self, ids: &[i64], due_ms: i64, error: &str) -> Result<(), StoreError>;
+    async fn mark_failed(&self, ids: &[i64], error: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// Give rows back without counting an attempt (claimed but not sent).
+    async fn release(&self, ids: &[i64]) -> Result<(), StoreError>;
+    async fn queue_stats(&self) -> Result<QueueStats, StoreError>;
+    /// Vendor sends of a channel at or after `since_ms`, oldest first.
+    async fn sends_since(&self, channel: &str, since_ms: i64) -> Result<Vec<i64>, StoreError>;
+    async fn list_notifications(
+        &self,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<NotificationView>, StoreError>;
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Delete send records older than `before_ms` (the limiter needs only the last minute).
+    async fn prune_sends(&self, before_ms: i64) -> Result<(), StoreError>;
+}
+
+/// Open the store named by the URL and run its migrations.
+/// `sqlite_fsync`: commit with `synchronous=FULL` (a 2xx survives power loss) or `NORMAL`
+/// (survives a process crash; the WAL is synced at checkpoints). Ignored for PostgreSQL.
+pub async fn open(url: &str, sqlite_fsync: bool) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else {
+        Ok(Arc::new(
+            sqlite::SqliteStore::open(url, sqlite_fsync).await?,
+        ))
+    }
+}
+
+impl NotificationView {
+    /// Fill alertname and status from the stored event JSON.
+    pub(crate) fn with_alert(mut self, payload: &str) -> NotificationView {
+        if let Ok(ev) = serde_json::from_str::<AlertEvent>(payload) {
+            self.alertname = ev.alertname().to_string();
+            self.status = ev.status;
+        }
+        self
+    }
+}

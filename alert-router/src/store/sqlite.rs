@@ -1,0 +1,333 @@
+//! Embedded SQLite store (default): WAL journal and `synchronous=FULL`, so a committed webhook
+//! survives a power cut, not just a process crash.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+
+use sqlx::Sqlite;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row};
+
+use super::{
+    INSERT_CHUNK, NotificationView, OutboxRow, QueueStats, RoutedEvent, Store, StoreError,
+};
+
+pub struct SqliteStore {
+    /// Delivery bookkeeping, API, checkpoints: `synchronous=NORMAL`. Losing one of these commits
+    /// in a power cut re-sends a notification (its lease expires); it never loses an alert.
+    pool: SqlitePool,
+    /// The intake's single writer: `synchronous=FULL` unless configured otherwise, so a 2xx
+    /// means on disk. Its fsync also covers every earlier commit in the WAL.
+    ingest_pool: SqlitePool,
+}
+
+fn ids_json(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("a list of integers always serialises")
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, fsync_each_commit: bool) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            // Checkpoints run from a background task (below), not inside a webhook's commit.
+            .pragma("wal_autocheckpoint", "0")
+            .foreign_keys(true);
+        let file = opts.get_filename().to_path_buf();
+        if let Some(dir) = file.parent()
+            && !dir.as_os_str().is_empty()
+            && !url.contains(":memory:")
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let ingest_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.synchronous(if fsync_each_commit {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            }))
+            .await?;
+        let bg = pool.clone();
+        tokio::spawn(async move {
+            // PASSIVE never blocks writers; it copies what it can and lets the WAL be reused.
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if bg.is_closed() {
+                    break;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&bg)
+                    .await
+                {
+                    tracing::debug!(error = %e, "WAL checkpoint");
+                }
+            }
+        });
+        Ok(SqliteStore { pool, ingest_pool })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ingest(&self, events: &[RoutedEvent], now_ms: i64) -> Result<Vec<bool>, StoreError> {
+        // Multi-row statements: a group commit of N webhooks costs a handful of round trips to
+        // the database, not 2N.
+        let payloads: Vec<String> = events
+            .iter()
+            .map(|r| serde_json::to_string(&r.event))
+            .collect::<Result<_, _>>()?;
+        let mut tx = self.ingest_pool.begin().await?;
+        let mut ids: Vec<Option<i64>> = Vec::with_capacity(events.len());
+        for (chunk_no, chunk) in events.chunks(INSERT_CHUNK).enumerate() {
+            let base = chunk_no * INSERT_CHUNK;
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO alert_events (group_key, fingerprint, status, starts_at, ends_at, payload, received_at) ",
+            );
+            qb.push_values(chunk.iter().enumerate(), |mut b, (i, r)| {
+                let e = &r.event;
+                b.push_bind(&e.group_key)
+                    .push_bind(&e.fingerprint)
+                    .push_bind(&e.status)
+                    .push_bind(e.starts_at)
+                    .push_bind(e.ends_at)
+                    .push_bind(&payloads[base + i])
+                    .push_bind(now_ms);
+            });
+            qb.push(
+                " ON CONFLICT DO NOTHING RETURNING id, group_key, fingerprint, status, starts_at",
+            );
+            let rows = qb.build().fetch_all(&mut *tx).await?;
+            let mut inserted: HashMap<(String, String, String, i64), i64> =
+                HashMap::with_capacity(rows.len());
+            for row in rows {
+                inserted.insert(
+                    (
+                        row.try_get("group_key")?,
+                        row.try_get("fingerprint")?,
+                        row.try_get("status")?,
+                        row.try_get("starts_at")?,
+                    ),
+                    row.try_get("id")?,
+                );
+            }
+            // The first event with a key got the row; a repeat in the same batch is a duplicate.
+            for r in chunk {
+                let e = &r.event;
+                ids.push(inserted.remove(&(
+                    e.group_key.clone(),
+                    e.fingerprint.clone(),
+                    e.status.clone(),
+                    e.starts_at,
+                )));
+            }
+        }
+        let outbox: Vec<(i64, usize, &String)> = events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| ids[i].map(|id| (id, i, r)))
+            .flat_map(|(id, i, r)| r.channels.iter().map(move |c| (id, i, c)))
+            .collect();
+        for chunk in outbox.chunks(INSERT_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO outbox (event_id, fingerprint, channel, kind, due_at, created_at) ",
+            );
+            qb.push_values(chunk, |mut b, (id, i, ch)| {
+                b.push_bind(*id)
+                    .push_bind(&events[*i].event.fingerprint)
+                    .push_bind(*ch)
+                    .push_bind("notify")
+                    .push_bind(now_ms)
+                    .push_bind(now_ms);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(ids.iter().map(Option::is_some).collect())
+    }
+
+    async fn claim(
+        &self,
+        channel: &str,
+        now_ms: i64,
+        limit: i64,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE outbox SET claimed_by = ?1, lease_until = ?2
+             WHERE id IN (
+               SELECT o.id FROM outbox o
+               WHERE o.channel = ?3 AND o.state = 'pending' AND o.due_at <= ?4
+                 AND (o.lease_until IS NULL OR o.lease_until < ?4)
+                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.fingerprint = o.fingerprint
+                                 AND p.state = 'pending' AND p.id < o.id)
+               ORDER BY o.id LIMIT ?5)
+             RETURNING id, fingerprint, channel, kind, attempts, created_at,
+                       COALESCE(payload, (SELECT e.payload FROM alert_events e WHERE e.id = outbox.event_id)) AS payload",
+        )
+        .bind(owner)
+        .bind(now_ms + lease_ms)
+        .bind(channel)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let payload: String = r.try_get("payload")?;
+            out.push(OutboxRow {
+                id: r.try_get("id")?,
+                fingerprint: r.try_get("fingerprint")?,
+                channel: r.try_get("channel")?,
+                kind: r.try_get("kind")?,
+                event: serde_json::from_str(&payload)?,
+                attempts: r.try_get("attempts")?,
+                created_at: r.try_get("created_at")?,
+            });
+        }
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    async fn mark_sent(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, claimed_by = NULL, lease_until = NULL, attempts = attempts + 1
+             WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(now_ms)
+        .bind(ids_json(ids))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_send(&self, channel: &str, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO channel_sends (channel, sent_at) VALUES (?, ?)")
+            .bind(channel)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn reschedule(&self, ids: &[i64], due_ms: i64, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET due_at = ?, last_error = ?, attempts = attempts + 1, claimed_by = NULL, lease_until = NULL
+             WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(due_ms)
+        .bind(error)
+        .bind(ids_json(ids))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn mark_failed(&self, ids: &[i64], error: &str, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'failed', last_error = ?, attempts = attempts + 1, claimed_by = NULL, lease_until = NULL, sent_at = NULL, due_at = ?
+             WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(error)
+        .bind(now_ms)
+        .bind(ids_json(ids))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release(&self, ids: &[i64]) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(ids_json(ids))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(QueueStats {
+            pending: r.try_get("n")?,
+            oldest_created_at: r.try_get("oldest")?,
+        })
+    }
+
+    async fn sends_since(&self, channel: &str, since_ms: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT sent_at FROM channel_sends WHERE channel = ? AND sent_at >= ? ORDER BY sent_at",
+        )
+        .bind(channel)
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn list_notifications(
+        &self,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<NotificationView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, channel, fingerprint, COALESCE(payload, (SELECT e.payload FROM alert_events e WHERE e.id = outbox.event_id)) AS payload, state, attempts, last_error, created_at, due_at, sent_at FROM outbox
+             WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(state)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let payload: String = r.try_get("payload")?;
+            out.push(
+                NotificationView {
+                    id: r.try_get("id")?,
+                    channel: r.try_get("channel")?,
+                    fingerprint: r.try_get("fingerprint")?,
+                    alertname: String::new(),
+                    status: String::new(),
+                    state: r.try_get("state")?,
+                    attempts: r.try_get("attempts")?,
+                    last_error: r.try_get("last_error")?,
+                    created_at: r.try_get("created_at")?,
+                    due_at: r.try_get("due_at")?,
+                    sent_at: r.try_get("sent_at")?,
+                }
+                .with_alert(&payload),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn prune_sends(&self, before_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM channel_sends WHERE sent_at < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,321 @@
+//! Message templates (minijinja). Defaults exist per format (markdown, Slack mrkdwn, plain text,
+//! HTML) and speak Chinese or English through a word table, so an override only has to change
+//! the layout; a channel can replace its template entirely.
+
+use std::collections::BTreeMap;
+
+use chrono::{TimeZone, Utc};
+use hmac::{Hmac, Mac};
+use minijinja::Environment;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::config::Language;
+use crate::model::AlertEvent;
+
+pub const MARKDOWN: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}### {{ a.icon }} [{{ t[a.status] }}] {{ a.alertname }}
+- **{{ t.severity }}**: {{ a.severity }}
+- **{{ t.summary }}**: {{ a.summary }}
+- **{{ t.description }}**: {{ a.description }}
+- **{{ t.starts_at }}**: {{ a.starts_at }}
+{% if a.status == "resolved" %}- **{{ t.ends_at }}**: {{ a.ends_at }}
+{% endif %}- **{{ t.labels }}**: {% for k, v in a.labels|items %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %}
+{% if a.ack_url %}
+[{{ t.ack }}]({{ a.ack_url }})
+{% endif %}{% else %}### {{ t.digest }}: {{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}
+{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} [{{ t.ack }}]({{ a.ack_url }}){% endif %}
+{% endfor %}{% endif %}"#;
+
+pub const SLACK: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}{{ a.icon }} *[{{ t[a.status] }}] {{ a.alertname }}*
+*{{ t.severity }}*: {{ a.severity }}
+*{{ t.summary }}*: {{ a.summary }}
+*{{ t.description }}*: {{ a.description }}
+*{{ t.starts_at }}*: {{ a.starts_at }}
+{% if a.status == "resolved" %}*{{ t.ends_at }}*: {{ a.ends_at }}
+{% endif %}*{{ t.labels }}*: {% for k, v in a.labels|items %}`{{ k }}={{ v }}`{% if not loop.last %} {% endif %}{% endfor %}
+{% if a.ack_url %}<{{ a.ack_url }}|{{ t.ack }}>
+{% endif %}{% else %}*{{ t.digest }}: {{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}*
+{% for a in alerts %}• {{ a.icon }} [{{ t[a.status] }}] *{{ a.alertname }}* {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} <{{ a.ack_url }}|{{ t.ack }}>{% endif %}
+{% endfor %}{% endif %}"#;
+
+pub const TEXT: &str = r#"{% for a in alerts %}[{{ t[a.status] }}] {{ a.alertname }}
+{{ t.severity }}: {{ a.severity }}
+{{ t.summary }}: {{ a.summary }}
+{{ t.description }}: {{ a.description }}
+{{ t.starts_at }}: {{ a.starts_at }}
+{% if a.status == "resolved" %}{{ t.ends_at }}: {{ a.ends_at }}
+{% endif %}{{ t.labels }}: {% for k, v in a.labels|items %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %}
+{% if a.ack_url %}{{ t.ack }}: {{ a.ack_url }}
+{% endif %}{% if not loop.last %}
+{% endif %}{% endfor %}"#;
+
+pub const HTML: &str = r#"<!DOCTYPE html><html><body>
+{% for a in alerts %}<h3>{{ a.icon }} [{{ t[a.status] }}] {{ a.alertname }}</h3>
+<table>
+<tr><th align="left">{{ t.severity }}</th><td>{{ a.severity }}</td></tr>
+<tr><th align="left">{{ t.summary }}</th><td>{{ a.summary }}</td></tr>
+<tr><th align="left">{{ t.description }}</th><td>{{ a.description }}</td></tr>
+<tr><th align="left">{{ t.starts_at }}</th><td>{{ a.starts_at }}</td></tr>
+{% if a.status == "resolved" %}<tr><th align="left">{{ t.ends_at }}</th><td>{{ a.ends_at }}</td></tr>
+{% endif %}<tr><th align="left">{{ t.labels }}</th><td>{% for k, v in a.labels|items %}<code>{{ k }}={{ v }}</code> {% endfor %}</td></tr>
+</table>
+{% if a.ack_url %}<p><a href="{{ a.ack_url }}">{{ t.ack }}</a></p>
+{% endif %}{% endfor %}</body></html>"#;
+
+fn words(lang: Language) -> Value {
+    match lang {
+        Language::Zh => json!({
+            "firing": "告警", "resolved": "恢复", "severity": "级别", "summary": "摘要",
+            "description": "详情", "starts_at": "开始时间", "ends_at": "恢复时间", "labels": "标签",
+            "ack": "确认告警", "digest": "告警汇总", "alerts": "条告警",
+        }),
+        Language::En => json!({
+            "firing": "FIRING", "resolved": "RESOLVED", "severity": "Severity", "summary": "Summary",
+            "description": "Description", "starts_at": "Started", "ends_at": "Resolved", "labels": "Labels",
+            "ack": "Acknowledge", "digest": "Alert digest", "alerts": "alerts",
+        }),
+    }
+}
+
+/// Link-building inputs shared by every channel.
+#[derive(Debug, Clone, Default)]
+pub struct LinkSettings {
+    pub public_url: Option<String>,
+    pub ack_secret: Option<String>,
+}
+
+impl LinkSettings {
+    /// `{public_url}/ack/{fingerprint}.{mac}`: the mac stops guessing of ack links.
+    pub fn ack_url(&self, fingerprint: &str) -> Option<String> {
+        let (base, secret) = (self.public_url.as_ref()?, self.ack_secret.as_ref()?);
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(fingerprint.as_bytes());
+        let sig: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Some(format!(
+            "{}/ack/{fingerprint}.{sig}",
+            base.trim_end_matches('/')
+        ))
+    }
+}
+
+pub fn format_time(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// The template context for a list of alerts.
+pub fn context(alerts: &[AlertEvent], lang: Language, links: &LinkSettings) -> Value {
+    let list: Vec<Value> = alerts
+        .iter()
+        .map(|a| {
+            let get = |m: &BTreeMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
+            json!({
+                "status": a.status,
+                "icon": if a.status == "firing" { "🔥" } else { "✅" },
+                "alertname": a.alertname(),
+                "severity": get(&a.labels, "severity"),
+                "instance": get(&a.labels, "instance"),
+                "summary": get(&a.annotations, "summary"),
+                "description": get(&a.annotations, "description"),
+                "labels": a.labels,
+                "annotations": a.annotations,
+                "starts_at": format_time(a.starts_at),
+                "ends_at": a.ends_at.map(format_time).unwrap_or_default(),
+                "fingerprint": a.fingerprint,
+                "generator_url": a.generator_url,
+                "ack_url": links.ack_url(&a.fingerprint),
+            })
+        })
+        .collect();
+    let firing = alerts.iter().filter(|a| a.status == "firing").count();
+    json!({
+        "alerts": list,
+        "firing": firing,
+        "resolved": alerts.len() - firing,
+        "t": words(lang),
+    })
+}
+
+/// A short title: the alert for one, a count for a digest.
+pub fn title(alerts: &[AlertEvent], lang: Language) -> String {
+    let w = words(lang);
+    match alerts {
+        [a] => format!(
+            "[{}] {}",
+            w[a.status.as_str()].as_str().unwrap_or(""),
+            a.alertname()
+        ),
+        _ => format!(
+            "{}: {} {}",
+            w["digest"].as_str().unwrap_or(""),
+            alerts.len(),
+            w["alerts"].as_str().unwrap_or("")
+        ),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}: {source}")]
+pub struct TemplateError {
+    pub name: String,
+    #[source]
+    pub source: minijinja::Error,
+}
+
+/// One compiled template.
+pub struct Template {
+    env: Environment<'static>,
+    name: String,
+}
+
+impl Template {
+    /// Compile `source`; a name ending in `.html` turns on HTML escaping.
+    pub fn new(name: &str, source: &str) -> Result<Template, TemplateError> {
+        let mut env = Environment::new();
+        env.add_template_owned(name.to_string(), source.to_string())
+            .map_err(|source| TemplateError {
+                name: name.into(),
+                source,
+            })?;
+        Ok(Template {
+            env,
+            name: name.into(),
+        })
+    }
+
+    pub fn render(&self, ctx: &Value) -> Result<String, TemplateError> {
+        let t = self
+            .env
+            .get_template(&self.name)
+            .map_err(|source| TemplateError {
+                name: self.name.clone(),
+                source,
+            })?;
+        t.render(ctx).map_err(|source| TemplateError {
+            name: self.name.clone(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn alert(name: &str, status: &str) -> AlertEvent {
+        AlertEvent {
+            group_key: "g".into(),
+            fingerprint: format!("fp-{name}"),
+            status: status.into(),
+            labels: [
+                ("alertname", name),
+                ("severity", "critical"),
+                ("instance", "db1"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            annotations: [
+                ("summary", "磁盘快满了"),
+                ("description", "<b>90%</b> used"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            starts_at: 1_767_225_600_000,
+            ends_at: (status == "resolved").then_some(1_767_229_200_000),
+            generator_url: None,
+            receiver: None,
+        }
+    }
+
+    #[test]
+    fn single_alert_markdown_in_chinese_and_english() {
+        let links = LinkSettings {
+            public_url: Some("https://r.example/".into()),
+            ack_secret: Some("s".into()),
+        };
+        let t = Template::new("markdown", MARKDOWN).unwrap();
+        let zh = t
+            .render(&context(
+                &[alert("DiskFull", "resolved")],
+                Language::Zh,
+                &links,
+            ))
+            .unwrap();
+        assert!(zh.starts_with("### ✅ [恢复] DiskFull\n"), "{zh}");
+        assert!(zh.contains("- **摘要**: 磁盘快满了\n"), "{zh}");
+        assert!(
+            zh.contains("- **开始时间**: 2026-01-01 00:00:00 UTC\n"),
+            "{zh}"
+        );
+        assert!(
+            zh.contains("- **恢复时间**: 2026-01-01 01:00:00 UTC\n"),
+            "{zh}"
+        );
+        assert!(
+            zh.contains("alertname=DiskFull, instance=db1, severity=critical"),
+            "{zh}"
+        );
+        assert!(
+            zh.contains("[确认告警](https://r.example/ack/fp-DiskFull."),
+            "{zh}"
+        );
+        let en = t
+            .render(&context(
+                &[alert("DiskFull", "firing")],
+                Language::En,
+                &LinkSettings::default(),
+            ))
+            .unwrap();
+        assert!(en.starts_with("### 🔥 [FIRING] DiskFull\n"), "{en}");
+        assert!(!en.contains("Resolved"), "{en}");
+        assert!(!en.contains("/ack/"), "{en}");
+    }
+
+    #[test]
+    fn digest_lists_every_alert_on_one_line() {
+        let t = Template::new("markdown", MARKDOWN).unwrap();
+        let alerts = vec![
+            alert("A", "firing"),
+            alert("B", "firing"),
+            alert("C", "resolved"),
+        ];
+        let s = t
+            .render(&context(&alerts, Language::En, &LinkSettings::default()))
+            .unwrap();
+        assert!(
+            s.starts_with("### Alert digest: 2 FIRING, 1 RESOLVED\n"),
+            "{s}"
+        );
+        assert_eq!(s.lines().filter(|l| l.starts_with("- ")).count(), 3, "{s}");
+        assert_eq!(title(&alerts, Language::En), "Alert digest: 3 alerts");
+        assert_eq!(title(&alerts[..1], Language::Zh), "[告警] A");
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        let t = Template::new("email.html", HTML).unwrap();
+        let s = t
+            .render(&context(
+                &[alert("A", "firing")],
+                Language::En,
+                &LinkSettings::default(),
+            ))
+            .unwrap();
+        assert!(
+            s.contains("&lt;b&gt;90%&lt;&#x2f;b&gt; used")
+                || s.contains("&lt;b&gt;90%&lt;/b&gt; used"),
+            "{s}"
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! Delivery workers: one per channel. A worker waits for the channel's rate limiter, claims due
+//! outbox rows with a lease, renders them as one message (a digest when several waited), sends,
+//! and marks the rows sent, rescheduled (with exponential backoff and jitter) or failed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+
+use crate::channels::{Channel, Message, SendError};
+use crate::config::Delivery;
+use crate::limits::{RateLimiter, split_utf8};
+use crate::metrics::Metrics;
+use crate::model::AlertEvent;
+use crate::store::{OutboxRow, Store};
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Exponential backoff with "equal jitter": half fixed, half random, capped.
+pub fn backoff(attempts: i64, initial: Duration, max: Duration) -> Duration {
+    let exp = initial.saturating_mul(1u32 << attempts.clamp(0, 20));
+    let capped = exp.min(max);
+    let half = capped / 2;
+    half + half.mul_f64(jitter_fraction())
+}
+
+fn jitter_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Everything a worker needs; cloned per channel.
+#[derive(Clone)]
+pub struct WorkerCtx {
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub delivery: Delivery,
+    /// Lease owner name of this process (host + pid + start time).
+    pub owner: String,
+}
+
+/// Run until `stop` turns true; an in-flight send always finishes first.
+pub async fn run(
+    ch: Arc<dyn Channel>,
+    ctx: WorkerCtx,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let name = ch.name().to_string();
+    let limits = ch.limits();
+    let mut limiter = limits.rate.map(|(n, w)| RateLimiter::new(n, w));
+    if let (Some(l), Some((_, w))) = (&mut limiter, limits.rate) {
+        // Sends before a restart still count against the vendor's window.
+        let since = now_ms() - i64::try_from(w.as_millis()).unwrap_or(0);
+        match ctx.store.sends_since(&name, since).await {
+            Ok(ts) => ts.into_iter().for_each(|t| l.record(t)),
+            Err(e) => {
+                tracing::warn!(channel = %name, error = %e, "cannot read recent sends; starting with an empty rate window")
+            }
+        }
+    }
+    ctx.metrics.init_channel(&name);
+    let mut pause_until = 0i64;
+    let lease_ms = i64::try_from(ctx.delivery.lease.as_millis()).unwrap_or(120_000);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let now = now_ms();
+        let mut ready_at = pause_until.max(now);
+        if let Some(l) = &mut limiter {
+            ready_at = ready_at.max(l.next_allowed(now));
+        }
+        if ready_at > now {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis((ready_at - now) as u64)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let rows = match ctx
+            .store
+            .claim(
+                &name,
+                now,
+                ctx.delivery.batch_max as i64,
+                &ctx.owner,
+                lease_ms,
+            )
+            .await
+        {
+            Ok(r) => {
+                ctx.metrics.store_up.set(1);
+                r
+            }
+            Err(e) => {
+                ctx.metrics.store_up.set(0);
+                tracing::warn!(channel = %name, error = %e, "cannot claim notifications");
+                pause_until =
+                    now + i64::try_from(ctx.delivery.poll_interval.as_millis()).unwrap_or(1000);
+                continue;
+            }
+        };
+        if rows.is_empty() {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(ctx.delivery.poll_interval) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        // Rounds are at least `round_interval` apart: under a storm the notifications of that
+        // interval go out as one digest, and the store sees a few worker commits per second
+        // instead of one per webhook (each commit is an fsync the intake also waits for).
+        let round_gap = now + i64::try_from(ctx.delivery.round_interval.as_millis()).unwrap_or(0);
+        pause_until = deliver(ch.as_ref(), &ctx, &mut limiter, rows)
+            .await
+            .unwrap_or(0)
+            .max(round_gap);
+    }
+    tracing::debug!(channel = %name, "delivery worker stopped");
+}
+
+/// Render as many claimed rows as fit one message, give the rest back, send. Returns a
+/// channel-wide pause (ms instant) after a failure that is likely to hit the next rows too.
+async fn deliver(
+    ch: &dyn Channel,
+    ctx: &WorkerCtx,
+    limiter: &mut Option<RateLimiter>,
+    rows: Vec<OutboxRow>,
+) -> Option<i64> {
+    let name = ch.name();
+    let max = ch.limits().max_body_bytes;
+    let mut n = rows.len();
+    let msg = loop {
+        let events: Vec<AlertEvent> = rows[..n].iter().map(|r| r.event.clone()).collect();
+        match ch.render(&events) {
+            Ok(m) if n == 1 || max.is_none_or(|max| m.body.len() <= max) => break m,
+            Ok(m) => {
+                // Shrink proportionally, at least by one row.
+                let max = max.unwrap_or(usize::MAX);
+                let estimate = n * max / m.body.len().max(1);
+                n = estimate.clamp(1, n - 1);
+            }
+            Err(e) => {
+                let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+                permanent(ctx, name, &ids, &format!("cannot render: {e}")).await;
+                return None;
+            }
+        }
+    };
+    let (used, rest) = rows.split_at(n);
+    if !rest.is_empty() {
+        let ids: Vec<i64> = rest.iter().map(|r| r.id).collect();
+        if let Err(e) = ctx.store.release(&ids).await {
+            tracing::warn!(channel = %name, error = %e, "cannot release rows; their lease will expire");
+        }
+    }
+    let ids: Vec<i64> = used.iter().map(|r| r.id).collect();
+    let parts: Vec<Message> = match max {
+        Some(max) if msg.body.len() > max => {
+            let bodies = split_utf8(&msg.body, max);
+            let k = bodies.len();
+            bodies
+                .into_iter()
+                .enumerate()
+                .map(|(i, body)| Message {
+                    title: format!("{} ({}/{k})", msg.title, i + 1),
+                    body,
+                    html: None,
+                })
+                .collect()
+        }
+        _ => vec![msg],
+    };
+    let mut result = Ok(());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0
+            && let Some(l) = limiter.as_mut()
+        {
+            let now = now_ms();
+            let at = l.next_allowed(now);
+            if at > now {
+                tokio::time::sleep(Duration::from_millis((at - now) as u64)).await;
+            }
+        }
+        let sent_at = now_ms();
+        if let Some(l) = limiter.as_mut() {
+            l.record(sent_at);
+            if let Err(e) = ctx.store.record_send(name, sent_at).await {
+                tracing::warn!(channel = %name, error = %e, "cannot record a send for the rate window");
+            }
+        }
+        let t0 = Instant::now();
+        let r = ch.send(part).await;
+        ctx.metrics
+            .send_duration
+            .with_label_values(&[name])
+            .observe(t0.elapsed().as_secs_f64());
+        if let Err(e) = r {
+            result = Err(e);
+            break;
+        }
+    }
+    let now = now_ms();
+    let count = ids.len() as u64;
+    let attempts = used.iter().map(|r| r.attempts).max().unwrap_or(0);
+    match result {
+        Ok(()) => {
+            // Counted first: the vendor accepted it, whatever happens to the bookkeeping.
+            ctx.metrics
+                .notifications
+                .with_label_values(&[name, "sent"])
+                .inc_by(count);
+            if let Err(e) = ctx.store.mark_sent(&ids, now).await {
+                // The lease expires and the rows are sent again: a duplicate, never a loss.
+                tracing::error!(channel = %name, error = %e, "sent but cannot mark sent; the notification may repeat");
+            }
+            tracing::info!(channel = %name, alerts = count, "notification sent");
+            None
+        }
+        Err(SendError::Retryable(reason)) => {
+            let due = now
+                + i64::try_from(
+                    backoff(attempts, ctx.delivery.retry_initial, ctx.delivery.retry_max)
+                        .as_millis(),
+                )
+                .unwrap_or(0);
+            ctx.metrics
+                .notifications
+                .with_label_values(&[name, "retry"])
+                .inc_by(count);
+            reschedule(ctx, name, &ids, due, &reason).await;
+            tracing::warn!(channel = %name, alerts = count, attempts = attempts + 1, error = %reason, retry_in_ms = due - now, "send failed; will retry");
+            Some(due)
+        }
+        Err(SendError::RateLimited {
+            reason,
+            retry_after,
+        }) => {
+            let wait = retry_after.unwrap_or_else(|| {
+                backoff(attempts, ctx.delivery.retry_initial, ctx.delivery.retry_max)
+            });
+            let due = now + i64::try_from(wait.as_millis()).unwrap_or(0);
+            if let Some(l) = limiter.as_mut() {
+                l.block_until(due);
+            }
+            ctx.metrics
+                .notifications
+                .with_label_values(&[name, "rate_limited"])
+                .inc_by(count);
+            reschedule(ctx, name, &ids, due, &reason).await;
+            tracing::warn!(channel = %name, alerts = count, error = %reason, retry_in_ms = due - now, "vendor rate limit; will retry");
+            Some(due)
+        }
+        Err(SendError::Permanent(reason)) => {
+            permanent(ctx, name, &ids, &reason).await;
+            None
+        }
+    }
+}
+
+async fn reschedule(ctx: &WorkerCtx, name: &str, ids: &[i64], due: i64, reason: &str) {
+    if let Err(e) = ctx.store.reschedule(ids, due, reason).await {
+        tracing::warn!(channel = %name, error = %e, "cannot reschedule; the lease will expire and the rows retry");
+    }
+}
+
+async fn permanent(ctx: &WorkerCtx, name: &str, ids: &[i64], reason: &str) {
+    ctx.metrics
+        .notifications
+        .with_label_values(&[name, "failed"])
+        .inc_by(ids.len() as u64);
+    ctx.metrics
+        .permanent_errors
+        .with_label_values(&[name])
+        .inc();
+    if let Err(e) = ctx.store.mark_failed(ids, reason, now_ms()).await {
+        tracing::warn!(channel = %name, error = %e, "cannot mark failed; the lease will expire and the rows retry");
+    }
+    tracing::error!(channel = %name, alerts = ids.len(), error = %reason, "permanent delivery error; notifications marked failed (see /api/v1/notifications?state=failed)");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let (i, m) = (Duration::from_secs(1), Duration::from_secs(60));
+        for a in 0..30 {
+            let d = backoff(a, i, m);
+            let full = (i * (1u32 << a.min(20))).min(m);
+            assert!(
+                d >= full / 2 && d <= full,
+                "attempt {a}: {d:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+        assert!(backoff(10, i, m) >= Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,173 @@
+//! Router-specific test helpers shared by this crate's integration tests: start the router
+//! in-process on a free port with a temp SQLite store, and build Alertmanager payloads.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use quantwatch_alert_router::{RunError, config, serve};
+use serde_json::{Value, json};
+
+pub struct RouterUnderTest {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), RunError>>>,
+}
+
+/// Start the router with this YAML (database defaults to a temp SQLite file).
+pub async fn start(yaml: &str, env: &[(&str, &str)]) -> RouterUnderTest {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut vars: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    vars.entry("ROUTER_DATABASE_URL".into())
+        .or_insert_with(|| format!("sqlite://{}/router.db", dir.path().display()));
+    let path = dir.path().join("router.yml");
+    std::fs::write(&path, yaml).expect("write config");
+    let cfg =
+        config::load(Some(&path), &vars).unwrap_or_else(|e| panic!("test config invalid: {e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(serve(
+        cfg,
+        None,
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+        None,
+    ));
+    RouterUnderTest {
+        url,
+        dir,
+        stop: Some(stop),
+        handle: Some(handle),
+    }
+}
+
+impl RouterUnderTest {
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("router task").expect("router exits cleanly");
+        }
+    }
+
+    pub async fn post_raw(&self, body: Vec<u8>, token: Option<&str>) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/webhook/alertmanager", self.url))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("webhook request");
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn post(&self, payload: &Value) -> (u16, Value) {
+        self.post_raw(serde_json::to_vec(payload).expect("json"), None)
+            .await
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    /// Value of one sample of /metrics, labels given as `k="v"` pairs in exposition order.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+    }
+
+    pub async fn notifications(&self, token: &str, state: &str) -> Vec<Value> {
+        let v: Value = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/notifications?state={state}&limit=1000",
+                self.url
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("api")
+            .json()
+            .await
+            .expect("api json");
+        v["notifications"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// One alert in Alertmanager's webhook shape.
+pub fn alert(name: &str, status: &str, starts_at: &str, extra_labels: &[(&str, &str)]) -> Value {
+    let mut labels = serde_json::Map::new();
+    labels.insert("alertname".into(), json!(name));
+    labels.insert("severity".into(), json!("critical"));
+    for (k, v) in extra_labels {
+        labels.insert(k.to_string(), json!(v));
+    }
+    json!({
+        "status": status,
+        "labels": labels,
+        "annotations": {"summary": format!("{name} summary"), "description": format!("{name} description")},
+        "startsAt": starts_at,
+        "endsAt": if status == "resolved" { "2026-01-01T01:00:00Z" } else { "0001-01-01T00:00:00Z" },
+        "generatorURL": "http://prometheus/graph",
+        "fingerprint": format!("fp-{name}"),
+    })
+}
+
+pub fn payload(group_key: &str, alerts: Vec<Value>) -> Value {
+    json!({
+        "version": "4",
+        "groupKey": group_key,
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "router",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": alerts,
+    })
+}
+
+/// Poll an async condition until true or the timeout passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,172 @@
+//! The vendor fakes refuse what the real services refuse, with the real codes: a fake that
+//! accepted anything would make every delivery test meaningless.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use testkit::fakes::dingtalk::{DingTalkFake, expected_sign};
+use testkit::fakes::slack::SlackFake;
+use testkit::fakes::wecom::WeComFake;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn post(url: &str, body: &Value) -> (u16, Option<String>, Value) {
+    let r = reqwest::blocking::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .expect("post to fake");
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = r.text().unwrap_or_default();
+    (
+        status,
+        retry_after,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn md(text: &str) -> Value {
+    json!({"msgtype": "markdown", "markdown": {"title": "t", "text": text}})
+}
+
+fn signed(fake: &DingTalkFake, secret: &str, ts: i64) -> String {
+    let mut url = reqwest::Url::parse(&fake.webhook_url()).unwrap();
+    url.query_pairs_mut()
+        .append_pair("timestamp", &ts.to_string())
+        .append_pair("sign", &expected_sign(secret, &ts.to_string()));
+    url.to_string()
+}
+
+#[test]
+fn dingtalk_fake_checks_token_signature_window_shape_and_size() {
+    let fake = DingTalkFake::start("tok", Some("SECx"));
+    let code = |(_, _, b): (u16, Option<String>, Value)| b["errcode"].as_i64().unwrap();
+    assert_eq!(code(post(&fake.webhook_url(), &md("unsigned"))), 310000);
+    let wrong_token =
+        signed(&fake, "SECx", now_ms()).replace("access_token=tok", "access_token=nope");
+    assert_eq!(code(post(&wrong_token, &md("x"))), 300001);
+    assert_eq!(
+        code(post(&signed(&fake, "SECother", now_ms()), &md("x"))),
+        310000,
+        "wrong secret"
+    );
+    assert_eq!(
+        code(post(&signed(&fake, "SECx", now_ms() - 3_700_000), &md("x"))),
+        310000,
+        "signed over an hour ago"
+    );
+    assert_eq!(
+        code(post(
+            &signed(&fake, "SECx", now_ms() - 3_500_000),
+            &md("fifty-eight minutes ago is fine")
+        )),
+        0
+    );
+    assert_eq!(
+        code(post(
+            &signed(&fake, "SECx", now_ms()),
+            &json!({"msgtype": "markdown", "markdown": {"text": "no title"}})
+        )),
+        40035
+    );
+    assert_eq!(
+        code(post(
+            &signed(&fake, "SECx", now_ms()),
+            &md(&"字".repeat(6667))
+        )),
+        460101,
+        "20,001 bytes"
+    );
+    assert_eq!(
+        code(post(
+            &signed(&fake, "SECx", now_ms()),
+            &md(&"字".repeat(6666))
+        )),
+        0,
+        "19,998 bytes"
+    );
+    assert_eq!(fake.server.accepted().len(), 2);
+}
+
+#[test]
+fn dingtalk_fake_answers_130101_over_20_a_minute_then_bans() {
+    // Same rule with a 5 s window and an 8 s ban so the test does not take ten minutes.
+    let fake = DingTalkFake::start_with_window(
+        "tok",
+        None,
+        Duration::from_secs(5),
+        Duration::from_secs(8),
+    );
+    for i in 0..20 {
+        assert_eq!(
+            post(&fake.webhook_url(), &md(&format!("m{i}"))).2["errcode"],
+            0,
+            "message {i}"
+        );
+    }
+    assert_eq!(post(&fake.webhook_url(), &md("21st")).2["errcode"], 130101);
+    std::thread::sleep(Duration::from_millis(5500));
+    assert_eq!(
+        post(&fake.webhook_url(), &md("window passed, still banned")).2["errcode"],
+        130101
+    );
+    std::thread::sleep(Duration::from_millis(3000));
+    assert_eq!(post(&fake.webhook_url(), &md("ban over")).2["errcode"], 0);
+    assert_eq!(fake.server.count_errcode(130101), 2);
+}
+
+#[test]
+fn wecom_fake_checks_key_size_and_rate() {
+    let fake = WeComFake::start("k1");
+    let m = |c: &str| json!({"msgtype": "markdown", "markdown": {"content": c}});
+    let code = |(_, _, b): (u16, Option<String>, Value)| b["errcode"].as_i64().unwrap();
+    assert_eq!(
+        code(post(
+            &fake.webhook_url().replace("key=k1", "key=k2"),
+            &m("x")
+        )),
+        93000
+    );
+    assert_eq!(
+        code(post(&fake.webhook_url(), &m(&"a".repeat(4097)))),
+        40058
+    );
+    assert_eq!(
+        code(post(&fake.webhook_url(), &json!({"msgtype": "news"}))),
+        40008
+    );
+    assert_eq!(code(post(&fake.webhook_url(), &m(&"a".repeat(4096)))), 0);
+    // Every request with the right key counts, refused ones included: 3 so far.
+    for _ in 0..17 {
+        assert_eq!(code(post(&fake.webhook_url(), &m("ok"))), 0);
+    }
+    assert_eq!(code(post(&fake.webhook_url(), &m("21st"))), 45009);
+}
+
+#[test]
+fn slack_fake_checks_hook_blocks_and_rate() {
+    let fake = SlackFake::start("T/B/x");
+    let sec = |t: &str| json!({"text": "f", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": t}}]});
+    assert_eq!(
+        post(&fake.webhook_url().replace("T/B/x", "T/B/y"), &sec("x")).0,
+        404
+    );
+    let (s, _, b) = post(&fake.webhook_url(), &sec(&"é".repeat(3001)));
+    assert_eq!((s, b), (400, json!("invalid_blocks")));
+    std::thread::sleep(Duration::from_millis(1100));
+    let (s, _, b) = post(&fake.webhook_url(), &json!({"blocks": []}));
+    assert_eq!((s, b), (400, json!("invalid_blocks")));
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(post(&fake.webhook_url(), &sec(&"é".repeat(3000))).0, 200);
+    let (s, retry_after, _) = post(&fake.webhook_url(), &sec("too soon"));
+    assert_eq!((s, retry_after.as_deref()), (429, Some("1")));
+}

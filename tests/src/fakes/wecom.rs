@@ -1,0 +1,120 @@
+//! WeCom group robot fake: `POST /cgi-bin/webhook/send?key=..`.
+//!
+//! Checks, with WeCom's answers: the key (93000 invalid webhook url), payload shape (40008
+//! invalid message type, 44004 empty content), markdown content at most 4,096 bytes (40058),
+//! text content at most 2,048 bytes (40058), and at most 20 messages per minute (45009).
+//! Every request that passes authentication counts against the rate, refused ones too.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use super::{FakeServer, Shared, mode_gate, rate_allow, record};
+
+pub const MAX_MARKDOWN_BYTES: usize = 4096;
+pub const MAX_TEXT_BYTES: usize = 2048;
+pub const PER_MINUTE: usize = 20;
+
+#[derive(Clone)]
+struct Robot {
+    key: String,
+    shared: Arc<Mutex<Shared>>,
+}
+
+pub struct WeComFake {
+    pub server: FakeServer,
+    key: String,
+}
+
+impl WeComFake {
+    pub fn start(key: &str) -> WeComFake {
+        let k = key.to_string();
+        let server = FakeServer::spawn(move |shared| {
+            axum::Router::new()
+                .route("/cgi-bin/webhook/send", post(send))
+                .with_state(Robot { key: k, shared })
+        });
+        WeComFake {
+            server,
+            key: key.to_string(),
+        }
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!(
+            "{}/cgi-bin/webhook/send?key={}",
+            self.server.base_url(),
+            self.key
+        )
+    }
+
+    /// Accepted markdown contents, in order.
+    pub fn markdowns(&self) -> Vec<String> {
+        self.server
+            .accepted()
+            .iter()
+            .filter_map(|b| b["markdown"]["content"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+fn check(body: &Value) -> Result<(), (i64, String)> {
+    let (content, max) = match body["msgtype"].as_str() {
+        Some("markdown") => (body["markdown"]["content"].as_str(), MAX_MARKDOWN_BYTES),
+        Some("text") => {
+            if let Some(m) = body["text"].get("mentioned_mobile_list")
+                && !m.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+            {
+                return Err((40063, "invalid mentioned_mobile_list".into()));
+            }
+            (body["text"]["content"].as_str(), MAX_TEXT_BYTES)
+        }
+        _ => return Err((40008, "invalid message type".into())),
+    };
+    let Some(content) = content.filter(|c| !c.is_empty()) else {
+        return Err((44004, "empty content".into()));
+    };
+    if content.len() > max {
+        return Err((40058, format!("content exceed max length {max}")));
+    }
+    Ok(())
+}
+
+async fn send(
+    State(r): State<Robot>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(resp) = mode_gate(&r.shared).await {
+        return resp;
+    }
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let refuse = |code: i64, msg: &str| {
+        record(&r.shared, parsed.clone(), code);
+        Json(json!({"errcode": code, "errmsg": msg})).into_response()
+    };
+    if q.get("key") != Some(&r.key) {
+        return refuse(93000, "invalid webhook url");
+    }
+    if parsed.is_null() {
+        return refuse(40008, "invalid message type");
+    }
+    {
+        let mut s = r.shared.lock().unwrap_or_else(|p| p.into_inner());
+        if !rate_allow(&mut s, PER_MINUTE, Duration::from_secs(60), None) {
+            drop(s);
+            return refuse(45009, "api freq out of limit");
+        }
+    }
+    if let Err((code, msg)) = check(&parsed) {
+        return refuse(code, &msg);
+    }
+    record(&r.shared, parsed, 0);
+    Json(json!({"errcode": 0, "errmsg": "ok"})).into_response()
+}
