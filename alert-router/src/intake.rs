@@ -30,6 +30,9 @@ pub struct Ingestor {
     tx: mpsc::Sender<Job>,
 }
 
+/// Longest a webhook waits for its commit before answering 503.
+const INGEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Most events stored in one transaction; bounds the time one commit holds the write lock.
 const MAX_EVENTS_PER_COMMIT: usize = 10_000;
 
@@ -166,7 +169,12 @@ pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
         })
         .collect();
     let n = routed.len();
-    match app.ingest.ingest(routed).await {
+    // A hung database must not hang Alertmanager: answer 503 and let it retry. Should the
+    // commit still land afterwards, the retry is recognised as a duplicate.
+    let stored = tokio::time::timeout(INGEST_TIMEOUT, app.ingest.ingest(routed))
+        .await
+        .unwrap_or_else(|_| Err(format!("no commit within {INGEST_TIMEOUT:?}")));
+    match stored {
         Ok(flags) => {
             app.metrics.store_up.set(1);
             let accepted = flags.iter().filter(|f| **f).count();

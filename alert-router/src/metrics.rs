@@ -124,6 +124,8 @@ impl Metrics {
             self.notifications.with_label_values(&[channel, o]);
         }
         self.permanent_errors.with_label_values(&[channel]);
+        // An empty histogram (count 0) so latency panels and rules see the channel too.
+        self.send_duration.with_label_values(&[channel]);
     }
 
     pub fn render(&self) -> String {

@@ -38,7 +38,8 @@ async fn landing() -> Html<&'static str> {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    match app.store.ping().await {
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(3), app.store.ping()).await;
+    match ping.unwrap_or_else(|_| Err(crate::store::StoreError::Timeout)) {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "store not reachable");

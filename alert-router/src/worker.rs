@@ -216,14 +216,15 @@ async fn deliver(
     let attempts = used.iter().map(|r| r.attempts).max().unwrap_or(0);
     match result {
         Ok(()) => {
-            if let Err(e) = ctx.store.mark_sent(&ids, now).await {
-                // The lease expires and the rows are sent again: a duplicate, never a loss.
-                tracing::error!(channel = %name, error = %e, "sent but cannot mark sent; the notification may repeat");
-            }
+            // Counted first: the vendor accepted it, whatever happens to the bookkeeping.
             ctx.metrics
                 .notifications
                 .with_label_values(&[name, "sent"])
                 .inc_by(count);
+            if let Err(e) = ctx.store.mark_sent(&ids, now).await {
+                // The lease expires and the rows are sent again: a duplicate, never a loss.
+                tracing::error!(channel = %name, error = %e, "sent but cannot mark sent; the notification may repeat");
+            }
             tracing::info!(channel = %name, alerts = count, "notification sent");
             None
         }
@@ -234,11 +235,11 @@ async fn deliver(
                         .as_millis(),
                 )
                 .unwrap_or(0);
-            reschedule(ctx, name, &ids, due, &reason).await;
             ctx.metrics
                 .notifications
                 .with_label_values(&[name, "retry"])
                 .inc_by(count);
+            reschedule(ctx, name, &ids, due, &reason).await;
             tracing::warn!(channel = %name, alerts = count, attempts = attempts + 1, error = %reason, retry_in_ms = due - now, "send failed; will retry");
             Some(due)
         }
@@ -253,11 +254,11 @@ async fn deliver(
             if let Some(l) = limiter.as_mut() {
                 l.block_until(due);
             }
-            reschedule(ctx, name, &ids, due, &reason).await;
             ctx.metrics
                 .notifications
                 .with_label_values(&[name, "rate_limited"])
                 .inc_by(count);
+            reschedule(ctx, name, &ids, due, &reason).await;
             tracing::warn!(channel = %name, alerts = count, error = %reason, retry_in_ms = due - now, "vendor rate limit; will retry");
             Some(due)
         }
@@ -275,9 +276,6 @@ async fn reschedule(ctx: &WorkerCtx, name: &str, ids: &[i64], due: i64, reason: 
 }
 
 async fn permanent(ctx: &WorkerCtx, name: &str, ids: &[i64], reason: &str) {
-    if let Err(e) = ctx.store.mark_failed(ids, reason, now_ms()).await {
-        tracing::warn!(channel = %name, error = %e, "cannot mark failed; the lease will expire and the rows retry");
-    }
     ctx.metrics
         .notifications
         .with_label_values(&[name, "failed"])
@@ -286,6 +284,9 @@ async fn permanent(ctx: &WorkerCtx, name: &str, ids: &[i64], reason: &str) {
         .permanent_errors
         .with_label_values(&[name])
         .inc();
+    if let Err(e) = ctx.store.mark_failed(ids, reason, now_ms()).await {
+        tracing::warn!(channel = %name, error = %e, "cannot mark failed; the lease will expire and the rows retry");
+    }
     tracing::error!(channel = %name, alerts = ids.len(), error = %reason, "permanent delivery error; notifications marked failed (see /api/v1/notifications?state=failed)");
 }
 

@@ -180,3 +180,63 @@ fn two_replicas_share_the_outbox_and_send_each_row_once() {
     rt.block_on(a.shutdown());
     rt.block_on(b.shutdown());
 }
+
+#[test]
+fn a_hung_database_gets_503_in_bounded_time_not_a_hung_webhook() {
+    let rt = runtime();
+    let pg = Postgres::start();
+    let url = pg.create_database("router");
+    let r = rt.block_on(start(
+        "",
+        &[("ROUTER_DATABASE_URL", &url), ("ROUTER_API_TOKEN", API)],
+    ));
+    assert_eq!(
+        rt.block_on(r.post(&payload(
+            "g",
+            vec![alert("Before", "firing", "2026-01-01T00:00:00Z", &[])]
+        )))
+        .0,
+        200
+    );
+    pg.pause();
+    let t0 = std::time::Instant::now();
+    let ready = rt.block_on(async {
+        reqwest::get(format!("{}/readyz", r.url))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(ready, 503);
+    let (s, b) = rt.block_on(r.post(&payload(
+        "g",
+        vec![alert("During", "firing", "2026-01-01T00:00:00Z", &[])],
+    )));
+    let waited = t0.elapsed();
+    pg.resume();
+    assert_eq!(s, 503, "{b}");
+    assert!(
+        waited < Duration::from_secs(25),
+        "answered after {waited:?}"
+    );
+    // Alertmanager's retry lands once the database answers again; stored once either way.
+    assert!(
+        rt.block_on(common::eventually(Duration::from_secs(20), || async {
+            r.post(&payload(
+                "g",
+                vec![alert("During", "firing", "2026-01-01T00:00:00Z", &[])],
+            ))
+            .await
+            .0 == 200
+        }))
+    );
+    assert_eq!(
+        pg.psql(
+            "router",
+            "SELECT count(*) FROM alert_events WHERE fingerprint = 'fp-During'"
+        )
+        .trim(),
+        "1"
+    );
+    rt.block_on(r.shutdown());
+}

@@ -132,6 +132,15 @@ BEGIN
 END;
 $$;
 
+-- Serializes the equity-summary work of one strategy until the writer's transaction ends.
+-- Without it, a recompute (DELETE + INSERT) could race another writer's recompute and fail
+-- on the primary key, or miss rows that writer commits meanwhile. Writers of different
+-- strategies never wait for each other. Writers must use READ COMMITTED (the default).
+CREATE FUNCTION trading_lock_equity(sid BIGINT) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    SELECT pg_advisory_xact_lock(1364283729, (sid % 2147483647)::int);
+$$;
+
 CREATE FUNCTION trading_equity_trigger() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
@@ -139,12 +148,15 @@ DECLARE
     new_peak NUMERIC;
 BEGIN
     IF TG_OP <> 'INSERT' THEN
+        PERFORM trading_lock_equity(least(OLD.strategy_id, NEW.strategy_id));
+        PERFORM trading_lock_equity(greatest(OLD.strategy_id, NEW.strategy_id));
         PERFORM trading_recompute_equity_stats(OLD.strategy_id);
         IF TG_OP = 'UPDATE' AND NEW.strategy_id <> OLD.strategy_id THEN
             PERFORM trading_recompute_equity_stats(NEW.strategy_id);
         END IF;
         RETURN NULL;
     END IF;
+    PERFORM trading_lock_equity(NEW.strategy_id);
     SELECT * INTO s FROM trading_equity_stats WHERE strategy_id = NEW.strategy_id FOR UPDATE;
     IF NOT FOUND THEN
         INSERT INTO trading_equity_stats (strategy_id, snapshots, last_ts, peak, max_drawdown)

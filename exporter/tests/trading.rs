@@ -1136,3 +1136,138 @@ async fn a_hung_trading_database_does_not_hang_the_scrape() {
         "trading_up did not return to 1 after the server resumed"
     );
 }
+
+#[test]
+fn simulate_without_duration_stops_cleanly_on_sigterm() {
+    let pg = Postgres::start();
+    let url = pg.create_database("sigterm");
+    let out = exporter(&["migrate", "--database-url", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_quantwatch-exporter"))
+        .args(["simulate", "--database-url", &url, "--strategies", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start simulate");
+    let written = testkit::wait_until(Duration::from_secs(20), || {
+        pg.psql("sigterm", "SELECT count(*) FROM equity_snapshots") != "0"
+    });
+    assert!(written, "the simulator wrote no snapshot");
+    // SAFETY: plain kill(2) on our own child's pid.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let out = child.wait_with_output().expect("simulate exits");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("simulated "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        pg.psql(
+            "sigterm",
+            "SELECT string_agg(name, ',' ORDER BY id) FROM strategies"
+        ),
+        "alpha,beta"
+    );
+}
+
+/// Writer `k` of the concurrency test: its own strategy's orders, fills and status changes,
+/// and snapshots of the shared strategy interleaved in time with the other writer's.
+fn writer_sql(k: u32) -> String {
+    format!(
+        "DO $$
+         DECLARE sid BIGINT; shared BIGINT; oid BIGINT;
+         BEGIN
+           SELECT id INTO sid FROM strategies WHERE name = 'w{k}';
+           SELECT id INTO shared FROM strategies WHERE name = 'shared';
+           FOR i IN 1..600 LOOP
+             INSERT INTO orders (strategy_id, symbol, side, quantity, status, created_at)
+             VALUES (sid, 'S' || (i % 5), CASE WHEN i % 2 = 0 THEN 'buy' ELSE 'sell' END,
+                     1 + i % 3, 'new', '2024-06-01T00:00:00Z'::timestamptz + i * interval '1 s')
+             RETURNING id INTO oid;
+             IF i % 3 = 0 THEN
+               INSERT INTO fills (order_id, quantity, price, fee, filled_at)
+               VALUES (oid, 1, 10 + i % 7, 0.01,
+                       '2024-06-01T00:00:00Z'::timestamptz + i * interval '1 s'
+                       + (i % 50) * interval '10 ms');
+               UPDATE orders SET status = 'filled' WHERE id = oid;
+             ELSIF i % 3 = 1 THEN
+               UPDATE orders SET status = 'cancelled' WHERE id = oid;
+             END IF;
+             INSERT INTO equity_snapshots (strategy_id, ts, equity, realized_pnl)
+             VALUES (shared, '2024-06-01T00:00:00Z'::timestamptz + (i * 2 + {k}) * interval '1 s',
+                     1000 + (i * 37 + {k} * 11) % 101, 0);
+             IF i % 20 = 0 THEN COMMIT; END IF;
+           END LOOP;
+         END $$;"
+    )
+}
+
+#[test]
+fn summaries_stay_exact_under_concurrent_writers() {
+    let pg = Postgres::start();
+    pg.create_database("conc");
+    let out = exporter(&["migrate", "--database-url", &pg.url_for("conc")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pg.psql(
+        "conc",
+        "INSERT INTO strategies (name, status) VALUES ('w1', 'active'), ('w2', 'active'), ('shared', 'active')",
+    );
+    std::thread::scope(|s| {
+        for k in [1, 2] {
+            let pg = &pg;
+            s.spawn(move || pg.psql("conc", &writer_sql(k)));
+        }
+    });
+    let orders = pg.psql(
+        "conc",
+        "SELECT count(*) FROM (SELECT strategy_id, side, status, count(*) AS n FROM orders GROUP BY 1, 2, 3) r
+         FULL JOIN (SELECT * FROM trading_order_counts WHERE n <> 0) c USING (strategy_id, side, status)
+         WHERE r.n IS DISTINCT FROM c.n",
+    );
+    assert_eq!(orders, "0", "order counts drifted");
+    let fills = pg.psql(
+        "conc",
+        "SELECT count(*) FROM (SELECT o.strategy_id, o.side, count(*) AS n, sum(f.quantity * f.price) AS v,
+                                      sum(f.fee) AS fee
+                               FROM fills f JOIN orders o ON o.id = f.order_id GROUP BY 1, 2) r
+         FULL JOIN trading_fill_totals t USING (strategy_id, side)
+         WHERE (r.n, r.v, r.fee) IS DISTINCT FROM (t.fills, t.notional, t.fees)",
+    );
+    assert_eq!(fills, "0", "fill totals drifted");
+    let latency = pg.psql(
+        "conc",
+        "SELECT (SELECT sum(n) FROM trading_fill_latency) = (SELECT count(*) FROM fills)",
+    );
+    assert_eq!(latency, "t");
+    let equity = pg.psql(
+        "conc",
+        "SELECT count(*) FROM (
+           SELECT strategy_id, count(*) AS snapshots, max(ts) AS last_ts, max(equity) AS peak,
+                  min(CASE WHEN runmax > 0 THEN equity / runmax - 1 END) AS md
+           FROM (SELECT strategy_id, ts, equity,
+                        max(equity) OVER (PARTITION BY strategy_id ORDER BY ts) AS runmax
+                 FROM equity_snapshots) x GROUP BY 1) r
+         FULL JOIN trading_equity_stats s USING (strategy_id)
+         WHERE (r.snapshots, r.last_ts, r.peak, r.md)
+               IS DISTINCT FROM (s.snapshots, s.last_ts, s.peak, s.max_drawdown)",
+    );
+    assert_eq!(equity, "0", "equity summary drifted");
+    assert_eq!(
+        pg.psql("conc", "SELECT count(*) FROM equity_snapshots"),
+        "1200"
+    );
+}

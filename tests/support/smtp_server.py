@@ -60,7 +60,8 @@ def main():
         kwargs.update(
             authenticator=Authenticator(user, password),
             auth_required=True,
-            auth_require_tls=args.tls != "none",
+            # Implicit TLS is TLS from the first byte; aiosmtpd only counts STARTTLS as TLS.
+            auth_require_tls=args.tls == "starttls",
         )
     if args.tls == "starttls":
         kwargs.update(tls_context=ctx, require_starttls=True)

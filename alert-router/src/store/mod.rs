@@ -25,6 +25,8 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error("the store did not answer in time")]
+    Timeout,
     #[error("stored payload is not valid JSON: {0}")]
     Payload(#[from] serde_json::Error),
 }
