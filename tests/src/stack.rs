@@ -100,6 +100,8 @@ impl Stack {
         let trading = Postgres::start();
         let trading_url = trading.create_database("trading");
         let redis = Redis::start();
+        // As docker-compose runs it: a memory limit, so memory-ratio rules and panels apply.
+        redis.cli(&["CONFIG", "SET", "maxmemory", "256mb"]);
         let migrate = Command::new(&exporter_bin)
             .args(["migrate", "--database-url", &trading_url])
             .output()
@@ -167,7 +169,7 @@ impl Stack {
         .replace("router:9878", &format!("127.0.0.1:{}", router.port()))
         .replace(
             "alertmanager:9093",
-            &alertmanager.url().trim_start_matches("http://").to_string(),
+            alertmanager.url().trim_start_matches("http://"),
         );
         let rules: Vec<(String, String)> = std::fs::read_dir(root.join("rules"))
             .expect("rules/ must exist")

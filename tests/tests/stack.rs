@@ -60,10 +60,7 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
         "group_left",
         "group_right",
     ] {
-        loop {
-            let Some(pos) = find_keyword(&s, kw) else {
-                break;
-            };
+        while let Some(pos) = find_keyword(&s, kw) {
             let after = &s[pos + kw.len()..];
             let trimmed = after.trim_start();
             let rest = if let Some(inner) = trimmed.strip_prefix('(') {
@@ -231,15 +228,15 @@ fn dashboard_exprs() -> Vec<(String, String, String)> {
         }
         walk(&d["panels"], &file, &mut out);
         for v in d["templating"]["list"].as_array().into_iter().flatten() {
-            if let Some(q) = v["query"]["query"].as_str().or(v["query"].as_str()) {
-                if let Some(inner) = q.strip_prefix("label_values(") {
-                    let metric = inner.split([',', '{', ')']).next().unwrap_or("").trim();
-                    out.push((
-                        file.clone(),
-                        format!("variable {}", v["name"]),
-                        metric.to_string(),
-                    ));
-                }
+            if let Some(q) = v["query"]["query"].as_str().or(v["query"].as_str())
+                && let Some(inner) = q.strip_prefix("label_values(")
+            {
+                let metric = inner.split([',', '{', ')']).next().unwrap_or("").trim();
+                out.push((
+                    file.clone(),
+                    format!("variable {}", v["name"]),
+                    metric.to_string(),
+                ));
             }
         }
     }
@@ -419,6 +416,10 @@ fn the_deployed_stack_publishes_every_name_answers_every_panel_and_pages_in_time
             continue;
         }
         let q = grafana_to_promql(&expr);
+        // A list of what is firing right now is rightly empty in a healthy stack.
+        if q.trim() == "ALERTS{alertstate=\"firing\"}" {
+            continue;
+        }
         let r = prom.query(&q);
         if r.as_array().is_none_or(|a| a.is_empty()) {
             empty.push(format!("{file}: {title}: {q}"));
@@ -464,12 +465,12 @@ fn the_deployed_stack_publishes_every_name_answers_every_panel_and_pages_in_time
     let crossed = Instant::now() - Duration::from_secs_f64((now_epoch - crossed_epoch).max(0.0));
 
     let (pg_at, _) = wait_message(
-        &stack,
+        &stack.ops_robot,
         &["PostgresqlDown"],
         pg_budget + Duration::from_secs(60),
     );
     let (dd_at, dd_text) = wait_message(
-        &stack,
+        &stack.desk_robot,
         &["TradingStrategyDrawdown"],
         dd_budget + Duration::from_secs(60),
     );
@@ -481,7 +482,7 @@ fn the_deployed_stack_publishes_every_name_answers_every_panel_and_pages_in_time
     stack.monitored.start_again();
     let resolved_from = Instant::now();
     let (res_at, _) = wait_message(
-        &stack,
+        &stack.ops_robot,
         &["RESOLVED", "PostgresqlDown"],
         Duration::from_secs(240),
     );
