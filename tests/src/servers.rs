@@ -47,6 +47,21 @@ fn pg_binary(name: &str) -> PathBuf {
     require(name, "postgresql")
 }
 
+/// Waits until the Prometheus-style server on `port` answers `/-/ready` with 2xx.
+fn wait_ready(child: &mut Child, port: u16, what: &str) {
+    let client = blocking_client();
+    let url = format!("http://127.0.0.1:{port}/-/ready");
+    let ready = wait_until(START_TIMEOUT, || {
+        child.assert_running();
+        client
+            .get(&url)
+            .send()
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+    });
+    assert!(ready, "{what} did not start:\n{}", child.log_tail());
+}
+
 fn blocking_client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -325,17 +340,7 @@ impl Prometheus {
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-lifecycle");
         let mut child = Child::spawn("prometheus", cmd, RunAs::Me, &dir.path().join("log"));
-        let url = format!("http://127.0.0.1:{port}");
-        let client = blocking_client();
-        let ready = wait_until(START_TIMEOUT, || {
-            child.assert_running();
-            client
-                .get(format!("{url}/-/ready"))
-                .send()
-                .map(|r| r.status().is_success())
-                .unwrap_or(false)
-        });
-        assert!(ready, "Prometheus did not start:\n{}", child.log_tail());
+        wait_ready(&mut child, port, "Prometheus");
         Prometheus {
             _dir: dir,
             port,
@@ -436,17 +441,7 @@ impl Alertmanager {
             }
         }
         let mut child = Child::spawn("alertmanager", cmd, RunAs::Me, &dir.path().join("log"));
-        let url = format!("http://127.0.0.1:{port}");
-        let client = blocking_client();
-        let ready = wait_until(START_TIMEOUT, || {
-            child.assert_running();
-            client
-                .get(format!("{url}/-/ready"))
-                .send()
-                .map(|r| r.status().is_success())
-                .unwrap_or(false)
-        });
-        assert!(ready, "Alertmanager did not start:\n{}", child.log_tail());
+        wait_ready(&mut child, port, "Alertmanager");
         Alertmanager {
             _dir: dir,
             port,

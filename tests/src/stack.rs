@@ -68,10 +68,14 @@ pub struct Stack {
     pub trading: Postgres,
     pub trading_url: String,
     pub redis: Redis,
-    /// The infrastructure team's robot: everything but trading alerts.
+    /// The infrastructure team's robot: what no route below takes.
     pub ops_robot: DingTalkFake,
-    /// The trading desk's robot: alerts named `Trading*`.
+    /// The trading desk's robot: alerts named `Trading*` but the drawdown page.
     pub desk_robot: DingTalkFake,
+    /// The DBA on-call robot: `PostgresqlDown` only.
+    pub dba_robot: DingTalkFake,
+    /// The risk manager's robot: `TradingStrategyDrawdown` only.
+    pub risk_robot: DingTalkFake,
     pub smtp: Smtp,
     pub router: App,
     pub exporter: App,
@@ -114,20 +118,35 @@ impl Stack {
 
         let ops_robot = DingTalkFake::start(DINGTALK_TOKEN, Some(DINGTALK_SECRET));
         let desk_robot = DingTalkFake::start(DINGTALK_TOKEN, Some(DINGTALK_SECRET));
+        let dba_robot = DingTalkFake::start(DINGTALK_TOKEN, Some(DINGTALK_SECRET));
+        let risk_robot = DingTalkFake::start(DINGTALK_TOKEN, Some(DINGTALK_SECRET));
         let smtp = Smtp::start(SmtpOptions {
             tls: SmtpTls::None,
             auth: None,
         });
         let router_cfg = work.path().join("router.yml");
-        std::fs::write(
-            &router_cfg,
-            format!(
-                "channels:\n  - type: dingtalk\n    name: ops-dingtalk\n    webhook_url: \"{}\"\n    secret: {DINGTALK_SECRET}\n    language: en\n  - type: dingtalk\n    name: desk-dingtalk\n    webhook_url: \"{}\"\n    secret: {DINGTALK_SECRET}\n    language: en\nroute:\n  channels: [ops-dingtalk]\n  routes:\n    - matchers: ['alertname=~\"Trading.*\"']\n      channels: [desk-dingtalk]\n",
-                ops_robot.webhook_url(),
-                desk_robot.webhook_url()
-            ),
-        )
-        .expect("writing the router config must work");
+        // Each paged alert has a robot of its own, as separate teams would: a robot sends at
+        // most one message per 3 s, and another team's alert must not delay the page.
+        let robots = [
+            ("ops-dingtalk", &ops_robot),
+            ("desk-dingtalk", &desk_robot),
+            ("dba-dingtalk", &dba_robot),
+            ("risk-dingtalk", &risk_robot),
+        ];
+        let mut router_yaml = String::from("channels:\n");
+        for (name, robot) in robots {
+            router_yaml.push_str(&format!(
+                "  - type: dingtalk\n    name: {name}\n    webhook_url: \"{}\"\n    secret: {DINGTALK_SECRET}\n    language: en\n",
+                robot.webhook_url()
+            ));
+        }
+        router_yaml.push_str(
+            "route:\n  channels: [ops-dingtalk]\n  routes:\n\
+             \x20   - matchers: ['alertname=\"PostgresqlDown\"']\n      channels: [dba-dingtalk]\n\
+             \x20   - matchers: ['alertname=\"TradingStrategyDrawdown\"']\n      channels: [risk-dingtalk]\n\
+             \x20   - matchers: ['alertname=~\"Trading.*\"']\n      channels: [desk-dingtalk]\n",
+        );
+        std::fs::write(&router_cfg, router_yaml).expect("writing the router config must work");
         let router_db = format!("sqlite://{}", work.path().join("router.db").display());
         let router = App::start(
             router_bin.to_str().expect("utf-8 path"),
@@ -195,6 +214,8 @@ impl Stack {
             redis,
             ops_robot,
             desk_robot,
+            dba_robot,
+            risk_robot,
             smtp,
             router,
             exporter,

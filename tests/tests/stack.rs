@@ -465,12 +465,12 @@ fn the_deployed_stack_publishes_every_name_answers_every_panel_and_pages_in_time
     let crossed = Instant::now() - Duration::from_secs_f64((now_epoch - crossed_epoch).max(0.0));
 
     let (pg_at, _) = wait_message(
-        &stack.ops_robot,
+        &stack.dba_robot,
         &["PostgresqlDown"],
         pg_budget + Duration::from_secs(60),
     );
     let (dd_at, dd_text) = wait_message(
-        &stack.desk_robot,
+        &stack.risk_robot,
         &["TradingStrategyDrawdown"],
         dd_budget + Duration::from_secs(60),
     );
@@ -482,7 +482,7 @@ fn the_deployed_stack_publishes_every_name_answers_every_panel_and_pages_in_time
     stack.monitored.start_again();
     let resolved_from = Instant::now();
     let (res_at, _) = wait_message(
-        &stack.ops_robot,
+        &stack.dba_robot,
         &["RESOLVED", "PostgresqlDown"],
         Duration::from_secs(240),
     );
