@@ -487,6 +487,16 @@ fn the_deployed_stack_publishes_every_name_answers_every_panel_and_pages_in_time
         Duration::from_secs(240),
     );
 
+    // Scrapes in which a collector failed or overran its budget delay detection: show them.
+    for c in ["host", "postgres", "redis", "trading"] {
+        let r = stack.prometheus.query(&format!(
+            "count_over_time(quantwatch_exporter_collector_success{{collector=\"{c}\"}}[10m]) - sum_over_time(quantwatch_exporter_collector_success{{collector=\"{c}\"}}[10m])"
+        ));
+        eprintln!(
+            "failed {c} collections in the last 10 min: {}",
+            r[0]["value"][1]
+        );
+    }
     let pg_took = pg_at.duration_since(pg_stopped);
     let dd_took = dd_at.duration_since(crossed);
     eprintln!("\n| page | fault → DingTalk | budget (scrape + eval + for + group_wait + 2 s) |");
