@@ -51,6 +51,7 @@ struct FileConfig {
     sqlite_synchronous: Option<String>,
     public_url: Option<String>,
     ack_secret: Option<String>,
+    ack_link_ttl: Option<String>,
     language: Option<Language>,
     #[serde(default)]
     webhook: FileWebhook,
@@ -61,6 +62,8 @@ struct FileConfig {
     #[serde(default)]
     channels: Vec<ChannelConfig>,
     route: Option<FileRoute>,
+    #[serde(default)]
+    escalation_policies: std::collections::BTreeMap<String, crate::escalation::FilePolicy>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -239,6 +242,8 @@ pub struct Config {
     pub sqlite_synchronous_full: bool,
     pub public_url: Option<String>,
     pub ack_secret: Option<String>,
+    /// Validity of ack links in messages.
+    pub ack_link_ttl: Duration,
     pub language: Language,
     pub webhook_token: Option<String>,
     pub max_body_bytes: usize,
@@ -246,6 +251,8 @@ pub struct Config {
     pub delivery: Delivery,
     pub channels: Vec<ChannelConfig>,
     pub routes: RouteTree,
+    /// Escalation policies by name; routes refer to them.
+    pub policies: std::collections::BTreeMap<String, crate::escalation::Policy>,
 }
 
 /// Where environment values come from; a trait so tests do not mutate the process env.
@@ -431,6 +438,13 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         );
     }
     let ack_secret = env.get("ROUTER_ACK_SECRET").or(file.ack_secret);
+    let ack_link_ttl = duration(
+        &mut p,
+        name,
+        "ack_link_ttl",
+        file.ack_link_ttl.as_deref(),
+        crate::template::DEFAULT_ACK_LINK_TTL,
+    );
     let webhook_token = env
         .get("ROUTER_WEBHOOK_TOKEN")
         .or(file.webhook.token)
@@ -562,6 +576,20 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         );
     }
     let routes = build_route(&route, "route", &names, name, &mut p);
+    let mut policies = std::collections::BTreeMap::new();
+    for (pname, fp) in &file.escalation_policies {
+        match crate::escalation::validate(pname, fp, &names) {
+            Ok(pol) => {
+                policies.insert(pname.clone(), pol);
+            }
+            Err(errs) => {
+                for (key, reason) in errs {
+                    prob(&mut p, &key, reason);
+                }
+            }
+        }
+    }
+    check_policy_names(&routes, "route", &file.escalation_policies, name, &mut p);
 
     if p.is_empty() {
         Ok(Config {
@@ -571,6 +599,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             sqlite_synchronous_full,
             public_url,
             ack_secret,
+            ack_link_ttl,
             language,
             webhook_token,
             max_body_bytes,
@@ -578,9 +607,31 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             delivery,
             channels,
             routes,
+            policies,
         })
     } else {
         Err(ConfigErrors(p))
+    }
+}
+
+fn check_policy_names<T>(
+    r: &RouteTree,
+    key: &str,
+    policies: &std::collections::BTreeMap<String, T>,
+    file: &str,
+    p: &mut Vec<Problem>,
+) {
+    if let Some(e) = &r.escalation
+        && !policies.contains_key(e)
+    {
+        p.push(Problem {
+            file: file.into(),
+            key: format!("{key}.escalation"),
+            reason: format!("no escalation policy is named {e:?} (see escalation_policies)"),
+        });
+    }
+    for (i, c) in r.routes.iter().enumerate() {
+        check_policy_names(c, &format!("{key}.routes[{i}]"), policies, file, p);
     }
 }
 

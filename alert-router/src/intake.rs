@@ -88,6 +88,29 @@ impl Ingestor {
     }
 }
 
+/// Route one event. An alert whose route names an escalation policy is notified by the
+/// policy's steps (the chain), not by the route's channels; its resolve goes to the channels
+/// the chain notified (the route's channels are the fallback when no chain is stored).
+pub fn route_event(cfg: &crate::config::Config, event: crate::model::AlertEvent) -> RoutedEvent {
+    let channels = cfg.routes.channels_for(&event.labels);
+    let policy = cfg
+        .routes
+        .policy_for(&event.labels)
+        .and_then(|p| cfg.policies.get(&p));
+    match policy {
+        Some(p) if event.status == "firing" => RoutedEvent {
+            event,
+            channels: Vec::new(),
+            escalation: Some(p.plan()),
+        },
+        _ => RoutedEvent {
+            event,
+            channels,
+            escalation: None,
+        },
+    }
+}
+
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
@@ -163,10 +186,7 @@ pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
     };
     let routed: Vec<RoutedEvent> = events
         .into_iter()
-        .map(|event| {
-            let channels = live.config.routes.channels_for(&event.labels);
-            RoutedEvent { event, channels }
-        })
+        .map(|event| route_event(&live.config, event))
         .collect();
     let n = routed.len();
     // A hung database must not hang Alertmanager: answer 503 and let it retry. Should the

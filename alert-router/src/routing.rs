@@ -100,6 +100,30 @@ impl RouteTree {
         out
     }
 
+    /// The escalation policy of an alert: that of the first matching leaf route, inherited
+    /// from its nearest ancestor that names one (as Alertmanager inherits receiver settings).
+    pub fn policy_for(&self, labels: &BTreeMap<String, String>) -> Option<String> {
+        self.policy_walk(labels, None).flatten()
+    }
+
+    /// `None`: this node does not match; `Some(policy)`: it matched, with this policy.
+    fn policy_walk(
+        &self,
+        labels: &BTreeMap<String, String>,
+        inherited: Option<&String>,
+    ) -> Option<Option<String>> {
+        if !self.matchers.iter().all(|m| m.matches(labels)) {
+            return None;
+        }
+        let mine = self.escalation.as_ref().or(inherited);
+        for child in &self.routes {
+            if let Some(p) = child.policy_walk(labels, mine) {
+                return Some(p);
+            }
+        }
+        Some(mine.cloned())
+    }
+
     fn walk(&self, labels: &BTreeMap<String, String>, out: &mut Vec<String>) -> bool {
         if !self.matchers.iter().all(|m| m.matches(labels)) {
             return false;
@@ -156,6 +180,32 @@ mod tests {
         assert!(Matcher::parse("missing=\"\"").unwrap().matches(&l));
         assert!(Matcher::parse("nolabel").is_err());
         assert!(Matcher::parse("a=~(").is_err());
+    }
+
+    #[test]
+    fn policy_is_the_first_matching_leafs_or_inherited() {
+        let mut child = route(&["team=quant"], &["quant"], false, vec![]);
+        child.escalation = Some("fast".into());
+        let plain = route(&["team=ops"], &["ops"], false, vec![]);
+        let mut tree = route(&[], &["default"], false, vec![child, plain]);
+        assert_eq!(
+            tree.policy_for(&labels(&[("team", "quant")])).as_deref(),
+            Some("fast")
+        );
+        assert_eq!(tree.policy_for(&labels(&[("team", "ops")])), None);
+        tree.escalation = Some("base".into());
+        assert_eq!(
+            tree.policy_for(&labels(&[("team", "ops")])).as_deref(),
+            Some("base")
+        );
+        assert_eq!(
+            tree.policy_for(&labels(&[("team", "x")])).as_deref(),
+            Some("base")
+        );
+        assert_eq!(
+            tree.policy_for(&labels(&[("team", "quant")])).as_deref(),
+            Some("fast")
+        );
     }
 
     #[test]

@@ -221,6 +221,15 @@ async fn deliver(
                 .notifications
                 .with_label_values(&[name, "sent"])
                 .inc_by(count);
+            for r in used
+                .iter()
+                .filter(|r| r.kind == crate::store::KIND_ESCALATE)
+            {
+                ctx.metrics.escalation_steps.inc();
+                ctx.metrics
+                    .escalation_lateness
+                    .observe((now - r.due_at).max(0) as f64 / 1000.0);
+            }
             if let Err(e) = ctx.store.mark_sent(&ids, now).await {
                 // The lease expires and the rows are sent again: a duplicate, never a loss.
                 tracing::error!(channel = %name, error = %e, "sent but cannot mark sent; the notification may repeat");

@@ -106,6 +106,7 @@ pub fn build_all(cfg: &Config) -> Result<Vec<Arc<dyn Channel>>, String> {
         links: LinkSettings {
             public_url: cfg.public_url.clone(),
             ack_secret: cfg.ack_secret.clone(),
+            ack_link_ttl: cfg.ack_link_ttl,
         },
         http: reqwest::Client::builder()
             .user_agent(concat!(

@@ -1,0 +1,392 @@
+//! Escalation policy timing with a controllable clock: the real SQLite store is driven with
+//! explicit `now` values (intake, claim, ack all take the time), so a 15-minute chain is checked
+//! to the millisecond without waiting.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use quantwatch_alert_router::config::{self, Config};
+use quantwatch_alert_router::intake::route_event;
+use quantwatch_alert_router::model::AlertEvent;
+use quantwatch_alert_router::store::{self, AckOutcome, Store};
+
+const T0: i64 = 1_800_000_000_000;
+const MIN: i64 = 60_000;
+
+const POLICY_YAML: &str = r#"
+channels:
+  - type: log
+    name: ding
+  - type: log
+    name: mail
+  - type: log
+    name: phone
+  - type: log
+    name: other
+route:
+  channels: [other]
+  routes:
+    - matchers: ['severity="critical"']
+      channels: [ding]
+      escalation: critical
+escalation_policies:
+  critical:
+    steps:
+      - delay: 0s
+        channels: [ding]
+      - delay: 5m
+        channels: [ding, mail]
+        mentions:
+          ding: ["13800000000"]
+      - delay: 15m
+        channels: [phone]
+"#;
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    cfg: Config,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture(yaml: &str) -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("router.yml");
+    std::fs::write(&path, yaml).expect("write config");
+    let url = format!("sqlite://{}/router.db", dir.path().display());
+    let env: HashMap<String, String> = [("ROUTER_DATABASE_URL".to_string(), url.clone())].into();
+    let cfg = config::load(Some(&path), &env).unwrap_or_else(|e| panic!("config: {e}"));
+    let store = store::open(&url, false).await.expect("open store");
+    Fixture {
+        store,
+        cfg,
+        _dir: dir,
+    }
+}
+
+fn event(fp: &str, status: &str, starts_at: i64, severity: &str) -> AlertEvent {
+    AlertEvent {
+        group_key: "{}:{alertname=\"X\"}".into(),
+        fingerprint: fp.into(),
+        status: status.into(),
+        labels: [("alertname", "X"), ("severity", severity)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        annotations: [("summary".to_string(), "disk full".to_string())].into(),
+        starts_at,
+        ends_at: (status == "resolved").then_some(starts_at + 1),
+        generator_url: None,
+        receiver: Some("router".into()),
+    }
+}
+
+/// (channel, kind, step, status, mentions) of one delivered row.
+type Sent = (String, String, Option<i64>, String, Vec<String>);
+
+impl Fixture {
+    async fn post(&self, ev: AlertEvent, now: i64) -> bool {
+        let routed = route_event(&self.cfg, ev);
+        self.store.ingest(&[routed], now).await.expect("ingest")[0]
+    }
+
+    /// Claim and mark sent everything due at `now` on every channel, as the workers would.
+    async fn deliver(&self, now: i64) -> Vec<Sent> {
+        let mut out = Vec::new();
+        for ch in ["ding", "mail", "phone", "other"] {
+            let rows = self
+                .store
+                .claim(ch, now, 100, "test", 60_000)
+                .await
+                .expect("claim");
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            self.store.mark_sent(&ids, now).await.expect("mark sent");
+            out.extend(rows.into_iter().map(|r| {
+                (
+                    r.channel,
+                    r.kind,
+                    r.step,
+                    r.event.status.clone(),
+                    r.mentions,
+                )
+            }));
+        }
+        out
+    }
+}
+
+fn sent(ch: &str, kind: &str, step: Option<i64>, status: &str) -> Sent {
+    (ch.into(), kind.into(), step, status.into(), vec![])
+}
+
+#[tokio::test]
+async fn steps_fire_at_their_delays_and_only_then() {
+    let f = fixture(POLICY_YAML).await;
+    assert!(f.post(event("fp1", "firing", T0, "critical"), T0).await);
+    assert_eq!(
+        f.deliver(T0).await,
+        vec![sent("ding", "escalate", Some(0), "firing")]
+    );
+    assert_eq!(f.deliver(T0 + 5 * MIN - 1).await, vec![]);
+    // The same alert again (a retry or the other Alertmanager peer) does not restart the chain.
+    assert!(
+        !f.post(event("fp1", "firing", T0, "critical"), T0 + MIN)
+            .await
+    );
+    let mut ding1 = sent("ding", "escalate", Some(1), "firing");
+    ding1.4 = vec!["13800000000".into()];
+    assert_eq!(
+        f.deliver(T0 + 5 * MIN).await,
+        vec![ding1, sent("mail", "escalate", Some(1), "firing")]
+    );
+    let alerts = f.store.list_alerts().await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].current_step, Some(1));
+    assert_eq!(alerts[0].next_step, Some(2));
+    assert_eq!(alerts[0].next_step_at, Some(T0 + 15 * MIN));
+    assert_eq!(alerts[0].policy, "critical");
+    assert_eq!(f.deliver(T0 + 15 * MIN - 1).await, vec![]);
+    assert_eq!(
+        f.deliver(T0 + 15 * MIN).await,
+        vec![sent("phone", "escalate", Some(2), "firing")]
+    );
+    assert_eq!(f.deliver(T0 + 24 * 60 * MIN).await, vec![]);
+    let alerts = f.store.list_alerts().await.unwrap();
+    let notified: Vec<(i64, &str, i64)> = alerts[0]
+        .notified
+        .iter()
+        .map(|n| (n.step, n.channel.as_str(), n.sent_at - T0))
+        .collect();
+    assert_eq!(
+        notified,
+        vec![
+            (0, "ding", 0),
+            (1, "ding", 5 * MIN),
+            (1, "mail", 5 * MIN),
+            (2, "phone", 15 * MIN)
+        ]
+    );
+    assert_eq!(alerts[0].next_step_at, None);
+}
+
+#[tokio::test]
+async fn ack_between_steps_stops_the_rest_and_is_announced_where_notified() {
+    let f = fixture(POLICY_YAML).await;
+    f.post(event("fp1", "firing", T0, "critical"), T0).await;
+    f.deliver(T0).await;
+    let out = f.store.ack("fp1", "alice", T0 + MIN).await.unwrap();
+    assert_eq!(
+        out,
+        AckOutcome::Acked {
+            announced: vec!["ding".into()]
+        }
+    );
+    let rows = f
+        .store
+        .claim("ding", T0 + MIN, 10, "t", 60_000)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].kind, "ack");
+    let summary = &rows[0].event.annotations["summary"];
+    assert!(summary.contains("acknowledged by alice"), "{summary}");
+    f.store.mark_sent(&[rows[0].id], T0 + MIN).await.unwrap();
+    // Nothing of steps 1 and 2 ever fires.
+    assert_eq!(f.deliver(T0 + 60 * MIN).await, vec![]);
+    assert_eq!(
+        f.store.ack("fp1", "bob", T0 + 2 * MIN).await.unwrap(),
+        AckOutcome::AlreadyAcked {
+            by: "alice".into(),
+            at: T0 + MIN
+        }
+    );
+    let alerts = f.store.list_alerts().await.unwrap();
+    assert_eq!(alerts[0].acked_by.as_deref(), Some("alice"));
+    assert_eq!(alerts[0].acked_at, Some(T0 + MIN));
+    assert_eq!(alerts[0].next_step_at, None);
+    // The resolve still reaches the channel that was notified.
+    f.post(event("fp1", "resolved", T0, "critical"), T0 + 90 * MIN)
+        .await;
+    assert_eq!(
+        f.deliver(T0 + 90 * MIN).await,
+        vec![sent("ding", "notify", None, "resolved")]
+    );
+    assert!(f.store.list_alerts().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn resolve_stops_the_rest_and_sends_resolved_to_each_notified_channel() {
+    let f = fixture(POLICY_YAML).await;
+    f.post(event("fp1", "firing", T0, "critical"), T0).await;
+    f.deliver(T0).await;
+    f.deliver(T0 + 5 * MIN).await;
+    f.post(event("fp1", "resolved", T0, "critical"), T0 + 6 * MIN)
+        .await;
+    assert_eq!(
+        f.deliver(T0 + 6 * MIN).await,
+        vec![
+            sent("ding", "notify", None, "resolved"),
+            sent("mail", "notify", None, "resolved")
+        ]
+    );
+    assert_eq!(f.deliver(T0 + 60 * MIN).await, vec![]);
+    assert_eq!(
+        f.store.ack("fp1", "alice", T0 + 61 * MIN).await.unwrap(),
+        AckOutcome::NotActive
+    );
+}
+
+#[tokio::test]
+async fn a_step_in_flight_at_ack_counts_as_notified() {
+    let f = fixture(POLICY_YAML).await;
+    f.post(event("fp1", "firing", T0, "critical"), T0).await;
+    f.deliver(T0).await;
+    // The mail step is claimed (being sent) when the ack lands: it is not cancelled, and the
+    // ack is announced there too.
+    let inflight = f
+        .store
+        .claim("mail", T0 + 5 * MIN, 10, "w", 60_000)
+        .await
+        .unwrap();
+    assert_eq!(inflight.len(), 1);
+    let out = f.store.ack("fp1", "alice", T0 + 5 * MIN + 1).await.unwrap();
+    assert_eq!(
+        out,
+        AckOutcome::Acked {
+            announced: vec!["ding".into(), "mail".into()]
+        }
+    );
+    f.store
+        .mark_sent(&[inflight[0].id], T0 + 5 * MIN + 2)
+        .await
+        .unwrap();
+    // ding's step 1 (not yet claimed) was cancelled; the acks go out on both channels.
+    assert_eq!(
+        f.deliver(T0 + 5 * MIN + 3).await,
+        vec![
+            sent("ding", "ack", None, "firing"),
+            sent("mail", "ack", None, "firing")
+        ]
+    );
+    assert_eq!(f.deliver(T0 + 60 * MIN).await, vec![]);
+}
+
+#[tokio::test]
+async fn repeat_runs_the_whole_chain_again() {
+    let f = fixture(
+        r#"
+channels:
+  - type: log
+    name: ding
+  - type: log
+    name: mail
+route:
+  channels: [ding]
+  escalation: loud
+escalation_policies:
+  loud:
+    repeat: 2
+    repeat_interval: 1h
+    steps:
+      - delay: 0s
+        channels: [ding]
+      - delay: 10m
+        channels: [mail]
+"#,
+    )
+    .await;
+    f.post(event("fp1", "firing", T0, "warning"), T0).await;
+    let mut fired = Vec::new();
+    for t in [0, 10, 60, 70, 120, 130] {
+        assert_eq!(
+            f.deliver(T0 + (t - 1) * MIN).await,
+            vec![],
+            "nothing before minute {t}"
+        );
+        let got = f.deliver(T0 + t * MIN).await;
+        assert_eq!(got.len(), 1, "minute {t}: {got:?}");
+        fired.push((t, got[0].0.clone(), got[0].2));
+    }
+    assert_eq!(
+        fired,
+        vec![
+            (0, "ding".to_string(), Some(0)),
+            (10, "mail".to_string(), Some(1)),
+            (60, "ding".to_string(), Some(2)),
+            (70, "mail".to_string(), Some(3)),
+            (120, "ding".to_string(), Some(4)),
+            (130, "mail".to_string(), Some(5)),
+        ]
+    );
+    assert_eq!(f.deliver(T0 + 10 * 60 * MIN).await, vec![]);
+}
+
+#[tokio::test]
+async fn a_fresh_firing_after_resolve_starts_a_fresh_chain() {
+    let f = fixture(POLICY_YAML).await;
+    f.post(event("fp1", "firing", T0, "critical"), T0).await;
+    f.deliver(T0).await;
+    f.post(event("fp1", "resolved", T0, "critical"), T0 + MIN)
+        .await;
+    assert_eq!(
+        f.deliver(T0 + MIN).await,
+        vec![sent("ding", "notify", None, "resolved")]
+    );
+    let t1 = T0 + 2 * MIN;
+    assert!(f.post(event("fp1", "firing", t1, "critical"), t1).await);
+    assert_eq!(
+        f.deliver(t1).await,
+        vec![sent("ding", "escalate", Some(0), "firing")]
+    );
+    // Step 1 of the new chain is due 5 minutes after ITS start, not the old one's.
+    assert_eq!(f.deliver(T0 + 5 * MIN).await, vec![]);
+    assert_eq!(f.deliver(t1 + 5 * MIN).await.len(), 2);
+    let alerts = f.store.list_alerts().await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].chain_started_at, t1);
+    assert_eq!(alerts[0].acked_by, None);
+}
+
+#[tokio::test]
+async fn alerts_without_a_policy_are_notified_once_as_before() {
+    let f = fixture(POLICY_YAML).await;
+    f.post(event("fp2", "firing", T0, "warning"), T0).await;
+    assert_eq!(
+        f.deliver(T0).await,
+        vec![sent("other", "notify", None, "firing")]
+    );
+    assert_eq!(f.deliver(T0 + 60 * MIN).await, vec![]);
+    assert!(f.store.list_alerts().await.unwrap().is_empty());
+    assert_eq!(
+        f.store.ack("fp2", "alice", T0).await.unwrap(),
+        AckOutcome::NotActive
+    );
+}
+
+#[test]
+fn policy_problems_name_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("router.yml");
+    std::fs::write(
+        &path,
+        "channels:\n  - type: log\n    name: log\nroute:\n  channels: [log]\n  escalation: nope\nescalation_policies:\n  p:\n    repeat: 9\n    steps:\n      - delay: 5x\n        channels: [log]\n",
+    )
+    .unwrap();
+    let errs = config::load(Some(&path), &HashMap::<String, String>::new()).unwrap_err();
+    let file = path.display().to_string();
+    let got: Vec<String> = errs.0.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        got,
+        vec![
+            format!("{file}: escalation_policies.p.repeat: 9 is more than 5"),
+            format!(
+                "{file}: escalation_policies.p.steps[0].delay: \"5x\" is not a duration like \"0s\" or \"5m\": unknown time unit \"x\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)"
+            ),
+            format!(
+                "{file}: escalation_policies.p.repeat_interval: required when repeat is above 0 (when the next run of the chain starts)"
+            ),
+            format!(
+                "{file}: route.escalation: no escalation policy is named \"nope\" (see escalation_policies)"
+            ),
+        ]
+    );
+}
