@@ -217,3 +217,71 @@ async fn ack_api_needs_the_token_a_name_and_an_active_alert() {
     );
     r.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_mentions_reach_dingtalk_wecom_and_slack_in_their_own_form() {
+    use testkit::fakes::dingtalk::DingTalkFake;
+    use testkit::fakes::wecom::WeComFake;
+    let ding = DingTalkFake::start("tok", Some("SECx"));
+    let wecom = WeComFake::start("key1");
+    let slack = SlackFake::start("T000/B000/XXXX");
+    let r = start(
+        &format!(
+            r#"language: en
+delivery:
+  poll_interval: 100ms
+channels:
+  - type: dingtalk
+    name: ding
+    webhook_url: "{}"
+    secret: SECx
+  - type: wecom
+    name: wecom
+    webhook_url: "{}"
+  - type: slack
+    name: slack
+    webhook_url: "{}"
+route:
+  channels: [ding]
+  escalation: p
+escalation_policies:
+  p:
+    steps:
+      - delay: 0s
+        channels: [ding, wecom, slack]
+        mentions:
+          ding: ["13800000000", "manager01"]
+          wecom: ["zhangsan", "13900000000"]
+          slack: ["U024BE7LH"]
+"#,
+            ding.webhook_url(),
+            wecom.webhook_url(),
+            slack.webhook_url()
+        ),
+        &[],
+    )
+    .await;
+    r.post(&payload(
+        "g",
+        vec![alert("Mention", "firing", "2026-01-01T00:00:00Z", &[])],
+    ))
+    .await;
+    let d = ding.server.wait_accepted(1, Duration::from_secs(10));
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0]["at"]["atMobiles"], json!(["13800000000"]));
+    assert_eq!(d[0]["at"]["atUserIds"], json!(["manager01"]));
+    let text = d[0]["markdown"]["text"].as_str().unwrap();
+    assert!(text.ends_with("\n\n@13800000000 @manager01 "), "{text}");
+    let w = wecom.server.wait_accepted(2, Duration::from_secs(10));
+    assert_eq!(w.len(), 2, "markdown plus the mobile mention");
+    let content = w[0]["markdown"]["content"].as_str().unwrap();
+    assert!(content.ends_with(" <@zhangsan>"), "{content}");
+    assert_eq!(
+        w[1]["text"]["mentioned_mobile_list"],
+        json!(["13900000000"])
+    );
+    let s = slack.server.wait_accepted(1, Duration::from_secs(10));
+    let first = s[0]["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(first.starts_with("<@U024BE7LH>\n"), "{first}");
+    r.shutdown().await;
+}

@@ -221,6 +221,9 @@ pub trait Store: Send + Sync {
     async fn mark_failed(&self, ids: &[i64], error: &str, now_ms: i64) -> Result<(), StoreError>;
     /// Give rows back without counting an attempt (claimed but not sent).
     async fn release(&self, ids: &[i64]) -> Result<(), StoreError>;
+    /// The earliest due time after `now_ms` of a channel's pending rows: a worker sleeps until
+    /// then instead of a whole poll interval, so escalation steps fire on time.
+    async fn next_due(&self, channel: &str, now_ms: i64) -> Result<Option<i64>, StoreError>;
     async fn queue_stats(&self) -> Result<QueueStats, StoreError>;
     /// Vendor sends of a channel at or after `since_ms`, oldest first.
     async fn sends_since(&self, channel: &str, since_ms: i64) -> Result<Vec<i64>, StoreError>;

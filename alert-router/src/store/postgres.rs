@@ -311,6 +311,16 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn next_due(&self, channel: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(due_at) FROM outbox WHERE channel = $1 AND state = 'pending' AND due_at > $2",
+        )
+        .bind(channel)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
         let r = sqlx::query(
             "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE state = 'pending'",
