@@ -14,6 +14,7 @@ pub mod intake;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod oncall;
 pub mod routing;
 pub mod server;
 pub mod store;
