@@ -21,6 +21,9 @@ pub struct Step {
     /// Per channel: who to mention (DingTalk mobiles, WeCom user ids, Slack user ids, email
     /// addresses), in the form that channel understands.
     pub mentions: BTreeMap<String, Vec<String>>,
+    /// Rotations whose on-call person (at the step's due time) is mentioned on every channel
+    /// of the step where that person has a contact.
+    pub rotations: Vec<String>,
 }
 
 /// A validated policy.
@@ -60,19 +63,30 @@ fn ms(d: Duration) -> i64 {
 impl Policy {
     /// Every row of the chain, repeats included, ordered by due time (then step, then the
     /// channel order of the step): the outbox keeps per-alert order by row id, so rows must be
-    /// inserted in the order they fall due.
-    pub fn plan(&self) -> Plan {
+    /// inserted in the order they fall due. Rotations resolve at each row's due time.
+    pub fn plan(&self, now_ms: i64, dir: &crate::oncall::Directory) -> Plan {
         let mut steps = Vec::new();
         let n = self.steps.len() as i64;
         for run in 0..=i64::from(self.repeat) {
             let base = run.saturating_mul(ms(self.repeat_interval));
             for (i, s) in self.steps.iter().enumerate() {
+                let offset_ms = base.saturating_add(ms(s.delay));
+                let due = chrono::DateTime::from_timestamp_millis(now_ms.saturating_add(offset_ms))
+                    .unwrap_or_default();
                 for ch in &s.channels {
+                    let mut mentions = s.mentions.get(ch).cloned().unwrap_or_default();
+                    for r in &s.rotations {
+                        if let Some(c) = dir.contact(r, ch, due)
+                            && !mentions.contains(&c)
+                        {
+                            mentions.push(c);
+                        }
+                    }
                     steps.push(PlannedStep {
-                        offset_ms: base.saturating_add(ms(s.delay)),
+                        offset_ms,
                         step: run * n + i as i64,
                         channel: ch.clone(),
-                        mentions: s.mentions.get(ch).cloned().unwrap_or_default(),
+                        mentions,
                     });
                 }
             }
@@ -102,6 +116,9 @@ pub struct FileStep {
     pub channels: Vec<String>,
     #[serde(default)]
     pub mentions: BTreeMap<String, Vec<String>>,
+    /// Mention the current on-call person of these rotations.
+    #[serde(default)]
+    pub rotations: Vec<String>,
 }
 
 /// Validate one policy; every problem is reported as (key, reason).
@@ -109,6 +126,7 @@ pub fn validate(
     name: &str,
     p: &FilePolicy,
     channel_names: &std::collections::BTreeSet<String>,
+    rotation_names: &std::collections::BTreeSet<String>,
 ) -> Result<Policy, Vec<(String, String)>> {
     let key = format!("escalation_policies.{name}");
     let mut errs = Vec::new();
@@ -172,10 +190,19 @@ pub fn validate(
                 ));
             }
         }
+        for (j, r) in s.rotations.iter().enumerate() {
+            if !rotation_names.contains(r) {
+                errs.push((
+                    format!("{sk}.rotations[{j}]"),
+                    format!("no rotation is named {r:?} (see rotations)"),
+                ));
+            }
+        }
         steps.push(Step {
             delay,
             channels: s.channels.clone(),
             mentions: s.mentions.clone(),
+            rotations: s.rotations.clone(),
         });
     }
     let repeat_interval = match (&p.repeat_interval, p.repeat) {
@@ -233,6 +260,7 @@ mod tests {
             delay: delay.into(),
             channels: ch.iter().map(|s| s.to_string()).collect(),
             mentions: BTreeMap::new(),
+            rotations: vec![],
         }
     }
 
@@ -249,9 +277,10 @@ mod tests {
                 repeat_interval: Some("30m".into()),
             },
             &names(),
+            &Default::default(),
         )
         .unwrap();
-        let plan = p.plan();
+        let plan = p.plan(0, &Default::default());
         let got: Vec<(i64, i64, &str, usize)> = plan
             .steps
             .iter()
@@ -283,6 +312,7 @@ mod tests {
                 repeat_interval: None,
             },
             &names(),
+            &Default::default(),
         )
         .unwrap_err();
         let keys: Vec<&str> = errs.iter().map(|(k, _)| k.as_str()).collect();
@@ -306,6 +336,7 @@ mod tests {
                 repeat_interval: Some("10m".into()),
             },
             &names(),
+            &Default::default(),
         )
         .unwrap_err();
         assert_eq!(

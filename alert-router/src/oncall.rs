@@ -3,13 +3,18 @@
 //! with calendar days, never fixed 24-hour steps, so handoffs stay at the configured local
 //! time across midnight in UTC and across DST changes.
 //!
-//! Not yet wired into the config (see README, "Not yet built"): a step naming
-//! `rotation: X` and a route choosing a faster policy inside a window use these.
+//! A step naming `rotations: [X]` mentions, on each of its channels, the contact of whoever is
+//! on call in X at the step's due time (resolved when the chain is planned: the due time is
+//! known then, so a handoff between two steps is honoured). A route's `escalation_during`
+//! picks a faster policy while a window is open.
+
+use std::collections::BTreeMap;
 
 use chrono::{
     DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday,
 };
 use chrono_tz::Tz;
+use serde::Deserialize;
 
 /// How often the on-call person changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,4 +244,191 @@ mod tests {
             Some(utc("2026-03-02T01:30:00Z"))
         );
     }
+}
+
+/// People, rotations and windows from the config, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Directory {
+    /// Person -> channel name -> that person's contact on the channel.
+    pub people: BTreeMap<String, BTreeMap<String, String>>,
+    pub rotations: BTreeMap<String, Rotation>,
+    pub windows: BTreeMap<String, TimeWindow>,
+}
+
+impl Directory {
+    /// The contact on `channel` of whoever is on call in `rotation` at `at` (None when that
+    /// person has no contact for the channel: the step still notifies the channel).
+    pub fn contact(&self, rotation: &str, channel: &str, at: DateTime<Utc>) -> Option<String> {
+        let person = self.rotations.get(rotation)?.on_call(at)?;
+        self.people.get(person)?.get(channel).cloned()
+    }
+
+    pub fn in_window(&self, window: &str, at: DateTime<Utc>) -> bool {
+        self.windows.get(window).is_some_and(|w| w.contains(at))
+    }
+}
+
+/// A rotation as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRotation {
+    pub timezone: String,
+    /// `daily` or `weekly`.
+    pub period: String,
+    /// Local `HH:MM`.
+    pub handoff: String,
+    /// Local `YYYY-MM-DD`: `people[0]`'s first shift.
+    pub start: String,
+    pub people: Vec<String>,
+    #[serde(default)]
+    pub overrides: Vec<FileOverride>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOverride {
+    /// Local `YYYY-MM-DD HH:MM`, inclusive.
+    pub from: String,
+    /// Local `YYYY-MM-DD HH:MM`, exclusive.
+    pub until: String,
+    pub person: String,
+}
+
+/// A time window as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileWindow {
+    pub timezone: String,
+    /// `mon`..`sun`; empty = every day.
+    #[serde(default)]
+    pub weekdays: Vec<String>,
+    /// `HH:MM-HH:MM`, local.
+    pub ranges: Vec<String>,
+}
+
+type Problems = Vec<(String, String)>;
+
+fn time(s: &str) -> Result<NaiveTime, String> {
+    NaiveTime::parse_from_str(s.trim(), "%H:%M")
+        .map_err(|_| format!("{s:?} is not a local time HH:MM"))
+}
+
+pub fn validate_rotation(
+    name: &str,
+    r: &FileRotation,
+    people: &BTreeMap<String, BTreeMap<String, String>>,
+    p: &mut Problems,
+) -> Option<Rotation> {
+    let key = format!("rotations.{name}");
+    let mut err = |k: &str, reason: String| p.push((format!("{key}.{k}"), reason));
+    let tz = parse_tz(&r.timezone).map_err(|e| err("timezone", e)).ok();
+    let period = match r.period.as_str() {
+        "daily" => Some(Period::Daily),
+        "weekly" => Some(Period::Weekly),
+        other => {
+            err("period", format!("{other:?} is neither daily nor weekly"));
+            None
+        }
+    };
+    let handoff = time(&r.handoff).map_err(|e| err("handoff", e)).ok();
+    let start = NaiveDate::parse_from_str(&r.start, "%Y-%m-%d")
+        .map_err(|_| err("start", format!("{:?} is not a date YYYY-MM-DD", r.start)))
+        .ok();
+    if r.people.is_empty() {
+        err("people", "a rotation needs at least one person".into());
+    }
+    for (i, who) in r.people.iter().enumerate() {
+        if !people.contains_key(who) {
+            err(&format!("people[{i}]"), format!("{who:?} is not in people"));
+        }
+    }
+    let mut overrides = Vec::new();
+    for (i, o) in r.overrides.iter().enumerate() {
+        let parse = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M");
+        match (parse(&o.from), parse(&o.until)) {
+            (Ok(from), Ok(until)) if from < until => overrides.push(Override {
+                from,
+                until,
+                person: o.person.clone(),
+            }),
+            (Ok(_), Ok(_)) => err(
+                &format!("overrides[{i}]"),
+                "until must be after from".into(),
+            ),
+            _ => err(
+                &format!("overrides[{i}]"),
+                "from and until must be local times \"YYYY-MM-DD HH:MM\"".into(),
+            ),
+        }
+        if !people.contains_key(&o.person) {
+            err(
+                &format!("overrides[{i}].person"),
+                format!("{:?} is not in people", o.person),
+            );
+        }
+    }
+    Some(Rotation {
+        tz: tz?,
+        period: period?,
+        handoff: handoff?,
+        start: start?,
+        people: r.people.clone(),
+        overrides,
+    })
+}
+
+pub fn validate_window(name: &str, w: &FileWindow, p: &mut Problems) -> Option<TimeWindow> {
+    let key = format!("time_windows.{name}");
+    let mut ok = true;
+    let tz = parse_tz(&w.timezone)
+        .map_err(|e| p.push((format!("{key}.timezone"), e)))
+        .ok();
+    let mut weekdays = Vec::new();
+    for (i, d) in w.weekdays.iter().enumerate() {
+        match d.parse::<Weekday>() {
+            Ok(wd) => weekdays.push(wd),
+            Err(_) => {
+                ok = false;
+                p.push((
+                    format!("{key}.weekdays[{i}]"),
+                    format!("{d:?} is not a weekday (mon..sun)"),
+                ));
+            }
+        }
+    }
+    if w.weekdays.is_empty() {
+        use Weekday::*;
+        weekdays = vec![Mon, Tue, Wed, Thu, Fri, Sat, Sun];
+    }
+    let mut ranges = Vec::new();
+    if w.ranges.is_empty() {
+        ok = false;
+        p.push((
+            format!("{key}.ranges"),
+            "a window needs at least one range HH:MM-HH:MM".into(),
+        ));
+    }
+    for (i, r) in w.ranges.iter().enumerate() {
+        let parsed = r
+            .split_once('-')
+            .ok_or_else(|| format!("{r:?} is not HH:MM-HH:MM"))
+            .and_then(|(a, b)| Ok((time(a)?, time(b)?)));
+        match parsed {
+            Ok((a, b)) if a != b => ranges.push((a, b)),
+            Ok(_) => {
+                ok = false;
+                p.push((format!("{key}.ranges[{i}]"), format!("{r:?} is empty")));
+            }
+            Err(e) => {
+                ok = false;
+                p.push((format!("{key}.ranges[{i}]"), e));
+            }
+        }
+    }
+    (ok).then_some(())?;
+    Some(TimeWindow {
+        tz: tz?,
+        weekdays,
+        ranges,
+    })
 }

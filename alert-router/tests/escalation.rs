@@ -85,7 +85,7 @@ type Sent = (String, String, Option<i64>, String, Vec<String>);
 
 impl Fixture {
     async fn post(&self, ev: AlertEvent, now: i64) -> bool {
-        let routed = route_event(&self.cfg, ev);
+        let routed = route_event(&self.cfg, ev, now);
         self.store.ingest(&[routed], now).await.expect("ingest")[0]
     }
 
@@ -389,4 +389,164 @@ fn policy_problems_name_file_key_and_reason() {
             ),
         ]
     );
+}
+
+fn utc_ms(s: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap()
+        .timestamp_millis()
+}
+
+const ONCALL_YAML: &str = r#"
+channels:
+  - type: log
+    name: ding
+  - type: log
+    name: mail
+  - type: log
+    name: phone
+  - type: log
+    name: other
+people:
+  ann: {ding: "13800000001"}
+  bo: {ding: "13800000002", mail: "bo@example.com"}
+rotations:
+  primary:
+    timezone: Asia/Shanghai
+    period: daily
+    handoff: "09:00"
+    start: 2026-03-02
+    people: [ann, bo]
+time_windows:
+  trading:
+    timezone: Asia/Shanghai
+    weekdays: [mon, tue, wed, thu, fri]
+    ranges: ["09:30-11:30", "13:00-15:00"]
+route:
+  channels: [other]
+  escalation: slow
+  escalation_during:
+    - window: trading
+      escalation: fast
+escalation_policies:
+  slow:
+    steps:
+      - delay: 0s
+        channels: [ding]
+      - delay: 30m
+        channels: [ding]
+        rotations: [primary]
+  fast:
+    steps:
+      - delay: 0s
+        channels: [ding]
+        rotations: [primary]
+      - delay: 2m
+        channels: [mail]
+"#;
+
+#[tokio::test]
+async fn trading_window_picks_the_fast_policy_and_steps_mention_the_on_call_at_due_time() {
+    let f = fixture(ONCALL_YAML).await;
+    // Monday 10:00 Shanghai (02:00 UTC): in the morning session, ann on call since 09:00.
+    let t = utc_ms("2026-03-02T02:00:00Z");
+    f.post(event("fp-fast", "firing", t, "critical"), t).await;
+    let mut step0 = sent("ding", "escalate", Some(0), "firing");
+    step0.4 = vec!["13800000001".into()];
+    assert_eq!(f.deliver(t).await, vec![step0]);
+    assert_eq!(f.deliver(t + 2 * MIN - 1).await, vec![]);
+    assert_eq!(
+        f.deliver(t + 2 * MIN).await,
+        vec![sent("mail", "escalate", Some(1), "firing")]
+    );
+
+    // Monday 08:45 Shanghai: markets closed, the slow policy. Step 1 falls due at 09:15,
+    // after the 09:00 handoff: it mentions ann (on call then), not bo (on call when planned).
+    let t = utc_ms("2026-03-02T00:45:00Z");
+    f.post(event("fp-slow", "firing", t, "critical"), t).await;
+    assert_eq!(
+        f.deliver(t).await,
+        vec![sent("ding", "escalate", Some(0), "firing")]
+    );
+    assert_eq!(f.deliver(t + 2 * MIN).await, vec![], "no fast step 1");
+    let mut step1 = sent("ding", "escalate", Some(1), "firing");
+    step1.4 = vec!["13800000001".into()];
+    assert_eq!(f.deliver(t + 30 * MIN).await, vec![step1]);
+}
+
+#[test]
+fn rotation_and_window_problems_name_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("router.yml");
+    std::fs::write(
+        &path,
+        r#"channels:
+  - type: log
+    name: log
+people:
+  ann: {pager: "1"}
+rotations:
+  r:
+    timezone: Mars/Base
+    period: hourly
+    handoff: "25:00"
+    start: 2026-03-02
+    people: [ann, zed]
+time_windows:
+  w:
+    timezone: Asia/Shanghai
+    weekdays: [funday]
+    ranges: ["09:30"]
+route:
+  channels: [log]
+  escalation_during:
+    - window: nope
+      escalation: p
+escalation_policies:
+  p:
+    steps:
+      - delay: 0s
+        channels: [log]
+        rotations: [missing]
+"#,
+    )
+    .unwrap();
+    let errs = config::load(Some(&path), &HashMap::<String, String>::new()).unwrap_err();
+    let keys: Vec<(String, String)> = errs
+        .0
+        .iter()
+        .map(|p| (p.key.clone(), p.reason.clone()))
+        .collect();
+    assert!(errs.0.iter().all(|p| p.file == path.display().to_string()));
+    let expect = [
+        ("people.ann.pager", "no channel is named \"pager\""),
+        (
+            "rotations.r.timezone",
+            "\"Mars/Base\" is not an IANA time zone like \"Asia/Shanghai\"",
+        ),
+        (
+            "rotations.r.period",
+            "\"hourly\" is neither daily nor weekly",
+        ),
+        ("rotations.r.handoff", "\"25:00\" is not a local time HH:MM"),
+        ("rotations.r.people[1]", "\"zed\" is not in people"),
+        (
+            "time_windows.w.weekdays[0]",
+            "\"funday\" is not a weekday (mon..sun)",
+        ),
+        ("time_windows.w.ranges[0]", "\"09:30\" is not HH:MM-HH:MM"),
+        (
+            "escalation_policies.p.steps[0].rotations[0]",
+            "no rotation is named \"missing\" (see rotations)",
+        ),
+        (
+            "route.escalation_during[0].window",
+            "no time window is named \"nope\" (see time_windows)",
+        ),
+    ];
+    let expect: Vec<(String, String)> = expect
+        .iter()
+        .map(|(k, r)| (k.to_string(), r.to_string()))
+        .collect();
+    assert_eq!(keys, expect);
 }
