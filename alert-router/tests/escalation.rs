@@ -49,10 +49,15 @@ struct Fixture {
 }
 
 async fn fixture(yaml: &str) -> Fixture {
+    fixture_on(yaml, None).await
+}
+
+/// The same fixture on another store URL (PostgreSQL).
+async fn fixture_on(yaml: &str, url: Option<String>) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("router.yml");
     std::fs::write(&path, yaml).expect("write config");
-    let url = format!("sqlite://{}/router.db", dir.path().display());
+    let url = url.unwrap_or_else(|| format!("sqlite://{}/router.db", dir.path().display()));
     let env: HashMap<String, String> = [("ROUTER_DATABASE_URL".to_string(), url.clone())].into();
     let cfg = config::load(Some(&path), &env).unwrap_or_else(|e| panic!("config: {e}"));
     let store = store::open(&url, false).await.expect("open store");
@@ -549,4 +554,61 @@ escalation_policies:
         .map(|(k, r)| (k.to_string(), r.to_string()))
         .collect();
     assert_eq!(keys, expect);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_runs_the_same_chain_ack_and_resolve() {
+    let pg = testkit::Postgres::start();
+    let url = pg.create_database("router");
+    let f = fixture_on(POLICY_YAML, Some(url)).await;
+    assert!(f.post(event("fp1", "firing", T0, "critical"), T0).await);
+    assert!(!f.post(event("fp1", "firing", T0, "critical"), T0 + 1).await);
+    assert_eq!(
+        f.deliver(T0).await,
+        vec![sent("ding", "escalate", Some(0), "firing")]
+    );
+    assert_eq!(f.deliver(T0 + 5 * MIN - 1).await, vec![]);
+    assert_eq!(f.deliver(T0 + 5 * MIN).await.len(), 2);
+    let alerts = f.store.list_alerts().await.unwrap();
+    assert_eq!(
+        (alerts[0].current_step, alerts[0].next_step_at),
+        (Some(1), Some(T0 + 15 * MIN))
+    );
+    assert_eq!(
+        f.store.ack("fp1", "alice", T0 + 6 * MIN).await.unwrap(),
+        AckOutcome::Acked {
+            announced: vec!["ding".into(), "mail".into()]
+        }
+    );
+    assert_eq!(
+        f.deliver(T0 + 6 * MIN).await,
+        vec![
+            sent("ding", "ack", None, "firing"),
+            sent("mail", "ack", None, "firing")
+        ]
+    );
+    assert_eq!(f.deliver(T0 + 60 * MIN).await, vec![], "step 2 cancelled");
+    assert_eq!(
+        f.store.ack("fp1", "bob", T0 + 61 * MIN).await.unwrap(),
+        AckOutcome::AlreadyAcked {
+            by: "alice".into(),
+            at: T0 + 6 * MIN
+        }
+    );
+    f.post(event("fp1", "resolved", T0, "critical"), T0 + 70 * MIN)
+        .await;
+    assert_eq!(
+        f.deliver(T0 + 70 * MIN).await,
+        vec![
+            sent("ding", "notify", None, "resolved"),
+            sent("mail", "notify", None, "resolved")
+        ]
+    );
+    let t1 = T0 + 80 * MIN;
+    assert!(f.post(event("fp1", "firing", t1, "critical"), t1).await);
+    assert_eq!(
+        f.deliver(t1).await,
+        vec![sent("ding", "escalate", Some(0), "firing")]
+    );
+    assert_eq!(f.store.list_alerts().await.unwrap()[0].chain_started_at, t1);
 }
