@@ -51,6 +51,7 @@ struct FileConfig {
     sqlite_synchronous: Option<String>,
     public_url: Option<String>,
     ack_secret: Option<String>,
+    ack_link_ttl: Option<String>,
     language: Option<Language>,
     #[serde(default)]
     webhook: FileWebhook,
@@ -61,6 +62,22 @@ struct FileConfig {
     #[serde(default)]
     channels: Vec<ChannelConfig>,
     route: Option<FileRoute>,
+    #[serde(default)]
+    escalation_policies: std::collections::BTreeMap<String, crate::escalation::FilePolicy>,
+    /// Person -> channel name -> contact.
+    #[serde(default)]
+    people: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    rotations: std::collections::BTreeMap<String, crate::oncall::FileRotation>,
+    #[serde(default)]
+    time_windows: std::collections::BTreeMap<String, crate::oncall::FileWindow>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDuring {
+    window: String,
+    escalation: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -98,6 +115,8 @@ struct FileRoute {
     continue_: bool,
     #[serde(default)]
     escalation: Option<String>,
+    #[serde(default)]
+    escalation_during: Vec<FileDuring>,
     #[serde(default)]
     routes: Vec<FileRoute>,
 }
@@ -239,6 +258,8 @@ pub struct Config {
     pub sqlite_synchronous_full: bool,
     pub public_url: Option<String>,
     pub ack_secret: Option<String>,
+    /// Validity of ack links in messages.
+    pub ack_link_ttl: Duration,
     pub language: Language,
     pub webhook_token: Option<String>,
     pub max_body_bytes: usize,
@@ -246,6 +267,10 @@ pub struct Config {
     pub delivery: Delivery,
     pub channels: Vec<ChannelConfig>,
     pub routes: RouteTree,
+    /// Escalation policies by name; routes refer to them.
+    pub policies: std::collections::BTreeMap<String, crate::escalation::Policy>,
+    /// People, on-call rotations and time windows.
+    pub directory: crate::oncall::Directory,
 }
 
 /// Where environment values come from; a trait so tests do not mutate the process env.
@@ -431,6 +456,13 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         );
     }
     let ack_secret = env.get("ROUTER_ACK_SECRET").or(file.ack_secret);
+    let ack_link_ttl = duration(
+        &mut p,
+        name,
+        "ack_link_ttl",
+        file.ack_link_ttl.as_deref(),
+        crate::template::DEFAULT_ACK_LINK_TTL,
+    );
     let webhook_token = env
         .get("ROUTER_WEBHOOK_TOKEN")
         .or(file.webhook.token)
@@ -545,6 +577,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         channels: vec![channels[0].name().to_string()],
         continue_: false,
         escalation: None,
+        escalation_during: vec![],
         routes: vec![],
     });
     if route.channels.is_empty() {
@@ -562,6 +595,56 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         );
     }
     let routes = build_route(&route, "route", &names, name, &mut p);
+    let mut directory = crate::oncall::Directory::default();
+    let mut dir_problems = Vec::new();
+    for (who, contacts) in &file.people {
+        for ch in contacts.keys() {
+            if !names.contains(ch) {
+                dir_problems.push((
+                    format!("people.{who}.{ch}"),
+                    format!("no channel is named {ch:?}"),
+                ));
+            }
+        }
+    }
+    directory.people = file.people.clone();
+    for (rname, r) in &file.rotations {
+        if let Some(rot) =
+            crate::oncall::validate_rotation(rname, r, &file.people, &mut dir_problems)
+        {
+            directory.rotations.insert(rname.clone(), rot);
+        }
+    }
+    for (wname, w) in &file.time_windows {
+        if let Some(win) = crate::oncall::validate_window(wname, w, &mut dir_problems) {
+            directory.windows.insert(wname.clone(), win);
+        }
+    }
+    for (key, reason) in dir_problems {
+        prob(&mut p, &key, reason);
+    }
+    let rotation_names: BTreeSet<String> = file.rotations.keys().cloned().collect();
+    let mut policies = std::collections::BTreeMap::new();
+    for (pname, fp) in &file.escalation_policies {
+        match crate::escalation::validate(pname, fp, &names, &rotation_names) {
+            Ok(pol) => {
+                policies.insert(pname.clone(), pol);
+            }
+            Err(errs) => {
+                for (key, reason) in errs {
+                    prob(&mut p, &key, reason);
+                }
+            }
+        }
+    }
+    check_policy_names(
+        &routes,
+        "route",
+        &file.escalation_policies,
+        &file.time_windows,
+        name,
+        &mut p,
+    );
 
     if p.is_empty() {
         Ok(Config {
@@ -571,6 +654,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             sqlite_synchronous_full,
             public_url,
             ack_secret,
+            ack_link_ttl,
             language,
             webhook_token,
             max_body_bytes,
@@ -578,9 +662,49 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             delivery,
             channels,
             routes,
+            policies,
+            directory,
         })
     } else {
         Err(ConfigErrors(p))
+    }
+}
+
+fn check_policy_names<T, W>(
+    r: &RouteTree,
+    key: &str,
+    policies: &std::collections::BTreeMap<String, T>,
+    windows: &std::collections::BTreeMap<String, W>,
+    file: &str,
+    p: &mut Vec<Problem>,
+) {
+    for (i, (w, pol)) in r.escalation_during.iter().enumerate() {
+        if !windows.contains_key(w) {
+            p.push(Problem {
+                file: file.into(),
+                key: format!("{key}.escalation_during[{i}].window"),
+                reason: format!("no time window is named {w:?} (see time_windows)"),
+            });
+        }
+        if !policies.contains_key(pol) {
+            p.push(Problem {
+                file: file.into(),
+                key: format!("{key}.escalation_during[{i}].escalation"),
+                reason: format!("no escalation policy is named {pol:?} (see escalation_policies)"),
+            });
+        }
+    }
+    if let Some(e) = &r.escalation
+        && !policies.contains_key(e)
+    {
+        p.push(Problem {
+            file: file.into(),
+            key: format!("{key}.escalation"),
+            reason: format!("no escalation policy is named {e:?} (see escalation_policies)"),
+        });
+    }
+    for (i, c) in r.routes.iter().enumerate() {
+        check_policy_names(c, &format!("{key}.routes[{i}]"), policies, windows, file, p);
     }
 }
 
@@ -622,6 +746,11 @@ fn build_route(
         channels: r.channels.clone(),
         continue_: r.continue_,
         escalation: r.escalation.clone(),
+        escalation_during: r
+            .escalation_during
+            .iter()
+            .map(|d| (d.window.clone(), d.escalation.clone()))
+            .collect(),
         routes: children,
     }
 }

@@ -4,13 +4,17 @@
 //! Flow: `intake` (webhook → group commit into the `store`) → outbox rows per routed channel →
 //! `worker` per channel (rate limiter → claim with lease → render digest → send → mark).
 
+pub mod ack;
+pub mod alerts;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod escalation;
 pub mod intake;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod oncall;
 pub mod routing;
 pub mod server;
 pub mod store;

@@ -14,6 +14,11 @@ pub struct Metrics {
     pub oldest_pending: Gauge,
     pub permanent_errors: IntCounterVec,
     pub store_up: IntGauge,
+    /// Escalation step notifications delivered (one per step and channel).
+    pub escalation_steps: prometheus::IntCounter,
+    /// Delivery time minus due time of escalation steps: the firing precision.
+    pub escalation_lateness: prometheus::Histogram,
+    pub escalation_acks: prometheus::IntCounter,
 }
 
 /// Webhook outcomes, pre-created so each series exists at 0 from the start.
@@ -91,8 +96,29 @@ impl Metrics {
             "1 when the last store operation succeeded.",
         )
         .expect("valid metric");
+        let escalation_steps = prometheus::IntCounter::new(
+            "quantwatch_router_escalation_steps_sent_total",
+            "Escalation step notifications delivered (one per step and channel).",
+        )
+        .expect("valid metric");
+        let escalation_lateness = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "quantwatch_router_escalation_step_lateness_seconds",
+                "Delivery time minus due time of an escalation step.",
+            )
+            .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0]),
+        )
+        .expect("valid metric");
+        let escalation_acks = prometheus::IntCounter::new(
+            "quantwatch_router_escalation_acks_total",
+            "Alerts acknowledged (API, ack link or status page).",
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(webhooks.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(escalation_steps.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(escalation_lateness.clone()),
+            Box::new(escalation_acks.clone()),
+            Box::new(webhooks.clone()),
             Box::new(notifications.clone()),
             Box::new(send_duration.clone()),
             Box::new(queue_depth.clone()),
@@ -115,6 +141,9 @@ impl Metrics {
             oldest_pending,
             permanent_errors,
             store_up,
+            escalation_steps,
+            escalation_lateness,
+            escalation_acks,
         }
     }
 

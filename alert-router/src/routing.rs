@@ -83,8 +83,11 @@ pub struct RouteTree {
     pub matchers: Vec<Matcher>,
     pub channels: Vec<String>,
     pub continue_: bool,
-    /// Escalation policy name (used by the escalation issue; carried through now).
+    /// Escalation policy name; children inherit it.
     pub escalation: Option<String>,
+    /// (time window, policy): while a window is open its policy replaces `escalation`; the
+    /// first open window wins. Inherited together with `escalation`.
+    pub escalation_during: Vec<(String, String)>,
     pub routes: Vec<RouteTree>,
 }
 
@@ -98,6 +101,44 @@ impl RouteTree {
         let mut seen = std::collections::HashSet::new();
         out.retain(|c| seen.insert(c.clone()));
         out
+    }
+
+    /// The escalation policy of an alert: that of the first matching leaf route, inherited
+    /// from its nearest ancestor that names one (as Alertmanager inherits receiver settings).
+    pub fn policy_for(
+        &self,
+        labels: &BTreeMap<String, String>,
+        window_open: &dyn Fn(&str) -> bool,
+    ) -> Option<String> {
+        let node = self.policy_walk(labels, None).flatten()?;
+        node.escalation_during
+            .iter()
+            .find(|(w, _)| window_open(w))
+            .map(|(_, p)| p.clone())
+            .or_else(|| node.escalation.clone())
+    }
+
+    /// `None`: this node does not match; `Some(node)`: it matched, and `node` (itself or an
+    /// ancestor) carries its escalation settings.
+    fn policy_walk<'a>(
+        &'a self,
+        labels: &BTreeMap<String, String>,
+        inherited: Option<&'a RouteTree>,
+    ) -> Option<Option<&'a RouteTree>> {
+        if !self.matchers.iter().all(|m| m.matches(labels)) {
+            return None;
+        }
+        let mine = if self.escalation.is_some() || !self.escalation_during.is_empty() {
+            Some(self)
+        } else {
+            inherited
+        };
+        for child in &self.routes {
+            if let Some(p) = child.policy_walk(labels, mine) {
+                return Some(p);
+            }
+        }
+        Some(mine)
     }
 
     fn walk(&self, labels: &BTreeMap<String, String>, out: &mut Vec<String>) -> bool {
@@ -137,6 +178,7 @@ mod tests {
             channels: ch.iter().map(|s| s.to_string()).collect(),
             continue_: cont,
             escalation: None,
+            escalation_during: vec![],
             routes,
         }
     }
@@ -156,6 +198,53 @@ mod tests {
         assert!(Matcher::parse("missing=\"\"").unwrap().matches(&l));
         assert!(Matcher::parse("nolabel").is_err());
         assert!(Matcher::parse("a=~(").is_err());
+    }
+
+    #[test]
+    fn policy_is_the_first_matching_leafs_or_inherited() {
+        let mut child = route(&["team=quant"], &["quant"], false, vec![]);
+        child.escalation = Some("fast".into());
+        let plain = route(&["team=ops"], &["ops"], false, vec![]);
+        let mut tree = route(&[], &["default"], false, vec![child, plain]);
+        assert_eq!(
+            tree.policy_for(&labels(&[("team", "quant")]), &|_| false)
+                .as_deref(),
+            Some("fast")
+        );
+        assert_eq!(
+            tree.policy_for(&labels(&[("team", "ops")]), &|_| false),
+            None
+        );
+        tree.escalation = Some("base".into());
+        tree.escalation_during = vec![("trading".into(), "fast-base".into())];
+        let open = |w: &str| w == "trading";
+        assert_eq!(
+            tree.policy_for(&labels(&[("team", "ops")]), &open)
+                .as_deref(),
+            Some("fast-base"),
+            "the window's policy, inherited with the route's"
+        );
+        assert_eq!(
+            tree.policy_for(&labels(&[("team", "quant")]), &open)
+                .as_deref(),
+            Some("fast"),
+            "a child's own policy replaces the parent's windows too"
+        );
+        assert_eq!(
+            tree.policy_for(&labels(&[("team", "ops")]), &|_| false)
+                .as_deref(),
+            Some("base")
+        );
+        assert_eq!(
+            tree.policy_for(&labels(&[("team", "x")]), &|_| false)
+                .as_deref(),
+            Some("base")
+        );
+        assert_eq!(
+            tree.policy_for(&labels(&[("team", "quant")]), &|_| false)
+                .as_deref(),
+            Some("fast")
+        );
     }
 
     #[test]

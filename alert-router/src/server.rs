@@ -3,38 +3,34 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Query, State};
+use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
-use crate::intake;
+use crate::{alerts, intake};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", get(landing))
+        .route("/", get(alerts::status_page))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/webhook/alertmanager", post(intake::webhook))
         .route("/api/v1/notifications", get(notifications))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/alerts/{fingerprint}/ack", post(alerts::ack_api))
+        .route(
+            "/ack/{token}",
+            get(alerts::ack_link_page)
+                .post(alerts::ack_link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
+        )
         .with_state(app)
-}
-
-async fn landing() -> Html<&'static str> {
-    Html(concat!(
-        "<!DOCTYPE html><html><head><title>quantwatch-alert-router</title></head><body>",
-        "<h1>quantwatch-alert-router ",
-        env!("CARGO_PKG_VERSION"),
-        "</h1><ul>",
-        "<li><code>POST /webhook/alertmanager</code>: Alertmanager webhook receiver</li>",
-        "<li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/healthz\">/healthz</a></li><li><a href=\"/readyz\">/readyz</a></li>",
-        "<li><code>GET /api/v1/notifications?state=failed</code> (bearer ROUTER_API_TOKEN)</li>",
-        "</ul></body></html>"
-    ))
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {

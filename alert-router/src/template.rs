@@ -5,10 +5,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{TimeZone, Utc};
-use hmac::{Hmac, Mac};
 use minijinja::Environment;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::config::Language;
 use crate::model::AlertEvent;
@@ -82,25 +80,28 @@ fn words(lang: Language) -> Value {
 pub struct LinkSettings {
     pub public_url: Option<String>,
     pub ack_secret: Option<String>,
+    /// How long an ack link works after the message was rendered (zero: the default, 7 days).
+    pub ack_link_ttl: std::time::Duration,
 }
 
+/// Default validity of an ack link: long enough for a weekend, short enough that an old
+/// message forwarded somewhere cannot ack next month's alert of the same fingerprint.
+pub const DEFAULT_ACK_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 impl LinkSettings {
-    /// `{public_url}/ack/{fingerprint}.{mac}`: the mac stops guessing of ack links.
+    /// `{public_url}/ack/{token}` (see `ack`): signed, bound to the alert, expiring.
     pub fn ack_url(&self, fingerprint: &str) -> Option<String> {
         let (base, secret) = (self.public_url.as_ref()?, self.ack_secret.as_ref()?);
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-            .expect("HMAC takes keys of any length");
-        mac.update(fingerprint.as_bytes());
-        let sig: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let ttl = if self.ack_link_ttl.is_zero() {
+            DEFAULT_ACK_LINK_TTL
+        } else {
+            self.ack_link_ttl
+        };
+        let expires = Utc::now().timestamp() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
         Some(format!(
-            "{}/ack/{fingerprint}.{sig}",
-            base.trim_end_matches('/')
+            "{}/ack/{}",
+            base.trim_end_matches('/'),
+            crate::ack::token(secret, fingerprint, expires)
         ))
     }
 }
@@ -243,6 +244,7 @@ mod tests {
         let links = LinkSettings {
             public_url: Some("https://r.example/".into()),
             ack_secret: Some("s".into()),
+            ack_link_ttl: std::time::Duration::ZERO,
         };
         let t = Template::new("markdown", MARKDOWN).unwrap();
         let zh = t

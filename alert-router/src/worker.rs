@@ -111,9 +111,14 @@ pub async fn run(
             }
         };
         if rows.is_empty() {
+            // Sleep until the next future-dated row (an escalation step) or the poll interval.
+            let mut idle = ctx.delivery.poll_interval;
+            if let Ok(Some(due)) = ctx.store.next_due(&name, now).await {
+                idle = idle.min(Duration::from_millis((due - now).max(1) as u64));
+            }
             tokio::select! {
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(ctx.delivery.poll_interval) => {}
+                _ = tokio::time::sleep(idle) => {}
                 _ = stop.changed() => {}
             }
             continue;
@@ -139,7 +144,17 @@ async fn deliver(
     rows: Vec<OutboxRow>,
 ) -> Option<i64> {
     let name = ch.name();
-    let max = ch.limits().max_body_bytes;
+    let mut mentions: Vec<String> = Vec::new();
+    for m in rows.iter().flat_map(|r| r.mentions.iter()) {
+        if !mentions.contains(m) {
+            mentions.push(m.clone());
+        }
+    }
+    // Room for the step's mentions, which the channel adds to the body when it sends.
+    let max = ch.limits().max_body_bytes.map(|m| {
+        m.saturating_sub(crate::channels::mention_reserve(&mentions))
+            .max(1)
+    });
     let mut n = rows.len();
     let msg = loop {
         let events: Vec<AlertEvent> = rows[..n].iter().map(|r| r.event.clone()).collect();
@@ -177,10 +192,11 @@ async fn deliver(
                     title: format!("{} ({}/{k})", msg.title, i + 1),
                     body,
                     html: None,
+                    mentions: mentions.clone(),
                 })
                 .collect()
         }
-        _ => vec![msg],
+        _ => vec![Message { mentions, ..msg }],
     };
     let mut result = Ok(());
     for (i, part) in parts.iter().enumerate() {
@@ -221,6 +237,15 @@ async fn deliver(
                 .notifications
                 .with_label_values(&[name, "sent"])
                 .inc_by(count);
+            for r in used
+                .iter()
+                .filter(|r| r.kind == crate::store::KIND_ESCALATE)
+            {
+                ctx.metrics.escalation_steps.inc();
+                ctx.metrics
+                    .escalation_lateness
+                    .observe((now - r.due_at).max(0) as f64 / 1000.0);
+            }
             if let Err(e) = ctx.store.mark_sent(&ids, now).await {
                 // The lease expires and the rows are sent again: a duplicate, never a loss.
                 tracing::error!(channel = %name, error = %e, "sent but cannot mark sent; the notification may repeat");

@@ -72,10 +72,25 @@ impl DingTalk {
 
     /// The request body DingTalk expects for a markdown message.
     pub fn payload(&self, msg: &Message) -> serde_json::Value {
+        let (mobiles, ids): (Vec<&String>, Vec<&String>) =
+            msg.mentions.iter().partition(|m| super::is_mobile(m));
+        let mut at_mobiles: Vec<&String> = self.at_mobiles.iter().collect();
+        at_mobiles.extend(mobiles.iter().filter(|m| !self.at_mobiles.contains(m)));
+        // DingTalk notifies only people written as @mobile / @userid in the text too.
+        let extra: String = mobiles
+            .iter()
+            .chain(ids.iter())
+            .map(|m| format!("@{m} "))
+            .collect();
+        let sep = if extra.is_empty() { "" } else { "\n\n" };
+        let mut at = json!({ "atMobiles": at_mobiles, "isAtAll": self.at_all });
+        if !ids.is_empty() {
+            at["atUserIds"] = json!(ids);
+        }
         json!({
             "msgtype": "markdown",
-            "markdown": { "title": msg.title, "text": format!("{}{}", msg.body, self.mention_suffix()) },
-            "at": { "atMobiles": self.at_mobiles, "isAtAll": self.at_all },
+            "markdown": { "title": msg.title, "text": format!("{}{}{sep}{extra}", msg.body, self.mention_suffix()) },
+            "at": at,
         })
     }
 }
@@ -116,6 +131,7 @@ impl Channel for DingTalk {
             title: template::title(alerts, self.language),
             body: self.template.render(&ctx)?,
             html: None,
+            mentions: Vec::new(),
         })
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {

@@ -95,6 +95,7 @@ impl Channel for Email {
             title: template::title(alerts, self.language),
             body: self.text.render(&ctx)?,
             html: Some(self.html.render(&ctx)?),
+            mentions: Vec::new(),
         })
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
@@ -103,6 +104,14 @@ impl Channel for Email {
             .subject(msg.title.clone());
         for t in &self.to {
             b = b.to(t.clone());
+        }
+        for m in &msg.mentions {
+            let to = m.parse().map_err(|e| {
+                SendError::Permanent(format!(
+                    "escalation mention {m:?} is not an email address: {e}"
+                ))
+            })?;
+            b = b.to(to);
         }
         let email = b
             .multipart(MultiPart::alternative_plain_html(

@@ -47,10 +47,11 @@ impl Channel for Log {
             title: template::title(alerts, self.language),
             body: self.template.render(&ctx)?,
             html: None,
+            mentions: Vec::new(),
         })
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
-        tracing::info!(channel = %self.name, title = %msg.title, body = %msg.body, "notification");
+        tracing::info!(channel = %self.name, title = %msg.title, body = %msg.body, mentions = ?msg.mentions, "notification");
         Ok(())
     }
 }

@@ -23,6 +23,21 @@ pub struct Message {
     pub body: String,
     /// HTML alternative (email only).
     pub html: Option<String>,
+    /// People an escalation step mentions, in the channel's own form (DingTalk mobile or user
+    /// id, WeCom user id or mobile, Slack user id, email address); on top of the channel's own.
+    pub mentions: Vec<String>,
+}
+
+/// A mention that is a phone number (DingTalk `atMobiles`, WeCom `mentioned_mobile_list`)
+/// rather than a user id.
+pub fn is_mobile(m: &str) -> bool {
+    let digits = m.strip_prefix('+').unwrap_or(m);
+    (6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Bytes the channels may add to a body for these mentions (`<@id> `, `@mobile `).
+pub fn mention_reserve(mentions: &[String]) -> usize {
+    mentions.iter().map(|m| m.len() + 4).sum::<usize>() + if mentions.is_empty() { 0 } else { 2 }
 }
 
 /// How a send failed decides what happens to the notification.
@@ -106,6 +121,7 @@ pub fn build_all(cfg: &Config) -> Result<Vec<Arc<dyn Channel>>, String> {
         links: LinkSettings {
             public_url: cfg.public_url.clone(),
             ack_secret: cfg.ack_secret.clone(),
+            ack_link_ttl: cfg.ack_link_ttl,
         },
         http: reqwest::Client::builder()
             .user_agent(concat!(

@@ -40,7 +40,13 @@ impl Slack {
     }
 
     pub fn payload(msg: &Message) -> serde_json::Value {
-        let blocks: Vec<serde_json::Value> = split_utf8(&msg.body, MAX_BLOCK_BYTES)
+        let body = if msg.mentions.is_empty() {
+            msg.body.clone()
+        } else {
+            let who: Vec<String> = msg.mentions.iter().map(|u| format!("<@{u}>")).collect();
+            format!("{}\n{}", who.join(" "), msg.body)
+        };
+        let blocks: Vec<serde_json::Value> = split_utf8(&body, MAX_BLOCK_BYTES)
             .into_iter()
             .map(|part| json!({"type": "section", "text": {"type": "mrkdwn", "text": part}}))
             .collect();
@@ -69,6 +75,7 @@ impl Channel for Slack {
             title: template::title(alerts, self.language),
             body: self.template.render(&ctx)?,
             html: None,
+            mentions: Vec::new(),
         })
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {

@@ -57,14 +57,23 @@ impl WeCom {
 
     /// The request bodies of one message: markdown, then a text mention when mobiles are set.
     pub fn payloads(&self, msg: &Message) -> Vec<serde_json::Value> {
+        let (mobiles, ids): (Vec<&String>, Vec<&String>) =
+            msg.mentions.iter().partition(|m| super::is_mobile(m));
+        let extra: String = ids.iter().map(|u| format!(" <@{u}>")).collect();
         let mut v = vec![json!({
             "msgtype": "markdown",
-            "markdown": { "content": format!("{}{}", msg.body, self.mention_suffix()) },
+            "markdown": { "content": format!("{}{}{extra}", msg.body, self.mention_suffix()) },
         })];
-        if !self.mentioned_mobiles.is_empty() {
+        let mut all_mobiles: Vec<&String> = self.mentioned_mobiles.iter().collect();
+        all_mobiles.extend(
+            mobiles
+                .iter()
+                .filter(|m| !self.mentioned_mobiles.contains(m)),
+        );
+        if !all_mobiles.is_empty() {
             v.push(json!({
                 "msgtype": "text",
-                "text": { "content": msg.title, "mentioned_mobile_list": self.mentioned_mobiles },
+                "text": { "content": msg.title, "mentioned_mobile_list": all_mobiles },
             }));
         }
         v
@@ -139,6 +148,7 @@ impl Channel for WeCom {
             title: template::title(alerts, self.language),
             body: self.template.render(&ctx)?,
             html: None,
+            mentions: Vec::new(),
         })
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {

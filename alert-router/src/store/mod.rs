@@ -39,7 +39,123 @@ pub(crate) const INSERT_CHUNK: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct RoutedEvent {
     pub event: AlertEvent,
+    /// Immediate notifications. For a resolved alert whose chain is stored, the store sends to
+    /// the channels the chain notified instead.
     pub channels: Vec<String>,
+    /// The chain to start when this is a new firing event of an escalated alert.
+    pub escalation: Option<crate::escalation::Plan>,
+}
+
+/// Outbox row kinds.
+pub const KIND_NOTIFY: &str = "notify";
+pub const KIND_ESCALATE: &str = "escalate";
+pub const KIND_ACK: &str = "ack";
+
+/// What an acknowledgement did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// Acknowledged now; the channels the ack is announced on.
+    Acked { announced: Vec<String> },
+    /// Someone was first.
+    AlreadyAcked { by: String, at: i64 },
+    /// No firing escalated alert has this fingerprint.
+    NotActive,
+}
+
+/// One channel notified by a chain step.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NotifiedView {
+    pub step: i64,
+    pub channel: String,
+    pub mentions: Vec<String>,
+    pub sent_at: i64,
+}
+
+/// An active escalated alert, as the API and the status page show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    pub fingerprint: String,
+    pub alertname: String,
+    pub severity: String,
+    pub summary: String,
+    pub policy: String,
+    pub starts_at: i64,
+    pub chain_started_at: i64,
+    /// Highest step already sent (None before the first send).
+    pub current_step: Option<i64>,
+    pub next_step: Option<i64>,
+    pub next_step_at: Option<i64>,
+    pub notified: Vec<NotifiedView>,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<i64>,
+}
+
+impl AlertView {
+    pub(crate) fn new(
+        ev: &AlertEvent,
+        policy: String,
+        chain_started_at: i64,
+        acked_by: Option<String>,
+        acked_at: Option<i64>,
+    ) -> AlertView {
+        let get = |m: &std::collections::BTreeMap<String, String>, k: &str| {
+            m.get(k).cloned().unwrap_or_default()
+        };
+        AlertView {
+            fingerprint: ev.fingerprint.clone(),
+            alertname: ev.alertname().to_string(),
+            severity: get(&ev.labels, "severity"),
+            summary: get(&ev.annotations, "summary"),
+            policy,
+            starts_at: ev.starts_at,
+            chain_started_at,
+            current_step: None,
+            next_step: None,
+            next_step_at: None,
+            notified: Vec::new(),
+            acked_by,
+            acked_at,
+        }
+    }
+}
+
+/// The event an ack announcement renders: the alert with its summary saying who acknowledged.
+pub(crate) fn ack_event(payload: &str, by: &str, at_ms: i64) -> Result<AlertEvent, StoreError> {
+    let mut ev: AlertEvent = serde_json::from_str(payload)?;
+    let summary = ev.annotations.get("summary").cloned().unwrap_or_default();
+    ev.annotations.insert(
+        "summary".into(),
+        format!(
+            "ACK: acknowledged by {by} at {}; escalation stopped. {summary}",
+            crate::template::format_time(at_ms)
+        ),
+    );
+    Ok(ev)
+}
+
+/// One escalate row as the chain view reads it: channel, step, state, due_at, sent_at,
+/// mentions (JSON).
+pub(crate) type ChainRow = (String, i64, String, i64, Option<i64>, Option<String>);
+
+/// Fold a chain's escalate rows (channel, step, state, due_at, sent_at, mentions JSON, claimed)
+/// into the view's step fields.
+pub(crate) fn fold_chain(view: &mut AlertView, rows: Vec<ChainRow>) {
+    for (channel, step, state, due_at, sent_at, mentions) in rows {
+        if state == "sent" {
+            view.current_step = Some(view.current_step.map_or(step, |c| c.max(step)));
+            view.notified.push(NotifiedView {
+                step,
+                channel,
+                mentions: mentions
+                    .and_then(|m| serde_json::from_str(&m).ok())
+                    .unwrap_or_default(),
+                sent_at: sent_at.unwrap_or(0),
+            });
+        } else if state == "pending" && view.next_step_at.is_none_or(|t| due_at < t) {
+            view.next_step_at = Some(due_at);
+            view.next_step = Some(step);
+        }
+    }
 }
 
 /// A claimed notification.
@@ -52,6 +168,12 @@ pub struct OutboxRow {
     pub event: AlertEvent,
     pub attempts: i64,
     pub created_at: i64,
+    /// When the row fell due (for escalate rows: the step's planned time).
+    pub due_at: i64,
+    /// Chain step (escalate rows only).
+    pub step: Option<i64>,
+    /// Who this step mentions on its channel.
+    pub mentions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -99,6 +221,9 @@ pub trait Store: Send + Sync {
     async fn mark_failed(&self, ids: &[i64], error: &str, now_ms: i64) -> Result<(), StoreError>;
     /// Give rows back without counting an attempt (claimed but not sent).
     async fn release(&self, ids: &[i64]) -> Result<(), StoreError>;
+    /// The earliest due time after `now_ms` of a channel's pending rows: a worker sleeps until
+    /// then instead of a whole poll interval, so escalation steps fire on time.
+    async fn next_due(&self, channel: &str, now_ms: i64) -> Result<Option<i64>, StoreError>;
     async fn queue_stats(&self) -> Result<QueueStats, StoreError>;
     /// Vendor sends of a channel at or after `since_ms`, oldest first.
     async fn sends_since(&self, channel: &str, since_ms: i64) -> Result<Vec<i64>, StoreError>;
@@ -107,6 +232,12 @@ pub trait Store: Send + Sync {
         state: Option<&str>,
         limit: i64,
     ) -> Result<Vec<NotificationView>, StoreError>;
+    /// Acknowledge the firing escalated alert: stop its pending steps and queue an announcement
+    /// on every channel its chain notified (or is notifying now), in one transaction.
+    async fn ack(&self, fingerprint: &str, by: &str, now_ms: i64)
+    -> Result<AckOutcome, StoreError>;
+    /// Firing escalated alerts with their chain state, oldest chain first.
+    async fn list_alerts(&self) -> Result<Vec<AlertView>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     /// Delete send records older than `before_ms` (the limiter needs only the last minute).
     async fn prune_sends(&self, before_ms: i64) -> Result<(), StoreError>;

@@ -14,7 +14,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row};
 
 use super::{
-    INSERT_CHUNK, NotificationView, OutboxRow, QueueStats, RoutedEvent, Store, StoreError,
+    AckOutcome, AlertView, INSERT_CHUNK, KIND_ACK, KIND_ESCALATE, KIND_NOTIFY, NotificationView,
+    OutboxRow, QueueStats, RoutedEvent, Store, StoreError, ack_event, fold_chain,
 };
 
 pub struct SqliteStore {
@@ -24,6 +25,43 @@ pub struct SqliteStore {
     /// The intake's single writer: `synchronous=FULL` unless configured otherwise, so a 2xx
     /// means on disk. Its fsync also covers every earlier commit in the WAL.
     ingest_pool: SqlitePool,
+}
+
+fn mentions_json(m: &[String]) -> Option<String> {
+    (!m.is_empty()).then(|| serde_json::to_string(m).expect("a list of strings always serialises"))
+}
+
+/// Delete the alert's escalation steps that have not gone out. A row claimed by a live worker
+/// (lease not expired) is in flight: it completes and counts as notified.
+async fn cancel_pending(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    fingerprint: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM outbox WHERE fingerprint = ? AND kind = 'escalate' AND state = 'pending'
+           AND (lease_until IS NULL OR lease_until < ?)",
+    )
+    .bind(fingerprint)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Channels a chain has notified or is notifying (in flight), in first-notified order.
+async fn notified_channels(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    chain_event: i64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT channel FROM outbox WHERE event_id = ? AND kind = 'escalate'
+           AND (state = 'sent' OR claimed_by IS NOT NULL)
+         GROUP BY channel ORDER BY MIN(id)",
+    )
+    .bind(chain_event)
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 fn ids_json(ids: &[i64]) -> String {
@@ -137,11 +175,70 @@ impl Store for SqliteStore {
                 )));
             }
         }
-        let outbox: Vec<(i64, usize, &String)> = events
+        // Escalation: a new firing event with a plan (re)starts its alert's chain; a resolved
+        // event of an alert with a running chain stops it and goes to the channels it notified.
+        let mut channels: Vec<Vec<String>> = events.iter().map(|r| r.channels.clone()).collect();
+        for (i, r) in events.iter().enumerate() {
+            let Some(id) = ids[i] else { continue };
+            let fp = &r.event.fingerprint;
+            if r.event.status == "firing" {
+                if let Some(plan) = &r.escalation {
+                    cancel_pending(&mut tx, fp, now_ms).await?;
+                    sqlx::query(
+                        "INSERT INTO alert_state (fingerprint, event_id, policy, status, chain_started_at)
+                         VALUES (?1, ?2, ?3, 'firing', ?4)
+                         ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, policy = excluded.policy,
+                           status = 'firing', chain_started_at = excluded.chain_started_at,
+                           acked_by = NULL, acked_at = NULL, resolved_at = NULL",
+                    )
+                    .bind(fp)
+                    .bind(id)
+                    .bind(&plan.policy)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    for chunk in plan.steps.chunks(INSERT_CHUNK) {
+                        let mut qb = QueryBuilder::<Sqlite>::new(
+                            "INSERT INTO outbox (event_id, fingerprint, channel, kind, step, mentions, due_at, created_at) ",
+                        );
+                        qb.push_values(chunk, |mut b, st| {
+                            b.push_bind(id)
+                                .push_bind(fp)
+                                .push_bind(&st.channel)
+                                .push_bind(KIND_ESCALATE)
+                                .push_bind(st.step)
+                                .push_bind(mentions_json(&st.mentions))
+                                .push_bind(now_ms + st.offset_ms)
+                                .push_bind(now_ms);
+                        });
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                }
+            } else {
+                let chain: Option<i64> = sqlx::query_scalar(
+                    "SELECT event_id FROM alert_state WHERE fingerprint = ? AND status = 'firing'",
+                )
+                .bind(fp)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(chain) = chain {
+                    cancel_pending(&mut tx, fp, now_ms).await?;
+                    channels[i] = notified_channels(&mut tx, chain).await?;
+                    sqlx::query(
+                        "UPDATE alert_state SET status = 'resolved', resolved_at = ? WHERE fingerprint = ?",
+                    )
+                    .bind(now_ms)
+                    .bind(fp)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        let outbox: Vec<(i64, usize, &String)> = ids
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| ids[i].map(|id| (id, i, r)))
-            .flat_map(|(id, i, r)| r.channels.iter().map(move |c| (id, i, c)))
+            .filter_map(|(i, id)| id.map(|id| (id, i)))
+            .flat_map(|(id, i)| channels[i].iter().map(move |c| (id, i, c)))
             .collect();
         for chunk in outbox.chunks(INSERT_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
@@ -151,7 +248,7 @@ impl Store for SqliteStore {
                 b.push_bind(*id)
                     .push_bind(&events[*i].event.fingerprint)
                     .push_bind(*ch)
-                    .push_bind("notify")
+                    .push_bind(KIND_NOTIFY)
                     .push_bind(now_ms)
                     .push_bind(now_ms);
             });
@@ -178,7 +275,7 @@ impl Store for SqliteStore {
                  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.fingerprint = o.fingerprint
                                  AND p.state = 'pending' AND p.id < o.id)
                ORDER BY o.id LIMIT ?5)
-             RETURNING id, fingerprint, channel, kind, attempts, created_at,
+             RETURNING id, fingerprint, channel, kind, attempts, created_at, due_at, step, mentions,
                        COALESCE(payload, (SELECT e.payload FROM alert_events e WHERE e.id = outbox.event_id)) AS payload",
         )
         .bind(owner)
@@ -199,6 +296,13 @@ impl Store for SqliteStore {
                 event: serde_json::from_str(&payload)?,
                 attempts: r.try_get("attempts")?,
                 created_at: r.try_get("created_at")?,
+                due_at: r.try_get("due_at")?,
+                step: r.try_get("step")?,
+                mentions: r
+                    .try_get::<Option<String>, _>("mentions")?
+                    .map(|m| serde_json::from_str(&m))
+                    .transpose()?
+                    .unwrap_or_default(),
             });
         }
         out.sort_by_key(|r| r.id);
@@ -260,6 +364,16 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn next_due(&self, channel: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(due_at) FROM outbox WHERE channel = ? AND state = 'pending' AND due_at > ?",
+        )
+        .bind(channel)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
         let r = sqlx::query(
             "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE state = 'pending'",
@@ -314,6 +428,92 @@ impl Store for SqliteStore {
                 }
                 .with_alert(&payload),
             );
+        }
+        Ok(out)
+    }
+
+    async fn ack(
+        &self,
+        fingerprint: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<AckOutcome, StoreError> {
+        // The intake's connection: one writer, so an ack and a resolve never interleave.
+        let mut tx = self.ingest_pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT s.event_id, s.acked_by, s.acked_at, e.payload FROM alert_state s
+             JOIN alert_events e ON e.id = s.event_id WHERE s.fingerprint = ? AND s.status = 'firing'",
+        )
+        .bind(fingerprint)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(AckOutcome::NotActive);
+        };
+        if let Some(prev) = row.try_get::<Option<String>, _>("acked_by")? {
+            return Ok(AckOutcome::AlreadyAcked {
+                by: prev,
+                at: row.try_get::<Option<i64>, _>("acked_at")?.unwrap_or(0),
+            });
+        }
+        let chain: i64 = row.try_get("event_id")?;
+        let payload: String = row.try_get("payload")?;
+        sqlx::query("UPDATE alert_state SET acked_by = ?, acked_at = ? WHERE fingerprint = ?")
+            .bind(by)
+            .bind(now_ms)
+            .bind(fingerprint)
+            .execute(&mut *tx)
+            .await?;
+        cancel_pending(&mut tx, fingerprint, now_ms).await?;
+        let announced = notified_channels(&mut tx, chain).await?;
+        let ev = serde_json::to_string(&ack_event(&payload, by, now_ms)?)?;
+        for ch in &announced {
+            sqlx::query(
+                "INSERT INTO outbox (event_id, fingerprint, channel, kind, payload, due_at, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(chain)
+            .bind(fingerprint)
+            .bind(ch)
+            .bind(KIND_ACK)
+            .bind(&ev)
+            .bind(now_ms)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(AckOutcome::Acked { announced })
+    }
+
+    async fn list_alerts(&self) -> Result<Vec<AlertView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.fingerprint, s.event_id, s.policy, s.chain_started_at, s.acked_by, s.acked_at, e.payload
+             FROM alert_state s JOIN alert_events e ON e.id = s.event_id
+             WHERE s.status = 'firing' ORDER BY s.chain_started_at, s.fingerprint",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let payload: String = r.try_get("payload")?;
+            let ev: crate::model::AlertEvent = serde_json::from_str(&payload)?;
+            let mut view = AlertView::new(
+                &ev,
+                r.try_get("policy")?,
+                r.try_get("chain_started_at")?,
+                r.try_get("acked_by")?,
+                r.try_get("acked_at")?,
+            );
+            let steps = sqlx::query_as::<_, super::ChainRow>(
+                "SELECT channel, step, state, due_at, sent_at, mentions FROM outbox
+                 WHERE event_id = ? AND kind = 'escalate' ORDER BY id",
+            )
+            .bind(r.try_get::<i64, _>("event_id")?)
+            .fetch_all(&self.pool)
+            .await?;
+            fold_chain(&mut view, steps);
+            out.push(view);
         }
         Ok(out)
     }

@@ -1,0 +1,135 @@
+//! Escalation step firing precision: N alerts escalate at once through a 4-step policy (0s,
+//! 5s, 10s, 15s over two channels); for every step row the store records when it fell due and
+//! when it was sent. Prints lateness (sent − due) percentiles as a Markdown table.
+//!
+//! The router runs in-process (SQLite, `log` channels, whose send costs nothing), so the
+//! figure is the router's own scheduling precision: worker wake-up, claim, render, mark.
+//!
+//! Usage: cargo run --release -p quantwatch-bench --bin escalation_precision -- [ALERTS]
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+const POLICY: &str = r#"
+channels:
+  - type: log
+    name: team
+  - type: log
+    name: oncall
+route:
+  channels: [team]
+  escalation: bench
+escalation_policies:
+  bench:
+    steps:
+      - delay: 0s
+        channels: [team]
+      - delay: 5s
+        channels: [oncall]
+      - delay: 10s
+        channels: [team]
+      - delay: 15s
+        channels: [oncall]
+"#;
+
+fn payload(from: usize, to: usize) -> serde_json::Value {
+    let alerts: Vec<serde_json::Value> = (from..to)
+        .map(|n| {
+            serde_json::json!({
+                "status": "firing",
+                "labels": {"alertname": format!("Esc{n}"), "severity": "critical", "instance": "db1:9187"},
+                "annotations": {"summary": "replication lag above 30s"},
+                "startsAt": "2026-01-01T00:00:00Z",
+                "fingerprint": format!("{n:016x}"),
+            })
+        })
+        .collect();
+    serde_json::json!({"version": "4", "groupKey": format!("g{from}"), "status": "firing", "alerts": alerts})
+}
+
+fn pct(sorted: &[i64], p: f64) -> i64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let alerts: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()
+        .context("ALERTS must be a number")?
+        .unwrap_or(1000);
+    let dir = tempfile::tempdir()?;
+    let cfg_path = dir.path().join("router.yml");
+    std::fs::write(&cfg_path, POLICY)?;
+    let url = format!("sqlite://{}/router.db", dir.path().display());
+    let env: std::collections::HashMap<String, String> =
+        [("ROUTER_DATABASE_URL".to_string(), url.clone())].into();
+    let cfg = quantwatch_alert_router::config::load(Some(&cfg_path), &env)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let router = tokio::spawn(quantwatch_alert_router::serve(
+        cfg,
+        None,
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+        None,
+    ));
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client.get(format!("{base}/readyz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // All alerts arrive within the first moments, as in a storm: 100 per webhook.
+    for from in (0..alerts).step_by(100) {
+        let r = client
+            .post(format!("{base}/webhook/alertmanager"))
+            .json(&payload(from, (from + 100).min(alerts)))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "webhook answered {}", r.status());
+    }
+    let expected = alerts * 4;
+    let store = quantwatch_alert_router::store::open(&url, false).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let rows = loop {
+        let rows = store.list_notifications(Some("sent"), 1_000_000).await?;
+        if rows.len() >= expected || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let _ = stop.send(());
+    router.await??;
+    anyhow::ensure!(
+        rows.len() == expected,
+        "{} of {expected} steps sent",
+        rows.len()
+    );
+    println!(
+        "| alerts | step rows | p50 ms | p90 ms | p99 ms | max ms |\n|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut late: Vec<i64> = rows
+        .iter()
+        .map(|r| r.sent_at.unwrap_or(r.due_at) - r.due_at)
+        .collect();
+    late.sort_unstable();
+    println!(
+        "| {alerts} | {} | {} | {} | {} | {} |",
+        late.len(),
+        pct(&late, 0.50),
+        pct(&late, 0.90),
+        pct(&late, 0.99),
+        late[late.len() - 1]
+    );
+    Ok(())
+}
