@@ -64,11 +64,16 @@ impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             enabled: true,
-            filesystem_mount_points_exclude: ["/dev", "/proc", "/run/credentials", "/sys"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain(["/var/lib/docker/".to_string()])
-                .collect(),
+            filesystem_mount_points_exclude: [
+                "/dev",
+                "/proc",
+                "/run/credentials",
+                "/sys",
+                "/var/lib/docker/",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             filesystem_types_exclude: [
                 "autofs",
                 "binfmt_misc",

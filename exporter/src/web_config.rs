@@ -79,7 +79,7 @@ impl BasicAuth {
     pub fn check(&self, user: &str, password: &str) -> bool {
         let Some(hash) = self.users.get(user) else {
             // Spend the same time as a real check so user names cannot be probed by timing.
-            let _ = bcrypt::verify(password, DUMMY_HASH);
+            let _ = bcrypt::verify(password, dummy_hash());
             return false;
         };
         let key: [u8; 32] = Sha256::new()
@@ -110,8 +110,15 @@ impl BasicAuth {
     }
 }
 
-/// bcrypt("x", cost 10): verified against when the user does not exist.
-const DUMMY_HASH: &str = "$2b$10$Qq4oeuHkXSCzjiIvuVD4Ge4VVsXVvlqp3nvdXlXQt8Y9cZyF9z9nS";
+/// A real bcrypt hash at the default cost, verified against when the user does not exist so
+/// that an unknown user costs as much as a wrong password (computed once, on first use).
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        bcrypt::hash("quantwatch-unknown-user", bcrypt::DEFAULT_COST)
+            .expect("bcrypt hashing with the default cost cannot fail")
+    })
+}
 
 /// Loads and validates `path`; every problem is reported with the file and key.
 pub fn load(path: &Path) -> Result<WebSecurity, ConfigError> {
@@ -302,6 +309,9 @@ mod tests {
         assert!(auth.check("prom", "s3cret"), "cached path");
         assert!(!auth.check("prom", "wrong"));
         assert!(!auth.check("nobody", "s3cret"));
+        // The unknown-user path really runs bcrypt: its hash parses at the default cost.
+        let parts: bcrypt::HashParts = dummy_hash().parse().unwrap();
+        assert_eq!(parts.get_cost(), bcrypt::DEFAULT_COST);
     }
 
     #[test]
