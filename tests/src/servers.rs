@@ -453,6 +453,15 @@ impl Alertmanager {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// GET /api/v2/alerts: what this peer holds now (`startsAt`, `updatedAt`, `status`…).
+    pub fn alerts(&self) -> serde_json::Value {
+        blocking_client()
+            .get(format!("{}/api/v2/alerts", self.url()))
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("listing alerts: {e}"))
+    }
+
     /// POST /api/v2/alerts with a JSON array of postable alerts.
     pub fn post_alerts(&self, alerts: &serde_json::Value) {
         let resp = blocking_client()
