@@ -53,13 +53,17 @@ impl Ingestor {
                         Err(_) => break,
                     }
                 }
-                let all: Vec<RoutedEvent> =
-                    jobs.iter().flat_map(|j| j.events.iter().cloned()).collect();
+                // One slice for the store; each job keeps only its count to take its flags back.
+                let counts: Vec<usize> = jobs.iter().map(|j| j.events.len()).collect();
+                let all: Vec<RoutedEvent> = jobs
+                    .iter_mut()
+                    .flat_map(|j| std::mem::take(&mut j.events))
+                    .collect();
                 match store.ingest(&all, crate::worker::now_ms()).await {
                     Ok(flags) => {
                         let mut it = flags.into_iter();
-                        for j in jobs {
-                            let mine: Vec<bool> = it.by_ref().take(j.events.len()).collect();
+                        for (j, n) in jobs.into_iter().zip(counts) {
+                            let mine: Vec<bool> = it.by_ref().take(n).collect();
                             let _ = j.reply.send(Ok(mine));
                         }
                         after_commit();
