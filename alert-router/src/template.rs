@@ -60,6 +60,21 @@ pub const HTML: &str = r#"<!DOCTYPE html><html><body>
 {% if a.ack_url %}<p><a href="{{ a.ack_url }}">{{ t.ack }}</a></p>
 {% endif %}{% endfor %}</body></html>"#;
 
+/// Annotations that make an event an acknowledgement announcement (set by the store when an
+/// alert is acked; the value of `ACKED_AT` is Unix milliseconds).
+pub const ACKED_BY: &str = "quantwatch_acked_by";
+pub const ACKED_AT: &str = "quantwatch_acked_at";
+
+/// The summary line of an ack announcement, in the channel's language.
+fn acked_summary(lang: Language, by: &str, at: &str, summary: &str) -> String {
+    match lang {
+        Language::Zh => format!("【已确认】{by} 于 {at} 确认了此告警，后续升级已停止。{summary}"),
+        Language::En => {
+            format!("ACK: acknowledged by {by} at {at}; escalation stopped. {summary}")
+        }
+    }
+}
+
 fn words(lang: Language) -> Value {
     match lang {
         Language::Zh => json!({
@@ -119,13 +134,23 @@ pub fn context(alerts: &[AlertEvent], lang: Language, links: &LinkSettings) -> V
         .iter()
         .map(|a| {
             let get = |m: &BTreeMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
+            let mut summary = get(&a.annotations, "summary");
+            if let Some(by) = a.annotations.get(ACKED_BY) {
+                let at = a
+                    .annotations
+                    .get(ACKED_AT)
+                    .and_then(|ms| ms.parse().ok())
+                    .map(format_time)
+                    .unwrap_or_default();
+                summary = acked_summary(lang, by, &at, &summary);
+            }
             json!({
                 "status": a.status,
                 "icon": if a.status == "firing" { "🔥" } else { "✅" },
                 "alertname": a.alertname(),
                 "severity": get(&a.labels, "severity"),
                 "instance": get(&a.labels, "instance"),
-                "summary": get(&a.annotations, "summary"),
+                "summary": summary,
                 "description": get(&a.annotations, "description"),
                 "labels": a.labels,
                 "annotations": a.annotations,
@@ -282,6 +307,41 @@ mod tests {
         assert!(en.starts_with("### 🔥 [FIRING] DiskFull\n"), "{en}");
         assert!(!en.contains("Resolved"), "{en}");
         assert!(!en.contains("/ack/"), "{en}");
+    }
+
+    #[test]
+    fn an_ack_announcement_speaks_the_channels_language() {
+        let mut a = alert("DiskFull", "firing");
+        let ev = crate::store::ack_event(
+            &serde_json::to_string(&a).unwrap(),
+            "alice",
+            1_767_229_200_000,
+        )
+        .unwrap();
+        let t = Template::new("markdown", MARKDOWN).unwrap();
+        let links = LinkSettings::default();
+        let zh = t
+            .render(&context(std::slice::from_ref(&ev), Language::Zh, &links))
+            .unwrap();
+        assert!(
+            zh.contains(
+                "- **摘要**: 【已确认】alice 于 2026-01-01 01:00:00 UTC 确认了此告警，后续升级已停止。磁盘快满了\n"
+            ),
+            "{zh}"
+        );
+        let en = t
+            .render(&context(std::slice::from_ref(&ev), Language::En, &links))
+            .unwrap();
+        assert!(
+            en.contains("- **Summary**: ACK: acknowledged by alice at 2026-01-01 01:00:00 UTC; escalation stopped. 磁盘快满了\n"),
+            "{en}"
+        );
+        // Without the marks, the summary is the alert's own.
+        a.annotations.remove(ACKED_BY);
+        let plain = t
+            .render(&context(std::slice::from_ref(&a), Language::Zh, &links))
+            .unwrap();
+        assert!(plain.contains("- **摘要**: 磁盘快满了\n"), "{plain}");
     }
 
     #[test]

@@ -192,8 +192,9 @@ async fn ack_between_steps_stops_the_rest_and_is_announced_where_notified() {
         .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].kind, "ack");
-    let summary = &rows[0].event.annotations["summary"];
-    assert!(summary.contains("acknowledged by alice"), "{summary}");
+    let marks = &rows[0].event.annotations;
+    assert_eq!(marks["quantwatch_acked_by"], "alice", "{marks:?}");
+    assert_eq!(marks["quantwatch_acked_at"], (T0 + MIN).to_string());
     f.store.mark_sent(&[rows[0].id], T0 + MIN).await.unwrap();
     // Nothing of steps 1 and 2 ever fires.
     assert_eq!(f.deliver(T0 + 60 * MIN).await, vec![]);

@@ -119,17 +119,15 @@ impl AlertView {
     }
 }
 
-/// The event an ack announcement renders: the alert with its summary saying who acknowledged.
+/// The event an ack announcement renders: the alert, marked with who acknowledged and when.
+/// The marks are annotations, not words, because the row is stored before any channel
+/// renders it: each channel's template says it in its own language (`template::context`).
 pub(crate) fn ack_event(payload: &str, by: &str, at_ms: i64) -> Result<AlertEvent, StoreError> {
     let mut ev: AlertEvent = serde_json::from_str(payload)?;
-    let summary = ev.annotations.get("summary").cloned().unwrap_or_default();
-    ev.annotations.insert(
-        "summary".into(),
-        format!(
-            "ACK: acknowledged by {by} at {}; escalation stopped. {summary}",
-            crate::template::format_time(at_ms)
-        ),
-    );
+    ev.annotations
+        .insert(crate::template::ACKED_BY.into(), by.to_string());
+    ev.annotations
+        .insert(crate::template::ACKED_AT.into(), at_ms.to_string());
     Ok(ev)
 }
 
