@@ -3,6 +3,7 @@
 //!
 //! Run: `bench/exporter.sh` (builds release binaries, then runs this).
 
+use quantwatch_bench::percentile;
 use std::time::{Duration, Instant};
 use testkit::{App, GoExporter, Postgres, Redis};
 
@@ -44,8 +45,8 @@ fn measure(client: &reqwest::blocking::Client, url: &str, n: usize) -> Stats {
         .collect();
     lat.sort();
     Stats {
-        p50: lat[n / 2],
-        p99: lat[(n * 99) / 100],
+        p50: percentile(&lat, 0.50).expect("at least one scrape"),
+        p99: percentile(&lat, 0.99).expect("at least one scrape"),
     }
 }
 

@@ -60,9 +60,8 @@ impl Samples {
 
     fn summary(mut self, name: &'static str) -> Result_ {
         self.lat.sort();
-        let pct = |p: f64| {
-            self.lat
-                .get(((self.lat.len() as f64 * p) as usize).min(self.lat.len().saturating_sub(1)))
+        let pct = |q: f64| {
+            quantwatch_bench::percentile(&self.lat, q)
                 .map(|d| d.as_secs_f64() * 1000.0)
                 .unwrap_or(f64::NAN)
         };

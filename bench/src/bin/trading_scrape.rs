@@ -14,6 +14,7 @@
 //!       target/release/trading_scrape [--scrapes N] [--large-orders N]`
 
 use anyhow::{Context, Result, bail};
+use quantwatch_bench::percentile;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -137,14 +138,6 @@ fn stats(pg: &Postgres, db: &str) -> (f64, f64, f64, f64) {
     )
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 struct Exporter(Child);
 
 impl Drop for Exporter {
@@ -248,10 +241,10 @@ fn run_size(pg: &Postgres, bin: &PathBuf, s: &Size, scrapes: usize) -> Result<Ro
         orders: count("orders"),
         fills: count("fills"),
         snapshots: count("equity_snapshots"),
-        p50_ms: percentile(&lat, 50.0),
-        p99_ms: percentile(&lat, 99.0),
+        p50_ms: percentile(&lat, 0.50).unwrap_or(f64::NAN),
+        p99_ms: percentile(&lat, 0.99).unwrap_or(f64::NAN),
         max_ms: lat.last().copied().unwrap_or(f64::NAN),
-        collector_p99_ms: percentile(&coll, 99.0),
+        collector_p99_ms: percentile(&coll, 0.99).unwrap_or(f64::NAN),
         // The pg_stat_statements reset itself is not the exporter's.
         statements: (after.0 - before.0) / n,
         rows_returned: (after.1 - before.1) / n,
