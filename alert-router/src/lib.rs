@@ -6,6 +6,7 @@
 
 pub mod ack;
 pub mod alerts;
+pub mod auth;
 pub mod channels;
 pub mod cli;
 pub mod config;
