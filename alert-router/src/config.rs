@@ -398,6 +398,34 @@ fn duration(
     }
 }
 
+/// Shortest signing secret accepted. A link carries its HMAC, so a short key can be searched
+/// offline from one link; 32 bytes is HMAC-SHA256's own output size.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// A signing secret, or a problem naming where it came from and why it is refused (never its
+/// value). Empty counts too: `${ACK_SECRET:-}` with the variable unset must not sign with "".
+fn signing_secret(p: &mut Vec<Problem>, v: String, file: &str, key: &str) -> Option<String> {
+    let reason = if v.is_empty() {
+        format!(
+            "is empty (after ${{VAR}} interpolation); remove it to run without ack links, or set \
+             at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
+        )
+    } else if v.len() < MIN_SECRET_BYTES {
+        format!(
+            "is {} bytes; a signing secret needs at least {MIN_SECRET_BYTES} (e.g. `openssl rand -hex 32`)",
+            v.len()
+        )
+    } else {
+        return Some(v);
+    };
+    p.push(Problem {
+        file: file.into(),
+        key: key.into(),
+        reason,
+    });
+    None
+}
+
 fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, ConfigErrors> {
     let mut p = Vec::new();
     let prob = |p: &mut Vec<Problem>, key: &str, reason: String| {
@@ -455,7 +483,12 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             format!("{u:?} is not an absolute URL"),
         );
     }
-    let ack_secret = env.get("ROUTER_ACK_SECRET").or(file.ack_secret);
+    let ack_secret = match env.get("ROUTER_ACK_SECRET") {
+        Some(v) => signing_secret(&mut p, v, "(environment)", "ROUTER_ACK_SECRET"),
+        None => file
+            .ack_secret
+            .and_then(|v| signing_secret(&mut p, v, name, "ack_secret")),
+    };
     let ack_link_ttl = duration(
         &mut p,
         name,
@@ -837,6 +870,44 @@ route:
         assert!(keys.contains(&"route.routes[0].matchers[0]"), "{errs:?}");
         assert_eq!(errs.len(), 5, "{errs:?}");
         assert!(errs.iter().all(|p| p.file.ends_with("router.yml")));
+    }
+
+    #[test]
+    fn short_or_empty_signing_secrets_are_refused_without_their_value() {
+        let long = "x".repeat(MIN_SECRET_BYTES);
+        assert_eq!(
+            load_text(&format!("ack_secret: {long}\n"), &env(&[]))
+                .unwrap()
+                .ack_secret
+                .as_deref(),
+            Some(long.as_str())
+        );
+        // Unset variable with an empty default, an empty string, one character.
+        for (text, reason) in [
+            ("ack_secret: \"${ACK_SECRET:-}\"\n", "is empty"),
+            ("ack_secret: \"\"\n", "is empty"),
+            (
+                "ack_secret: \"k\"\n",
+                "is 1 bytes; a signing secret needs at least 32",
+            ),
+        ] {
+            let errs = load_text(text, &env(&[])).unwrap_err().0;
+            assert_eq!(errs.len(), 1, "{text}: {errs:?}");
+            assert!(errs[0].file.ends_with("router.yml"), "{errs:?}");
+            assert_eq!(errs[0].key, "ack_secret");
+            assert!(errs[0].reason.starts_with(reason), "{errs:?}");
+        }
+        let short = "s3cr3t-value-31-bytes-long-xxxx";
+        let errs = load(None, &env(&[("ROUTER_ACK_SECRET", short)]))
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            (errs[0].file.as_str(), errs[0].key.as_str()),
+            ("(environment)", "ROUTER_ACK_SECRET")
+        );
+        assert!(!ConfigErrors(errs).to_string().contains(short));
+        // No secret at all is valid: messages then carry no ack links.
+        assert_eq!(load(None, &env(&[])).unwrap().ack_secret, None);
     }
 
     #[test]

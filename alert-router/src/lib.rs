@@ -16,6 +16,7 @@ pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod oncall;
+pub mod pages;
 pub mod routing;
 pub mod server;
 pub mod store;
@@ -233,10 +234,14 @@ pub async fn serve(
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(%addr, "quantwatch-alert-router listening");
-    axum::serve(listener, server::router(app.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(RunError::Serve)?;
+    // The peer address reaches handlers (the audit trail records where an ack came from).
+    axum::serve(
+        listener,
+        server::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(RunError::Serve)?;
     tracing::info!("stopped accepting; finishing in-flight sends");
     app.stop_workers(Duration::from_secs(30)).await;
     housekeeping.abort();

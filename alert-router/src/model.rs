@@ -143,12 +143,26 @@ pub fn parse_payload(body: &[u8]) -> Result<Vec<AlertEvent>, PayloadError> {
             .group_key
             .clone()
             .unwrap_or_else(|| format!("{}:{fingerprint}", p.receiver.clone().unwrap_or_default()));
+        // The router marks events with `quantwatch_*` annotations itself (an ack announcement
+        // carries who acknowledged); from outside they would announce an ack that never
+        // happened. Dropped, not refused: refusing would make Alertmanager retry the whole
+        // group forever and lose its other alerts.
+        let mut annotations = a.annotations;
+        let before = annotations.len();
+        annotations.retain(|k, _| !k.starts_with(crate::template::INTERNAL_PREFIX));
+        if annotations.len() != before {
+            tracing::warn!(
+                fingerprint = %fingerprint,
+                dropped = before - annotations.len(),
+                "incoming alert carried router-internal quantwatch_* annotations; dropped them"
+            );
+        }
         out.push(AlertEvent {
             group_key,
             fingerprint,
             status,
             labels: a.labels,
-            annotations: a.annotations,
+            annotations,
             starts_at,
             ends_at,
             generator_url: a.generator_url.filter(|s| !s.is_empty()),
@@ -181,6 +195,17 @@ mod tests {
         assert_eq!(ev[1].ends_at, Some(1_767_315_600_000));
         assert_eq!(ev[1].fingerprint.len(), 16);
         assert_eq!(ev[1].group_key, "{}:{alertname=\"X\"}");
+    }
+
+    #[test]
+    fn router_internal_annotations_are_dropped_at_intake() {
+        let ev = parse_payload(
+            br#"{"alerts":[{"status":"firing","startsAt":"2026-01-01T00:00:00Z","labels":{"alertname":"X"},
+              "annotations":{"summary":"s","quantwatch_acked_by":"mallory","quantwatch_acked_at":"1","quantwatch_x":"y","quantwatchless":"kept"}}]}"#,
+        )
+        .unwrap();
+        let keys: Vec<&str> = ev[0].annotations.keys().map(String::as_str).collect();
+        assert_eq!(keys, vec!["quantwatchless", "summary"]);
     }
 
     #[test]

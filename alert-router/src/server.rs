@@ -13,11 +13,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
-use crate::{alerts, intake};
+use crate::{alerts, intake, pages};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", get(alerts::status_page))
+        .route("/", get(pages::status_page))
+        .route("/static/style.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -25,10 +26,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/notifications", get(notifications))
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{fingerprint}/ack", post(alerts::ack_api))
+        .route("/api/v1/alerts/{fingerprint}/history", get(alerts::history))
         .route(
             "/ack/{token}",
-            get(alerts::ack_link_page)
-                .post(alerts::ack_link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
+            get(pages::ack_link_page)
+                .post(pages::ack_link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
         )
         .with_state(app)
 }

@@ -1,6 +1,11 @@
 //! Message templates (minijinja). Defaults exist per format (markdown, Slack mrkdwn, plain text,
 //! HTML) and speak Chinese or English through a word table, so an override only has to change
 //! the layout; a channel can replace its template entirely.
+//!
+//! Every value a template prints is escaped for the template's markup ([`Markup`], chosen by
+//! the template's name): label and annotation values, the acker's typed name and fingerprints
+//! are data, so only the template's own text makes links, mentions and tags. Escaping happens
+//! here, once, through minijinja's auto-escaping, not in each channel.
 
 use std::collections::BTreeMap;
 
@@ -60,10 +65,109 @@ pub const HTML: &str = r#"<!DOCTYPE html><html><body>
 {% if a.ack_url %}<p><a href="{{ a.ack_url }}">{{ t.ack }}</a></p>
 {% endif %}{% endfor %}</body></html>"#;
 
+/// What a rendered message is read as: decides how printed values are escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Markup {
+    /// DingTalk and WeCom markdown: `[text](url)` links, `<font>`/`<@userid>` tags, `@mobile`.
+    Markdown,
+    /// Slack mrkdwn: `<url|text>` links and `<!channel>`-style control sequences.
+    Slack,
+    /// Plain text lines (the log, an email's text part): one value must stay on one line.
+    Text,
+    /// HTML (an email's HTML part).
+    Html,
+}
+
+impl Markup {
+    /// The markup of a template by its name: `*.html` is HTML, `slack` Slack mrkdwn, `text`
+    /// plain text, anything else (`markdown`) DingTalk/WeCom markdown.
+    pub fn of_template(name: &str) -> Markup {
+        if name.ends_with(".html") || name.ends_with(".htm") {
+            Markup::Html
+        } else {
+            match name {
+                "slack" => Markup::Slack,
+                "text" => Markup::Text,
+                _ => Markup::Markdown,
+            }
+        }
+    }
+
+    fn auto_escape(self) -> minijinja::AutoEscape {
+        match self {
+            Markup::Html => minijinja::AutoEscape::Html,
+            Markup::Markdown => minijinja::AutoEscape::Custom("markdown"),
+            Markup::Slack => minijinja::AutoEscape::Custom("slack"),
+            Markup::Text => minijinja::AutoEscape::Custom("text"),
+        }
+    }
+
+    /// `s` as inert data in this markup.
+    pub fn escape(self, s: &str) -> String {
+        let mut o = String::with_capacity(s.len());
+        for c in s.chars() {
+            match (self, c) {
+                // Slack documents exactly these three: with them escaped no `<...>` sequence
+                // (link, mention, `<!here>`) can start inside a value.
+                (Markup::Slack, '&') => o.push_str("&amp;"),
+                (Markup::Slack, '<') => o.push_str("&lt;"),
+                (Markup::Slack, '>') => o.push_str("&gt;"),
+                // Neither DingTalk nor WeCom documents an escape character (a backslash shows
+                // literally), so the characters that open links, tags and mentions become their
+                // full-width forms: the reader sees the same text, the renderer no syntax.
+                (Markup::Markdown, '[') => o.push('［'),
+                (Markup::Markdown, ']') => o.push('］'),
+                (Markup::Markdown, '<') => o.push('＜'),
+                (Markup::Markdown, '>') => o.push('＞'),
+                (Markup::Markdown, '@') => o.push('＠'),
+                // A line break inside a value could forge a line of its own.
+                (Markup::Text, '\n') => o.push_str("\\n"),
+                (Markup::Text, '\r') => o.push_str("\\r"),
+                (Markup::Text, '\t') => o.push_str("\\t"),
+                (Markup::Text, c) if c.is_control() => {
+                    o.push_str(&format!("\\u{{{:x}}}", u32::from(c)))
+                }
+                // In chat markup a line break would let a value start a line of its own (a
+                // heading, a forged "Severity" line): a value stays on its line.
+                (Markup::Markdown | Markup::Slack, c) if c.is_control() => o.push(' '),
+                (Markup::Html, _) => {
+                    // Not reached: HTML uses minijinja's own escaping.
+                    o.push(c)
+                }
+                _ => o.push(c),
+            }
+        }
+        o
+    }
+}
+
+/// minijinja formatter for our custom auto-escape modes (HTML uses the engine's own).
+fn format_value(
+    out: &mut minijinja::Output,
+    state: &minijinja::State,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    let markup = match state.auto_escape() {
+        minijinja::AutoEscape::Custom("markdown") => Markup::Markdown,
+        minijinja::AutoEscape::Custom("slack") => Markup::Slack,
+        minijinja::AutoEscape::Custom("text") => Markup::Text,
+        _ => return minijinja::escape_formatter(out, state, value),
+    };
+    let s = value.to_string();
+    let s = if value.is_safe() {
+        s
+    } else {
+        markup.escape(&s)
+    };
+    out.write_str(&s).map_err(minijinja::Error::from)
+}
+
 /// Annotations that make an event an acknowledgement announcement (set by the store when an
 /// alert is acked; the value of `ACKED_AT` is Unix milliseconds).
 pub const ACKED_BY: &str = "quantwatch_acked_by";
 pub const ACKED_AT: &str = "quantwatch_acked_at";
+/// Prefix of every annotation the router uses internally; refused from outside at intake.
+pub const INTERNAL_PREFIX: &str = "quantwatch_";
 
 /// The summary line of an ack announcement, in the channel's language.
 fn acked_summary(lang: Language, by: &str, at: &str, summary: &str) -> String {
@@ -104,8 +208,8 @@ pub struct LinkSettings {
 pub const DEFAULT_ACK_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 impl LinkSettings {
-    /// `{public_url}/ack/{token}` (see `ack`): signed, bound to the alert, expiring.
-    pub fn ack_url(&self, fingerprint: &str) -> Option<String> {
+    /// `{public_url}/ack/{token}` (see `ack`): signed, bound to the firing, expiring.
+    pub fn ack_url(&self, fingerprint: &str, starts_at: i64) -> Option<String> {
         let (base, secret) = (self.public_url.as_ref()?, self.ack_secret.as_ref()?);
         let ttl = if self.ack_link_ttl.is_zero() {
             DEFAULT_ACK_LINK_TTL
@@ -116,9 +220,23 @@ impl LinkSettings {
         Some(format!(
             "{}/ack/{}",
             base.trim_end_matches('/'),
-            crate::ack::token(secret, fingerprint, expires)
+            path_segment(&crate::ack::token(secret, fingerprint, starts_at, expires))
         ))
     }
+}
+
+/// Percent-encode everything but unreserved characters: a fingerprint is sender-chosen, and a
+/// link must stay one path segment that no markup reads as syntax.
+pub fn path_segment(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            o.push(char::from(b));
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
 }
 
 pub fn format_time(ms: i64) -> String {
@@ -158,7 +276,7 @@ pub fn context(alerts: &[AlertEvent], lang: Language, links: &LinkSettings) -> V
                 "ends_at": a.ends_at.map(format_time).unwrap_or_default(),
                 "fingerprint": a.fingerprint,
                 "generator_url": a.generator_url,
-                "ack_url": links.ack_url(&a.fingerprint),
+                "ack_url": links.ack_url(&a.fingerprint, a.starts_at),
             })
         })
         .collect();
@@ -171,14 +289,17 @@ pub fn context(alerts: &[AlertEvent], lang: Language, links: &LinkSettings) -> V
     })
 }
 
-/// A short title: the alert for one, a count for a digest.
-pub fn title(alerts: &[AlertEvent], lang: Language) -> String {
+/// A short title: the alert for one, a count for a digest; escaped for `markup`.
+pub fn title(alerts: &[AlertEvent], lang: Language, markup: Markup) -> String {
     let w = words(lang);
     match alerts {
         [a] => format!(
             "[{}] {}",
             w[a.status.as_str()].as_str().unwrap_or(""),
-            a.alertname()
+            match markup {
+                Markup::Html => a.alertname().to_string(),
+                m => m.escape(a.alertname()),
+            }
         ),
         _ => format!(
             "{}: {} {}",
@@ -204,9 +325,11 @@ pub struct Template {
 }
 
 impl Template {
-    /// Compile `source`; a name ending in `.html` turns on HTML escaping.
+    /// Compile `source`; its name decides the escaping of printed values ([`Markup::of_template`]).
     pub fn new(name: &str, source: &str) -> Result<Template, TemplateError> {
         let mut env = Environment::new();
+        env.set_auto_escape_callback(|name| Markup::of_template(name).auto_escape());
+        env.set_formatter(format_value);
         env.add_template_owned(name.to_string(), source.to_string())
             .map_err(|source| TemplateError {
                 name: name.into(),
@@ -268,7 +391,7 @@ mod tests {
     fn single_alert_markdown_in_chinese_and_english() {
         let links = LinkSettings {
             public_url: Some("https://r.example/".into()),
-            ack_secret: Some("s".into()),
+            ack_secret: Some("0123456789abcdef0123456789abcdef".into()),
             ack_link_ttl: std::time::Duration::ZERO,
         };
         let t = Template::new("markdown", MARKDOWN).unwrap();
@@ -294,7 +417,7 @@ mod tests {
             "{zh}"
         );
         assert!(
-            zh.contains("[确认告警](https://r.example/ack/fp-DiskFull."),
+            zh.contains("[确认告警](https://r.example/ack/ack.fp-DiskFull.1767225600000."),
             "{zh}"
         );
         let en = t
@@ -360,8 +483,54 @@ mod tests {
             "{s}"
         );
         assert_eq!(s.lines().filter(|l| l.starts_with("- ")).count(), 3, "{s}");
-        assert_eq!(title(&alerts, Language::En), "Alert digest: 3 alerts");
-        assert_eq!(title(&alerts[..1], Language::Zh), "[告警] A");
+        assert_eq!(title(&alerts, Language::En, Markup::Markdown), "Alert digest: 3 alerts");
+        assert_eq!(title(&alerts[..1], Language::Zh, Markup::Markdown), "[告警] A");
+    }
+
+    #[test]
+    fn each_markup_makes_values_inert_but_not_the_template() {
+        let v = "a&b <!here> [x](http://p) <@all> @138 line\nnext\u{1b}";
+        assert_eq!(
+            Markup::Slack.escape(v),
+            "a&amp;b &lt;!here&gt; [x](http://p) &lt;@all&gt; @138 line next "
+        );
+        assert_eq!(
+            Markup::Markdown.escape(v),
+            "a&b ＜!here＞ ［x］(http://p) ＜＠all＞ ＠138 line next "
+        );
+        assert_eq!(
+            Markup::Text.escape(v),
+            "a&b <!here> [x](http://p) <@all> @138 line\\nnext\\u{1b}"
+        );
+        let mut a = alert("A", "firing");
+        a.annotations.insert("summary".into(), "<!channel>".into());
+        let links = LinkSettings {
+            public_url: Some("https://r.example".into()),
+            ack_secret: Some("0123456789abcdef0123456789abcdef".into()),
+            ack_link_ttl: std::time::Duration::ZERO,
+        };
+        let s = Template::new("slack", SLACK)
+            .unwrap()
+            .render(&context(std::slice::from_ref(&a), Language::En, &links))
+            .unwrap();
+        assert!(s.contains("*Summary*: &lt;!channel&gt;\n"), "{s}");
+        assert!(s.contains("<https://r.example/ack/ack.fp-A."), "{s}");
+        // A custom template's own markup stays; its values are escaped all the same.
+        let t = Template::new("markdown", "[{{ a }}](https://ok) <@u1> {{ a|safe }}").unwrap();
+        assert_eq!(
+            t.render(&json!({"a": "[x](y)"})).unwrap(),
+            "[［x］(y)](https://ok) <@u1> [x](y)"
+        );
+        assert_eq!(
+            title(
+                &[alert("<!channel>", "firing")],
+                Language::En,
+                Markup::Slack
+            ),
+            "[FIRING] &lt;!channel&gt;"
+        );
+        // A sender-chosen fingerprint stays one inert path segment.
+        assert_eq!(path_segment("a/b c|<x>"), "a%2Fb%20c%7C%3Cx%3E");
     }
 
     #[test]

@@ -110,6 +110,52 @@ fn check_config_exits_64_naming_file_key_and_reason_for_every_problem() {
 }
 
 #[test]
+fn check_config_and_serve_refuse_empty_and_short_ack_secrets_without_echoing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("router.yml");
+    let file = path.display().to_string();
+    let short = "only-31-bytes-of-secret-xxxxxxx";
+    for (text, expect) in [
+        (
+            "ack_secret: \"${ACK_SECRET_UNSET_X:-}\"\n".to_string(),
+            format!("{file}: ack_secret: is empty"),
+        ),
+        (
+            format!("ack_secret: \"{short}\"\n"),
+            format!("{file}: ack_secret: is 31 bytes; a signing secret needs at least 32"),
+        ),
+    ] {
+        std::fs::write(&path, &text).unwrap();
+        for args in [&["check-config"][..], &[][..]] {
+            let out = Command::new(BIN)
+                .args(args)
+                .arg("--config")
+                .arg(&path)
+                .env("ROUTER_LISTEN_ADDRESS", "127.0.0.1:0")
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(64), "{args:?} {text}: {err}");
+            assert!(err.contains(&expect), "missing {expect:?} in:\n{err}");
+            assert!(!err.contains(short), "the secret leaked: {err}");
+        }
+    }
+    // From the environment: named as the variable, value not shown.
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .env("ROUTER_ACK_SECRET", short)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("(environment): ROUTER_ACK_SECRET: is 31 bytes"),
+        "{err}"
+    );
+    assert!(!err.contains(short), "{err}");
+}
+
+#[test]
 fn test_send_reaches_the_channel_and_names_unknown_ones() {
     let fake = DingTalkFake::start("cli-token", Some("SECcli"));
     let dir = tempfile::tempdir().unwrap();

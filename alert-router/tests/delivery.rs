@@ -39,7 +39,7 @@ async fn dingtalk_gets_signed_markdown_with_mentions() {
         ),
         &[
             ("ROUTER_PUBLIC_URL", "https://router.example"),
-            ("ROUTER_ACK_SECRET", "ack"),
+            ("ROUTER_ACK_SECRET", "delivery-test-ack-secret-32-bytes"),
         ],
     )
     .await;
@@ -74,7 +74,7 @@ async fn dingtalk_gets_signed_markdown_with_mentions() {
     );
     assert!(text.contains("instance=db1"), "{text}");
     assert!(
-        text.contains("[Acknowledge](https://router.example/ack/fp-DiskFull."),
+        text.contains("[Acknowledge](https://router.example/ack/ack.fp-DiskFull.1767225600000."),
         "{text}"
     );
     assert!(

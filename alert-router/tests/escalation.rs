@@ -613,3 +613,71 @@ async fn postgres_store_runs_the_same_chain_ack_and_resolve() {
     );
     assert_eq!(f.store.list_alerts().await.unwrap()[0].chain_started_at, t1);
 }
+
+/// The same firing regrouped by Alertmanager (a changed `group_by`: new groupKey, same
+/// fingerprint and startsAt) is a duplicate: the chain keeps its schedule, step 0 is not sent
+/// again, and an acknowledgement stays.
+async fn regrouped_duplicate_keeps_ack_and_chain(f: &Fixture) {
+    let regrouped = |key: &str| {
+        let mut e = event("fp1", "firing", T0, "critical");
+        e.group_key = key.into();
+        e
+    };
+    assert!(f.post(event("fp1", "firing", T0, "critical"), T0).await);
+    assert_eq!(
+        f.deliver(T0).await,
+        vec![sent("ding", "escalate", Some(0), "firing")]
+    );
+    assert!(
+        !f.post(regrouped("{}:{team=\"desk\"}"), T0 + MIN).await,
+        "a regrouped copy is a duplicate"
+    );
+    assert_eq!(
+        f.deliver(T0 + MIN).await,
+        vec![],
+        "step 0 is not sent again"
+    );
+    assert_eq!(
+        f.deliver(T0 + 5 * MIN).await.len(),
+        2,
+        "step 1 keeps the first firing's schedule"
+    );
+    assert_eq!(
+        f.store.ack("fp1", "alice", T0 + 6 * MIN).await.unwrap(),
+        AckOutcome::Acked {
+            announced: vec!["ding".into(), "mail".into()]
+        }
+    );
+    assert_eq!(
+        f.deliver(T0 + 6 * MIN).await.len(),
+        2,
+        "the two announcements"
+    );
+    assert!(
+        !f.post(regrouped("{}:{desk=\"fx\"}"), T0 + 7 * MIN).await,
+        "regrouped again"
+    );
+    let alerts = f.store.list_alerts().await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].acked_by.as_deref(), Some("alice"));
+    assert_eq!(alerts[0].acked_at, Some(T0 + 6 * MIN));
+    assert_eq!(alerts[0].chain_started_at, T0);
+    assert_eq!(f.deliver(T0 + 60 * MIN).await, vec![], "no step restarts");
+    // The resolve under the new groupKey still ends the alert (its identity has no groupKey).
+    let mut resolved = event("fp1", "resolved", T0, "critical");
+    resolved.group_key = "{}:{desk=\"fx\"}".into();
+    assert!(f.post(resolved, T0 + 70 * MIN).await);
+    assert!(f.store.list_alerts().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn regrouped_duplicate_keeps_ack_and_chain_on_sqlite() {
+    regrouped_duplicate_keeps_ack_and_chain(&fixture(POLICY_YAML).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regrouped_duplicate_keeps_ack_and_chain_on_postgres() {
+    let pg = testkit::Postgres::start();
+    let url = pg.create_database("router");
+    regrouped_duplicate_keeps_ack_and_chain(&fixture_on(POLICY_YAML, Some(url)).await).await;
+}

@@ -15,6 +15,9 @@ use crate::config::{DingtalkConfig, Language};
 use crate::model::AlertEvent;
 use crate::template::{self, Template, TemplateError};
 
+/// How this channel's messages are read; titles are escaped for it like template values.
+const MARKUP: template::Markup = template::Markup::Markdown;
+
 /// DingTalk refuses markdown text over 20,000 bytes (errcode 460101).
 pub const MAX_TEXT_BYTES: usize = 20_000;
 
@@ -128,7 +131,7 @@ impl Channel for DingTalk {
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
         let ctx = template::context(alerts, self.language, &self.common.links);
         Ok(Message {
-            title: template::title(alerts, self.language),
+            title: template::title(alerts, self.language, MARKUP),
             body: self.template.render(&ctx)?,
             html: None,
             mentions: Vec::new(),

@@ -14,6 +14,9 @@ use crate::config::{EmailConfig, Language, SmtpTls};
 use crate::model::AlertEvent;
 use crate::template::{self, Template, TemplateError};
 
+/// How this channel's messages are read; titles are escaped for it like template values.
+const MARKUP: template::Markup = template::Markup::Text;
+
 pub struct Email {
     name: String,
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -92,7 +95,7 @@ impl Channel for Email {
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
         let ctx = template::context(alerts, self.language, &self.common.links);
         Ok(Message {
-            title: template::title(alerts, self.language),
+            title: template::title(alerts, self.language, MARKUP),
             body: self.text.render(&ctx)?,
             html: Some(self.html.render(&ctx)?),
             mentions: Vec::new(),

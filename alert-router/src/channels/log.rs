@@ -8,6 +8,9 @@ use crate::config::{Language, LogConfig};
 use crate::model::AlertEvent;
 use crate::template::{self, Template, TemplateError};
 
+/// How this channel's messages are read; titles are escaped for it like template values.
+const MARKUP: template::Markup = template::Markup::Text;
+
 pub struct Log {
     name: String,
     language: Language,
@@ -44,7 +47,7 @@ impl Channel for Log {
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
         let ctx = template::context(alerts, self.language, &self.common.links);
         Ok(Message {
-            title: template::title(alerts, self.language),
+            title: template::title(alerts, self.language, MARKUP),
             body: self.template.render(&ctx)?,
             html: None,
             mentions: Vec::new(),

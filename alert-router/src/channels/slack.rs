@@ -12,6 +12,9 @@ use crate::limits::split_utf8;
 use crate::model::AlertEvent;
 use crate::template::{self, Template, TemplateError};
 
+/// How this channel's messages are read; titles are escaped for it like template values.
+const MARKUP: template::Markup = template::Markup::Slack;
+
 /// Slack refuses a section text over 3,000 characters (`invalid_blocks`).
 pub const MAX_BLOCK_BYTES: usize = 3000;
 /// Slack accepts at most 50 blocks per message.
@@ -72,7 +75,7 @@ impl Channel for Slack {
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
         let ctx = template::context(alerts, self.language, &self.common.links);
         Ok(Message {
-            title: template::title(alerts, self.language),
+            title: template::title(alerts, self.language, MARKUP),
             body: self.template.render(&ctx)?,
             html: None,
             mentions: Vec::new(),

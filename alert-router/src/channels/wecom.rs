@@ -12,6 +12,9 @@ use crate::config::{Language, WecomConfig};
 use crate::model::AlertEvent;
 use crate::template::{self, Template, TemplateError};
 
+/// How this channel's messages are read; titles are escaped for it like template values.
+const MARKUP: template::Markup = template::Markup::Markdown;
+
 /// WeCom refuses markdown content over 4,096 bytes (errcode 40058).
 pub const MAX_MARKDOWN_BYTES: usize = 4096;
 
@@ -145,7 +148,7 @@ impl Channel for WeCom {
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
         let ctx = template::context(alerts, self.language, &self.common.links);
         Ok(Message {
-            title: template::title(alerts, self.language),
+            title: template::title(alerts, self.language, MARKUP),
             body: self.template.render(&ctx)?,
             html: None,
             mentions: Vec::new(),

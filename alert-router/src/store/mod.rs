@@ -60,7 +60,186 @@ pub enum AckOutcome {
     AlreadyAcked { by: String, at: i64 },
     /// No firing escalated alert has this fingerprint.
     NotActive,
+    /// The alert fires, but not the firing asked for (a link or page of an earlier firing):
+    /// an acknowledgement belongs to (fingerprint, startsAt), so nothing was acknowledged.
+    OtherFiring,
 }
+
+/// How an acknowledgement reached the router (recorded in the audit trail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckVia {
+    /// `POST /api/v1/alerts/{fingerprint}/ack` with JSON (a machine or a script).
+    Api,
+    /// The status page's button (an authenticated user in a browser).
+    Page,
+    /// A signed link from a message (whoever holds the link; the name is typed).
+    Link,
+}
+
+impl AckVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckVia::Api => "api",
+            AckVia::Page => "page",
+            AckVia::Link => "link",
+        }
+    }
+}
+
+/// One acknowledgement, with what the audit trail records about it.
+#[derive(Debug, Clone)]
+pub struct AckRequest<'a> {
+    pub fingerprint: &'a str,
+    /// The firing meant (a link's or a page's `startsAt`); `None`: whichever firing is current.
+    pub starts_at: Option<i64>,
+    pub by: &'a str,
+    pub via: AckVia,
+    /// The client's IP address.
+    pub address: Option<String>,
+}
+
+/// One line of an alert's history (`GET /api/v1/alerts/{fingerprint}/history`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Unix milliseconds.
+    pub at: i64,
+    /// `firing` / `resolved` (an event received), `ack`, `step` (an escalation step sent),
+    /// `notified` (a plain notification sent), `ack_announced`.
+    pub action: String,
+    /// The firing this belongs to (Unix milliseconds).
+    pub starts_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// How an ack came in: `api`, `page` or `link`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The client address of an ack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+}
+
+impl HistoryEntry {
+    pub(crate) fn new(at: i64, action: &str, starts_at: i64) -> HistoryEntry {
+        HistoryEntry {
+            at,
+            action: action.into(),
+            starts_at,
+            by: None,
+            via: None,
+            address: None,
+            step: None,
+            channel: None,
+            mentions: Vec::new(),
+        }
+    }
+}
+
+/// Longest history returned for one alert (newest kept).
+pub const MAX_HISTORY: i64 = 1000;
+
+/// Sort a history oldest first (an event before what it caused at the same millisecond) and
+/// keep the newest `MAX_HISTORY` entries.
+pub(crate) fn finish_history(mut h: Vec<HistoryEntry>) -> Vec<HistoryEntry> {
+    let rank = |a: &str| match a {
+        "firing" => 0,
+        "step" | "notified" => 1,
+        "ack" => 2,
+        "ack_announced" => 3,
+        _ => 4,
+    };
+    h.sort_by(|a, b| {
+        (a.at, rank(&a.action), a.step, &a.channel).cmp(&(
+            b.at,
+            rank(&b.action),
+            b.step,
+            &b.channel,
+        ))
+    });
+    let excess = h.len().saturating_sub(MAX_HISTORY as usize);
+    h.drain(..excess);
+    h
+}
+
+/// An alert as the status page lists it: its latest event, escalated or not.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurrentAlert {
+    pub fingerprint: String,
+    pub alertname: String,
+    pub severity: String,
+    pub summary: String,
+    pub status: String,
+    pub starts_at: i64,
+    pub ends_at: Option<i64>,
+    /// When the router received the latest event.
+    pub updated_at: i64,
+}
+
+impl CurrentAlert {
+    pub(crate) fn new(ev: &AlertEvent, updated_at: i64) -> CurrentAlert {
+        CurrentAlert {
+            fingerprint: ev.fingerprint.clone(),
+            alertname: ev.alertname().to_string(),
+            severity: ev.labels.get("severity").cloned().unwrap_or_default(),
+            summary: ev.annotations.get("summary").cloned().unwrap_or_default(),
+            status: ev.status.clone(),
+            starts_at: ev.starts_at,
+            ends_at: ev.ends_at,
+            updated_at,
+        }
+    }
+}
+
+/// One acknowledgement as the audit trail keeps it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub fingerprint: String,
+    pub starts_at: i64,
+    pub at: i64,
+    pub action: String,
+    pub by: String,
+    pub via: String,
+    pub address: Option<String>,
+}
+
+/// Per fingerprint, the index of the event that becomes its `alert_current` row: the latest
+/// startsAt, and at equal startsAt the resolve. Only new events (`ids[i]` set) count.
+pub(crate) fn current_updates(events: &[RoutedEvent], ids: &[Option<i64>]) -> Vec<(usize, i64)> {
+    let mut best: std::collections::HashMap<&str, (usize, i64)> = std::collections::HashMap::new();
+    for (i, r) in events.iter().enumerate() {
+        let Some(id) = ids[i] else { continue };
+        let key = |j: usize| {
+            (
+                events[j].event.starts_at,
+                events[j].event.status == "resolved",
+            )
+        };
+        best.entry(&r.event.fingerprint)
+            .and_modify(|b| {
+                if key(i) >= key(b.0) {
+                    *b = (i, id);
+                }
+            })
+            .or_insert((i, id));
+    }
+    let mut v: Vec<(usize, i64)> = best.into_values().collect();
+    v.sort_unstable();
+    v
+}
+
+/// The upsert of `alert_current` rows (same text in both dialects: `?`-free, the values are
+/// pushed by the caller's query builder). An older event never replaces a newer one.
+pub(crate) const CURRENT_UPSERT_TAIL: &str =
+    " ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id,
+    status = excluded.status, starts_at = excluded.starts_at, updated_at = excluded.updated_at
+  WHERE excluded.starts_at > alert_current.starts_at
+     OR (excluded.starts_at = alert_current.starts_at AND excluded.status = 'resolved')";
 
 /// One channel notified by a chain step.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -230,12 +409,40 @@ pub trait Store: Send + Sync {
         state: Option<&str>,
         limit: i64,
     ) -> Result<Vec<NotificationView>, StoreError>;
-    /// Acknowledge the firing escalated alert: stop its pending steps and queue an announcement
-    /// on every channel its chain notified (or is notifying now), in one transaction.
-    async fn ack(&self, fingerprint: &str, by: &str, now_ms: i64)
-    -> Result<AckOutcome, StoreError>;
+    /// Acknowledge the firing escalated alert (the firing `req.starts_at` names, when given):
+    /// stop its pending steps, queue an announcement on every channel its chain notified (or is
+    /// notifying now) and record who, how and from where, in one transaction.
+    async fn acknowledge(
+        &self,
+        req: &AckRequest<'_>,
+        now_ms: i64,
+    ) -> Result<AckOutcome, StoreError>;
+    /// Shorthand: acknowledge the current firing through the API, from an unknown address.
+    async fn ack(
+        &self,
+        fingerprint: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<AckOutcome, StoreError> {
+        let req = AckRequest {
+            fingerprint,
+            starts_at: None,
+            by,
+            via: AckVia::Api,
+            address: None,
+        };
+        self.acknowledge(&req, now_ms).await
+    }
     /// Firing escalated alerts with their chain state, oldest chain first.
     async fn list_alerts(&self) -> Result<Vec<AlertView>, StoreError>;
+    /// Alerts whose latest event has this status (`firing`: every firing alert, escalated or
+    /// not, oldest first; `resolved`: the `limit` most recent resolutions, newest first).
+    async fn list_current(&self, status: &str, limit: i64)
+    -> Result<Vec<CurrentAlert>, StoreError>;
+    /// The newest `limit` audit entries across all alerts, newest first.
+    async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Everything that happened to one alert, over all its firings, oldest first.
+    async fn history(&self, fingerprint: &str) -> Result<Vec<HistoryEntry>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     /// Delete send records older than `before_ms` (the limiter needs only the last minute).
     async fn prune_sends(&self, before_ms: i64) -> Result<(), StoreError>;
@@ -263,4 +470,70 @@ impl NotificationView {
         }
         self
     }
+}
+
+/// An event of the alert: status, starts_at, received_at.
+pub(crate) type EventRow = (String, i64, i64);
+/// An audit row: starts_at, at, action, actor, via, address.
+pub(crate) type AuditRow = (i64, i64, String, String, String, Option<String>);
+/// A sent outbox row: kind, step, channel, mentions (JSON), sent_at, the event's starts_at.
+pub(crate) type SendRow = (
+    String,
+    Option<i64>,
+    String,
+    Option<String>,
+    Option<i64>,
+    i64,
+);
+/// An audit row with its fingerprint first.
+pub(crate) type FullAuditRow = (String, i64, i64, String, String, String, Option<String>);
+
+pub(crate) const AUDIT_INSERT_SQLITE: &str = "INSERT INTO alert_audit (fingerprint, starts_at, at, action, actor, via, address) VALUES (?, ?, ?, 'ack', ?, ?, ?)";
+pub(crate) const AUDIT_INSERT_PG: &str = "INSERT INTO alert_audit (fingerprint, starts_at, at, action, actor, via, address) VALUES ($1, $2, $3, 'ack', $4, $5, $6)";
+
+pub(crate) fn audit_entry(r: FullAuditRow) -> AuditEntry {
+    let (fingerprint, starts_at, at, action, by, via, address) = r;
+    AuditEntry {
+        fingerprint,
+        starts_at,
+        at,
+        action,
+        by,
+        via,
+        address,
+    }
+}
+
+/// One history from the alert's events, its audit rows and its sent notifications.
+pub(crate) fn build_history(
+    events: Vec<EventRow>,
+    audit: Vec<AuditRow>,
+    sends: Vec<SendRow>,
+) -> Vec<HistoryEntry> {
+    let mut h = Vec::with_capacity(events.len() + audit.len() + sends.len());
+    for (status, starts_at, received_at) in events {
+        h.push(HistoryEntry::new(received_at, &status, starts_at));
+    }
+    for (starts_at, at, action, actor, via, address) in audit {
+        let mut e = HistoryEntry::new(at, &action, starts_at);
+        e.by = Some(actor);
+        e.via = Some(via);
+        e.address = address;
+        h.push(e);
+    }
+    for (kind, step, channel, mentions, sent_at, starts_at) in sends {
+        let action = match kind.as_str() {
+            KIND_ESCALATE => "step",
+            KIND_ACK => "ack_announced",
+            _ => "notified",
+        };
+        let mut e = HistoryEntry::new(sent_at.unwrap_or(0), action, starts_at);
+        e.step = step;
+        e.channel = Some(channel);
+        e.mentions = mentions
+            .and_then(|m| serde_json::from_str(&m).ok())
+            .unwrap_or_default();
+        h.push(e);
+    }
+    finish_history(h)
 }

@@ -11,8 +11,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{QueryBuilder, Row};
 
 use super::{
-    AckOutcome, AlertView, INSERT_CHUNK, KIND_ACK, KIND_ESCALATE, KIND_NOTIFY, NotificationView,
-    OutboxRow, QueueStats, RoutedEvent, Store, StoreError, ack_event, fold_chain,
+    AckOutcome, AckRequest, AlertView, AuditEntry, CurrentAlert, HistoryEntry, INSERT_CHUNK,
+    KIND_ACK, KIND_ESCALATE, KIND_NOTIFY, NotificationView, OutboxRow, QueueStats, RoutedEvent,
+    Store, StoreError, ack_event, fold_chain,
 };
 
 fn mentions_json(m: &[String]) -> Option<String> {
@@ -95,15 +96,16 @@ impl Store for PgStore {
                     .push_bind(now_ms);
             });
             qb.push(
-                " ON CONFLICT DO NOTHING RETURNING id, group_key, fingerprint, status, starts_at",
+                // Any unique key: (fingerprint, status, startsAt) is the identity (0004); a
+                // regrouped copy of a stored firing is a duplicate.
+                " ON CONFLICT DO NOTHING RETURNING id, fingerprint, status, starts_at",
             );
             let rows = qb.build().fetch_all(&mut *tx).await?;
-            let mut inserted: HashMap<(String, String, String, i64), i64> =
+            let mut inserted: HashMap<(String, String, i64), i64> =
                 HashMap::with_capacity(rows.len());
             for row in rows {
                 inserted.insert(
                     (
-                        row.try_get("group_key")?,
                         row.try_get("fingerprint")?,
                         row.try_get("status")?,
                         row.try_get("starts_at")?,
@@ -114,12 +116,7 @@ impl Store for PgStore {
             // The first event with a key got the row; a repeat in the same batch is a duplicate.
             for r in chunk {
                 let e = &r.event;
-                ids.push(inserted.remove(&(
-                    e.group_key.clone(),
-                    e.fingerprint.clone(),
-                    e.status.clone(),
-                    e.starts_at,
-                )));
+                ids.push(inserted.remove(&(e.fingerprint.clone(), e.status.clone(), e.starts_at)));
             }
         }
         // Escalation: a new firing event with a plan (re)starts its alert's chain; a resolved
@@ -180,6 +177,21 @@ impl Store for PgStore {
                     .await?;
                 }
             }
+        }
+        for chunk in super::current_updates(events, &ids).chunks(INSERT_CHUNK) {
+            let mut qb = QueryBuilder::<Postgres>::new(
+                "INSERT INTO alert_current (fingerprint, event_id, status, starts_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, (i, id)| {
+                let e = &events[*i].event;
+                b.push_bind(&e.fingerprint)
+                    .push_bind(*id)
+                    .push_bind(&e.status)
+                    .push_bind(e.starts_at)
+                    .push_bind(now_ms);
+            });
+            qb.push(super::CURRENT_UPSERT_TAIL);
+            qb.build().execute(&mut *tx).await?;
         }
         let outbox: Vec<(i64, usize, &String)> = ids
             .iter()
@@ -377,16 +389,16 @@ impl Store for PgStore {
         Ok(out)
     }
 
-    async fn ack(
+    async fn acknowledge(
         &self,
-        fingerprint: &str,
-        by: &str,
+        req: &AckRequest<'_>,
         now_ms: i64,
     ) -> Result<AckOutcome, StoreError> {
+        let (fingerprint, by) = (req.fingerprint, req.by);
         // FOR UPDATE: an ack and a resolve (or a second ack) of one alert serialise.
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "SELECT s.event_id, s.acked_by, s.acked_at, e.payload FROM alert_state s
+            "SELECT s.event_id, s.acked_by, s.acked_at, e.payload, e.starts_at FROM alert_state s
              JOIN alert_events e ON e.id = s.event_id WHERE s.fingerprint = $1 AND s.status = 'firing'
              FOR UPDATE OF s",
         )
@@ -396,6 +408,10 @@ impl Store for PgStore {
         let Some(row) = row else {
             return Ok(AckOutcome::NotActive);
         };
+        let starts_at: i64 = row.try_get("starts_at")?;
+        if req.starts_at.is_some_and(|s| s != starts_at) {
+            return Ok(AckOutcome::OtherFiring);
+        }
         if let Some(prev) = row.try_get::<Option<String>, _>("acked_by")? {
             return Ok(AckOutcome::AlreadyAcked {
                 by: prev,
@@ -408,6 +424,15 @@ impl Store for PgStore {
             .bind(by)
             .bind(now_ms)
             .bind(fingerprint)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(super::AUDIT_INSERT_PG)
+            .bind(fingerprint)
+            .bind(starts_at)
+            .bind(now_ms)
+            .bind(by)
+            .bind(req.via.as_str())
+            .bind(req.address.as_deref())
             .execute(&mut *tx)
             .await?;
         cancel_pending(&mut tx, fingerprint, now_ms).await?;
@@ -462,6 +487,73 @@ impl Store for PgStore {
             out.push(view);
         }
         Ok(out)
+    }
+
+    async fn list_current(
+        &self,
+        status: &str,
+        limit: i64,
+    ) -> Result<Vec<CurrentAlert>, StoreError> {
+        // Firing: oldest first (the longest-burning on top); resolved: the latest first.
+        let order = if status == "firing" {
+            "c.starts_at, c.fingerprint"
+        } else {
+            "c.updated_at DESC, c.fingerprint"
+        };
+        let rows = sqlx::query_as::<_, (i64, String)>(&format!(
+            "SELECT c.updated_at, e.payload FROM alert_current c JOIN alert_events e ON e.id = c.event_id
+             WHERE c.status = $1 ORDER BY {order} LIMIT $2"
+        ))
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(updated_at, payload)| {
+                let ev: crate::model::AlertEvent = serde_json::from_str(&payload)?;
+                Ok(CurrentAlert::new(&ev, updated_at))
+            })
+            .collect()
+    }
+
+    async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query_as::<_, super::FullAuditRow>(
+            "SELECT fingerprint, starts_at, at, action, actor, via, address FROM alert_audit
+             ORDER BY at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(super::audit_entry).collect())
+    }
+
+    async fn history(&self, fingerprint: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let events = sqlx::query_as::<_, super::EventRow>(
+            "SELECT status, starts_at, received_at FROM alert_events WHERE fingerprint = $1
+             ORDER BY received_at DESC LIMIT $2",
+        )
+        .bind(fingerprint)
+        .bind(super::MAX_HISTORY)
+        .fetch_all(&self.pool)
+        .await?;
+        let audit = sqlx::query_as::<_, super::AuditRow>(
+            "SELECT starts_at, at, action, actor, via, address FROM alert_audit WHERE fingerprint = $1
+             ORDER BY at DESC LIMIT $2",
+        )
+        .bind(fingerprint)
+        .bind(super::MAX_HISTORY)
+        .fetch_all(&self.pool)
+        .await?;
+        let sends = sqlx::query_as::<_, super::SendRow>(
+            "SELECT o.kind, o.step, o.channel, o.mentions, o.sent_at, e.starts_at
+             FROM outbox o JOIN alert_events e ON e.id = o.event_id
+             WHERE e.fingerprint = $1 AND o.state = 'sent' ORDER BY o.sent_at DESC LIMIT $2",
+        )
+        .bind(fingerprint)
+        .bind(super::MAX_HISTORY)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(super::build_history(events, audit, sends))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

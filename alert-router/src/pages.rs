@@ -1,0 +1,335 @@
+//! The HTML pages: the status page at `/` (every firing alert, escalation state, recent
+//! resolutions, the acknowledgement trail) and the ack-link pages (`GET /ack/{token}` only
+//! shows a confirmation form, so a link-preview bot fetching it never acknowledges; `POST
+//! /ack/{token}` acknowledges).
+//!
+//! Pages are minijinja templates (`alert-router/templates/*.html`, embedded) with HTML
+//! auto-escaping, and carry no inline script or style (the stylesheet is `/static/style.css`),
+//! so they work under `Content-Security-Policy: default-src 'none'; style-src 'self'`. The
+//! status page never mints signed links: its ack buttons post to the authenticated API.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::Environment;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::App;
+use crate::ack::{self, Purpose, TokenError};
+use crate::alerts::{MAX_BY_CHARS, Peer, acker, client_address, do_ack};
+use crate::auth::Principal;
+use crate::store::{AckOutcome, AckRequest, AckVia, AlertView, StoreError};
+use crate::template::{format_time, path_segment};
+
+/// Resolutions shown on the status page.
+const RECENT_RESOLVED: i64 = 20;
+/// Audit entries shown on the status page (the history API has all of an alert's).
+const RECENT_ACTIVITY: i64 = 50;
+/// Firing alerts listed at most (a storm of more is summarised by the count in the title).
+const MAX_FIRING: i64 = 1000;
+
+static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    // Names end in .html: minijinja's default turns HTML auto-escaping on for them.
+    for (name, src) in [
+        ("layout.html", include_str!("../templates/layout.html")),
+        ("message.html", include_str!("../templates/message.html")),
+        ("ack_link.html", include_str!("../templates/ack_link.html")),
+        ("status.html", include_str!("../templates/status.html")),
+    ] {
+        env.add_template(name, src)
+            .unwrap_or_else(|e| panic!("embedded template {name}: {e}"));
+    }
+    env
+});
+
+/// The stylesheet the pages link (`GET /static/style.css`).
+pub const STYLE: &str = include_str!("../templates/style.css");
+
+/// `GET /static/style.css`
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
+    match PAGES.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => (
+            status,
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::HeaderName::from_static("x-robots-tag"), "noindex"),
+            ],
+            Html(html),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "cannot render page");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot render page").into_response()
+        }
+    }
+}
+
+/// A page with a title and one paragraph of text.
+pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    render(
+        status,
+        "message.html",
+        json!({"title": title, "text": text, "status_link": false}),
+    )
+}
+
+fn store_unavailable(e: &StoreError) -> Response {
+    tracing::warn!(error = %e, "store unavailable");
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Store unavailable",
+        "Cannot reach the alert store; try again.",
+    )
+}
+
+/// The page answering an acknowledgement from a link or the status page.
+pub fn ack_result(out: Result<AckOutcome, StoreError>, by: &str) -> Response {
+    match out {
+        Ok(AckOutcome::Acked { .. }) => render(
+            StatusCode::OK,
+            "message.html",
+            json!({"title": "Acknowledged", "status_link": true,
+                   "text": format!("Acknowledged by {by}. The remaining escalation steps are cancelled.")}),
+        ),
+        Ok(AckOutcome::AlreadyAcked { by, at }) => message(
+            StatusCode::CONFLICT,
+            "Already acknowledged",
+            &format!("Already acknowledged by {by} at {}.", format_time(at)),
+        ),
+        Ok(AckOutcome::NotActive) => not_active(),
+        Ok(AckOutcome::OtherFiring) => other_firing(),
+        Err(e) => store_unavailable(&e),
+    }
+}
+
+fn not_active() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "Alert not active",
+        "This alert is resolved or has no running escalation.",
+    )
+}
+
+fn other_firing() -> Response {
+    message(
+        StatusCode::GONE,
+        "Ack link refused",
+        "This link is for an earlier firing of the alert, which fires again since. Nothing was acknowledged.",
+    )
+}
+
+fn token_problem(e: &TokenError) -> Response {
+    let status = match e {
+        TokenError::Expired => StatusCode::GONE,
+        _ => StatusCode::FORBIDDEN,
+    };
+    message(
+        status,
+        "Ack link refused",
+        &format!("{e}. Nothing was acknowledged."),
+    )
+}
+
+fn verify_token(app: &App, token: &str) -> Result<ack::Link, Box<Response>> {
+    let live = app.live();
+    let Some(secret) = &live.config.ack_secret else {
+        return Err(Box::new(message(
+            StatusCode::NOT_FOUND,
+            "Ack links are disabled",
+            "ROUTER_ACK_SECRET is not set.",
+        )));
+    };
+    ack::verify(secret, Purpose::Ack, token, crate::worker::now_ms() / 1000).map_err(|e| {
+        tracing::warn!(error = %e, "ack link refused");
+        Box::new(token_problem(&e))
+    })
+}
+
+/// `GET /ack/{token}`: a confirmation page; never acknowledges.
+pub async fn ack_link_page(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
+    let link = match verify_token(&app, &token) {
+        Ok(l) => l,
+        Err(r) => return *r,
+    };
+    let alert = match app.store.list_alerts().await {
+        Ok(list) => list.into_iter().find(|a| a.fingerprint == link.fingerprint),
+        Err(e) => return store_unavailable(&e),
+    };
+    let Some(a) = alert else {
+        return not_active();
+    };
+    if a.starts_at != link.starts_at {
+        return other_firing();
+    }
+    if let Some(by) = &a.acked_by {
+        return message(
+            StatusCode::OK,
+            "Already acknowledged",
+            &format!(
+                "{} was acknowledged by {by} at {}.",
+                a.alertname,
+                format_time(a.acked_at.unwrap_or(0))
+            ),
+        );
+    }
+    render(
+        StatusCode::OK,
+        "ack_link.html",
+        json!({
+            "title": "Acknowledge this alert?",
+            "alert": a,
+            "since": format_time(a.starts_at),
+            "token": path_segment(&token),
+            "max_by": MAX_BY_CHARS,
+        }),
+    )
+}
+
+/// The form of the ack-link page.
+#[derive(Deserialize)]
+pub struct AckForm {
+    by: Option<String>,
+}
+
+/// `POST /ack/{token}` (form `by=name`): acknowledges the firing the link was made for.
+pub async fn ack_link_post(
+    State(app): State<Arc<App>>,
+    principal: Option<Extension<Principal>>,
+    peer: Peer,
+    Path(token): Path<String>,
+    form: Result<axum::extract::Form<AckForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let link = match verify_token(&app, &token) {
+        Ok(l) => l,
+        Err(r) => return *r,
+    };
+    let form: AckForm = match form {
+        Ok(axum::extract::Form(f)) => f,
+        Err(e) => return message(StatusCode::BAD_REQUEST, "Bad request", &e.body_text()),
+    };
+    // A link is anonymous: the typed name is all there is, unless someone logged in uses it.
+    let principal = principal.map(|Extension(p)| p);
+    let by = match acker(principal.as_ref(), form.by.as_deref()) {
+        Ok(b) => b,
+        Err(reason) => return message(StatusCode::BAD_REQUEST, "Bad request", &reason),
+    };
+    let req = AckRequest {
+        fingerprint: &link.fingerprint,
+        starts_at: Some(link.starts_at),
+        by: &by,
+        via: AckVia::Link,
+        address: client_address(&peer),
+    };
+    ack_result(do_ack(&app, &req).await, &by)
+}
+
+/// One firing alert as the status page's row shows it.
+fn firing_row(a: &crate::store::CurrentAlert, esc: Option<&AlertView>) -> Value {
+    let esc = esc.filter(|v| v.starts_at == a.starts_at);
+    let notified: Vec<String> = esc
+        .map(|v| {
+            v.notified
+                .iter()
+                .map(|n| format!("step {} {} ({})", n.step, n.channel, format_time(n.sent_at)))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "fingerprint_path": path_segment(&a.fingerprint),
+        "alertname": a.alertname,
+        "severity": a.severity,
+        "summary": a.summary,
+        "starts_at": a.starts_at,
+        "since": format_time(a.starts_at),
+        "esc": esc.map(|v| json!({
+            "policy": v.policy,
+            "current_step": v.current_step,
+            "next": match (v.next_step, v.next_step_at) {
+                (Some(s), Some(t)) => Some(format!("step {s} at {}", format_time(t))),
+                _ => None,
+            },
+        })),
+        "notified": notified,
+        "acked_by": esc.and_then(|v| v.acked_by.clone()),
+        "acked_at": esc.and_then(|v| v.acked_at).map(format_time),
+    })
+}
+
+/// `GET /`: every firing alert (escalated or not) with its escalation state, recent
+/// resolutions and the latest acknowledgements with who, how and from where. Shows channel
+/// names, not the contacts behind them (phone numbers are personal data).
+pub async fn status_page(State(app): State<Arc<App>>) -> Response {
+    let (firing, escalated, resolved, audit) = match tokio::try_join!(
+        app.store.list_current("firing", MAX_FIRING),
+        app.store.list_alerts(),
+        app.store.list_current("resolved", RECENT_RESOLVED),
+        app.store.recent_audit(RECENT_ACTIVITY),
+    ) {
+        Ok(v) => v,
+        Err(e) => return store_unavailable(&e),
+    };
+    let by_fp: HashMap<&str, &AlertView> = escalated
+        .iter()
+        .map(|v| (v.fingerprint.as_str(), v))
+        .collect();
+    let names: HashMap<&str, &str> = firing
+        .iter()
+        .chain(resolved.iter())
+        .map(|a| (a.fingerprint.as_str(), a.alertname.as_str()))
+        .collect();
+    let rows: Vec<Value> = firing
+        .iter()
+        .map(|a| firing_row(a, by_fp.get(a.fingerprint.as_str()).copied()))
+        .collect();
+    let resolved: Vec<Value> = resolved
+        .iter()
+        .map(|a| {
+            json!({
+                "alertname": a.alertname, "severity": a.severity, "summary": a.summary,
+                "since": format_time(a.starts_at),
+                "ended": format_time(a.ends_at.unwrap_or(a.updated_at)),
+            })
+        })
+        .collect();
+    let activity: Vec<Value> = audit
+        .iter()
+        .map(|e| {
+            json!({
+                "at": format_time(e.at),
+                "action": e.action,
+                "alert": names.get(e.fingerprint.as_str()).copied().unwrap_or(e.fingerprint.as_str()),
+                "by": e.by,
+                "via": e.via,
+                "address": e.address.as_deref().unwrap_or("unknown"),
+            })
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        "status.html",
+        json!({
+            "title": format!("quantwatch-alert-router: {} firing", firing.len()),
+            "firing": rows,
+            "resolved": resolved,
+            "activity": activity,
+            "version": env!("CARGO_PKG_VERSION"),
+        }),
+    )
+}
