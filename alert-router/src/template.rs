@@ -483,8 +483,14 @@ mod tests {
             "{s}"
         );
         assert_eq!(s.lines().filter(|l| l.starts_with("- ")).count(), 3, "{s}");
-        assert_eq!(title(&alerts, Language::En, Markup::Markdown), "Alert digest: 3 alerts");
-        assert_eq!(title(&alerts[..1], Language::Zh, Markup::Markdown), "[告警] A");
+        assert_eq!(
+            title(&alerts, Language::En, Markup::Markdown),
+            "Alert digest: 3 alerts"
+        );
+        assert_eq!(
+            title(&alerts[..1], Language::Zh, Markup::Markdown),
+            "[告警] A"
+        );
     }
 
     #[test]
