@@ -247,3 +247,22 @@ pub async fn ack_api(
         Err(e) => store_unavailable(&e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthMethod;
+
+    #[test]
+    fn the_authenticated_user_wins_over_a_typed_name() {
+        let alice = Principal {
+            name: "alice".into(),
+            method: AuthMethod::BasicAuth,
+        };
+        assert_eq!(acker(Some(&alice), Some("mallory")), Ok("alice".into()));
+        assert_eq!(acker(Some(&alice), None), Ok("alice".into()));
+        assert_eq!(acker(None, Some(" bob ")), Ok("bob".into()));
+        assert!(acker(None, None).is_err());
+        assert!(acker(None, Some("a\nb")).is_err(), "no control characters");
+    }
+}

@@ -681,3 +681,90 @@ async fn regrouped_duplicate_keeps_ack_and_chain_on_postgres() {
     let url = pg.create_database("router");
     regrouped_duplicate_keeps_ack_and_chain(&fixture_on(POLICY_YAML, Some(url)).await).await;
 }
+
+/// An upgrade from a database where an earlier version stored a regrouped firing twice (two
+/// group keys, a chain on the second copy): 0004 merges the copies into the first and keeps
+/// every step, 0005 lists the alerts, and the next regrouped copy is a duplicate.
+#[tokio::test]
+async fn upgrade_merges_regrouped_copies_and_lists_every_alert() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+    use std::str::FromStr;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/router.db", dir.path().display());
+    let pool = SqlitePool::connect_with(
+        SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    let mut old = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite"
+    )))
+    .await
+    .unwrap();
+    old.migrations = old
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    old.run(&pool).await.unwrap();
+    let payload = |fp: &str, status: &str, key: &str| {
+        let mut e = event(fp, status, T0, "critical");
+        e.group_key = key.into();
+        serde_json::to_string(&e).unwrap()
+    };
+    for (id, key, fp, status, received) in [
+        (1, "g1", "fp1", "firing", T0),
+        (2, "g2", "fp1", "firing", T0 + MIN),
+        (3, "g1", "fp2", "firing", T0),
+        (4, "g1", "fp2", "resolved", T0 + 2 * MIN),
+    ] {
+        sqlx::query("INSERT INTO alert_events (id, group_key, fingerprint, status, starts_at, payload, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(id).bind(key).bind(fp).bind(status).bind(T0).bind(payload(fp, status, key)).bind(received)
+            .execute(&pool).await.unwrap();
+    }
+    for (event_id, at) in [(1, T0), (2, T0 + MIN)] {
+        sqlx::query("INSERT INTO outbox (event_id, fingerprint, channel, kind, step, state, due_at, created_at, sent_at) VALUES (?, 'fp1', 'ding', 'escalate', 0, 'sent', ?, ?, ?)")
+            .bind(event_id).bind(at).bind(at).bind(at)
+            .execute(&pool).await.unwrap();
+    }
+    sqlx::query("INSERT INTO alert_state (fingerprint, event_id, policy, status, chain_started_at) VALUES ('fp1', 2, 'critical', 'firing', ?)")
+        .bind(T0 + MIN)
+        .execute(&pool).await.unwrap();
+    pool.close().await;
+
+    let f = fixture_on(POLICY_YAML, Some(url)).await;
+    let alerts = f.store.list_alerts().await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].fingerprint, "fp1");
+    assert_eq!(alerts[0].notified.len(), 2, "both copies' steps kept");
+    let firing = f.store.list_current("firing", 10).await.unwrap();
+    let names: Vec<&str> = firing.iter().map(|a| a.fingerprint.as_str()).collect();
+    assert_eq!(names, vec!["fp1"]);
+    let resolved = f.store.list_current("resolved", 10).await.unwrap();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(
+        (resolved[0].fingerprint.as_str(), resolved[0].updated_at),
+        ("fp2", T0 + 2 * MIN)
+    );
+    let h = f.store.history("fp1").await.unwrap();
+    let actions: Vec<(&str, i64)> = h.iter().map(|e| (e.action.as_str(), e.at)).collect();
+    assert_eq!(
+        actions,
+        vec![("firing", T0), ("step", T0), ("step", T0 + MIN)],
+        "one event left"
+    );
+    let mut again = event("fp1", "firing", T0, "critical");
+    again.group_key = "g3".into();
+    assert!(!f.post(again, T0 + 3 * MIN).await, "a duplicate now");
+    assert_eq!(
+        f.store.ack("fp1", "alice", T0 + 4 * MIN).await.unwrap(),
+        AckOutcome::Acked {
+            announced: vec!["ding".into()]
+        }
+    );
+}
