@@ -130,10 +130,12 @@ impl Markup {
                 // In chat markup a line break would let a value start a line of its own (a
                 // heading, a forged "Severity" line): a value stays on its line.
                 (Markup::Markdown | Markup::Slack, c) if c.is_control() => o.push(' '),
-                (Markup::Html, _) => {
-                    // Not reached: HTML uses minijinja's own escaping.
-                    o.push(c)
-                }
+                // Templates use minijinja's own HTML escaping; this serves titles and callers.
+                (Markup::Html, '&') => o.push_str("&amp;"),
+                (Markup::Html, '<') => o.push_str("&lt;"),
+                (Markup::Html, '>') => o.push_str("&gt;"),
+                (Markup::Html, '"') => o.push_str("&quot;"),
+                (Markup::Html, '\'') => o.push_str("&#39;"),
                 _ => o.push(c),
             }
         }
@@ -296,10 +298,7 @@ pub fn title(alerts: &[AlertEvent], lang: Language, markup: Markup) -> String {
         [a] => format!(
             "[{}] {}",
             w[a.status.as_str()].as_str().unwrap_or(""),
-            match markup {
-                Markup::Html => a.alertname().to_string(),
-                m => m.escape(a.alertname()),
-            }
+            markup.escape(a.alertname())
         ),
         _ => format!(
             "{}: {} {}",
@@ -503,6 +502,10 @@ mod tests {
         assert_eq!(
             Markup::Markdown.escape(v),
             "a&b ＜!here＞ ［x］(http://p) ＜＠all＞ ＠138 line next "
+        );
+        assert_eq!(
+            Markup::Html.escape("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
         );
         assert_eq!(
             Markup::Text.escape(v),
