@@ -663,11 +663,53 @@ async fn regrouped_duplicate_keeps_ack_and_chain(f: &Fixture) {
     assert_eq!(alerts[0].acked_at, Some(T0 + 6 * MIN));
     assert_eq!(alerts[0].chain_started_at, T0);
     assert_eq!(f.deliver(T0 + 60 * MIN).await, vec![], "no step restarts");
+    let firing = f.store.list_current("firing", 10).await.unwrap();
+    assert_eq!(firing.len(), 1);
+    assert_eq!(
+        (firing[0].fingerprint.as_str(), firing[0].updated_at),
+        ("fp1", T0)
+    );
     // The resolve under the new groupKey still ends the alert (its identity has no groupKey).
     let mut resolved = event("fp1", "resolved", T0, "critical");
     resolved.group_key = "{}:{desk=\"fx\"}".into();
     assert!(f.post(resolved, T0 + 70 * MIN).await);
     assert!(f.store.list_alerts().await.unwrap().is_empty());
+    assert!(f.store.list_current("firing", 10).await.unwrap().is_empty());
+    let resolved = f.store.list_current("resolved", 10).await.unwrap();
+    assert_eq!(
+        (resolved[0].fingerprint.as_str(), resolved[0].updated_at),
+        ("fp1", T0 + 70 * MIN)
+    );
+    let audit = f.store.recent_audit(10).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (
+            audit[0].by.as_str(),
+            audit[0].via.as_str(),
+            audit[0].at,
+            audit[0].starts_at
+        ),
+        ("alice", "api", T0 + 6 * MIN, T0)
+    );
+    let h = f.store.history("fp1").await.unwrap();
+    let got: Vec<(&str, i64, Option<&str>)> = h
+        .iter()
+        .map(|e| (e.action.as_str(), e.at - T0, e.channel.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("firing", 0, None),
+            ("step", 0, Some("ding")),
+            ("step", 5 * MIN, Some("ding")),
+            ("step", 5 * MIN, Some("mail")),
+            ("ack", 6 * MIN, None),
+            ("ack_announced", 6 * MIN, Some("ding")),
+            ("ack_announced", 6 * MIN, Some("mail")),
+            ("resolved", 70 * MIN, None),
+        ]
+    );
+    assert_eq!(h[2].mentions, vec!["13800000000".to_string()]);
 }
 
 #[tokio::test]
