@@ -404,7 +404,14 @@ pub const MIN_SECRET_BYTES: usize = 32;
 
 /// A signing secret, or a problem naming where it came from and why it is refused (never its
 /// value). Empty counts too: `${ACK_SECRET:-}` with the variable unset must not sign with "".
-fn signing_secret(p: &mut Vec<Problem>, v: String, file: &str, key: &str) -> Option<String> {
+/// Every secret the router itself signs with goes through here (a vendor's own sign secret,
+/// like DingTalk's, is the vendor's format and is not).
+pub(crate) fn signing_secret(
+    p: &mut Vec<Problem>,
+    v: String,
+    file: &str,
+    key: &str,
+) -> Option<String> {
     let reason = if v.is_empty() {
         format!(
             "is empty (after ${{VAR}} interpolation); remove it to run without ack links, or set \
