@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -30,26 +30,6 @@ fn json_err(status: StatusCode, error: &str, reason: String) -> Response {
         .into_response()
 }
 
-/// `None` when the bearer token is right; else the 401 to answer.
-pub(crate) fn api_auth(app: &App, headers: &HeaderMap) -> Option<Response> {
-    let live = app.live();
-    let Some(token) = &live.config.api_token else {
-        return Some(json_err(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "ROUTER_API_TOKEN is not set; the API is disabled until it is".into(),
-        ));
-    };
-    if !crate::intake::token_matches(headers, token) {
-        return Some(json_err(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong bearer token (ROUTER_API_TOKEN)".into(),
-        ));
-    }
-    None
-}
-
 fn store_unavailable(e: &crate::store::StoreError) -> Response {
     tracing::warn!(error = %e, "store unavailable");
     json_err(
@@ -60,10 +40,7 @@ fn store_unavailable(e: &crate::store::StoreError) -> Response {
 }
 
 /// `GET /api/v1/alerts`
-pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Some(r) = api_auth(&app, &headers) {
-        return r;
-    }
+pub async fn list(State(app): State<Arc<App>>) -> Response {
     match app.store.list_alerts().await {
         Ok(alerts) => axum::Json(json!({ "alerts": alerts })).into_response(),
         Err(e) => store_unavailable(&e),
@@ -125,13 +102,10 @@ async fn do_ack(
 /// `POST /api/v1/alerts/{fingerprint}/ack` with `{"by": "name"}`.
 pub async fn ack_api(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
     Path(fingerprint): Path<String>,
     body: Body,
 ) -> Response {
-    if let Some(r) = api_auth(&app, &headers) {
-        return r;
-    }
     let bytes = match read_body(body).await {
         Ok(b) => b,
         Err(r) => return *r,
@@ -142,6 +116,11 @@ pub async fn ack_api(
     {
         Ok(by) => by,
         Err(reason) => return json_err(StatusCode::BAD_REQUEST, "bad_request", reason),
+    };
+    // A logged-in person acks as themselves; the API token acts for the name it sends.
+    let by = match principal {
+        Some(axum::Extension(p)) if p.method == crate::auth::AuthMethod::BasicAuth => p.name,
+        _ => by,
     };
     match do_ack(&app, &fingerprint, &by).await {
         Ok(AckOutcome::Acked { announced }) => axum::Json(

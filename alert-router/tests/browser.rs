@@ -108,6 +108,9 @@ impl Driver {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_ack_button_works_in_headless_chromium() {
     let fake = SlackFake::start("T000/B000/XXXX");
+    // The status page needs a login: a basic_auth_users user of the web config.
+    let dir = tempfile::tempdir().unwrap();
+    let web = testkit::tls::web_config(dir.path(), false, &[("alice", "wonderland")]);
     let r = start(
         &format!(
             r#"language: en
@@ -134,6 +137,7 @@ escalation_policies:
             ("ROUTER_API_TOKEN", "api"),
             ("ROUTER_PUBLIC_URL", "https://router.example"),
             ("ROUTER_ACK_SECRET", "secret"),
+            ("ROUTER_WEB_CONFIG_FILE", web.path.to_str().unwrap()),
         ],
     )
     .await;
@@ -148,7 +152,8 @@ escalation_policies:
     );
 
     let d = Driver::start().await;
-    d.session("POST", "/url", json!({"url": format!("{}/", r.url)}))
+    let logged_in = r.url.replacen("http://", "http://alice:wonderland@", 1);
+    d.session("POST", "/url", json!({"url": format!("{logged_in}/")}))
         .await;
     let title = d.session("GET", "/title", Value::Null).await;
     assert_eq!(title, "quantwatch-alert-router: 1 active");
