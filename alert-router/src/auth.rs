@@ -47,14 +47,13 @@ pub const REALM: &str = "quantwatch-alert-router";
 pub fn is_anonymous(path: &str) -> bool {
     // No dot segments: what the gate sees is what the route table matches, and neither
     // normalises `..`, but a proxy in front might.
-    !path.contains("/.")
-        && matches!(
-            path,
-            "/healthz" | "/readyz" | "/metrics" | "/webhook/alertmanager"
-        )
-        || ["/ack/", "/silence/", "/charts/"]
-            .iter()
-            .any(|p| path.starts_with(p))
+    let listed = matches!(
+        path,
+        "/healthz" | "/readyz" | "/metrics" | "/webhook/alertmanager"
+    ) || ["/ack/", "/silence/", "/charts/"]
+        .iter()
+        .any(|p| path.starts_with(p));
+    listed && !path.contains("/.")
 }
 
 fn unauthorized(prompt: bool, reason: &str) -> Response {

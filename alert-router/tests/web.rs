@@ -515,9 +515,14 @@ fn stalled_connections_cannot_starve_healthz_or_the_webhook() {
         "web:\n  header_read_timeout: 2s\n  body_read_timeout: 2s\n",
     )
     .unwrap();
-    let app = App::start_with_nofile(BIN, &["--config", cfg.to_str().unwrap()], &[], 1024);
+    let app = App::start_with_nofile(
+        BIN,
+        &["--config", cfg.to_str().unwrap()],
+        &[("ROUTER_LOG_FORMAT", "json")],
+        1024,
+    );
     assert!(
-        app.log().contains("max_connections=512"),
+        app.log().contains("\"max_connections\":512"),
         "half of 1,024 by default: {}",
         app.log()
     );
