@@ -148,35 +148,42 @@ pub async fn webhook_allowed(app: &App, headers: &HeaderMap) -> bool {
 
 /// Refuses state-changing requests a browser sends on behalf of another site (a form on a
 /// foreign page posting to `/ack/{token}` or, with cached basic-auth credentials, to the API):
-/// `Sec-Fetch-Site: cross-site`, or an `Origin` that is neither this host nor
-/// `ROUTER_PUBLIC_URL`'s origin. Clients that send neither header (Alertmanager, curl) pass.
+/// `Sec-Fetch-Site` other than `same-origin`/`none`, or (without it) an `Origin` that is
+/// neither this host nor `ROUTER_PUBLIC_URL`'s origin. Clients that send neither header
+/// (Alertmanager, curl) pass.
 pub async fn refuse_cross_site(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
     let headers = req.headers();
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("cross-site"));
-    let foreign_origin = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        None => false,
-        Some(origin) => {
-            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-            let same_host = origin.split_once("://").is_some_and(|(_, authority)| {
-                host.is_some_and(|h| authority.eq_ignore_ascii_case(h))
-            });
-            let public = app
-                .live()
-                .config
-                .public_url
-                .as_deref()
-                .and_then(|u| reqwest::Url::parse(u).ok())
-                .map(|u| u.origin().ascii_serialization());
-            !(same_host || public.is_some_and(|p| p.eq_ignore_ascii_case(origin)))
+    // Sec-Fetch-Site, which every current browser sends, decides when present: our own pages
+    // post with `same-origin` (or `none` when the user typed the request). The Origin header
+    // cannot decide then: under our `Referrer-Policy: no-referrer` browsers send
+    // `Origin: null` even for same-origin form posts. Without Sec-Fetch-Site (older browsers)
+    // the Origin must be our host or ROUTER_PUBLIC_URL's origin.
+    let refused = match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some(site) => {
+            !(site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"))
         }
+        None => match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            None => false,
+            Some(origin) => {
+                let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+                let same_host = origin.split_once("://").is_some_and(|(_, authority)| {
+                    host.is_some_and(|h| authority.eq_ignore_ascii_case(h))
+                });
+                let public = app
+                    .live()
+                    .config
+                    .public_url
+                    .as_deref()
+                    .and_then(|u| reqwest::Url::parse(u).ok())
+                    .map(|u| u.origin().ascii_serialization());
+                !(same_host || public.is_some_and(|p| p.eq_ignore_ascii_case(origin)))
+            }
+        },
     };
-    if cross_site || foreign_origin {
+    if refused {
         return (
             StatusCode::FORBIDDEN,
             axum::Json(json!({"error": "forbidden", "reason": "cross-site request refused: post from the router's own pages"})),
