@@ -44,13 +44,15 @@ pub const REALM: &str = "quantwatch-alert-router";
 /// - `/webhook/alertmanager`: guarded by its own `ROUTER_WEBHOOK_TOKEN` (see `intake`).
 /// - `/ack/`, `/silence/`, `/charts/`: signed, expiring links; the signature is the
 ///   credential, so a phone opening a link from a chat message needs no login.
+/// - `/static/`: the stylesheet those anonymous pages load (the CSP forbids inline style);
+///   fixed files, no alert content.
 pub fn is_anonymous(path: &str) -> bool {
     // No dot segments: what the gate sees is what the route table matches, and neither
     // normalises `..`, but a proxy in front might.
     let listed = matches!(
         path,
         "/healthz" | "/readyz" | "/metrics" | "/webhook/alertmanager"
-    ) || ["/ack/", "/silence/", "/charts/"]
+    ) || ["/ack/", "/silence/", "/charts/", "/static/"]
         .iter()
         .any(|p| path.starts_with(p));
     listed && !path.contains("/.")
@@ -240,6 +242,7 @@ mod tests {
             "/ack/abc",
             "/silence/abc",
             "/charts/x.png",
+            "/static/style.css",
         ] {
             assert!(is_anonymous(p), "{p}");
         }
