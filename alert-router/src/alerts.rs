@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
-use crate::auth::Principal;
+use crate::auth::{AuthMethod, Principal};
 use crate::store::{AckOutcome, AckRequest, AckVia};
 
 /// Largest ack request body: a name, nothing more.
@@ -45,26 +45,6 @@ fn json_err(status: StatusCode, error: &str, reason: String) -> Response {
         .into_response()
 }
 
-/// `None` when the bearer token is right; else the 401 to answer.
-pub(crate) fn api_auth(app: &App, headers: &HeaderMap) -> Option<Response> {
-    let live = app.live();
-    let Some(token) = &live.config.api_token else {
-        return Some(json_err(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "ROUTER_API_TOKEN is not set; the API is disabled until it is".into(),
-        ));
-    };
-    if !crate::intake::token_matches(headers, token) {
-        return Some(json_err(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong bearer token (ROUTER_API_TOKEN)".into(),
-        ));
-    }
-    None
-}
-
 pub(crate) fn store_unavailable(e: &crate::store::StoreError) -> Response {
     tracing::warn!(error = %e, "store unavailable");
     json_err(
@@ -75,10 +55,7 @@ pub(crate) fn store_unavailable(e: &crate::store::StoreError) -> Response {
 }
 
 /// `GET /api/v1/alerts`
-pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Some(r) = api_auth(&app, &headers) {
-        return r;
-    }
+pub async fn list(State(app): State<Arc<App>>) -> Response {
     match app.store.list_alerts().await {
         Ok(alerts) => axum::Json(json!({ "alerts": alerts })).into_response(),
         Err(e) => store_unavailable(&e),
@@ -89,12 +66,8 @@ pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 /// acknowledgement of the alert (all its firings), oldest first.
 pub async fn history(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
     Path(fingerprint): Path<String>,
 ) -> Response {
-    if let Some(r) = api_auth(&app, &headers) {
-        return r;
-    }
     match app.store.history(&fingerprint).await {
         Ok(h) if h.is_empty() => json_err(
             StatusCode::NOT_FOUND,
@@ -132,7 +105,10 @@ pub(crate) fn valid_by(by: &str) -> Result<String, String> {
 /// Who acknowledges: the authenticated caller, else the typed name.
 pub(crate) fn acker(principal: Option<&Principal>, typed: Option<&str>) -> Result<String, String> {
     match principal {
-        Some(p) => valid_by(&p.name),
+        // A person logged in acks as themselves, whatever the form says.
+        Some(p) if p.method == AuthMethod::BasicAuth => valid_by(&p.name),
+        // The API token is a machine acting for the name it sends.
+        Some(p) => valid_by(typed.unwrap_or(&p.name)),
         None => valid_by(typed.unwrap_or("")),
     }
 }
@@ -168,9 +144,6 @@ pub async fn ack_api(
     Path(fingerprint): Path<String>,
     body: Body,
 ) -> Response {
-    if let Some(r) = api_auth(&app, &headers) {
-        return r;
-    }
     let from_page = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -251,7 +224,6 @@ pub async fn ack_api(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::AuthMethod;
 
     #[test]
     fn the_authenticated_user_wins_over_a_typed_name() {
@@ -263,6 +235,12 @@ mod tests {
         assert_eq!(acker(Some(&alice), None), Ok("alice".into()));
         assert_eq!(acker(None, Some(" bob ")), Ok("bob".into()));
         assert!(acker(None, None).is_err());
+        let token = Principal {
+            name: "api-token".into(),
+            method: AuthMethod::ApiToken,
+        };
+        assert_eq!(acker(Some(&token), Some("pagerbot")), Ok("pagerbot".into()));
+        assert_eq!(acker(Some(&token), None), Ok("api-token".into()));
         assert!(acker(None, Some("a\nb")).is_err(), "no control characters");
     }
 }

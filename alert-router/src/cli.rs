@@ -22,6 +22,10 @@ pub struct Cli {
     /// Listen address; overrides ROUTER_LISTEN_ADDRESS and the file.
     #[arg(long = "web.listen-address", global = true)]
     pub listen_address: Option<String>,
+    /// exporter-toolkit web config file (TLS, basic_auth_users for the status page and API,
+    /// response headers); overrides ROUTER_WEB_CONFIG_FILE and the file's web.config_file.
+    #[arg(long = "web.config.file", global = true)]
+    pub web_config_file: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(
         long = "log.format",
@@ -47,7 +51,7 @@ pub enum Command {
     },
 }
 
-/// The process environment with the command-line listen address on top.
+/// The process environment with the command-line listen address and web config on top.
 pub struct CliEnv<'a>(pub &'a Cli);
 
 impl Env for CliEnv<'_> {
@@ -56,6 +60,11 @@ impl Env for CliEnv<'_> {
             && let Some(a) = &self.0.listen_address
         {
             return Some(a.clone());
+        }
+        if key == "ROUTER_WEB_CONFIG_FILE"
+            && let Some(p) = &self.0.web_config_file
+        {
+            return Some(p.display().to_string());
         }
         ProcessEnv.get(key)
     }

@@ -15,19 +15,9 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:9878";
 /// Default state location when nothing is configured: zero-config start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/router.db";
 
-/// One problem found in the configuration, printed as `file: key: reason`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub file: String,
-    pub key: String,
-    pub reason: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}: {}", self.file, self.key, self.reason)
-    }
-}
+/// One problem found in the configuration, printed as `file: key: reason` (the type both
+/// binaries and the web config share).
+pub use quantwatch_web::Problem;
 
 /// Every problem of a configuration; never empty.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -57,6 +47,8 @@ struct FileConfig {
     webhook: FileWebhook,
     #[serde(default)]
     api: FileApi,
+    #[serde(default)]
+    web: FileWeb,
     #[serde(default)]
     delivery: FileDelivery,
     #[serde(default)]
@@ -91,6 +83,27 @@ struct FileWebhook {
 #[serde(deny_unknown_fields)]
 struct FileApi {
     token: Option<String>,
+}
+
+/// How the router serves HTTP: the exporter-toolkit web config and the connection limits.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileWeb {
+    /// exporter-toolkit file (TLS, `basic_auth_users`, headers); env
+    /// `ROUTER_WEB_CONFIG_FILE` and `--web.config.file` win.
+    config_file: Option<PathBuf>,
+    header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
+    max_connections: Option<usize>,
+}
+
+/// The validated `web` settings: what the accept loop and the auth middleware need.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    pub config_file: Option<PathBuf>,
+    /// TLS and headers are taken at start; `basic_auth_users` follow a SIGHUP reload.
+    pub security: quantwatch_web::web_config::WebSecurity,
+    pub limits: quantwatch_web::serve::Limits,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -264,6 +277,7 @@ pub struct Config {
     pub webhook_token: Option<String>,
     pub max_body_bytes: usize,
     pub api_token: Option<String>,
+    pub web: WebSettings,
     pub delivery: Delivery,
     pub channels: Vec<ChannelConfig>,
     pub routes: RouteTree,
@@ -292,48 +306,10 @@ impl Env for std::collections::HashMap<String, String> {
     }
 }
 
-/// Replace `${VAR}` and `${VAR:-default}`; an unset `${VAR}` is a problem naming the line.
+/// Replace `${VAR}` and `${VAR:-default}` (`$$` is a literal `$`); an unset `${VAR}` is a
+/// problem naming the line and the variable, never a value.
 pub fn interpolate(text: &str, env: &dyn Env, file: &str) -> Result<String, Vec<Problem>> {
-    let mut out = String::with_capacity(text.len());
-    let mut problems = Vec::new();
-    for (lineno, line) in text.split_inclusive('\n').enumerate() {
-        let mut rest = line;
-        while let Some(start) = rest.find("${") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else {
-                problems.push(Problem {
-                    file: file.into(),
-                    key: format!("line {}", lineno + 1),
-                    reason: "unterminated ${ in interpolation".into(),
-                });
-                out.push_str(&rest[start..]);
-                rest = "";
-                break;
-            };
-            let expr = &after[..end];
-            let (var, default) = match expr.split_once(":-") {
-                Some((v, d)) => (v, Some(d)),
-                None => (expr, None),
-            };
-            match (env.get(var), default) {
-                (Some(v), _) => out.push_str(&v),
-                (None, Some(d)) => out.push_str(d),
-                (None, None) => problems.push(Problem {
-                    file: file.into(),
-                    key: format!("line {}", lineno + 1),
-                    reason: format!("environment variable {var} is not set (use ${{{var}:-default}} for an optional value)"),
-                }),
-            }
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
+    quantwatch_web::config::interpolate(text, file, &|k| env.get(k))
 }
 
 /// Load from an optional file plus the environment; env wins over the file.
@@ -353,13 +329,10 @@ pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigErrors> 
             let parsed: FileConfig = if text.trim().is_empty() {
                 FileConfig::default()
             } else {
-                serde_saphyr::from_str(&text).map_err(|e| {
-                    ConfigErrors(vec![Problem {
-                        file: name.clone(),
-                        key: "(yaml)".into(),
-                        reason: e.to_string(),
-                    }])
-                })?
+                // Errors name the key or line:column, never the line's text (it may hold a
+                // secret after interpolation).
+                quantwatch_web::config::parse_yaml(&text, &name)
+                    .map_err(|p| ConfigErrors(vec![p]))?
             };
             (name, parsed)
         }
@@ -519,6 +492,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             "must be at least 1024".into(),
         );
     }
+    let web = web_settings(&file.web, env, name, &mut p);
     let language = match env.get("ROUTER_LANGUAGE").as_deref() {
         Some("zh") => Language::Zh,
         Some("en") => Language::En,
@@ -699,6 +673,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             webhook_token,
             max_body_bytes,
             api_token,
+            web,
             delivery,
             channels,
             routes,
@@ -707,6 +682,53 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         })
     } else {
         Err(ConfigErrors(p))
+    }
+}
+
+/// The `web` section, `ROUTER_WEB_CONFIG_FILE` over `web.config_file`; the web config file's
+/// own problems are reported under its own file name.
+fn web_settings(w: &FileWeb, env: &dyn Env, name: &str, p: &mut Vec<Problem>) -> WebSettings {
+    let defaults = quantwatch_web::serve::Limits::default();
+    let limits = quantwatch_web::serve::Limits {
+        header_read_timeout: duration(
+            p,
+            name,
+            "web.header_read_timeout",
+            w.header_read_timeout.as_deref(),
+            defaults.header_read_timeout,
+        ),
+        body_read_timeout: duration(
+            p,
+            name,
+            "web.body_read_timeout",
+            w.body_read_timeout.as_deref(),
+            defaults.body_read_timeout,
+        ),
+        max_connections: w.max_connections.unwrap_or(defaults.max_connections),
+        drain_timeout: defaults.drain_timeout,
+    };
+    if limits.max_connections == 0 {
+        p.push(Problem {
+            file: name.into(),
+            key: "web.max_connections".into(),
+            reason: "must be at least 1".into(),
+        });
+    }
+    let config_file = env
+        .get("ROUTER_WEB_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| w.config_file.clone());
+    let security = match &config_file {
+        None => Default::default(),
+        Some(path) => quantwatch_web::web_config::load(path).unwrap_or_else(|problems| {
+            p.extend(problems);
+            Default::default()
+        }),
+    };
+    WebSettings {
+        config_file,
+        security,
+        limits,
     }
 }
 

@@ -125,29 +125,38 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// Compare without an early exit, so response timing does not reveal the token.
+/// Whether `Authorization: Bearer` carries `expected`, compared in constant time.
 pub fn token_matches(headers: &HeaderMap, expected: &str) -> bool {
-    let Some(got) = headers
-        .get(header::AUTHORIZATION)
+    quantwatch_web::auth::bearer_token(headers)
+        .is_some_and(|got| quantwatch_web::auth::secrets_equal(got.as_bytes(), expected.as_bytes()))
+}
+
+/// `application/json`, with or without parameters such as `charset=utf-8`. Anything else
+/// (text/plain, forms, multipart: what a cross-site HTML form can send without a preflight)
+/// is refused before the body is read.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    let (a, b) = (got.as_bytes(), expected.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
 
 pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     let live = app.live();
     let outcome = |o: &str| app.metrics.webhooks.with_label_values(&[o]).inc();
-    if let Some(token) = &live.config.webhook_token
-        && !token_matches(&headers, token)
-    {
+    if !crate::auth::webhook_allowed(&app, &headers).await {
         outcome("unauthorized");
         return reply(
             StatusCode::UNAUTHORIZED,
-            json!({"error": "unauthorized", "reason": "missing or wrong bearer token (ROUTER_WEBHOOK_TOKEN)"}),
+            json!({"error": "unauthorized", "reason": "missing or wrong credentials: send ROUTER_WEBHOOK_TOKEN as a bearer token or as the basic-auth password"}),
+        );
+    }
+    if !is_json(&headers) {
+        outcome("bad_request");
+        return reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({"error": "unsupported_media_type", "reason": "the webhook accepts Content-Type: application/json only"}),
         );
     }
     let limit = live.config.max_body_bytes;

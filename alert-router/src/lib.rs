@@ -52,8 +52,6 @@ pub enum RunError {
     },
     #[error("{0}")]
     Channel(String),
-    #[error("server: {0}")]
-    Serve(std::io::Error),
 }
 
 impl RunError {
@@ -233,15 +231,23 @@ pub async fn serve(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    tracing::info!(%addr, "quantwatch-alert-router listening");
-    // The peer address reaches handlers (the audit trail records where an ack came from).
-    axum::serve(
+    let web = app.live().config.web.clone();
+    tracing::info!(
+        %addr,
+        tls = web.security.tls.is_some(),
+        basic_auth = web.security.auth.is_some(),
+        max_connections = web.limits.max_connections,
+        "quantwatch-alert-router listening"
+    );
+    let routes = web.security.apply_headers(server::router(app.clone()));
+    quantwatch_web::serve::serve(
         listener,
-        server::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        routes,
+        web.security.tls.clone(),
+        web.limits,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(RunError::Serve)?;
+    .await;
     tracing::info!("stopped accepting; finishing in-flight sends");
     app.stop_workers(Duration::from_secs(30)).await;
     housekeeping.abort();
@@ -252,40 +258,6 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "router".into())
-}
-
-async fn terminate_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                tokio::select! {
-                    _ = s.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-fn hangup_channel() -> Option<tokio::sync::mpsc::Receiver<()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut s = signal(SignalKind::hangup()).ok()?;
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(async move {
-        while s.recv().await.is_some() {
-            let _ = tx.try_send(());
-        }
-    });
-    Some(rx)
 }
 
 /// Entry point used by `main`: dispatch the subcommand.
@@ -301,8 +273,8 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
                 config,
                 cli.config.clone(),
                 listener,
-                terminate_signal(),
-                hangup_channel(),
+                quantwatch_web::signals::shutdown_signal(),
+                quantwatch_web::signals::hangup_channel(),
             )
             .await
         }

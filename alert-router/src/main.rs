@@ -4,23 +4,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use quantwatch_alert_router::{Cli, run};
-use tracing_subscriber::EnvFilter;
+use quantwatch_web::logging::{LogFormat, init};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if cli.log_format == "json" {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
+    let format = if cli.log_format == "json" {
+        LogFormat::Json
     } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-    }
+        LogFormat::Text
+    };
+    init(format, "info");
     if rustls::crypto::ring::default_provider()
         .install_default()
         .is_err()

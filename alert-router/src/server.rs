@@ -1,4 +1,6 @@
-//! HTTP surface: landing page, health, metrics, the webhook, and the read-only notification API.
+//! HTTP surface: landing page, health, metrics, the webhook, and the read-only notification API,
+//! behind one authentication gate ([`crate::auth::require`]), a cross-site check for
+//! state-changing requests and browser hardening headers on HTML.
 
 use std::sync::Arc;
 
@@ -6,16 +8,30 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Query, State};
 use axum::handler::Handler;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
-use crate::{alerts, intake, pages};
+use crate::{alerts, auth, intake, pages};
 
+/// The route table with its gates. Add routes in [`routes`]: every route there is behind
+/// the authentication gate unless `auth::is_anonymous` lists it.
 pub fn router(app: Arc<App>) -> Router {
+    routes()
+        .layer(middleware::from_fn_with_state(app.clone(), auth::require))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            auth::refuse_cross_site,
+        ))
+        .layer(middleware::from_fn(auth::harden))
+        .with_state(app)
+}
+
+fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/", get(pages::status_page))
         .route("/static/style.css", get(pages::stylesheet))
@@ -32,7 +48,6 @@ pub fn router(app: Arc<App>) -> Router {
             get(pages::ack_link_page)
                 .post(pages::ack_link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
         )
-        .with_state(app)
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
@@ -79,18 +94,7 @@ struct ListQuery {
 }
 
 /// `GET /api/v1/notifications`: where permanent errors become visible with their channel.
-async fn notifications(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    let live = app.live();
-    let Some(token) = &live.config.api_token else {
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "unauthorized", "reason": "ROUTER_API_TOKEN is not set; the API is disabled until it is"}))).into_response();
-    };
-    if !intake::token_matches(&headers, token) {
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "unauthorized", "reason": "missing or wrong bearer token (ROUTER_API_TOKEN)"}))).into_response();
-    }
+async fn notifications(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Response {
     if let Some(s) = &q.state
         && !matches!(s.as_str(), "pending" | "sent" | "failed")
     {

@@ -169,8 +169,14 @@ async fn ack_link_get_confirms_only_post_acks_and_bad_tokens_are_refused() {
     assert_eq!(s, 409);
 
     // The status page shows the alert and who acknowledged it.
-    let (s, status) = get(&format!("{}/", r.url)).await;
-    assert_eq!(s, 200);
+    let resp = reqwest::Client::new()
+        .get(format!("{}/", r.url))
+        .bearer_auth(API)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let status = resp.text().await.unwrap();
     assert!(status.contains("<b>DiskFull</b>"), "{status}");
     assert!(status.contains("acknowledged by alice"), "{status}");
     assert!(status.contains("name=\"viewport\""), "{status}");

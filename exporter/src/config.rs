@@ -275,19 +275,8 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// One thing wrong with the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub file: String,
-    pub key: String,
-    pub reason: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.file, self.key, self.reason)
-    }
-}
+/// One problem: file, key, reason (shared with the router and the web config).
+pub use quantwatch_web::Problem;
 
 /// Every problem found while loading; the binary exits 64 (EX_USAGE) with one line each.
 #[derive(Debug, thiserror::Error)]
@@ -344,15 +333,13 @@ impl Config {
                 let raw = std::fs::read_to_string(p).map_err(|e| ConfigError {
                     problems: vec![problem("-", format!("cannot read the file: {e}"))],
                 })?;
-                let text = interpolate(&raw, env).map_err(|errs| ConfigError {
-                    problems: errs.into_iter().map(|(k, r)| problem(&k, r)).collect(),
-                })?;
+                let text = quantwatch_web::config::interpolate(&raw, &file, &|k| env.var(k))
+                    .map_err(|problems| ConfigError { problems })?;
                 if text.trim().is_empty() {
                     Config::default()
                 } else {
-                    serde_saphyr::from_str::<Config>(&text).map_err(|e| ConfigError {
-                        problems: vec![problem(&yaml_error_key(&e.to_string()), e.to_string())],
-                    })?
+                    quantwatch_web::config::parse_yaml::<Config>(&text, &file)
+                        .map_err(|p| ConfigError { problems: vec![p] })?
                 }
             }
         };
@@ -623,80 +610,6 @@ pub fn check_listen_address(addr: &str) -> Result<(), String> {
     }
 }
 
-/// Best effort: the field a serde error complains about, for the "key" part of the message.
-fn yaml_error_key(msg: &str) -> String {
-    for marker in ["unknown field `", "missing field `", "duplicate field `"] {
-        if let Some(rest) = msg.split(marker).nth(1)
-            && let Some(name) = rest.split('`').next()
-        {
-            return name.to_string();
-        }
-    }
-    "-".to_string()
-}
-
-/// Replaces `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. Unset variables without a
-/// default are errors (returned as (key, reason) with the line number), never empty strings
-/// silently: a typo in a variable name must not turn a collector off unnoticed.
-pub fn interpolate(text: &str, env: &dyn Env) -> Result<String, Vec<(String, String)>> {
-    let mut out = String::with_capacity(text.len());
-    let mut errors = Vec::new();
-    for (lineno, line) in text.split_inclusive('\n').enumerate() {
-        let mut rest = line;
-        while let Some(pos) = rest.find('$') {
-            out.push_str(&rest[..pos]);
-            let after = &rest[pos + 1..];
-            if let Some(tail) = after.strip_prefix('$') {
-                out.push('$');
-                rest = tail;
-            } else if let Some(body) = after.strip_prefix('{') {
-                let Some(end) = body.find('}') else {
-                    errors.push((
-                        format!("line {}", lineno + 1),
-                        "unterminated ${...}".to_string(),
-                    ));
-                    rest = "";
-                    break;
-                };
-                let expr = &body[..end];
-                let (name, default) = match expr.split_once(":-") {
-                    Some((n, d)) => (n, Some(d)),
-                    None => (expr, None),
-                };
-                let valid =
-                    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !valid {
-                    errors.push((
-                        format!("line {}", lineno + 1),
-                        format!("${{{expr}}} is not a valid variable reference"),
-                    ));
-                } else {
-                    match (env.var(name), default) {
-                        (Some(v), _) => out.push_str(&v),
-                        (None, Some(d)) => out.push_str(d),
-                        (None, None) => errors.push((
-                            format!("line {}", lineno + 1),
-                            format!(
-                                "environment variable {name} is not set (write ${{{name}:-}} to make it optional)"
-                            ),
-                        )),
-                    }
-                }
-                rest = &body[end + 1..];
-            } else {
-                out.push('$');
-                rest = after;
-            }
-        }
-        out.push_str(rest);
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
-}
-
 /// Durations as humane strings: "30s", "5m", "1h30m", "250ms".
 pub mod duration {
     use serde::{Deserialize, Deserializer};
@@ -723,19 +636,6 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         }
-    }
-
-    #[test]
-    fn interpolation_handles_defaults_escapes_and_missing() {
-        let e = env(&[("A", "x")]);
-        assert_eq!(
-            interpolate("a=${A} b=${B:-d} c=$$ d=$e", &e).unwrap(),
-            "a=x b=d c=$ d=$e"
-        );
-        let errs = interpolate("ok: 1\nurl: ${MISSING}\n", &e).unwrap_err();
-        assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].0, "line 2");
-        assert!(errs[0].1.contains("MISSING is not set"), "{}", errs[0].1);
     }
 
     fn load_str(yaml: &str, e: &dyn Env) -> Result<Config, ConfigError> {

@@ -10,9 +10,10 @@ pub mod scrape;
 pub mod simulate;
 pub mod trading;
 pub mod web;
-pub mod web_config;
+/// The exporter-toolkit web config lives in the shared crate (the router reads it too).
+pub use quantwatch_web::web_config;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -62,11 +63,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+pub use quantwatch_web::logging::LogFormat;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -116,15 +113,7 @@ impl RunError {
 
 /// Sets up `tracing` once for the process.
 pub fn init_tracing(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    quantwatch_web::logging::init(format, level);
 }
 
 /// Loads and validates everything the server needs, without starting it.
@@ -144,7 +133,7 @@ pub fn load(cli: &Cli) -> Result<(config::Config, web_config::WebSecurity), conf
         cfg.web.config_file = Some(p.clone());
     }
     let security = match &cfg.web.config_file {
-        Some(p) => web_config::load(p)?,
+        Some(p) => web_config::load(p).map_err(|problems| config::ConfigError { problems })?,
         None => web_config::WebSecurity::default(),
     };
     Ok((cfg, security))
@@ -196,7 +185,14 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         collectors = ?names,
         "quantwatch-exporter listening"
     );
-    web::serve(listener, app, security.tls.clone(), web::shutdown_signal()).await;
+    web::serve(
+        listener,
+        app,
+        security.tls.clone(),
+        web::Limits::default(),
+        web::shutdown_signal(),
+    )
+    .await;
     tracing::info!("stopped");
     Ok(())
 }

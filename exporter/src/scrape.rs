@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 /// The shortest budget we give collectors, however small the header says.
 const MIN_BUDGET: Duration = Duration::from_millis(100);
+/// The longest: a header of `1e20` (or any value a client makes up) must neither panic the
+/// conversion to a `Duration` nor hold collectors for days.
+const MAX_BUDGET: Duration = Duration::from_secs(120);
 
 pub struct Scraper {
     collectors: Vec<Arc<dyn Collector>>,
@@ -54,8 +57,15 @@ impl Scraper {
         let from_header = header
             .and_then(|h| h.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s > 0.0)
-            .map(|s| Duration::from_secs_f64(s).saturating_sub(self.timeout_offset));
-        from_header.unwrap_or(self.default_timeout).max(MIN_BUDGET)
+            .map(|s| {
+                Duration::try_from_secs_f64(s)
+                    .unwrap_or(MAX_BUDGET)
+                    .min(MAX_BUDGET)
+                    .saturating_sub(self.timeout_offset)
+            });
+        from_header
+            .unwrap_or(self.default_timeout)
+            .clamp(MIN_BUDGET, MAX_BUDGET.max(self.default_timeout))
     }
 
     /// Runs every collector and renders the exposition text.
@@ -129,5 +139,30 @@ fn process_families(fams: &mut Families) {
             "Number of open file descriptors.",
             rd.count() as f64,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_timeout_header_gives_a_bounded_budget() {
+        let s = Scraper::new(
+            Vec::new(),
+            Duration::from_secs(10),
+            Duration::from_millis(500),
+        );
+        assert_eq!(s.budget(Some("5")), Duration::from_millis(4500));
+        assert_eq!(
+            s.budget(Some("1e20")),
+            MAX_BUDGET - Duration::from_millis(500)
+        );
+        assert_eq!(s.budget(Some("1e400")), Duration::from_secs(10), "inf");
+        for h in ["inf", "-inf", "NaN", "-3", "0", "soon", ""] {
+            assert_eq!(s.budget(Some(h)), Duration::from_secs(10), "{h}");
+        }
+        assert_eq!(s.budget(None), Duration::from_secs(10));
+        assert_eq!(s.budget(Some("0.2")), MIN_BUDGET);
     }
 }

@@ -149,23 +149,12 @@ fn landing_health_and_zero_config_host_metrics() {
 #[test]
 fn tls_and_basic_auth_from_the_exporter_toolkit_web_config() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = testkit::tls::self_signed(dir.path());
-    let hash = bcrypt::hash("scrape-pass", 4).unwrap();
-    let web = dir.path().join("web.yml");
-    std::fs::write(
-        &web,
-        format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  min_version: TLS12\nbasic_auth_users:\n  prometheus: {hash}\n",
-            cert.display(),
-            key.display()
-        ),
-    )
-    .unwrap();
+    let web = testkit::tls::web_config(dir.path(), true, &[("prometheus", "scrape-pass")]);
     let port = free_port();
     let mut cmd = Command::new(EXPORTER);
     cmd.args(["--web.listen-address", &format!("127.0.0.1:{port}")])
         .arg("--web.config.file")
-        .arg(&web);
+        .arg(&web.path);
     let mut child = testkit::Child::spawn(
         "exporter-tls",
         cmd,
@@ -176,11 +165,7 @@ fn tls_and_basic_auth_from_the_exporter_toolkit_web_config() {
         child.assert_running();
         testkit::process::port_open(port)
     }));
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
-    let client = reqwest::blocking::Client::builder()
-        .add_root_certificate(ca)
-        .build()
-        .unwrap();
+    let client = web.client();
     let url = format!("https://localhost:{port}/metrics");
     let anon = client.get(&url).send().unwrap();
     assert_eq!(anon.status().as_u16(), 401);
@@ -201,4 +186,72 @@ fn tls_and_basic_auth_from_the_exporter_toolkit_web_config() {
     // Plain HTTP to the TLS port gets no metrics.
     let plain = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"));
     assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
+}
+
+#[test]
+fn absurd_scrape_timeout_headers_get_a_bounded_scrape() {
+    let app = App::start(EXPORTER, &[], &[]);
+    let client = reqwest::blocking::Client::new();
+    for h in ["1e20", "inf", "NaN", "-5", "1e400"] {
+        let resp = client
+            .get(format!("{}/metrics", app.url()))
+            .header("X-Prometheus-Scrape-Timeout-Seconds", h)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{h}");
+        let body = resp.text().unwrap();
+        let e = testkit::prom_text::parse(&body);
+        assert_eq!(
+            e.value(
+                "quantwatch_exporter_collector_success",
+                &[("collector", "host")]
+            ),
+            Some(1.0),
+            "{h}"
+        );
+    }
+    // Still serving: no handler panicked.
+    assert_eq!(app.get("/healthz").0, 200);
+}
+
+#[test]
+fn yaml_errors_never_print_the_line_holding_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exporter.yml");
+    let p = path.to_str().unwrap();
+    // A syntax error on the password's line, and a type error on it.
+    for yaml in [
+        "postgres:\n  url: [\"postgres://u:hunter2-leak@db/x\"\nredis:\n  url: x\n",
+        "postgres:\n  url: {dsn: \"postgres://u:hunter2-leak@db/x\"}\n",
+    ] {
+        std::fs::write(&path, yaml).unwrap();
+        let out = run_exporter(&["--config", p, "check-config"]);
+        assert_eq!(out.status.code(), Some(64), "{yaml}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("{p}: line ")), "{err}");
+        assert!(!err.contains("hunter2"), "a secret leaked: {err}");
+    }
+}
+
+#[test]
+fn an_invalid_web_config_header_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        "http_server_config:\n  headers:\n    \"X-Bad\\nName\": x\n    X-Token: \"tok\\r\\nSet-Cookie: a=b\"\n",
+    )
+    .unwrap();
+    let w = web.to_str().unwrap();
+    let out = run_exporter(&["--web.config.file", w, "check-config"]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{w}: http_server_config.headers.X-Token: the value is not a valid HTTP header value"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("is not a valid HTTP header name"), "{err}");
+    assert!(!err.contains("Set-Cookie"), "{err}");
 }

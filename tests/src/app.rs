@@ -19,6 +19,8 @@ const SCRUBBED_ENV: &[&str] = &[
     "ROUTER_API_TOKEN",
     "ROUTER_PUBLIC_URL",
     "ROUTER_ACK_SECRET",
+    "ROUTER_WEB_CONFIG_FILE",
+    "QUANTWATCH_EXPORTER_WEB_CONFIG_FILE",
     "RUST_LOG",
 ];
 
@@ -33,6 +35,26 @@ impl App {
     /// Starts `binary` with `--web.listen-address 127.0.0.1:PORT` plus `args` and `env`, and
     /// waits until `/healthz` answers 200.
     pub fn start(binary: &str, args: &[&str], env: &[(&str, &str)]) -> App {
+        App::start_limited(binary, args, env, None)
+    }
+
+    /// [`App::start`] with the child's open-files limit (`RLIMIT_NOFILE`, soft and hard) set
+    /// to `nofile`, as a service manager would: for tests of behaviour at that limit.
+    pub fn start_with_nofile(
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        nofile: u64,
+    ) -> App {
+        App::start_limited(binary, args, env, Some(nofile))
+    }
+
+    fn start_limited(
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> App {
         let dir = tempfile::Builder::new()
             .prefix("qw-app-")
             .tempdir()
@@ -48,6 +70,22 @@ impl App {
         }
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs in the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let name = Path::new(binary)
             .file_name()
@@ -136,4 +174,29 @@ impl App {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("app.log")).unwrap_or_default()
     }
+}
+
+/// Raises this (test) process's soft open-files limit to at least `want` (up to the hard
+/// limit) and returns the new soft limit: for tests that hold many sockets themselves.
+pub fn raise_own_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < want {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max.min(want),
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+    }
+    lim.rlim_cur
 }

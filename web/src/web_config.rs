@@ -10,9 +10,20 @@
 //!   min_version: TLS12                             # optional
 //! basic_auth_users:
 //!   prometheus: $2y$10$...                         # bcrypt hash
+//! http_server_config:
+//!   headers:                                       # added to every response
+//!     Strict-Transport-Security: max-age=31536000
 //! ```
+//!
+//! Everything is checked at load: a header that is not a valid HTTP name or value is a
+//! problem, not silently dropped at serve time.
 
-use crate::config::{ConfigError, Problem};
+use crate::config::{Problem, parse_yaml};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
@@ -51,35 +62,75 @@ pub struct HttpServerConfig {
     pub headers: Option<BTreeMap<String, String>>,
 }
 
-/// What the server needs at run time: a TLS config and/or the users allowed in.
+/// What the server needs at run time: a TLS config and/or the users allowed in, and the
+/// response headers the operator asked for.
 #[derive(Clone, Default)]
 pub struct WebSecurity {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub auth: Option<BasicAuth>,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl std::fmt::Debug for WebSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the hashes: a bcrypt hash is an offline-crackable secret.
+        f.debug_struct("WebSecurity")
+            .field("tls", &self.tls.is_some())
+            .field(
+                "basic_auth_users",
+                &self.auth.as_ref().map(|a| a.users.len()),
+            )
+            .field("headers", &self.headers.len())
+            .finish()
+    }
 }
 
 /// bcrypt-checked basic auth with a cache of verified credentials: bcrypt costs tens of
 /// milliseconds by design, and Prometheus sends the same credentials every scrape.
+///
+/// An unknown user is checked against a real hash of the highest cost among the configured
+/// ones, so that asking about a user who does not exist costs what a wrong password of a real
+/// user costs and response times do not tell valid user names apart.
 #[derive(Clone)]
 pub struct BasicAuth {
     users: Arc<BTreeMap<String, String>>,
     verified: Arc<Mutex<HashSet<[u8; 32]>>>,
+    dummy: Arc<String>,
 }
 
 impl BasicAuth {
+    /// `users` maps names to bcrypt hashes (checked by [`load`]; an unparsable hash simply
+    /// never matches).
     pub fn new(users: BTreeMap<String, String>) -> BasicAuth {
+        let cost = users
+            .values()
+            .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
+            .map(|p| p.get_cost())
+            .max()
+            .unwrap_or(bcrypt::DEFAULT_COST);
+        let dummy = bcrypt::hash("quantwatch-unknown-user", cost)
+            .or_else(|_| bcrypt::hash("quantwatch-unknown-user", bcrypt::DEFAULT_COST))
+            .unwrap_or_default();
         BasicAuth {
             users: Arc::new(users),
             verified: Arc::new(Mutex::new(HashSet::new())),
+            dummy: Arc::new(dummy),
         }
+    }
+
+    /// The bcrypt cost an unknown user's check pays (equal to the highest configured cost).
+    pub fn unknown_user_cost(&self) -> Option<u32> {
+        self.dummy
+            .parse::<bcrypt::HashParts>()
+            .ok()
+            .map(|p| p.get_cost())
     }
 
     /// Whether `user`/`password` match a configured bcrypt hash.
     pub fn check(&self, user: &str, password: &str) -> bool {
         let Some(hash) = self.users.get(user) else {
             // Spend the same time as a real check so user names cannot be probed by timing.
-            let _ = bcrypt::verify(password, dummy_hash());
+            let _ = bcrypt::verify(password, &self.dummy);
             return false;
         };
         let key: [u8; 32] = Sha256::new()
@@ -110,33 +161,78 @@ impl BasicAuth {
     }
 }
 
-/// A real bcrypt hash at the default cost, verified against when the user does not exist so
-/// that an unknown user costs as much as a wrong password (computed once, on first use).
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| {
-        bcrypt::hash("quantwatch-unknown-user", bcrypt::DEFAULT_COST)
-            .expect("bcrypt hashing with the default cost cannot fail")
-    })
+impl BasicAuth {
+    /// [`BasicAuth::check`] off the async threads: bcrypt blocks for tens of milliseconds.
+    pub async fn check_blocking(&self, user: String, password: String) -> bool {
+        let auth = self.clone();
+        tokio::task::spawn_blocking(move || auth.check(&user, &password))
+            .await
+            .unwrap_or(false)
+    }
+}
+
+impl WebSecurity {
+    /// `app` with the web config applied the exporter-toolkit way: every route behind basic
+    /// auth (when users are configured; 401 with `WWW-Authenticate: Basic realm="{realm}"`
+    /// otherwise) and the configured headers on every response, 401s included.
+    pub fn apply(&self, app: Router, realm: &'static str) -> Router {
+        let mut app = app;
+        if let Some(auth) = self.auth.clone() {
+            app = app.layer(middleware::from_fn(move |req: Request, next: Next| {
+                let auth = auth.clone();
+                async move {
+                    let ok = match crate::auth::basic_credentials(req.headers()) {
+                        Some((user, pass)) => auth.check_blocking(user, pass).await,
+                        None => false,
+                    };
+                    if ok {
+                        next.run(req).await
+                    } else {
+                        let mut resp = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+                        if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
+                            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                        }
+                        resp
+                    }
+                }
+            }));
+        }
+        self.apply_headers(app)
+    }
+
+    /// `app` with the configured `http_server_config.headers` on every response.
+    pub fn apply_headers(&self, app: Router) -> Router {
+        if self.headers.is_empty() {
+            return app;
+        }
+        let headers = Arc::new(self.headers.clone());
+        app.layer(middleware::from_fn(move |req: Request, next: Next| {
+            let headers = headers.clone();
+            async move {
+                let mut resp = next.run(req).await;
+                for (k, v) in headers.iter() {
+                    resp.headers_mut().insert(k.clone(), v.clone());
+                }
+                resp
+            }
+        }))
+    }
 }
 
 /// Loads and validates `path`; every problem is reported with the file and key.
-pub fn load(path: &Path) -> Result<WebSecurity, ConfigError> {
+pub fn load(path: &Path) -> Result<WebSecurity, Vec<Problem>> {
     let file = path.display().to_string();
     let problem = |key: &str, reason: String| Problem {
         file: file.clone(),
         key: key.to_string(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        problems: vec![problem("-", format!("cannot read the file: {e}"))],
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![problem("-", format!("cannot read the file: {e}"))])?;
     let parsed: WebConfigFile = if text.trim().is_empty() {
         WebConfigFile::default()
     } else {
-        serde_saphyr::from_str(&text).map_err(|e| ConfigError {
-            problems: vec![problem("-", e.to_string())],
-        })?
+        parse_yaml(&text, &file).map_err(|p| vec![p])?
     };
     let base = path.parent().unwrap_or(Path::new("."));
     let mut problems = Vec::new();
@@ -156,7 +252,26 @@ pub fn load(path: &Path) -> Result<WebSecurity, ConfigError> {
         }
     }
     if let Some(http) = parsed.http_server_config {
-        sec.headers = http.headers.unwrap_or_default().into_iter().collect();
+        for (name, value) in http.headers.unwrap_or_default() {
+            let key = format!("http_server_config.headers.{name}");
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                (Ok(n), Ok(v)) => sec.headers.push((n, v)),
+                (Err(_), _) => problems.push(problem(
+                    &key,
+                    "is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+                        .into(),
+                )),
+                // The value is not shown: operators put tokens in headers.
+                (_, Err(_)) => problems.push(problem(
+                    &key,
+                    "the value is not a valid HTTP header value (no control characters or line breaks; value not shown)"
+                        .into(),
+                )),
+            }
+        }
     }
     if let Some(tls) = parsed.tls_server_config {
         match build_tls(&tls, base) {
@@ -167,7 +282,7 @@ pub fn load(path: &Path) -> Result<WebSecurity, ConfigError> {
     if problems.is_empty() {
         Ok(sec)
     } else {
-        Err(ConfigError { problems })
+        Err(problems)
     }
 }
 
@@ -309,9 +424,46 @@ mod tests {
         assert!(auth.check("prom", "s3cret"), "cached path");
         assert!(!auth.check("prom", "wrong"));
         assert!(!auth.check("nobody", "s3cret"));
-        // The unknown-user path really runs bcrypt: its hash parses at the default cost.
-        let parts: bcrypt::HashParts = dummy_hash().parse().unwrap();
-        assert_eq!(parts.get_cost(), bcrypt::DEFAULT_COST);
+    }
+
+    #[test]
+    fn an_unknown_user_costs_the_configured_bcrypt_cost() {
+        let users = [
+            ("a".to_string(), bcrypt::hash("x", 4).unwrap()),
+            ("b".to_string(), bcrypt::hash("y", 6).unwrap()),
+        ];
+        let auth = BasicAuth::new(users.into_iter().collect());
+        assert_eq!(auth.unknown_user_cost(), Some(6));
+        let auth = BasicAuth::new([("a".to_string(), bcrypt::hash("x", 5).unwrap())].into());
+        assert_eq!(auth.unknown_user_cost(), Some(5));
+    }
+
+    #[test]
+    fn invalid_headers_are_refused_without_their_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("web.yml");
+        std::fs::write(
+            &p,
+            "http_server_config:\n  headers:\n    X-Good: yes\n    \"Bad Name\": v\n    X-Token: \"tok-hunter2\\nInjected: 1\"\n",
+        )
+        .unwrap();
+        let problems = match load(&p) {
+            Err(e) => e,
+            Ok(_) => panic!("expected an error"),
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "http_server_config.headers.Bad Name",
+                "http_server_config.headers.X-Token"
+            ]
+        );
+        assert!(!format!("{problems:?}").contains("hunter2"));
+        std::fs::write(&p, "http_server_config:\n  headers:\n    X-Good: yes\n").unwrap();
+        let sec = load(&p).unwrap();
+        assert_eq!(sec.headers.len(), 1);
+        assert_eq!(sec.headers[0].0.as_str(), "x-good");
     }
 
     #[test]
@@ -327,7 +479,7 @@ mod tests {
             Err(e) => e,
             Ok(_) => panic!("expected an error"),
         };
-        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        let keys: Vec<&str> = err.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(
             keys,
             ["basic_auth_users.prom", "tls_server_config.key_file"]
