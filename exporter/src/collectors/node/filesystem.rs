@@ -1,8 +1,9 @@
 //! `filesystem` collector: `node_filesystem_*` for every mount in `<procfs>/1/mounts` (else
 //! `<procfs>/mounts`) not excluded, sizes from statfs(2) under the root path, as node_exporter.
 //!
-//! statfs on a dead NFS server blocks forever. The calls run on a helper thread the collector
-//! waits for at most [`MOUNT_TIMEOUT`]; a mount whose call has not returned is "stuck": it is
+//! statfs on a dead NFS server blocks forever. The calls run on a long-lived helper thread
+//! the collector waits for at most [`MOUNT_TIMEOUT`] (then the thread is abandoned and a new
+//! one serves the next scrape); a mount whose call has not returned is "stuck": it is
 //! reported with `node_filesystem_device_error 1` (and no sizes) until its call returns, and
 //! no second call is made on it meanwhile.
 
@@ -18,6 +19,8 @@ pub const MOUNT_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub struct Filesystem {
     stuck: Arc<Mutex<HashSet<String>>>,
+    in_flight: Arc<Mutex<Option<String>>>,
+    worker: Mutex<Option<Worker>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -111,47 +114,74 @@ impl NodeCollector for Filesystem {
     }
 }
 
+/// The long-lived thread that makes the statfs calls (one per exporter, not one per scrape),
+/// and its two ends. Replaced when a call hangs: the hung thread exits when its call returns
+/// and finds nobody listening.
+struct Worker {
+    jobs: mpsc::Sender<(usize, String, PathBuf)>,
+    results: mpsc::Receiver<(usize, Option<Stat>)>,
+}
+
+impl Worker {
+    fn spawn(
+        stuck: Arc<Mutex<HashSet<String>>>,
+        in_flight: Arc<Mutex<Option<String>>>,
+    ) -> Option<Worker> {
+        let (jobs, job_rx) = mpsc::channel::<(usize, String, PathBuf)>();
+        let (res_tx, results) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("statfs".into())
+            .spawn(move || {
+                for (i, mp, path) in job_rx {
+                    *lock(&in_flight) = Some(mp.clone());
+                    let r = statfs(&path);
+                    *lock(&in_flight) = None;
+                    lock(&stuck).remove(&mp);
+                    if res_tx.send((i, r)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Worker { jobs, results })
+    }
+}
+
 impl Filesystem {
     /// statfs of every (mount point, path), in order; `None` for an error or a stuck mount.
     fn statfs_all(&self, mounts: Vec<(String, PathBuf)>) -> Vec<Option<Stat>> {
         let n = mounts.len();
-        let skip: HashSet<String> = lock(&self.stuck).clone();
-        let (tx, rx) = mpsc::channel::<(usize, Option<Stat>)>();
-        let stuck = self.stuck.clone();
-        let in_flight: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-        let in_flight2 = in_flight.clone();
-        let spawned = std::thread::Builder::new()
-            .name("statfs".into())
-            .spawn(move || {
-                for (i, (mp, path)) in mounts.into_iter().enumerate() {
-                    let r = if skip.contains(&mp) {
-                        None
-                    } else {
-                        *lock(&in_flight2) = Some(mp.clone());
-                        let r = statfs(&path);
-                        *lock(&in_flight2) = None;
-                        lock(&stuck).remove(&mp);
-                        r
-                    };
-                    if tx.send((i, r)).is_err() {
-                        return;
-                    }
-                }
-            });
         let mut out: Vec<Option<Stat>> = (0..n).map(|_| None).collect();
-        if spawned.is_err() {
+        let mut slot = lock(&self.worker);
+        if slot.is_none() {
+            *slot = Worker::spawn(self.stuck.clone(), self.in_flight.clone());
+        }
+        let Some(worker) = slot.as_ref() else {
             return out;
+        };
+        let skip: HashSet<String> = lock(&self.stuck).clone();
+        let mut sent = 0;
+        for (i, (mp, path)) in mounts.into_iter().enumerate() {
+            if skip.contains(&mp) {
+                continue;
+            }
+            if worker.jobs.send((i, mp, path)).is_err() {
+                break;
+            }
+            sent += 1;
         }
         let deadline = Instant::now() + MOUNT_TIMEOUT;
-        for _ in 0..n {
+        for _ in 0..sent {
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
+            match worker.results.recv_timeout(left) {
                 Ok((i, r)) => out[i] = r,
                 Err(_) => {
-                    if let Some(mp) = lock(&in_flight).clone() {
+                    if let Some(mp) = lock(&self.in_flight).clone() {
                         tracing::warn!(mountpoint = %mp, "statfs timed out; reporting the mount as erroring until it returns");
                         lock(&self.stuck).insert(mp);
                     }
+                    // The worker is blocked (or gone): the next scrape gets a fresh one.
+                    *slot = None;
                     break;
                 }
             }
