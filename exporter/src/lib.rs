@@ -143,6 +143,19 @@ impl RunError {
     }
 }
 
+/// One malloc arena for the whole process. glibc gives each thread that allocates its own
+/// arena (tokio's workers, the blocking thread the host collector reads on, the statfs
+/// thread); each keeps its high-water mark resident, which measured ~2 MiB of our RSS. Our
+/// threads allocate little and rarely at the same time, so sharing one arena costs nothing
+/// measurable. Call before any thread is started.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 /// Sets up `tracing` once for the process.
 pub fn init_tracing(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

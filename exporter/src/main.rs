@@ -2,6 +2,7 @@ use quantwatch_exporter::{CliExit, EX_USAGE, parse_cli, run};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    quantwatch_exporter::tune_allocator();
     let cli = match parse_cli(std::env::args_os()) {
         Ok(cli) => cli,
         Err(CliExit::Info(e)) => e.exit(),
