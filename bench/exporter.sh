@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Exporter scrape benchmark: quantwatch-exporter vs node/postgres/redis exporters (Debian).
-# Prints a Markdown table (README "Performance" holds the last measured one).
+# Exporter scrape benchmark: quantwatch-exporter vs node/postgres/redis exporters (Debian),
+# scraped as Prometheus scrapes (one kept-alive connection per target, the timeout header,
+# all four in the same rounds). Prints Markdown tables (README "Performance" holds the last).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p quantwatch-exporter --bin quantwatch-exporter
 cargo build --release --locked -p quantwatch-bench --bin exporter_scrape
-exec target/release/exporter_scrape
+exec "${CARGO_TARGET_DIR:-target}/release/exporter_scrape"

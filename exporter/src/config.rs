@@ -47,66 +47,8 @@ impl Default for WebConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HostConfig {
-    pub enabled: bool,
-    /// Mount points whose path starts with one of these are not reported (node_exporter's
-    /// default exclusions).
-    pub filesystem_mount_points_exclude: Vec<String>,
-    /// Filesystem types not reported (pseudo and virtual filesystems, as node_exporter).
-    pub filesystem_types_exclude: Vec<String>,
-    /// Network devices not reported.
-    pub network_devices_exclude: Vec<String>,
-}
-
-impl Default for HostConfig {
-    fn default() -> Self {
-        HostConfig {
-            enabled: true,
-            filesystem_mount_points_exclude: [
-                "/dev",
-                "/proc",
-                "/run/credentials",
-                "/sys",
-                "/var/lib/docker/",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            filesystem_types_exclude: [
-                "autofs",
-                "binfmt_misc",
-                "bpf",
-                "cgroup",
-                "cgroup2",
-                "configfs",
-                "debugfs",
-                "devpts",
-                "devtmpfs",
-                "fusectl",
-                "hugetlbfs",
-                "iso9660",
-                "mqueue",
-                "nsfs",
-                "overlay",
-                "proc",
-                "procfs",
-                "pstore",
-                "rpc_pipefs",
-                "securityfs",
-                "selinuxfs",
-                "squashfs",
-                "sysfs",
-                "tracefs",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            network_devices_exclude: Vec::new(),
-        }
-    }
-}
+/// The `host:` section lives with the node collectors (their flags and filters).
+pub use crate::collectors::node::settings::HostConfig;
 
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -426,6 +368,7 @@ impl Config {
         if self.trading.url.as_ref().is_none_or(|u| u.0.is_empty()) && !postgres_reported {
             self.trading.url = self.postgres.url.clone();
         }
+        out.extend(self.host.validate(file));
         out.extend(self.trading.validate(file));
         out
     }

@@ -61,6 +61,35 @@ pub struct Cli {
     pub log_level: String,
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// node_exporter's flags (`--collector.*`, `--path.*`), taken out before clap parses.
+    #[arg(skip)]
+    pub node: collectors::node::settings::NodeFlags,
+}
+
+/// How parsing the command line ended without a [`Cli`].
+pub enum CliExit {
+    /// `--help` / `--version`: print and exit 0.
+    Info(clap::Error),
+    /// A bad or unknown flag: print and exit 64 (EX_USAGE), naming it.
+    Usage(String),
+}
+
+/// Parses `args` (program name first): node_exporter's flags first, then ours with clap.
+pub fn parse_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, CliExit> {
+    let (node, rest) = collectors::node::settings::NodeFlags::extract(args.into_iter().collect())
+        .map_err(CliExit::Usage)?;
+    match Cli::try_parse_from(rest) {
+        Ok(mut cli) => {
+            cli.node = node;
+            Ok(cli)
+        }
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                Err(CliExit::Info(e))
+            }
+            _ => Err(CliExit::Usage(e.to_string())),
+        },
+    }
 }
 
 pub use quantwatch_web::logging::LogFormat;
@@ -111,6 +140,19 @@ impl RunError {
     }
 }
 
+/// One malloc arena for the whole process. glibc gives each thread that allocates its own
+/// arena (tokio's workers, the blocking thread the host collector reads on, the statfs
+/// thread); each keeps its high-water mark resident, which measured ~2 MiB of our RSS. Our
+/// threads allocate little and rarely at the same time, so sharing one arena costs nothing
+/// measurable. Call before any thread is started.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 /// Sets up `tracing` once for the process.
 pub fn init_tracing(format: LogFormat, level: &str) {
     quantwatch_web::logging::init(format, level);
@@ -119,6 +161,13 @@ pub fn init_tracing(format: LogFormat, level: &str) {
 /// Loads and validates everything the server needs, without starting it.
 pub fn load(cli: &Cli) -> Result<(config::Config, web_config::WebSecurity), config::ConfigError> {
     let mut cfg = config::Config::load(cli.config.as_deref(), &config::ProcessEnv)?;
+    cli.node.apply(&mut cfg.host);
+    let flag_problems = cfg.host.validate("<command line>");
+    if !flag_problems.is_empty() {
+        return Err(config::ConfigError {
+            problems: flag_problems,
+        });
+    }
     if let Some(addr) = &cli.listen_address {
         config::check_listen_address(addr).map_err(|reason| config::ConfigError {
             problems: vec![config::Problem {

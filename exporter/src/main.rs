@@ -1,9 +1,16 @@
-use clap::Parser;
-use quantwatch_exporter::{Cli, run};
+use quantwatch_exporter::{CliExit, EX_USAGE, parse_cli, run};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    quantwatch_exporter::tune_allocator();
+    let cli = match parse_cli(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(CliExit::Info(e)) => e.exit(),
+        Err(CliExit::Usage(msg)) => {
+            eprintln!("quantwatch-exporter: {}", msg.trim_end());
+            return ExitCode::from(EX_USAGE);
+        }
+    };
     quantwatch_exporter::init_tracing(cli.log_format, &cli.log_level);
     // One rustls provider for every TLS user in the process (sqlx, redis, the web server).
     let _ = rustls::crypto::ring::default_provider().install_default();

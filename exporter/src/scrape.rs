@@ -5,8 +5,7 @@
 //! `*_up 0`, so one dead or hung source never makes the whole scrape late or empty.
 
 use crate::collectors::{Collector, ScrapeContext};
-use crate::metrics::{Families, Family, encode};
-use prometheus::proto::MetricFamily;
+use crate::metrics::{Families, Family, MetricFamily, encode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -277,6 +277,9 @@ fn promtool_check_metrics_finds_nothing_beyond_the_inherited_peer_names() {
     let unexpected: Vec<&str> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
+        // node_* findings are compared with node_exporter's own, finding for finding, by
+        // node_compat.rs (netstat, sockstat and memory names are camelCase there too).
+        .filter(|l| !l.starts_with("node_"))
         .filter(|l| {
             !INHERITED_LINT
                 .iter()

@@ -4,6 +4,7 @@
 //! Run: `bench/exporter.sh` (builds release binaries, then runs this).
 
 use quantwatch_bench::percentile;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use testkit::{App, GoExporter, Postgres, Redis};
 
@@ -27,38 +28,96 @@ fn open_fds(pid: i32) -> usize {
         .unwrap_or(0)
 }
 
-struct Stats {
-    p50: Duration,
-    p99: Duration,
+/// One target, scraped as Prometheus does: its own client holding one kept-alive connection,
+/// the scrape-timeout header on every request.
+struct Target {
+    name: &'static str,
+    url: String,
+    pid: i32,
+    client: reqwest::blocking::Client,
+    latencies: Vec<Duration>,
+    /// Sample lines of the last scrape (all series; and node_* ones).
+    series: (usize, usize),
+    /// Per-collector durations (seconds) seen in our self metrics, every scrape.
+    collectors: BTreeMap<String, Vec<f64>>,
 }
 
-fn measure(client: &reqwest::blocking::Client, url: &str, n: usize) -> Stats {
-    for _ in 0..WARMUP {
-        fetch(client, url);
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(1)
+        .build()
+        .expect("client")
+}
+
+impl Target {
+    fn new(name: &'static str, url: String, pid: i32) -> Target {
+        Target {
+            name,
+            url,
+            pid,
+            client: client(),
+            latencies: Vec::with_capacity(SCRAPES),
+            series: (0, 0),
+            collectors: BTreeMap::new(),
+        }
     }
-    let mut lat: Vec<Duration> = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            fetch(client, url);
-            t.elapsed()
-        })
-        .collect();
-    lat.sort();
-    Stats {
-        p50: percentile(&lat, 0.50).expect("at least one scrape"),
-        p99: percentile(&lat, 0.99).expect("at least one scrape"),
+
+    fn scrape(&mut self, record: bool) {
+        let t = Instant::now();
+        let body = fetch(&self.client, &self.url);
+        let took = t.elapsed();
+        if !record {
+            return;
+        }
+        self.latencies.push(took);
+        let (mut all, mut node) = (0, 0);
+        for l in body
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            all += 1;
+            if l.starts_with("node_") {
+                node += 1;
+            }
+            for (family, prefix) in [
+                ("node_scrape_collector_duration_seconds", "node/"),
+                ("quantwatch_exporter_collector_duration_seconds", ""),
+            ] {
+                if let Some(rest) = l.strip_prefix(family)
+                    && let Some((labels, v)) = rest.rsplit_once(' ')
+                    && let Some(c) = labels
+                        .strip_prefix("{collector=\"")
+                        .and_then(|x| x.strip_suffix("\"}"))
+                    && let Ok(v) = v.parse::<f64>()
+                {
+                    self.collectors
+                        .entry(format!("{prefix}{c}"))
+                        .or_default()
+                        .push(v);
+                }
+            }
+        }
+        self.series = (all, node);
+    }
+
+    fn p(&self, q: f64) -> Duration {
+        let mut l = self.latencies.clone();
+        l.sort();
+        percentile(&l, q).expect("at least one scrape")
     }
 }
 
-fn fetch(client: &reqwest::blocking::Client, url: &str) {
+fn fetch(client: &reqwest::blocking::Client, url: &str) -> String {
     let resp = client
         .get(url)
         .header("X-Prometheus-Scrape-Timeout-Seconds", "10")
         .send()
         .expect("scrape");
     assert!(resp.status().is_success(), "{url}: {}", resp.status());
-    let body = resp.bytes().expect("body");
+    let body = resp.text().expect("body");
     assert!(!body.is_empty());
+    body
 }
 
 fn ms(d: Duration) -> String {
@@ -80,57 +139,64 @@ fn main() {
             redis.cli(&["-n", &db.to_string(), "SET", &format!("k{i}"), "v"]);
         }
     }
+    // The three Go exporters cover host, PostgreSQL and Redis; the trading collector (which
+    // DATABASE_URL would turn on) has no Go counterpart, so it is off for the comparison.
+    let cfg_dir = tempfile::tempdir().expect("temp dir");
+    let cfg = cfg_dir.path().join("exporter.yml");
+    std::fs::write(&cfg, "trading:\n  enabled: false\n").expect("writing the config");
     let ours = App::start(
         ours_bin.to_str().expect("utf-8 path"),
-        &[],
+        &["--config", cfg.to_str().expect("utf-8 path")],
         &[("DATABASE_URL", &pg.url()), ("REDIS_URL", &redis.url())],
     );
     let ours_pid = ours.child_pid();
     let node = GoExporter::node();
     let pge = GoExporter::postgres(&pg.url());
     let rde = GoExporter::redis(&redis.url());
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
-
-    let rows = [
-        (
+    let mut targets = [
+        Target::new(
             "quantwatch-exporter (host+pg+redis)",
             format!("{}/metrics", ours.url()),
             ours_pid,
         ),
-        ("node_exporter 1.5 (Debian)", node.metrics_url(), node.pid()),
-        (
+        Target::new("node_exporter 1.5 (Debian)", node.metrics_url(), node.pid()),
+        Target::new(
             "postgres_exporter 0.11 (Debian)",
             pge.metrics_url(),
             pge.pid(),
         ),
-        ("redis_exporter 1.45 (Debian)", rde.metrics_url(), rde.pid()),
+        Target::new("redis_exporter 1.45 (Debian)", rde.metrics_url(), rde.pid()),
     ];
-    let mut results = Vec::new();
-    for (name, url, pid) in &rows {
-        let s = measure(&client, url, SCRAPES);
-        results.push((name, s, rss_kib(*pid)));
+    // Every round scrapes all four in turn, as one Prometheus scraping four targets would;
+    // the order rotates so no exporter always runs right after another one's CPU burst.
+    for round in 0..WARMUP + SCRAPES {
+        for i in 0..targets.len() {
+            let k = (i + round) % targets.len();
+            targets[k].scrape(round >= WARMUP);
+        }
     }
+    let rss: Vec<u64> = targets.iter().map(|t| rss_kib(t.pid)).collect();
 
     println!(
-        "\n## Exporter scrape benchmark ({SCRAPES} sequential scrapes each, after {WARMUP} warm-up)\n"
+        "\n## Exporter scrape benchmark ({SCRAPES} rounds scraping all four, after {WARMUP} warm-up rounds)\n"
     );
-    println!("| exporter | p50 ms | p99 ms | RSS after scrapes (MiB) |");
-    println!("|---|---:|---:|---:|");
-    for (name, s, rss) in &results {
+    println!("| exporter | series | node_* series | p50 ms | p99 ms | RSS after scrapes (MiB) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (t, rss) in targets.iter().zip(&rss) {
         println!(
-            "| {name} | {} | {} | {:.1} |",
-            ms(s.p50),
-            ms(s.p99),
+            "| {} | {} | {} | {} | {} | {:.1} |",
+            t.name,
+            t.series.0,
+            t.series.1,
+            ms(t.p(0.50)),
+            ms(t.p(0.99)),
             *rss as f64 / 1024.0
         );
     }
-    let go_p50: Duration = results[1..].iter().map(|r| r.1.p50).sum();
-    let go_min_rss = results[1..].iter().map(|r| r.2).min().unwrap_or(0);
-    let ratio = results[0].1.p50.as_secs_f64() / go_p50.as_secs_f64();
-    let mem_ratio = results[0].2 as f64 / go_min_rss as f64;
+    let go_p50: Duration = targets[1..].iter().map(|t| t.p(0.50)).sum();
+    let go_min_rss = rss[1..].iter().copied().min().unwrap_or(0);
+    let ratio = targets[0].p(0.50).as_secs_f64() / go_p50.as_secs_f64();
+    let mem_ratio = rss[0] as f64 / go_min_rss as f64;
     println!("\n| figure | measured | target |");
     println!("|---|---:|---:|");
     println!(
@@ -145,7 +211,24 @@ fn main() {
         mem_ratio,
         if mem_ratio <= 0.5 { "✔" } else { "✘" }
     );
+    let mut costs: Vec<(String, f64)> = targets[0]
+        .collectors
+        .iter()
+        .map(|(c, v)| {
+            let mut v = v.clone();
+            v.sort_by(f64::total_cmp);
+            (c.clone(), v[v.len() / 2])
+        })
+        .collect();
+    costs.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("\n### Our collectors by median duration (node/* run in turn inside `host`)\n");
+    println!("| collector | p50 ms |");
+    println!("|---|---:|");
+    for (c, secs) in costs.iter().take(12) {
+        println!("| {c} | {:.3} |", secs * 1000.0);
+    }
 
+    let client = client();
     // PostgreSQL down: 1,000 scrapes must not grow memory, descriptors or connections.
     pg.stop();
     let url = format!("{}/metrics", ours.url());

@@ -2,7 +2,7 @@
 //!
 //! A new collector is one new file here plus one line in [`build`].
 
-pub mod host;
+pub mod node;
 pub mod pg_conn;
 pub mod postgres;
 pub mod redis;
@@ -59,7 +59,7 @@ pub trait Collector: Send + Sync {
 pub fn build(config: &Config) -> Vec<Arc<dyn Collector>> {
     let mut out: Vec<Arc<dyn Collector>> = Vec::new();
     if config.host.enabled {
-        out.push(Arc::new(host::HostCollector::new(config.host.clone())));
+        out.push(Arc::new(node::HostCollector::new(config.host.clone())));
     }
     if let Some(pg) = postgres::PostgresCollector::from_config(&config.postgres) {
         out.push(Arc::new(pg));
