@@ -6,7 +6,8 @@
 //! writes the exact exposition format the Go exporters do.
 
 use prometheus::proto::{
-    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
+    Summary,
 };
 
 /// One metric family under construction.
@@ -35,6 +36,16 @@ impl Family {
         Family::new(name, help, MetricType::HISTOGRAM)
     }
 
+    pub fn summary(name: &str, help: &str) -> Family {
+        Family::new(name, help, MetricType::SUMMARY)
+    }
+
+    /// A family without a declared type: postgres_exporter publishes columns it does not know
+    /// this way, and dashboards written against it expect the same exposition.
+    pub fn untyped(name: &str, help: &str) -> Family {
+        Family::new(name, help, MetricType::UNTYPED)
+    }
+
     pub fn name(&self) -> &str {
         self.mf.name()
     }
@@ -52,6 +63,8 @@ impl Family {
                 c.set_value(value);
                 m.set_counter(c);
             }
+            // GAUGE, and UNTYPED stored as a gauge: `encode` writes it with `# TYPE untyped`
+            // (the prometheus crate's text encoder cannot write untyped families itself).
             _ => {
                 let mut g = Gauge::default();
                 g.set_value(value);
@@ -86,6 +99,34 @@ impl Family {
                 .collect(),
         );
         m.set_histogram(h);
+        self.mf.mut_metric().push(m);
+        self
+    }
+
+    /// Adds one summary series: `quantiles` are (quantile, value) pairs.
+    pub fn add_summary(
+        &mut self,
+        labels: &[(&str, &str)],
+        quantiles: &[(f64, f64)],
+        count: u64,
+        sum: f64,
+    ) -> &mut Family {
+        let mut m = Metric::from_label(label_pairs(labels));
+        let mut s = Summary::default();
+        s.set_sample_count(count);
+        s.set_sample_sum(sum);
+        s.set_quantile(
+            quantiles
+                .iter()
+                .map(|(q, v)| {
+                    let mut x = Quantile::default();
+                    x.set_quantile(*q);
+                    x.set_value(*v);
+                    x
+                })
+                .collect(),
+        );
+        m.set_summary(s);
         self.mf.mut_metric().push(m);
         self
     }
@@ -137,8 +178,30 @@ impl Families {
 /// Renders families in the Prometheus text format (version 0.0.4).
 pub fn encode(families: &[MetricFamily]) -> String {
     let mut out = String::with_capacity(64 * 1024);
-    prometheus::TextEncoder::new()
-        .encode_utf8(families, &mut out)
-        .expect("families built by Family always have a name and at least one sample");
+    let encoder = prometheus::TextEncoder::new();
+    let mut rest = families;
+    while !rest.is_empty() {
+        let typed = rest
+            .iter()
+            .position(|f| f.get_field_type() == MetricType::UNTYPED)
+            .unwrap_or(rest.len());
+        encoder
+            .encode_utf8(&rest[..typed], &mut out)
+            .expect("families built by Family always have a name and at least one sample");
+        if let Some(untyped) = rest.get(typed) {
+            // The encoder panics on UNTYPED; the samples are stored as gauges, so encode it as
+            // a gauge and rewrite its TYPE line (escaping and number format stay the encoder's).
+            let mut as_gauge = untyped.clone();
+            as_gauge.set_field_type(MetricType::GAUGE);
+            let mut text = String::new();
+            encoder
+                .encode_utf8(std::slice::from_ref(&as_gauge), &mut text)
+                .expect("families built by Family always have a name and at least one sample");
+            let from = format!("# TYPE {} gauge\n", untyped.name());
+            let to = format!("# TYPE {} untyped\n", untyped.name());
+            out.push_str(&text.replacen(&from, &to, 1));
+        }
+        rest = &rest[(typed + 1).min(rest.len())..];
+    }
     out
 }

@@ -28,6 +28,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct AppState {
     pub scraper: Arc<Scraper>,
+    pub probes: Arc<crate::probe::Probes>,
 }
 
 /// The routes of the contract: `/`, `/metrics`, `/healthz`, `/readyz`.
@@ -37,6 +38,8 @@ pub fn router(state: AppState, security: &WebSecurity) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/probe", get(crate::probe::handler))
+        .route("/scrape", get(crate::probe::handler))
         .with_state(state);
     if let Some(auth) = security.auth.clone() {
         app = app.layer(middleware::from_fn(move |req: Request, next: Next| {
