@@ -16,18 +16,17 @@ use testkit::{App, GoExporter, Postgres};
 
 const SCRAPES: usize = 50;
 
-/// (statements, rows returned, rows read) since the last reset, excluding our own reads.
+/// (statements, rows returned) since the last reset of pg_stat_statements, and rows read
+/// (tup_returned + tup_fetched over every database) so far. The bench's own statements carry
+/// a `bench-own` comment and are left out of the first two.
 fn totals(pg: &Postgres) -> (f64, f64, f64) {
-    // pg_stat_statements and pg_stat_database are flushed by backends when idle (≤ 1 s).
-    std::thread::sleep(Duration::from_millis(1500));
     let line = pg.psql(
         "postgres",
-        "SELECT (SELECT COALESCE(sum(calls), 0) FROM pg_stat_statements \
-                 WHERE query NOT LIKE '%pg_stat_statements%' \
-                   AND query NOT LIKE '%pg_stat_reset%'), \
+        "SELECT /* bench-own */ \
+                (SELECT COALESCE(sum(calls), 0) FROM pg_stat_statements \
+                 WHERE query NOT LIKE '%bench-own%'), \
                 (SELECT COALESCE(sum(rows), 0) FROM pg_stat_statements \
-                 WHERE query NOT LIKE '%pg_stat_statements%' \
-                   AND query NOT LIKE '%pg_stat_reset%'), \
+                 WHERE query NOT LIKE '%bench-own%'), \
                 (SELECT sum(tup_returned + tup_fetched) FROM pg_stat_database)",
     );
     let v: Vec<f64> = line
@@ -37,13 +36,9 @@ fn totals(pg: &Postgres) -> (f64, f64, f64) {
     (v[0], v[1], v[2])
 }
 
-fn reset(pg: &Postgres) {
-    pg.psql(
-        "postgres",
-        "SELECT pg_stat_statements_reset(); SELECT pg_stat_reset()",
-    );
-    std::thread::sleep(Duration::from_millis(1500));
-}
+/// A backend that stays connected flushes its table statistics when idle, at most every
+/// 10 s (PostgreSQL 15's PGSTAT_IDLE_INTERVAL); psql's flush when they exit.
+const FLUSH: Duration = Duration::from_secs(12);
 
 fn scrape_n(client: &reqwest::blocking::Client, url: &str, n: usize) {
     for _ in 0..n {
@@ -61,14 +56,21 @@ fn scrape_n(client: &reqwest::blocking::Client, url: &str, n: usize) {
 fn measure(pg: &Postgres, client: &reqwest::blocking::Client, url: &str) -> (f64, f64, f64) {
     // Warm up: connections open, our catalog cached, prepared statements made.
     scrape_n(client, url, 3);
-    reset(pg);
-    // The reset's own reads, measured with no scrape in between, are subtracted.
-    let idle = totals(pg);
-    reset(pg);
+    std::thread::sleep(FLUSH);
+    pg.psql(
+        "postgres",
+        "SELECT /* bench-own */ pg_stat_statements_reset()",
+    );
+    // What one reading session itself adds to rows read, to subtract.
+    let x1 = totals(pg);
+    std::thread::sleep(Duration::from_millis(500));
+    let x2 = totals(pg);
+    let own = x2.2 - x1.2;
     scrape_n(client, url, SCRAPES);
-    let t = totals(pg);
+    std::thread::sleep(FLUSH);
+    let y = totals(pg);
     let n = SCRAPES as f64;
-    ((t.0 - idle.0) / n, (t.1 - idle.1) / n, (t.2 - idle.2) / n)
+    (y.0 / n, y.1 / n, (y.2 - x2.2 - own) / n)
 }
 
 fn main() {
