@@ -32,6 +32,38 @@ const LOCKS: &str = "(SELECT json_agg(json_build_array(pg_database.datname, tmp.
                WHERE database IS NOT NULL GROUP BY database, lower(mode)) AS tmp2 \
     ON tmp.mode = tmp2.mode AND pg_database.oid = tmp2.database)";
 
+const TABLES: &str = "(SELECT json_agg(json_build_array(current_database(), n.nspname, \
+    c.relname, pg_stat_get_numscans(c.oid), pg_stat_get_tuples_returned(c.oid), ix.scans, \
+    ix.fetched + pg_stat_get_tuples_fetched(c.oid), pg_stat_get_tuples_inserted(c.oid), \
+    pg_stat_get_tuples_updated(c.oid), pg_stat_get_tuples_deleted(c.oid), \
+    pg_stat_get_tuples_hot_updated(c.oid), pg_stat_get_live_tuples(c.oid), \
+    pg_stat_get_dead_tuples(c.oid), pg_stat_get_mod_since_analyze(c.oid), \
+    COALESCE(EXTRACT(EPOCH FROM pg_stat_get_last_vacuum_time(c.oid)), 0), \
+    COALESCE(EXTRACT(EPOCH FROM pg_stat_get_last_autovacuum_time(c.oid)), 0), \
+    COALESCE(EXTRACT(EPOCH FROM pg_stat_get_last_analyze_time(c.oid)), 0), \
+    COALESCE(EXTRACT(EPOCH FROM pg_stat_get_last_autoanalyze_time(c.oid)), 0), \
+    pg_stat_get_vacuum_count(c.oid), pg_stat_get_autovacuum_count(c.oid), \
+    pg_stat_get_analyze_count(c.oid), pg_stat_get_autoanalyze_count(c.oid), \
+    pg_indexes_size(c.oid), pg_table_size(c.oid), c.relkind <> 'p', \
+    pg_stat_get_blocks_fetched(c.oid) - pg_stat_get_blocks_hit(c.oid), \
+    pg_stat_get_blocks_hit(c.oid), ix.blks_read, ix.blks_hit, \
+    CASE WHEN c.reltoastrelid <> 0 THEN pg_stat_get_blocks_fetched(c.reltoastrelid) \
+         - pg_stat_get_blocks_hit(c.reltoastrelid) END, \
+    CASE WHEN c.reltoastrelid <> 0 THEN pg_stat_get_blocks_hit(c.reltoastrelid) END, \
+    tix.blks_read, tix.blks_hit)) \
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+    LEFT JOIN LATERAL (SELECT sum(pg_stat_get_numscans(indexrelid)) AS scans, \
+        sum(pg_stat_get_tuples_fetched(indexrelid)) AS fetched, \
+        sum(pg_stat_get_blocks_fetched(indexrelid) - pg_stat_get_blocks_hit(indexrelid)) AS blks_read, \
+        sum(pg_stat_get_blocks_hit(indexrelid)) AS blks_hit \
+        FROM pg_index WHERE indrelid = c.oid) ix ON true \
+    LEFT JOIN LATERAL (SELECT \
+        sum(pg_stat_get_blocks_fetched(indexrelid) - pg_stat_get_blocks_hit(indexrelid)) AS blks_read, \
+        sum(pg_stat_get_blocks_hit(indexrelid)) AS blks_hit \
+        FROM pg_index WHERE c.reltoastrelid <> 0 AND indrelid = c.reltoastrelid) tix ON true \
+    WHERE c.relkind IN ('r', 't', 'm', 'p') \
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast')";
+
 /// The current WAL position on a primary, the last replayed one on a standby (where
 /// pg_current_wal_lsn() raises an error).
 const WAL_POSITION: &str =
@@ -242,26 +274,12 @@ pub fn sql(cat: &Catalog) -> String {
              AND pid <> pg_backend_pid())"
                 .into(),
         ),
-        (
-            "user_tables",
-            "(SELECT json_agg(json_build_array(current_database(), schemaname, relname, \
-             seq_scan, seq_tup_read, idx_scan, idx_tup_fetch, n_tup_ins, n_tup_upd, n_tup_del, \
-             n_tup_hot_upd, n_live_tup, n_dead_tup, n_mod_since_analyze, \
-             COALESCE(EXTRACT(EPOCH FROM last_vacuum), 0), \
-             COALESCE(EXTRACT(EPOCH FROM last_autovacuum), 0), \
-             COALESCE(EXTRACT(EPOCH FROM last_analyze), 0), \
-             COALESCE(EXTRACT(EPOCH FROM last_autoanalyze), 0), \
-             vacuum_count, autovacuum_count, analyze_count, autoanalyze_count, \
-             pg_indexes_size(relid), pg_table_size(relid))) FROM pg_stat_user_tables)"
-                .into(),
-        ),
-        (
-            "statio",
-            "(SELECT json_agg(json_build_array(current_database(), schemaname, relname, \
-             heap_blks_read, heap_blks_hit, idx_blks_read, idx_blks_hit, toast_blks_read, \
-             toast_blks_hit, tidx_blks_read, tidx_blks_hit)) FROM pg_statio_user_tables)"
-                .into(),
-        ),
+        // pg_stat_user_tables and pg_statio_user_tables in one pass over pg_class (each view
+        // scans it, with pg_index, on its own): the views' own definitions, spelled out with
+        // the pg_stat_get_* functions; indexes are summed per table through pg_index's
+        // indrelid index. Columns 3..24 are the user-tables row, 24 says whether the
+        // relation has a statio row (the view leaves partitioned tables out), 25..33 statio.
+        ("tables", TABLES.into()),
     ];
     if cat.can_list_wal {
         parts.push((
@@ -673,7 +691,7 @@ pub fn families(doc: &Value, fams: &mut Families) {
             }
         })
         .collect();
-    for r in rows(doc.get("user_tables")) {
+    for r in rows(doc.get("tables")) {
         let id = [label(r.get(0)), label(r.get(1)), label(r.get(2))];
         for (i, f) in tables.iter_mut().enumerate() {
             f.add(&labels3(&id), number_or_zero(r.get(i + 3)));
@@ -687,10 +705,16 @@ pub fn families(doc: &Value, fams: &mut Families) {
         .iter()
         .map(|(c, help)| Family::counter(&format!("pg_statio_user_tables_{c}"), help))
         .collect();
-    for r in rows(doc.get("statio")) {
+    for r in rows(doc.get("tables")) {
+        if r.get(USER_TABLES.len() + 3) != Some(&Value::Bool(true)) {
+            continue;
+        }
         let id = [label(r.get(0)), label(r.get(1)), label(r.get(2))];
         for (i, f) in statio.iter_mut().enumerate() {
-            f.add(&labels3(&id), number_or_zero(r.get(i + 3)));
+            f.add(
+                &labels3(&id),
+                number_or_zero(r.get(i + USER_TABLES.len() + 4)),
+            );
         }
     }
     for f in statio {
