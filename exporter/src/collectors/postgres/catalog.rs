@@ -17,7 +17,9 @@ pub fn sql() -> String {
            'version', version(), \
            'server_version', current_setting('server_version'), \
            'server_version_num', current_setting('server_version_num')::int, \
-           'statements', EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'), \
+           'statements', (SELECT quote_ident(n.nspname) FROM pg_extension e \
+                          JOIN pg_namespace n ON n.oid = e.extnamespace \
+                          WHERE e.extname = 'pg_stat_statements'), \
            'waldir', has_function_privilege('pg_ls_waldir()', 'EXECUTE')\
          )::text",
         settings = settings::SQL
@@ -33,8 +35,9 @@ pub struct Catalog {
     /// `15.18.0`: the `short_version` label of `pg_static` (postgres_exporter's semver form).
     pub short_version: String,
     pub version_num: i64,
-    /// pg_stat_statements is installed in the database we connect to.
-    pub has_statements: bool,
+    /// The (quoted) schema pg_stat_statements is installed in, in the database we connect
+    /// to; the statement names it, so a schema outside `search_path` still works.
+    pub statements_schema: Option<String>,
     /// We may call pg_ls_waldir() (superuser or pg_monitor).
     pub can_list_wal: bool,
 }
@@ -77,7 +80,10 @@ impl Catalog {
                 .get("server_version_num")
                 .and_then(Value::as_i64)
                 .unwrap_or(0),
-            has_statements: doc.get("statements") == Some(&Value::Bool(true)),
+            statements_schema: doc
+                .get("statements")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             can_list_wal: doc.get("waldir") == Some(&Value::Bool(true)),
         }
     }

@@ -289,7 +289,9 @@ pub fn sql(cat: &Catalog) -> String {
                 .into(),
         ));
     }
-    if cat.has_statements && cat.version_num >= 130000 {
+    if let Some(schema) = cat.statements_schema.as_deref()
+        && cat.version_num >= 130000
+    {
         let (read, write) = if cat.version_num >= 170000 {
             ("shared_blk_read_time", "shared_blk_write_time")
         } else {
@@ -302,7 +304,7 @@ pub fn sql(cat: &Catalog) -> String {
                  SELECT pg_get_userbyid(s.userid) AS u, pg_database.datname AS d, \
                  s.queryid::text AS q, s.calls AS c, s.total_exec_time / 1000.0 AS t, \
                  s.rows AS r, s.{read} / 1000.0 AS br, s.{write} / 1000.0 AS bw \
-                 FROM pg_stat_statements(false) s \
+                 FROM {schema}.pg_stat_statements(false) s \
                  JOIN pg_database ON pg_database.oid = s.dbid \
                  ORDER BY s.total_exec_time DESC LIMIT {STATEMENTS_LIMIT}) top)"
             ),
@@ -828,9 +830,10 @@ mod tests {
         let plain = sql(&cat);
         assert!(!plain.contains("pg_ls_waldir") && !plain.contains("pg_stat_statements("));
         cat.can_list_wal = true;
-        cat.has_statements = true;
+        cat.statements_schema = Some("public".into());
         let full = sql(&cat);
         assert!(full.contains("pg_ls_waldir") && full.contains("blk_read_time / 1000.0"));
+        assert!(full.contains("FROM public.pg_stat_statements(false)"));
         cat.version_num = 170000;
         assert!(sql(&cat).contains("shared_blk_read_time"));
     }
