@@ -20,6 +20,31 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub redis: RedisConfig,
     pub trading: TradingConfig,
+    pub probe: ProbeConfig,
+}
+
+/// Multi-target scraping (`/probe?target=`, and redis_exporter's `/scrape?target=`): one
+/// exporter serving many PostgreSQL and Redis servers, each only if listed here.
+#[derive(Clone, Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    /// The `target` values Prometheus may ask for, exactly as it sends them: a Redis URL
+    /// (`redis://host:port`, `rediss://…`) or a PostgreSQL `host:port/dbname` /
+    /// `postgres://host:port/dbname` (without credentials: those come from `auth_modules`). A
+    /// target not listed answers 400 and is never connected to.
+    pub targets: Vec<String>,
+    /// Credentials by name, chosen by the request's `auth_module` parameter (postgres_exporter's
+    /// convention); used for both PostgreSQL and Redis (ACL user) targets.
+    pub auth_modules: std::collections::BTreeMap<String, AuthModule>,
+}
+
+#[derive(Clone, Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthModule {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,10 +86,14 @@ pub struct PostgresConfig {
     pub lock_timeout: Duration,
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
-    /// How often pg_database_size() is re-measured (it stats every file; sizes move slowly).
-    /// `0s` measures on every scrape.
+    /// How often pg_database_size() is re-measured (it stats every file; sizes move slowly),
+    /// together with the settings and server facts read in the same statement. `0s` reads
+    /// them on every scrape.
     #[serde(with = "duration")]
     pub database_size_refresh: Duration,
+    /// postgres_exporter's custom-query file (`queries.yaml`); `--extend.query-path` and env
+    /// `PG_EXPORTER_EXTEND_QUERY_PATH` win over the file.
+    pub extend_query_path: Option<PathBuf>,
 }
 
 impl Default for PostgresConfig {
@@ -75,6 +104,7 @@ impl Default for PostgresConfig {
             lock_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(3),
             database_size_refresh: Duration::from_secs(30),
+            extend_query_path: None,
         }
     }
 }
@@ -101,14 +131,17 @@ pub struct RedisConfig {
 #[derive(Clone, Deserialize, Debug)]
 #[serde(deny_unknown_fields, default)]
 pub struct TradingConfig {
-    /// `false` turns the collector off even when a URL is known (e.g. `DATABASE_URL` points
-    /// at a database without the trading schema).
-    pub enabled: bool,
+    /// Unset: on exactly when a trading URL is known (`trading.url` or
+    /// `TRADING_DATABASE_URL`); `DATABASE_URL` alone only turns on the PostgreSQL collector, so
+    /// a DBA monitoring a database without the trading schema gets no failing trading
+    /// collector. `true`: on, falling back to `DATABASE_URL` / `postgres.url` when no trading
+    /// URL is set. `false`: off whatever is set. Resolved by validation into `url`.
+    pub enabled: Option<bool>,
     /// `false` for a database without the reference schema: only `custom_metrics` (and
     /// `trading_up`) are collected.
     pub reference_schema: bool,
-    /// Env `TRADING_DATABASE_URL` wins over the file; with neither, the PostgreSQL URL
-    /// (`DATABASE_URL`) is used, as the contract says.
+    /// Env `TRADING_DATABASE_URL` wins over the file. After validation this is the URL the
+    /// collector uses, `None` when the collector is off (see `enabled`).
     pub url: Option<Secret>,
     /// IANA zone of the trading day (env `TRADING_TIMEZONE`).
     pub timezone: String,
@@ -140,7 +173,7 @@ pub const DEFAULT_FILL_LATENCY_BUCKETS: [f64; 13] = [
 impl Default for TradingConfig {
     fn default() -> Self {
         TradingConfig {
-            enabled: true,
+            enabled: None,
             reference_schema: true,
             url: None,
             timezone: "UTC".to_string(),
@@ -291,6 +324,9 @@ impl Config {
         if let Some(url) = env.var("REDIS_URL") {
             config.redis.url = Some(Secret(url));
         }
+        if let Some(path) = env.var("PG_EXPORTER_EXTEND_QUERY_PATH") {
+            config.postgres.extend_query_path = Some(PathBuf::from(path));
+        }
         if let Some(url) = env.var("TRADING_DATABASE_URL") {
             config.trading.url = Some(Secret(url));
         }
@@ -362,14 +398,56 @@ impl Config {
                 "must start with redis://, rediss:// or unix:// (value not shown: it may hold a password)",
             );
         }
-        // The contract: the trading URL defaults to DATABASE_URL (a bad one is reported once,
-        // under postgres.url).
-        let postgres_reported = out.iter().any(|p| p.key == "postgres.url");
-        if self.trading.url.as_ref().is_none_or(|u| u.0.is_empty()) && !postgres_reported {
-            self.trading.url = self.postgres.url.clone();
+        // The contract: trading is on when its own URL is set, or when `trading.enabled: true`
+        // says so, then falling back to DATABASE_URL (a bad one is reported once, under
+        // postgres.url). DATABASE_URL alone only monitors PostgreSQL.
+        if self.trading.url.as_ref().is_some_and(|u| u.0.is_empty()) {
+            self.trading.url = None;
+        }
+        match self.trading.enabled {
+            Some(false) => self.trading.url = None,
+            Some(true) if self.trading.url.is_none() => {
+                let postgres_reported = out.iter().any(|p| p.key == "postgres.url");
+                if self.postgres.url.is_none() {
+                    out.push(Problem {
+                        file: file.to_string(),
+                        key: "trading.enabled".to_string(),
+                        reason: "is true but no database is set: set TRADING_DATABASE_URL, \
+                                 trading.url or DATABASE_URL"
+                            .to_string(),
+                    });
+                } else if !postgres_reported {
+                    self.trading.url = self.postgres.url.clone();
+                }
+            }
+            _ => {}
         }
         out.extend(self.host.validate(file));
         out.extend(self.trading.validate(file));
+        out.extend(self.probe.validate(file));
+        out
+    }
+}
+
+impl ProbeConfig {
+    fn validate(&self, file: &str) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            let reason = if t.trim().is_empty() {
+                Some("must not be empty")
+            } else if t.contains('@') {
+                Some("must not hold credentials (put them in probe.auth_modules)")
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                out.push(Problem {
+                    file: file.to_string(),
+                    key: format!("probe.targets[{i}]"),
+                    reason: r.to_string(),
+                });
+            }
+        }
         out
     }
 }
@@ -623,13 +701,37 @@ mod tests {
     }
 
     #[test]
-    fn trading_env_overrides_and_database_url_default() {
+    fn database_url_alone_turns_on_postgres_and_not_trading() {
+        let e = env(&[("DATABASE_URL", "postgres://pg/db")]);
+        let c = load_str("trading:\n  timezone: UTC\n", &e).unwrap();
+        assert_eq!(c.postgres.url.unwrap().expose(), "postgres://pg/db");
+        assert!(c.trading.url.is_none(), "trading must be off");
+        let c = Config::load(None, &e).unwrap();
+        assert!(
+            c.trading.url.is_none(),
+            "trading must be off without a file too"
+        );
+        // `enabled: true` falls back to DATABASE_URL.
+        let c = load_str("trading:\n  enabled: true\n", &e).unwrap();
+        assert_eq!(c.trading.url.unwrap().expose(), "postgres://pg/db");
+        // `enabled: false` wins over TRADING_DATABASE_URL.
         let c = load_str(
-            "trading:\n  timezone: UTC\n",
-            &env(&[("DATABASE_URL", "postgres://pg/db")]),
+            "trading:\n  enabled: false\n",
+            &env(&[("TRADING_DATABASE_URL", "postgres://t/db")]),
         )
         .unwrap();
-        assert_eq!(c.trading.url.unwrap().expose(), "postgres://pg/db");
+        assert!(c.trading.url.is_none());
+        // `enabled: true` with no database at all is a configuration error.
+        let err = load_str("trading:\n  enabled: true\n", &env(&[])).unwrap_err();
+        assert_eq!(err.problems[0].key, "trading.enabled", "{err}");
+        // TRADING_DATABASE_URL alone turns trading on.
+        let c = Config::load(None, &env(&[("TRADING_DATABASE_URL", "postgres://t/db")])).unwrap();
+        assert_eq!(c.trading.url.unwrap().expose(), "postgres://t/db");
+        assert!(c.postgres.url.is_none());
+    }
+
+    #[test]
+    fn trading_env_overrides() {
         let c = load_str(
             "trading:\n  url: postgres://file/t\n  timezone: UTC\n",
             &env(&[

@@ -6,6 +6,7 @@
 pub mod collectors;
 pub mod config;
 pub mod metrics;
+pub mod probe;
 pub mod scrape;
 pub mod simulate;
 pub mod trading;
@@ -42,6 +43,10 @@ pub struct Cli {
     /// exporter-toolkit web config file enabling TLS and/or basic auth.
     #[arg(long = "web.config.file", env = "QUANTWATCH_EXPORTER_WEB_CONFIG_FILE")]
     pub web_config_file: Option<PathBuf>,
+    /// postgres_exporter's custom-query file (queries.yaml); overrides
+    /// postgres.extend_query_path and PG_EXPORTER_EXTEND_QUERY_PATH.
+    #[arg(long = "extend.query-path")]
+    pub extend_query_path: Option<PathBuf>,
     /// Log format.
     #[arg(
         long = "log.format",
@@ -181,6 +186,9 @@ pub fn load(cli: &Cli) -> Result<(config::Config, web_config::WebSecurity), conf
     if let Some(p) = &cli.web_config_file {
         cfg.web.config_file = Some(p.clone());
     }
+    if let Some(p) = &cli.extend_query_path {
+        cfg.postgres.extend_query_path = Some(p.clone());
+    }
     let security = match &cfg.web.config_file {
         Some(p) => web_config::load(p).map_err(|problems| config::ConfigError { problems })?,
         None => web_config::WebSecurity::default(),
@@ -216,7 +224,8 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         cfg.web.default_scrape_timeout,
         cfg.web.timeout_offset,
     ));
-    let app = web::router(web::AppState { scraper }, &security);
+    let probes = Arc::new(probe::Probes::new(&cfg));
+    let app = web::router(web::AppState { scraper, probes }, &security);
     let listener = tokio::net::TcpListener::bind(&cfg.web.listen_address)
         .await
         .map_err(|source| RunError::Bind {
@@ -246,13 +255,15 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     Ok(())
 }
 
-/// `migrate`: the URL from the flag, else the trading URL of the configuration (which already
-/// fell back to TRADING_DATABASE_URL, then DATABASE_URL).
+/// `migrate`: the URL from the flag, else the trading URL of the configuration
+/// (TRADING_DATABASE_URL / trading.url), else DATABASE_URL: migrating is an explicit act, so
+/// here DATABASE_URL still counts even though it alone does not turn the collector on.
 async fn migrate(cli: &Cli, database_url: Option<String>) -> Result<(), RunError> {
     let cfg = config::Config::load(cli.config.as_deref(), &config::ProcessEnv)?;
     let url = database_url
         .filter(|u| !u.is_empty())
         .or_else(|| cfg.trading.url.as_ref().map(|u| u.expose().to_string()))
+        .or_else(|| cfg.postgres.url.as_ref().map(|u| u.expose().to_string()))
         .ok_or_else(|| {
             RunError::Usage(
                 "migrate: no database: pass --database-url or set TRADING_DATABASE_URL or DATABASE_URL"

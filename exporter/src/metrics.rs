@@ -9,6 +9,9 @@
 
 use std::fmt::Write as _;
 
+/// The `Content-Type` of the text exposition format we write (version 0.0.4).
+pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// The `# TYPE` of a family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -104,9 +107,14 @@ impl Family {
         Family::new(name, help, Kind::Histogram)
     }
 
-    /// node_exporter publishes its generic /proc tables (netstat, vmstat) untyped.
+    /// node_exporter publishes its generic /proc tables (netstat, vmstat) untyped, and
+    /// postgres_exporter the columns it does not know: dashboards expect the same exposition.
     pub fn untyped(name: &str, help: &str) -> Family {
         Family::new(name, help, Kind::Untyped)
+    }
+
+    pub fn summary(name: &str, help: &str) -> Family {
+        Family::new(name, help, Kind::Summary)
     }
 
     pub fn name(&self) -> &str {
@@ -159,17 +167,54 @@ impl Family {
             write_value(&mut le, *bound);
             body.push_str(name);
             body.push_str("_bucket");
-            write_labels(body, labels, Some(&le));
+            write_labels(body, labels, Some(("le", &le)));
             body.push(' ');
             write_value(body, *n as f64);
             body.push('\n');
         }
         body.push_str(name);
         body.push_str("_bucket");
-        write_labels(body, labels, Some("+Inf"));
+        write_labels(body, labels, Some(("le", "+Inf")));
         body.push(' ');
         write_value(body, count as f64);
         body.push('\n');
+        body.push_str(name);
+        body.push_str("_sum");
+        write_labels(body, labels, None);
+        body.push(' ');
+        write_value(body, sum);
+        body.push('\n');
+        body.push_str(name);
+        body.push_str("_count");
+        write_labels(body, labels, None);
+        body.push(' ');
+        write_value(body, count as f64);
+        body.push('\n');
+        self.mf.samples += 1;
+        self
+    }
+
+    /// Adds one summary series: `quantiles` are (quantile, value) pairs (redis_exporter's
+    /// latency percentiles are published this way).
+    pub fn add_summary(
+        &mut self,
+        labels: &[(&str, &str)],
+        quantiles: &[(f64, f64)],
+        count: u64,
+        sum: f64,
+    ) -> &mut Family {
+        let body = &mut self.mf.body;
+        let name = &self.mf.name;
+        let mut q = String::new();
+        for (quantile, v) in quantiles {
+            q.clear();
+            write_value(&mut q, *quantile);
+            body.push_str(name);
+            write_labels(body, labels, Some(("quantile", &q)));
+            body.push(' ');
+            write_value(body, *v);
+            body.push('\n');
+        }
         body.push_str(name);
         body.push_str("_sum");
         write_labels(body, labels, None);
@@ -191,13 +236,14 @@ impl Family {
     }
 }
 
-fn write_labels(out: &mut String, labels: &[(&str, &str)], le: Option<&str>) {
-    if labels.is_empty() && le.is_none() {
+/// `extra` is the one label a series of a histogram (`le`) or summary (`quantile`) adds.
+fn write_labels(out: &mut String, labels: &[(&str, &str)], extra: Option<(&str, &str)>) {
+    if labels.is_empty() && extra.is_none() {
         return;
     }
     out.push('{');
     let mut first = true;
-    for (k, v) in labels.iter().copied().chain(le.map(|l| ("le", l))) {
+    for (k, v) in labels.iter().copied().chain(extra) {
         if !first {
             out.push(',');
         }

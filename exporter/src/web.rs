@@ -13,6 +13,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub scraper: Arc<Scraper>,
+    pub probes: Arc<crate::probe::Probes>,
 }
 
 /// The routes of the contract: `/`, `/metrics`, `/healthz`, `/readyz`.
@@ -22,6 +23,8 @@ pub fn router(state: AppState, security: &WebSecurity) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/probe", get(crate::probe::handler))
+        .route("/scrape", get(crate::probe::handler))
         .with_state(state);
     security.apply(app, "quantwatch-exporter")
 }
@@ -52,7 +55,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> impl Into
             .and_then(|v| v.to_str().ok()),
     );
     let body = state.scraper.scrape(budget).await;
-    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body)
+    ([(header::CONTENT_TYPE, crate::metrics::TEXT_FORMAT)], body)
 }
 
 /// 200 when every configured source answers; 503 with the failing ones named otherwise.

@@ -241,6 +241,37 @@ const INHERITED_LINT: &[(&str, &str)] = &[
         "pg_stat_activity_count ",
         "metrics should not have \"_count\" suffix",
     ),
+    // postgres_exporter's and redis_exporter's full default sets (pg-redis).
+    ("pg_settings_", "metrics should not have \"_count\" suffix"),
+    (
+        "pg_stat_archiver_",
+        "counter metrics should have \"_total\" suffix",
+    ),
+    (
+        "pg_stat_archiver_",
+        "metrics should not have \"_count\" suffix",
+    ),
+    (
+        "pg_stat_user_tables_",
+        "counter metrics should have \"_total\" suffix",
+    ),
+    (
+        "pg_statio_user_tables_",
+        "counter metrics should have \"_total\" suffix",
+    ),
+    (
+        "redis_",
+        "metric names should not contain abbreviated units",
+    ),
+    ("redis_", "counter metrics should have \"_total\" suffix"),
+    (
+        "redis_",
+        "non-counter metrics should not have \"_total\" suffix",
+    ),
+    (
+        "redis_last_key_groups_scrape_duration_milliseconds ",
+        "use base unit \"seconds\" instead of \"milliseconds\"",
+    ),
 ];
 
 #[test]

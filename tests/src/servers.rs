@@ -290,8 +290,22 @@ impl Redis {
     }
 
     pub fn stop(&mut self) {
+        self.resume();
         if let Some(mut c) = self.child.take() {
             c.stop(Duration::from_secs(10));
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): a hung Redis, not a dead one.
+    pub fn pause(&self) {
+        if let Some(c) = &self.child {
+            c.signal_main(libc::SIGSTOP);
+        }
+    }
+
+    pub fn resume(&self) {
+        if let Some(c) = &self.child {
+            c.signal_main(libc::SIGCONT);
         }
     }
 
@@ -615,15 +629,23 @@ impl GoExporter {
 
     /// prometheus-postgres-exporter against `url`.
     pub fn postgres(url: &str) -> GoExporter {
+        Self::postgres_with_args(url, &[])
+    }
+
+    /// prometheus-postgres-exporter against `url` with extra flags (e.g.
+    /// `--extend.query-path=FILE`).
+    pub fn postgres_with_args(url: &str, extra: &[String]) -> GoExporter {
         let port = free_port();
         let dsn = if url.contains('?') {
             format!("{url}&sslmode=disable")
         } else {
             format!("{url}?sslmode=disable")
         };
+        let mut args = vec![format!("--web.listen-address=127.0.0.1:{port}")];
+        args.extend(extra.iter().cloned());
         Self::spawn(
             "prometheus-postgres-exporter",
-            &[format!("--web.listen-address=127.0.0.1:{port}")],
+            &args,
             &[("DATA_SOURCE_NAME", dsn.as_str())],
             port,
         )

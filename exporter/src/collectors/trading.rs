@@ -68,7 +68,7 @@ pub enum PortfolioPeak {
 impl TradingCollector {
     /// `None` when the collector is off: no URL known, or `enabled: false`.
     pub fn from_config(config: &TradingConfig) -> Option<TradingCollector> {
-        if !config.enabled {
+        if config.enabled == Some(false) {
             return None;
         }
         let url = config.url.as_ref()?;
