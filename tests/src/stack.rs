@@ -2,13 +2,15 @@
 //!
 //! PostgreSQL (monitored) and a second PostgreSQL holding the trading schema (so the
 //! monitored one can be stopped while trading metrics keep flowing), Redis, the simulator,
-//! the exporter, the router delivering to a DingTalk fake, Prometheus with `rules/` and
+//! the exporter, the router running `deploy/router/router.yml` with its robots pointed at
+//! DingTalk and WeCom fakes and its mail at the SMTP server, Prometheus with `rules/` and
 //! `deploy/prometheus/prometheus.yml`, Alertmanager with `deploy/alertmanager/alertmanager.yml`,
 //! and an SMTP server for Alertmanager's direct-email route. The deploy files are used as they
 //! are except for the `service:port` strings they list as their only differences, and the
 //! Prometheus global intervals, shortened so a test takes minutes (`StackOptions`).
 
 use crate::fakes::dingtalk::DingTalkFake;
+use crate::fakes::wecom::WeComFake;
 use crate::process::{Child, RunAs, wait_until};
 use crate::{Alertmanager, App, Postgres, Prometheus, Redis, Smtp, SmtpOptions, SmtpTls};
 use std::path::{Path, PathBuf};
@@ -64,20 +66,24 @@ impl Default for StackOptions {
 pub const WEBHOOK_TOKEN: &str = "e2e-webhook-token";
 pub const DINGTALK_TOKEN: &str = "e2e-robot";
 pub const DINGTALK_SECRET: &str = "SECe2e-sign-secret";
+pub const WECOM_KEY: &str = "e2e-wecom-key";
+/// Bearer token of the router's `/api/v1/*`.
+pub const API_TOKEN: &str = "e2e-api-token";
+/// Signs ack links; at least 32 bytes, as the router requires.
+pub const ACK_SECRET: &str = "e2e-ack-secret-0123456789abcdef-0123";
 
 pub struct Stack {
     pub monitored: Postgres,
     pub trading: Postgres,
     pub trading_url: String,
     pub redis: Redis,
-    /// The infrastructure team's robot: what no route below takes.
+    /// `ops-dingtalk` of deploy/router/router.yml: infrastructure alerts and their pages.
     pub ops_robot: DingTalkFake,
-    /// The trading desk's robot: alerts named `Trading*` but the drawdown page.
+    /// `desk-dingtalk`: the pages (first escalation step) of critical trading alerts.
     pub desk_robot: DingTalkFake,
-    /// The DBA on-call robot: `PostgresqlDown` only.
-    pub dba_robot: DingTalkFake,
-    /// The risk manager's robot: `TradingStrategyDrawdown` only.
-    pub risk_robot: DingTalkFake,
+    /// `desk-wecom`: trading warnings and later escalation steps.
+    pub desk_wecom: WeComFake,
+    /// Alertmanager's direct-email route and the router's `oncall-mail` channel.
     pub smtp: Smtp,
     pub router: App,
     pub exporter: App,
@@ -118,44 +124,36 @@ impl Stack {
             String::from_utf8_lossy(&migrate.stderr)
         );
 
+        // The robots the shipped deploy/router/router.yml names, each a fake; the router runs
+        // that file unchanged, with only its addresses and secrets from the environment.
         let ops_robot = DingTalkFake::start(DINGTALK_TOKEN, Some(DINGTALK_SECRET));
         let desk_robot = DingTalkFake::start(DINGTALK_TOKEN, Some(DINGTALK_SECRET));
-        let dba_robot = DingTalkFake::start(DINGTALK_TOKEN, Some(DINGTALK_SECRET));
-        let risk_robot = DingTalkFake::start(DINGTALK_TOKEN, Some(DINGTALK_SECRET));
+        let desk_wecom = WeComFake::start(WECOM_KEY);
         let smtp = Smtp::start(SmtpOptions {
             tls: SmtpTls::None,
             auth: None,
         });
-        let router_cfg = work.path().join("router.yml");
-        // Each paged alert has a robot of its own, as separate teams would: a robot sends at
-        // most one message per 3 s, and another team's alert must not delay the page.
-        let robots = [
-            ("ops-dingtalk", &ops_robot),
-            ("desk-dingtalk", &desk_robot),
-            ("dba-dingtalk", &dba_robot),
-            ("risk-dingtalk", &risk_robot),
-        ];
-        let mut router_yaml = String::from("channels:\n");
-        for (name, robot) in robots {
-            router_yaml.push_str(&format!(
-                "  - type: dingtalk\n    name: {name}\n    webhook_url: \"{}\"\n    secret: {DINGTALK_SECRET}\n    language: en\n",
-                robot.webhook_url()
-            ));
-        }
-        router_yaml.push_str(
-            "route:\n  channels: [ops-dingtalk]\n  routes:\n\
-             \x20   - matchers: ['alertname=\"PostgresqlDown\"']\n      channels: [dba-dingtalk]\n\
-             \x20   - matchers: ['alertname=\"TradingStrategyDrawdown\"']\n      channels: [risk-dingtalk]\n\
-             \x20   - matchers: ['alertname=~\"Trading.*\"']\n      channels: [desk-dingtalk]\n",
-        );
-        std::fs::write(&router_cfg, router_yaml).expect("writing the router config must work");
+        let router_cfg = root.join("deploy/router/router.yml");
         let router_db = format!("sqlite://{}", work.path().join("router.db").display());
+        let smtp_port = smtp.port().to_string();
         let router = App::start(
             router_bin.to_str().expect("utf-8 path"),
             &["--config", router_cfg.to_str().expect("utf-8 path")],
             &[
                 ("ROUTER_WEBHOOK_TOKEN", WEBHOOK_TOKEN),
+                ("ROUTER_API_TOKEN", API_TOKEN),
+                ("ROUTER_ACK_SECRET", ACK_SECRET),
                 ("ROUTER_DATABASE_URL", &router_db),
+                ("DINGTALK_OPS_URL", &ops_robot.webhook_url()),
+                ("DINGTALK_OPS_SECRET", DINGTALK_SECRET),
+                ("DINGTALK_DESK_URL", &desk_robot.webhook_url()),
+                ("DINGTALK_DESK_SECRET", DINGTALK_SECRET),
+                ("WECOM_DESK_URL", &desk_wecom.webhook_url()),
+                ("SMTP_HOST", "127.0.0.1"),
+                ("SMTP_PORT", &smtp_port),
+                ("SMTP_TLS", "none"),
+                ("ALERT_MAIL_FROM", "quantwatch@e2e.test"),
+                ("ALERT_MAIL_TO", "oncall@e2e.test"),
             ],
         );
         let exporter = App::start(
@@ -216,8 +214,7 @@ impl Stack {
             redis,
             ops_robot,
             desk_robot,
-            dba_robot,
-            risk_robot,
+            desk_wecom,
             smtp,
             router,
             exporter,

@@ -152,6 +152,53 @@ fn promql_name_extraction() {
     );
 }
 
+/// Metric names of the desk's own services (rules/trading-services.yml and the dashboard row
+/// about them): published by the desk's applications, which this stack does not run.
+const APPLICATION_METRICS: &[&str] = &[
+    "http_requests_total",
+    "http_request_duration_seconds_bucket",
+];
+
+/// The escalation policy deploy/router/router.yml chooses for a critical trading alert
+/// arriving at `epoch` seconds: "critical-session" inside its `trading-session` window
+/// (Asia/Shanghai, UTC+8 all year, Monday to Friday 09:30-11:30 and 13:00-15:00).
+fn expected_trading_policy(epoch: f64) -> &'static str {
+    let local = epoch as i64 + 8 * 3600;
+    let days = local.div_euclid(86_400);
+    // 1970-01-01 was a Thursday: weekday 0 = Monday.
+    let weekday = (days + 3).rem_euclid(7);
+    let minute = local.rem_euclid(86_400) / 60;
+    let in_range = |from: i64, until: i64| minute >= from && minute < until;
+    if weekday < 5 && (in_range(9 * 60 + 30, 11 * 60 + 30) || in_range(13 * 60, 15 * 60)) {
+        "critical-session"
+    } else {
+        "critical"
+    }
+}
+
+#[test]
+fn trading_session_window_arithmetic() {
+    // 2026-11-30 is a Monday; 01:30 UTC = 09:30 Shanghai.
+    let monday_0130_utc = 1_796_002_200.0;
+    assert_eq!(expected_trading_policy(monday_0130_utc), "critical-session");
+    assert_eq!(expected_trading_policy(monday_0130_utc - 60.0), "critical");
+    // 03:30 UTC = 11:30 Shanghai: the range ends (exclusive).
+    assert_eq!(
+        expected_trading_policy(monday_0130_utc + 7200.0),
+        "critical"
+    );
+    // 05:00 UTC = 13:00 Shanghai.
+    assert_eq!(
+        expected_trading_policy(monday_0130_utc + 12_600.0),
+        "critical-session"
+    );
+    // The Saturday after, same hour: no session.
+    assert_eq!(
+        expected_trading_policy(monday_0130_utc + 5.0 * 86_400.0),
+        "critical"
+    );
+}
+
 /// (alert or record name, expr) of every rule in rules/*.yml, by a line scan of the YAML
 /// (the files keep one `expr:` per rule; multi-line exprs use `|` or `>-` blocks).
 fn rules() -> Vec<(String, bool, String)> {
@@ -481,7 +528,10 @@ fn the_deployed_stack_publishes_every_name_answers_every_panel_and_pages_in_time
                 || recorded.contains(&name)
                 || builtin.contains(&name)
                 // Desk-specific overrides that do not exist until a desk records them.
-                || (name.starts_with("trading:") && name.contains("_override"));
+                || (name.starts_with("trading:") && name.contains("_override"))
+                // The desk's own services publish these (rules/trading-services.yml); no
+                // service of this stack is one of them.
+                || APPLICATION_METRICS.contains(&name.as_str());
             if !known {
                 unknown.push(format!("{place}: {name}"));
             }
@@ -500,6 +550,15 @@ fn the_deployed_stack_publishes_every_name_answers_every_panel_and_pages_in_time
         let q = grafana_to_promql(&expr);
         // A list of what is firing right now is rightly empty in a healthy stack.
         if q.trim() == "ALERTS{alertstate=\"firing\"}" {
+            continue;
+        }
+        // The desk's own services are not part of this stack: their panels (the row
+        // "Trading services": their HTTP metrics, and `up` of every job but ours) have no data.
+        if metric_names(&q)
+            .iter()
+            .any(|n| APPLICATION_METRICS.contains(&n.as_str()))
+            || q.contains("up{job!~\"quantwatch-exporter|quantwatch-alert-router\"}")
+        {
             continue;
         }
         let r = prom.query(&q);
@@ -524,14 +583,14 @@ fn the_deployed_stack_publishes_every_name_answers_every_panel_and_pages_in_time
     stack.monitored.stop();
     stack.restart_simulator(&["--force-drawdown".to_string(), "alpha".to_string()]);
 
-    let (pg_at, _) = wait_message(
-        &stack.dba_robot,
+    let (pg_at, pg_text) = wait_message(
+        &stack.ops_robot,
         &["PostgresqlDown"],
         pg_budget + Duration::from_secs(60),
     );
     // The simulator needs ~15 snapshots of 1 % losses to reach -15 %.
     let (dd_at, dd_text) = wait_message(
-        &stack.risk_robot,
+        &stack.desk_robot,
         &["TradingStrategyDrawdown"],
         dd_budget + Duration::from_secs(120),
     );
@@ -573,12 +632,61 @@ fn the_deployed_stack_publishes_every_name_answers_every_panel_and_pages_in_time
         dd_text.contains("alpha"),
         "the drawdown page names its strategy: {dd_text}"
     );
+    // The shipped escalation is in force: the drawdown is under the desk's policy (the faster
+    // one inside the trading session), its step 0 went to desk-dingtalk, and the page
+    // mentions whoever the desk rotation has on call (one of its three mobiles).
+    let want_policy = expected_trading_policy(epoch_of(dd_at));
+    let api = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v1/alerts", stack.router.url()))
+        .bearer_auth(testkit::stack::API_TOKEN)
+        .send()
+        .expect("the router answers /api/v1/alerts");
+    assert_eq!(
+        api.status().as_u16(),
+        200,
+        "GET /api/v1/alerts with the API token"
+    );
+    let api: serde_json::Value = api.json().expect("/api/v1/alerts answers JSON");
+    let dd_view = api["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| {
+            a["alertname"] == "TradingStrategyDrawdown"
+                && a["summary"].as_str().is_some_and(|s| s.contains("alpha"))
+        })
+        .unwrap_or_else(|| {
+            panic!("TradingStrategyDrawdown (alpha) is not under escalation: {api:#}")
+        });
+    assert_eq!(dd_view["policy"], want_policy, "{dd_view:#}");
+    assert!(
+        dd_view["notified"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["step"] == 0 && n["channel"] == "desk-dingtalk"),
+        "step 0 went to desk-dingtalk: {dd_view:#}"
+    );
+    assert!(
+        ["@13800000001", "@13800000002", "@13800000003"]
+            .iter()
+            .any(|m| dd_text.contains(m)),
+        "the page mentions the desk's on-call: {dd_text}"
+    );
 
+    // Infrastructure pages go to the infrastructure on-call of the day.
+    assert!(
+        ["@13800000011", "@13800000012"]
+            .iter()
+            .any(|m| pg_text.contains(m)),
+        "the PostgresqlDown page mentions the ops on-call: {pg_text}"
+    );
     stack.monitored.start_again();
     let resolved_from = Instant::now();
     let (res_at, _) = wait_message(
-        &stack.dba_robot,
-        &["RESOLVED", "PostgresqlDown"],
+        &stack.ops_robot,
+        // deploy/router/router.yml writes Chinese (`language: zh`): 恢复 = RESOLVED.
+        &["[恢复]", "PostgresqlDown"],
         Duration::from_secs(240),
     );
 
