@@ -64,10 +64,7 @@ pub async fn list(State(app): State<Arc<App>>) -> Response {
 
 /// `GET /api/v1/alerts/{fingerprint}/history`: every event, step, notification and
 /// acknowledgement of the alert (all its firings), oldest first.
-pub async fn history(
-    State(app): State<Arc<App>>,
-    Path(fingerprint): Path<String>,
-) -> Response {
+pub async fn history(State(app): State<Arc<App>>, Path(fingerprint): Path<String>) -> Response {
     match app.store.history(&fingerprint).await {
         Ok(h) if h.is_empty() => json_err(
             StatusCode::NOT_FOUND,

@@ -95,6 +95,15 @@ impl Driver {
             .await
     }
 
+    /// Ends the browser session before chromedriver is killed (Drop), so Chromium exits cleanly.
+    async fn close(self) {
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await;
+    }
+
     async fn find(&self, css: &str) -> String {
         let v = self
             .session(
@@ -114,27 +123,7 @@ impl Driver {
 async fn ack_link_works_in_a_fresh_headless_chromium_without_login() {
     let fake = SlackFake::start("T000/B000/XXXX");
     let r = start(
-        &format!(
-            r#"language: en
-delivery:
-  poll_interval: 100ms
-channels:
-  - type: slack
-    name: slack
-    webhook_url: "{}"
-route:
-  channels: [slack]
-  escalation: crit
-escalation_policies:
-  crit:
-    steps:
-      - delay: 0s
-        channels: [slack]
-      - delay: 10m
-        channels: [slack]
-"#,
-            fake.webhook_url()
-        ),
+        &SLACK_ESCALATION.replace("WEBHOOK", &fake.webhook_url()),
         &[
             ("ROUTER_API_TOKEN", "api"),
             ("ROUTER_PUBLIC_URL", "https://router.example"),
@@ -176,6 +165,14 @@ escalation_policies:
     let button = d.find("button[type=submit]").await;
     d.session("POST", &format!("/element/{button}/click"), json!({}))
         .await;
+    assert_acked_by_alice(&d, &r.url, &fake).await;
+    d.close().await;
+    r.shutdown().await;
+}
+
+/// After a click on an ack button: the page says so, the API records alice, and the channel
+/// that was notified announces the ack.
+async fn assert_acked_by_alice(d: &Driver, router: &str, fake: &SlackFake) {
     let acked = common::eventually(Duration::from_secs(10), || async {
         d.session("GET", "/source", Value::Null)
             .await
@@ -185,7 +182,7 @@ escalation_policies:
     .await;
     assert!(acked, "{}", d.session("GET", "/source", Value::Null).await);
     let v: Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/alerts", r.url))
+        .get(format!("{router}/api/v1/alerts"))
         .bearer_auth("api")
         .send()
         .await
@@ -199,13 +196,6 @@ escalation_policies:
         got[1].to_string().contains("acknowledged by alice"),
         "{got:?}"
     );
-    let _ = d
-        .http
-        .delete(format!("{}/session/{}", d.base, d.session))
-        .send()
-        .await;
-    drop(d);
-    r.shutdown().await;
 }
 
 const SLACK_ESCALATION: &str = r#"language: en
@@ -261,35 +251,8 @@ async fn status_page_ack_by_a_logged_in_user_in_headless_chromium() {
     let button = d.find("button[type=submit]").await;
     d.session("POST", &format!("/element/{button}/click"), json!({}))
         .await;
-    let acked = common::eventually(Duration::from_secs(10), || async {
-        d.session("GET", "/source", Value::Null)
-            .await
-            .as_str()
-            .is_some_and(|s| s.contains("Acknowledged by alice"))
-    })
-    .await;
-    assert!(acked, "{}", d.session("GET", "/source", Value::Null).await);
-    let v: Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/alerts", r.url))
-        .bearer_auth("api")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["alerts"][0]["acked_by"], "alice");
-    let got = fake.server.wait_accepted(2, Duration::from_secs(10));
-    assert!(
-        got[1].to_string().contains("acknowledged by alice"),
-        "{got:?}"
-    );
-    let _ = d
-        .http
-        .delete(format!("{}/session/{}", d.base, d.session))
-        .send()
-        .await;
-    drop(d);
+    assert_acked_by_alice(&d, &r.url, &fake).await;
+    d.close().await;
     r.shutdown().await;
 }
 
@@ -400,11 +363,6 @@ async fn a_page_of_another_origin_cannot_frame_the_router() {
         d.session("GET", "/title", Value::Null).await,
         "Acknowledge this alert?"
     );
-    let _ = d
-        .http
-        .delete(format!("{}/session/{}", d.base, d.session))
-        .send()
-        .await;
-    drop(d);
+    d.close().await;
     r.shutdown().await;
 }

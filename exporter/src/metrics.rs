@@ -127,12 +127,7 @@ impl Family {
 
     /// Adds one sample with `labels` (name, value) pairs.
     pub fn add(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Family {
-        let body = &mut self.mf.body;
-        body.push_str(&self.mf.name);
-        write_labels(body, labels, None);
-        body.push(' ');
-        write_value(body, value);
-        body.push('\n');
+        write_line(&mut self.mf.body, &self.mf.name, "", labels, None, value);
         self.mf.samples += 1;
         self
     }
@@ -140,12 +135,7 @@ impl Family {
     /// Adds one sample line named `sample` (the family's name, or its `_bucket`, `_sum`,
     /// `_count` series), for families copied from elsewhere (the textfile collector).
     pub fn add_sample(&mut self, sample: &str, labels: &[(&str, &str)], value: f64) -> &mut Family {
-        let body = &mut self.mf.body;
-        body.push_str(sample);
-        write_labels(body, labels, None);
-        body.push(' ');
-        write_value(body, value);
-        body.push('\n');
+        write_line(&mut self.mf.body, sample, "", labels, None, value);
         self.mf.samples += 1;
         self
     }
@@ -159,37 +149,22 @@ impl Family {
         count: u64,
         sum: f64,
     ) -> &mut Family {
-        let body = &mut self.mf.body;
-        let name = &self.mf.name;
+        let (body, name) = (&mut self.mf.body, &self.mf.name);
         let mut le = String::new();
         for (bound, n) in buckets.iter().filter(|(b, _)| b.is_finite()) {
             le.clear();
             write_value(&mut le, *bound);
-            body.push_str(name);
-            body.push_str("_bucket");
-            write_labels(body, labels, Some(("le", &le)));
-            body.push(' ');
-            write_value(body, *n as f64);
-            body.push('\n');
+            write_line(body, name, "_bucket", labels, Some(("le", &le)), *n as f64);
         }
-        body.push_str(name);
-        body.push_str("_bucket");
-        write_labels(body, labels, Some(("le", "+Inf")));
-        body.push(' ');
-        write_value(body, count as f64);
-        body.push('\n');
-        body.push_str(name);
-        body.push_str("_sum");
-        write_labels(body, labels, None);
-        body.push(' ');
-        write_value(body, sum);
-        body.push('\n');
-        body.push_str(name);
-        body.push_str("_count");
-        write_labels(body, labels, None);
-        body.push(' ');
-        write_value(body, count as f64);
-        body.push('\n');
+        write_line(
+            body,
+            name,
+            "_bucket",
+            labels,
+            Some(("le", "+Inf")),
+            count as f64,
+        );
+        write_sum_count(body, name, labels, sum, count);
         self.mf.samples += 1;
         self
     }
@@ -203,30 +178,14 @@ impl Family {
         count: u64,
         sum: f64,
     ) -> &mut Family {
-        let body = &mut self.mf.body;
-        let name = &self.mf.name;
+        let (body, name) = (&mut self.mf.body, &self.mf.name);
         let mut q = String::new();
         for (quantile, v) in quantiles {
             q.clear();
             write_value(&mut q, *quantile);
-            body.push_str(name);
-            write_labels(body, labels, Some(("quantile", &q)));
-            body.push(' ');
-            write_value(body, *v);
-            body.push('\n');
+            write_line(body, name, "", labels, Some(("quantile", &q)), *v);
         }
-        body.push_str(name);
-        body.push_str("_sum");
-        write_labels(body, labels, None);
-        body.push(' ');
-        write_value(body, sum);
-        body.push('\n');
-        body.push_str(name);
-        body.push_str("_count");
-        write_labels(body, labels, None);
-        body.push(' ');
-        write_value(body, count as f64);
-        body.push('\n');
+        write_sum_count(body, name, labels, sum, count);
         self.mf.samples += 1;
         self
     }
@@ -234,6 +193,29 @@ impl Family {
     pub fn into_inner(self) -> MetricFamily {
         self.mf
     }
+}
+
+/// One exposition line: `name` + `suffix`, the labels (plus `extra`), the value.
+fn write_line(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &[(&str, &str)],
+    extra: Option<(&str, &str)>,
+    value: f64,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    write_labels(out, labels, extra);
+    out.push(' ');
+    write_value(out, value);
+    out.push('\n');
+}
+
+/// The `_sum` and `_count` lines every histogram and summary series ends with.
+fn write_sum_count(out: &mut String, name: &str, labels: &[(&str, &str)], sum: f64, count: u64) {
+    write_line(out, name, "_sum", labels, None, sum);
+    write_line(out, name, "_count", labels, None, count as f64);
 }
 
 /// `extra` is the one label a series of a histogram (`le`) or summary (`quantile`) adds.
@@ -360,6 +342,21 @@ mod tests {
             text,
             "# HELP h H.\n# TYPE h histogram\nh_bucket{s=\"a\",le=\"0.5\"} 1\n\
              h_bucket{s=\"a\",le=\"+Inf\"} 3\nh_sum{s=\"a\"} 2.5\nh_count{s=\"a\"} 3\n"
+        );
+    }
+
+    #[test]
+    fn summary_and_untyped_lines() {
+        let mut s = Family::summary("lat", "L.");
+        s.add_summary(&[("cmd", "get")], &[(0.5, 11.0), (0.99, 40.5)], 7, 120.0);
+        let mut u = Family::untyped("u", "U.");
+        u.add(&[], 3.0);
+        let text = encode(&[s.into_inner(), u.into_inner()]);
+        assert_eq!(
+            text,
+            "# HELP lat L.\n# TYPE lat summary\nlat{cmd=\"get\",quantile=\"0.5\"} 11\n\
+             lat{cmd=\"get\",quantile=\"0.99\"} 40.5\nlat_sum{cmd=\"get\"} 120\n\
+             lat_count{cmd=\"get\"} 7\n# HELP u U.\n# TYPE u untyped\nu 3\n"
         );
     }
 }
