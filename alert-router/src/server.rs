@@ -30,6 +30,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(alerts::ack_link_page)
                 .post(alerts::ack_link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
         )
+        .route("/charts/{file}", get(crate::chart::serve::get_chart))
         .with_state(app)
 }
 
