@@ -372,3 +372,78 @@ async fn chart_urls_on_the_router_refuse_altered_and_expired_tokens() {
     assert_eq!(s, 403, "without .png");
     r.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_table_reads_prometheus_with_label_values_as_data() {
+    use quantwatch_alert_router::chart::context::{self, ContextQuery, Unit};
+    let prom = start_prometheus().await;
+    let svc = service("", &prom.url());
+    let client = prom::PromClient::new(svc.settings().prometheus.clone().unwrap());
+    // A hostile strategy name: were it pasted into the query, `or vector(666)` would run.
+    let hostile = r#"x"} or vector(666) #"#;
+    let labels = [("strategy".to_string(), hostile.to_string())].into();
+    let queries = vec![
+        ContextQuery {
+            title: "Equity".into(),
+            query: r#"label_replace(vector(1234567.891), "strategy", "{{strategy}}", "", "")"#.into(),
+            unit: Unit::Money,
+            show_label: Some("strategy".into()),
+        },
+        ContextQuery {
+            title: "Drawdown".into(),
+            query: r#"vector(-0.0425) + 0 * count(label_replace(vector(1), "s", "{{strategy}}", "", ""))"#.into(),
+            unit: Unit::Percent,
+            show_label: None,
+        },
+        ContextQuery {
+            title: "Needs a label the alert lacks".into(),
+            query: r#"vector({{desk}})"#.into(),
+            unit: Unit::Count,
+            show_label: None,
+        },
+    ];
+    let now = chrono::Utc::now().timestamp() as f64;
+    let t = context::run(&client, &queries, &labels, now, svc.deadline()).await;
+    assert_eq!(t.note, None);
+    let rows: Vec<(&str, &str)> = t
+        .rows
+        .iter()
+        .map(|r| (r.title.as_str(), r.value.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("Equity", format!("{hostile} 1,234,567.89").as_str()),
+            ("Drawdown", "-4.25%")
+        ]
+    );
+    // The trading defaults against a Prometheus without trading metrics: every row, no value.
+    let labels = [("strategy".to_string(), "alpha".to_string())].into();
+    let t = context::run(
+        &client,
+        &context::trading_defaults(),
+        &labels,
+        now,
+        svc.deadline(),
+    )
+    .await;
+    assert_eq!(t.note, None);
+    assert_eq!(t.rows.len(), 6);
+    assert!(t.rows.iter().all(|r| r.value == "—"), "{:?}", t.rows);
+    // Prometheus gone: an empty table and one line.
+    drop(prom);
+    let t = context::run(
+        &client,
+        &context::trading_defaults(),
+        &labels,
+        now,
+        svc.deadline(),
+    )
+    .await;
+    assert!(t.rows.is_empty());
+    assert!(
+        t.note
+            .unwrap()
+            .starts_with("context unavailable: Prometheus is unreachable")
+    );
+}

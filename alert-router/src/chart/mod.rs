@@ -11,6 +11,7 @@
 //! that send the same alert event within [`REUSE_FOR`] share one render (concurrent callers
 //! wait for the first instead of querying again).
 
+pub mod context;
 pub mod expr;
 pub mod prom;
 pub mod render;
