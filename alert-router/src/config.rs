@@ -43,6 +43,13 @@ struct FileConfig {
     ack_secret: Option<String>,
     ack_link_ttl: Option<String>,
     language: Option<Language>,
+    /// IANA zone for times in messages, pages and charts (default UTC).
+    timezone: Option<String>,
+    prometheus_url: Option<String>,
+    #[serde(default)]
+    prometheus_auth: crate::chart::settings::FilePromAuth,
+    #[serde(default)]
+    chart: crate::chart::settings::FileChart,
     #[serde(default)]
     webhook: FileWebhook,
     #[serde(default)]
@@ -274,6 +281,11 @@ pub struct Config {
     /// Validity of ack links in messages.
     pub ack_link_ttl: Duration,
     pub language: Language,
+    /// Router-wide zone (`timezone`, env `ROUTER_TIMEZONE`); per-channel zones come with the
+    /// channel refactor.
+    pub timezone: chrono_tz::Tz,
+    /// `prometheus_url`, `prometheus_auth` and `chart:` (see `chart::settings`).
+    pub chart: crate::chart::ChartSettings,
     pub webhook_token: Option<String>,
     pub max_body_bytes: usize,
     pub api_token: Option<String>,
@@ -506,6 +518,21 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         }
         None => file.language.unwrap_or_default(),
     };
+    let timezone = match env.get("ROUTER_TIMEZONE").or(file.timezone) {
+        None => chrono_tz::Tz::UTC,
+        Some(z) => crate::timefmt::parse_zone(&z).unwrap_or_else(|reason| {
+            prob(&mut p, "timezone", reason);
+            chrono_tz::Tz::UTC
+        }),
+    };
+    let chart = crate::chart::settings::validate(
+        file.prometheus_url,
+        file.prometheus_auth,
+        file.chart,
+        env,
+        name,
+        &mut p,
+    );
     let d = &file.delivery;
     let delivery = Delivery {
         retry_initial: duration(
@@ -670,6 +697,8 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             ack_secret,
             ack_link_ttl,
             language,
+            timezone,
+            chart,
             webhook_token,
             max_body_bytes,
             api_token,
@@ -937,6 +966,34 @@ route:
         assert!(!ConfigErrors(errs).to_string().contains(short));
         // No secret at all is valid: messages then carry no ack links.
         assert_eq!(load(None, &env(&[])).unwrap().ack_secret, None);
+    }
+
+    #[test]
+    fn timezone_and_chart_keys() {
+        let c = load_text(
+            "timezone: Asia/Shanghai\nprometheus_url: http://127.0.0.1:9090\nchart:\n  width: 640\n",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.timezone, chrono_tz::Tz::Asia__Shanghai);
+        assert_eq!(c.chart.width, 640);
+        assert!(c.chart.prometheus.is_some());
+        assert_eq!(load(None, &env(&[])).unwrap().timezone, chrono_tz::Tz::UTC);
+        let errs = load_text(
+            "timezone: Mars/Olympus\nchart:\n  deadline: fast\n",
+            &env(&[]),
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs[0].key, "timezone");
+        assert!(errs[0].file.ends_with("router.yml"));
+        assert!(
+            errs[0]
+                .reason
+                .contains("\"Mars/Olympus\" is not an IANA time zone")
+        );
+        assert_eq!(errs[1].key, "chart.deadline");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod ack;
 pub mod alerts;
 pub mod auth;
 pub mod channels;
+pub mod chart;
 pub mod cli;
 pub mod config;
 pub mod escalation;
@@ -21,6 +22,7 @@ pub mod routing;
 pub mod server;
 pub mod store;
 pub mod template;
+pub mod timefmt;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -68,6 +70,8 @@ pub struct Live {
     pub config: Config,
     pub channels: Vec<Arc<dyn Channel>>,
     pub wake: HashMap<String, Arc<Notify>>,
+    /// Charts for messages (`chart::ChartService::for_alert`) and the images behind `/charts/`.
+    pub charts: chart::ChartService,
 }
 
 impl Live {
@@ -77,10 +81,12 @@ impl Live {
             .iter()
             .map(|c| (c.name().to_string(), Arc::new(Notify::new())))
             .collect();
+        let charts = chart::ChartService::new(&config);
         Ok(Live {
             config,
             channels,
             wake,
+            charts,
         })
     }
 }
@@ -148,7 +154,8 @@ impl App {
     /// Re-read the config file; keep the running config when the new one is invalid.
     pub async fn reload(self: &Arc<Self>) -> Result<(), RunError> {
         let cfg = config::load(self.config_path.as_deref(), &config::ProcessEnv)?;
-        let live = Live::build(cfg)?;
+        let mut live = Live::build(cfg)?;
+        live.charts.keep_images_of(&self.live().charts);
         self.stop_workers(Duration::from_secs(30)).await;
         if let Ok(mut l) = self.live.write() {
             *l = Arc::new(live);

@@ -48,6 +48,7 @@ fn routes() -> Router<Arc<App>> {
             get(pages::ack_link_page)
                 .post(pages::ack_link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
         )
+        .route("/charts/{file}", get(crate::chart::serve::get_chart))
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
