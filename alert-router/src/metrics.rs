@@ -30,7 +30,7 @@ pub const WEBHOOK_OUTCOMES: [&str; 6] = [
     "too_large",
     "store_error",
 ];
-pub const NOTIFICATION_OUTCOMES: [&str; 4] = ["sent", "retry", "failed", "rate_limited"];
+pub const NOTIFICATION_OUTCOMES: [&str; 5] = ["sent", "retry", "failed", "rate_limited", "split"];
 
 impl Metrics {
     pub fn new() -> Metrics {

@@ -70,6 +70,8 @@ pub async fn run(
     }
     ctx.metrics.init_channel(&name);
     let mut pause_until = 0i64;
+    // A size the vendor refused teaches a smaller limit than the one we measure against.
+    let mut size_cap: Option<usize> = None;
     let lease_ms = i64::try_from(ctx.delivery.lease.as_millis()).unwrap_or(120_000);
     loop {
         if *stop.borrow() {
@@ -127,7 +129,7 @@ pub async fn run(
         // interval go out as one digest, and the store sees a few worker commits per second
         // instead of one per webhook (each commit is an fsync the intake also waits for).
         let round_gap = now + i64::try_from(ctx.delivery.round_interval.as_millis()).unwrap_or(0);
-        pause_until = deliver(ch.as_ref(), &ctx, &mut limiter, rows)
+        pause_until = deliver(ch.as_ref(), &ctx, &mut limiter, &mut size_cap, rows)
             .await
             .unwrap_or(0)
             .max(round_gap);
@@ -135,12 +137,17 @@ pub async fn run(
     tracing::debug!(channel = %name, "delivery worker stopped");
 }
 
+/// A message refused for its size at or under this many bytes, carrying one alert, is not
+/// split further: its refusal is permanent.
+pub const MIN_SPLIT_BYTES: usize = 1024;
+
 /// Render as many claimed rows as fit one message, give the rest back, send. Returns a
 /// channel-wide pause (ms instant) after a failure that is likely to hit the next rows too.
 async fn deliver(
     ch: &dyn Channel,
     ctx: &WorkerCtx,
     limiter: &mut Option<RateLimiter>,
+    size_cap: &mut Option<usize>,
     rows: Vec<OutboxRow>,
 ) -> Option<i64> {
     let name = ch.name();
@@ -150,20 +157,24 @@ async fn deliver(
             mentions.push(m.clone());
         }
     }
-    // Room for the step's mentions, which the channel adds to the body when it sends.
-    let max = ch.limits().max_body_bytes.map(|m| {
-        m.saturating_sub(crate::channels::mention_reserve(&mentions))
-            .max(1)
-    });
+    let max = match (ch.limits().max_body_bytes, *size_cap) {
+        (Some(v), Some(c)) => Some(v.min(c)),
+        (v, c) => v.or(c),
+    };
     let mut n = rows.len();
     let msg = loop {
         let events: Vec<AlertEvent> = rows[..n].iter().map(|r| r.event.clone()).collect();
         match ch.render(&events) {
-            Ok(m) if n == 1 || max.is_none_or(|max| m.body.len() <= max) => break m,
-            Ok(m) => {
+            Ok(mut m) => {
+                m.mentions = mentions.clone();
+                // Measured as the vendor counts it: the request as sent, mentions included.
+                let size = ch.measure(&m);
+                if n == 1 || max.is_none_or(|max| size <= max) {
+                    break m;
+                }
                 // Shrink proportionally, at least by one row.
                 let max = max.unwrap_or(usize::MAX);
-                let estimate = n * max / m.body.len().max(1);
+                let estimate = n * max / size.max(1);
                 n = estimate.clamp(1, n - 1);
             }
             Err(e) => {
@@ -182,23 +193,11 @@ async fn deliver(
     }
     let ids: Vec<i64> = used.iter().map(|r| r.id).collect();
     let parts: Vec<Message> = match max {
-        Some(max) if msg.body.len() > max => {
-            let bodies = split_utf8(&msg.body, max);
-            let k = bodies.len();
-            bodies
-                .into_iter()
-                .enumerate()
-                .map(|(i, body)| Message {
-                    title: format!("{} ({}/{k})", msg.title, i + 1),
-                    body,
-                    html: None,
-                    mentions: mentions.clone(),
-                })
-                .collect()
-        }
-        _ => vec![Message { mentions, ..msg }],
+        Some(max) if ch.measure(&msg) > max => split_to_fit(ch, &msg, max),
+        _ => vec![msg],
     };
     let mut result = Ok(());
+    let mut refused_size = 0;
     for (i, part) in parts.iter().enumerate() {
         if i > 0
             && let Some(l) = limiter.as_mut()
@@ -223,6 +222,7 @@ async fn deliver(
             .with_label_values(&[name])
             .observe(t0.elapsed().as_secs_f64());
         if let Err(e) = r {
+            refused_size = ch.measure(part);
             result = Err(e);
             break;
         }
@@ -287,10 +287,53 @@ async fn deliver(
             tracing::warn!(channel = %name, alerts = count, error = %reason, retry_in_ms = due - now, "vendor rate limit; will retry");
             Some(due)
         }
-        Err(SendError::Permanent(reason)) => {
+        Err(SendError::TooLarge(reason)) if used.len() > 1 || refused_size > MIN_SPLIT_BYTES => {
+            // Our measure was too generous for this vendor: learn a smaller limit and give the
+            // rows back for the next round, which renders fewer alerts per digest (or smaller
+            // parts of a single alert). A size refusal never fails a digest.
+            *size_cap = Some((refused_size / 2).max(MIN_SPLIT_BYTES / 2));
+            ctx.metrics
+                .notifications
+                .with_label_values(&[name, "split"])
+                .inc_by(count);
+            if let Err(e) = ctx.store.release(&ids).await {
+                tracing::warn!(channel = %name, error = %e, "cannot release rows; their lease will expire");
+            }
+            tracing::warn!(channel = %name, alerts = count, refused_bytes = refused_size, new_limit = ?size_cap, error = %reason, "vendor refused the message for its size; splitting");
+            None
+        }
+        Err(SendError::Permanent(reason) | SendError::TooLarge(reason)) => {
             permanent(ctx, name, &ids, &reason).await;
             None
         }
+    }
+}
+
+/// Split one message's body into parts that each measure at most `max`, numbered in the title.
+fn split_to_fit(ch: &dyn Channel, msg: &Message, max: usize) -> Vec<Message> {
+    let overhead = ch.measure(&Message {
+        body: String::new(),
+        ..msg.clone()
+    });
+    let mut budget = max.saturating_sub(overhead).max(64);
+    loop {
+        let bodies = split_utf8(&msg.body, budget);
+        let k = bodies.len();
+        let parts: Vec<Message> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| Message {
+                title: format!("{} ({}/{k})", msg.title, i + 1),
+                body,
+                html: None,
+                mentions: msg.mentions.clone(),
+            })
+            .collect();
+        // Escaping grows some parts more than others: shrink until every part fits.
+        if budget <= 64 || parts.iter().all(|p| ch.measure(p) <= max) {
+            return parts;
+        }
+        budget = budget * 3 / 4;
     }
 }
 

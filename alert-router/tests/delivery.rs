@@ -283,6 +283,103 @@ async fn storm_of_1000_alerts_stays_under_the_robot_limit_and_arrives_within_60s
     r.shutdown().await;
 }
 
+/// Post 1,000 firing alerts named `Storm0000`..`Storm0999` whose summaries need JSON escaping.
+async fn post_storm(r: &common::RouterUnderTest) {
+    for batch in 0..100 {
+        let alerts = (0..10)
+            .map(|i| {
+                let mut a = alert(
+                    &format!("Storm{:04}", batch * 10 + i),
+                    "firing",
+                    "2026-01-01T00:00:00Z",
+                    &[],
+                );
+                a["annotations"]["summary"] = "path C:\\data \"hot\"\ttab".into();
+                a
+            })
+            .collect();
+        let (s, _) = r.post(&payload(&format!("g{batch}"), alerts)).await;
+        assert_eq!(s, 200);
+    }
+}
+
+/// The alert names in every message the fake accepted.
+fn storm_names(fake: &DingTalkFake) -> std::collections::HashSet<String> {
+    fake.texts()
+        .iter()
+        .flat_map(|t| mentioned(t))
+        .map(|(_, n)| n)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_digests_are_measured_on_the_request_body_and_never_refused() {
+    let fake = DingTalkFake::start("tok", Some("SECs"));
+    let r = start(&dingtalk_yaml(&fake.webhook_url(), "SECs", ""), &[]).await;
+    let t0 = Instant::now();
+    post_storm(&r).await;
+    while storm_names(&fake).len() < 1000 && t0.elapsed() < Duration::from_secs(90) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(storm_names(&fake).len(), 1000, "alerts delivered");
+    assert_eq!(
+        fake.server.count_errcode(460101),
+        0,
+        "no body over 20,000 bytes"
+    );
+    let biggest = fake
+        .server
+        .accepted()
+        .iter()
+        .map(|b| serde_json::to_vec(b).unwrap().len())
+        .max()
+        .unwrap();
+    assert!(
+        biggest > 15_000 && biggest <= 20_000,
+        "digests fill the body limit: {biggest}"
+    );
+    assert_eq!(
+        r.metric("quantwatch_router_notifications_total{channel=\"ding\",outcome=\"failed\"}")
+            .await,
+        Some(0.0)
+    );
+    r.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_refused_for_size_by_a_stricter_robot_is_split_and_all_delivered() {
+    // The robot refuses bodies over 12,000 bytes; the router measures against 20,000, so its
+    // first digests are refused with 460101 and must be split, never failed.
+    let fake = DingTalkFake::start_with_limit("tok", Some("SECs"), 12_000);
+    let r = start(&dingtalk_yaml(&fake.webhook_url(), "SECs", ""), &[]).await;
+    let t0 = Instant::now();
+    post_storm(&r).await;
+    while storm_names(&fake).len() < 1000 && t0.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(storm_names(&fake).len(), 1000, "alerts delivered");
+    assert!(
+        fake.server.count_errcode(460101) >= 1,
+        "the robot refused a digest for its size"
+    );
+    assert!(
+        fake.server.accepted().len() <= 20,
+        "no 130101 ban from splitting"
+    );
+    assert_eq!(fake.server.count_errcode(130101), 0);
+    assert_eq!(
+        r.metric("quantwatch_router_notifications_total{channel=\"ding\",outcome=\"failed\"}")
+            .await,
+        Some(0.0)
+    );
+    assert!(
+        r.metric("quantwatch_router_notifications_total{channel=\"ding\",outcome=\"split\"}")
+            .await
+            .is_some_and(|v| v >= 1.0)
+    );
+    r.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wecom_splits_long_messages_under_4096_bytes_on_char_boundaries() {
     let fake = WeComFake::start("key-1");

@@ -78,21 +78,30 @@ fn dingtalk_fake_checks_token_signature_window_shape_and_size() {
         )),
         40035
     );
+    // The limit counts the request body, not the markdown text.
+    let overhead = serde_json::to_vec(&md("")).unwrap().len();
+    let exact = md(&"字".repeat((20_000 - overhead) / 3));
+    let exact_len = serde_json::to_vec(&exact).unwrap().len();
+    assert!(exact_len <= 20_000 && exact_len > 19_997, "{exact_len}");
     assert_eq!(
-        code(post(
-            &signed(&fake, "SECx", now_ms()),
-            &md(&"字".repeat(6667))
-        )),
-        460101,
-        "20,001 bytes"
-    );
-    assert_eq!(
-        code(post(
-            &signed(&fake, "SECx", now_ms()),
-            &md(&"字".repeat(6666))
-        )),
+        code(post(&signed(&fake, "SECx", now_ms()), &exact)),
         0,
-        "19,998 bytes"
+        "a body of {exact_len} bytes"
+    );
+    let over = md(&"a".repeat(20_001 - overhead));
+    assert_eq!(serde_json::to_vec(&over).unwrap().len(), 20_001);
+    assert_eq!(
+        code(post(&signed(&fake, "SECx", now_ms()), &over)),
+        460101,
+        "a body of 20,001 bytes"
+    );
+    // 14,000 bytes of markdown, but every line break is two bytes once JSON-escaped.
+    let escaped = md(&"a\n".repeat(7_000));
+    assert!(serde_json::to_vec(&escaped).unwrap().len() > 21_000);
+    assert_eq!(
+        code(post(&signed(&fake, "SECx", now_ms()), &escaped)),
+        460101,
+        "JSON escaping counts"
     );
     assert_eq!(fake.server.accepted().len(), 2);
 }
