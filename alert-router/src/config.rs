@@ -116,6 +116,7 @@ struct FileRoute {
 
 pub use crate::channels::dingtalk::DingtalkConfig;
 pub use crate::channels::email::{EmailConfig, SmtpTls};
+pub use crate::channels::feishu::FeishuConfig;
 pub use crate::channels::log::LogConfig;
 pub use crate::channels::slack::SlackConfig;
 pub use crate::channels::wecom::WecomConfig;
@@ -149,6 +150,7 @@ channel_configs! {
     Slack(SlackConfig),
     Email(EmailConfig),
     Log(LogConfig),
+    Feishu(FeishuConfig),
 }
 
 impl ChannelConfig {

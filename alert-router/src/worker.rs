@@ -327,6 +327,8 @@ fn split_to_fit(ch: &dyn Channel, msg: &Message, max: usize) -> Vec<Message> {
                 body,
                 html: None,
                 mentions: msg.mentions.clone(),
+                buttons: msg.buttons.clone(),
+                severity: msg.severity.clone(),
             })
             .collect();
         // Escaping grows some parts more than others: shrink until every part fits.

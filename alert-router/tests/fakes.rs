@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use testkit::fakes::dingtalk::{DingTalkFake, expected_sign};
+use testkit::fakes::feishu::FeishuFake;
 use testkit::fakes::slack::SlackFake;
 use testkit::fakes::wecom::WeComFake;
 
@@ -178,4 +179,72 @@ fn slack_fake_checks_hook_blocks_and_rate() {
     assert_eq!(post(&fake.webhook_url(), &sec(&"é".repeat(3000))).0, 200);
     let (s, retry_after, _) = post(&fake.webhook_url(), &sec("too soon"));
     assert_eq!((s, retry_after.as_deref()), (429, Some("1")));
+}
+
+#[test]
+fn feishu_fake_checks_signature_window_keyword_shape_size_and_rate() {
+    let fake = FeishuFake::start("tok1", Some("sec"), Some("ALERT"));
+    let code = |(_, _, b): (u16, Option<String>, Value)| b["code"].as_i64().unwrap();
+    let now_s = now_ms() / 1000;
+    let msg = |ts: i64, secret: &str, text: &str| {
+        let t = ts.to_string();
+        json!({
+            "timestamp": t,
+            "sign": testkit::fakes::feishu::expected_sign(secret, &t),
+            "msg_type": "text",
+            "content": {"text": text},
+        })
+    };
+    let url = fake.webhook_url();
+    assert_eq!(code(post(&url, &msg(now_s, "sec", "ALERT ok"))), 0);
+    assert_eq!(
+        code(post(
+            &url.replace("tok1", "tok2"),
+            &msg(now_s, "sec", "ALERT")
+        )),
+        19001
+    );
+    assert_eq!(
+        code(post(&url, &msg(now_s, "other", "ALERT"))),
+        19021,
+        "wrong secret"
+    );
+    assert_eq!(
+        code(post(&url, &msg(now_s - 3700, "sec", "ALERT"))),
+        19021,
+        "stale"
+    );
+    assert_eq!(code(post(&url, &msg(now_s - 3500, "sec", "ALERT old"))), 0);
+    let mut shifted = msg(now_s, "sec", "ALERT");
+    shifted["timestamp"] = json!((now_s + 1).to_string());
+    assert_eq!(
+        code(post(&url, &shifted)),
+        19021,
+        "sign is over the exact timestamp"
+    );
+    assert_eq!(code(post(&url, &msg(now_s, "sec", "no keyword"))), 19024);
+    let mut card = msg(now_s, "sec", "ALERT");
+    card["msg_type"] = json!("interactive");
+    assert_eq!(
+        code(post(&url, &card)),
+        9499,
+        "a card needs header and elements"
+    );
+    assert_eq!(
+        code(post(
+            &url,
+            &msg(now_s, "sec", &format!("ALERT {}", "x".repeat(20_480)))
+        )),
+        9499,
+        "over 20 KB"
+    );
+    // Five accepted so far in this second at most; the burst hits the 5/s limit.
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        codes.push(code(post(
+            &url,
+            &msg(now_ms() / 1000, "sec", &format!("ALERT {i}")),
+        )));
+    }
+    assert!(codes.contains(&11232), "{codes:?}");
 }

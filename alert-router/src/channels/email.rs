@@ -184,6 +184,8 @@ impl Channel for Email {
             body: self.text.render(&ctx)?,
             html: Some(self.html.render(&ctx)?),
             mentions: Vec::new(),
+            buttons: Vec::new(),
+            severity: super::gravest_severity(alerts),
         })
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {

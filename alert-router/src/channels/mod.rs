@@ -7,6 +7,7 @@
 
 pub mod dingtalk;
 pub mod email;
+pub mod feishu;
 pub mod http;
 pub mod log;
 pub mod slack;
@@ -30,6 +31,28 @@ pub struct Message {
     /// People an escalation step mentions, in the channel's own form (DingTalk mobile or user
     /// id, WeCom user id or mobile, Slack user id, email address); on top of the channel's own.
     pub mentions: Vec<String>,
+    /// URL buttons (label, http(s) URL) for channels that draw them (Feishu cards): ack,
+    /// runbook, dashboard. Others carry the same links in the body.
+    pub buttons: Vec<(String, String)>,
+    /// The gravest `severity` label among the firing alerts, `"resolved"` when none fires:
+    /// channels that colour a message (Feishu card header) read it.
+    pub severity: String,
+}
+
+/// The gravest severity of these alerts (see [`Message::severity`]).
+pub fn gravest_severity(alerts: &[AlertEvent]) -> String {
+    let rank = |s: &str| match s {
+        "critical" | "page" | "error" | "high" => 3,
+        "warning" | "warn" | "medium" => 2,
+        "info" | "low" => 1,
+        _ => 0,
+    };
+    alerts
+        .iter()
+        .filter(|a| a.status == "firing")
+        .map(|a| a.labels.get("severity").cloned().unwrap_or_default())
+        .max_by_key(|s| rank(s))
+        .unwrap_or_else(|| "resolved".into())
 }
 
 /// A mention that is a phone number (DingTalk `atMobiles`, WeCom `mentioned_mobile_list`)
@@ -186,6 +209,8 @@ impl Render {
             body: self.template.render(&ctx)?,
             html: None,
             mentions: Vec::new(),
+            buttons: Vec::new(),
+            severity: gravest_severity(alerts),
         })
     }
 }

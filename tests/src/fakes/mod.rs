@@ -8,6 +8,7 @@
 //! stops on Drop.
 
 pub mod dingtalk;
+pub mod feishu;
 pub mod slack;
 pub mod wecom;
 
