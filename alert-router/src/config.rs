@@ -119,6 +119,7 @@ pub use crate::channels::email::{EmailConfig, SmtpTls};
 pub use crate::channels::feishu::FeishuConfig;
 pub use crate::channels::log::LogConfig;
 pub use crate::channels::slack::SlackConfig;
+pub use crate::channels::webhook::WebhookConfig;
 pub use crate::channels::wecom::WecomConfig;
 use crate::channels::{self, ChannelSpec};
 
@@ -151,6 +152,7 @@ channel_configs! {
     Email(EmailConfig),
     Log(LogConfig),
     Feishu(FeishuConfig),
+    Webhook(WebhookConfig),
 }
 
 impl ChannelConfig {

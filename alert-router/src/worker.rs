@@ -167,6 +167,7 @@ async fn deliver(
         match ch.render(&events) {
             Ok(mut m) => {
                 m.mentions = mentions.clone();
+                m.step = rows[..n].iter().filter_map(|r| r.step).max();
                 // Measured as the vendor counts it: the request as sent, mentions included.
                 let size = ch.measure(&m);
                 if n == 1 || max.is_none_or(|max| size <= max) {
@@ -329,6 +330,7 @@ fn split_to_fit(ch: &dyn Channel, msg: &Message, max: usize) -> Vec<Message> {
                 mentions: msg.mentions.clone(),
                 buttons: msg.buttons.clone(),
                 severity: msg.severity.clone(),
+                step: msg.step,
             })
             .collect();
         // Escaping grows some parts more than others: shrink until every part fits.

@@ -186,6 +186,7 @@ impl Channel for Email {
             mentions: Vec::new(),
             buttons: Vec::new(),
             severity: super::gravest_severity(alerts),
+            step: None,
         })
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {

@@ -11,6 +11,7 @@ pub mod feishu;
 pub mod http;
 pub mod log;
 pub mod slack;
+pub mod webhook;
 pub mod wecom;
 
 use std::sync::Arc;
@@ -37,6 +38,9 @@ pub struct Message {
     /// The gravest `severity` label among the firing alerts, `"resolved"` when none fires:
     /// channels that colour a message (Feishu card header) read it.
     pub severity: String,
+    /// The escalation step these notifications belong to (set by the worker; None for a
+    /// route's first notification).
+    pub step: Option<i64>,
 }
 
 /// The gravest severity of these alerts (see [`Message::severity`]).
@@ -211,6 +215,7 @@ impl Render {
             mentions: Vec::new(),
             buttons: Vec::new(),
             severity: gravest_severity(alerts),
+            step: None,
         })
     }
 }

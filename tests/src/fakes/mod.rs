@@ -10,6 +10,7 @@
 pub mod dingtalk;
 pub mod feishu;
 pub mod slack;
+pub mod webhook;
 pub mod wecom;
 
 use std::net::SocketAddr;
