@@ -562,6 +562,17 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         }
     }
 
+    for (i, c) in channels.iter().enumerate() {
+        for f in c.spec().fallback() {
+            let key = format!("channels[{i}] ({}).fallback", c.name());
+            if f == c.name() {
+                prob(&mut p, &key, "a channel cannot be its own fallback".into());
+            } else if !names.contains(f) {
+                prob(&mut p, &key, format!("no channel is named {f:?}"));
+            }
+        }
+    }
+
     let route = file.route.unwrap_or(FileRoute {
         matchers: vec![],
         channels: vec![channels[0].name().to_string()],

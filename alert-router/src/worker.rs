@@ -72,6 +72,9 @@ pub async fn run(
     let mut pause_until = 0i64;
     // A size the vendor refused teaches a smaller limit than the one we measure against.
     let mut size_cap: Option<usize> = None;
+    // Until when the vendor blocks this channel (a long rate-limit ban): with fallbacks, what
+    // falls due meanwhile is handed over instead of waiting for the ban to end.
+    let mut banned_until = 0i64;
     let lease_ms = i64::try_from(ctx.delivery.lease.as_millis()).unwrap_or(120_000);
     loop {
         if *stop.borrow() {
@@ -82,7 +85,8 @@ pub async fn run(
         if let Some(l) = &mut limiter {
             ready_at = ready_at.max(l.next_allowed(now));
         }
-        if ready_at > now {
+        let blocked = banned_until > now && !ch.fallback().is_empty();
+        if ready_at > now && !blocked {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis((ready_at - now) as u64)) => {}
                 _ = stop.changed() => {}
@@ -125,14 +129,35 @@ pub async fn run(
             }
             continue;
         }
+        if blocked {
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let reason = format!(
+                "channel blocked by its vendor for {} s more",
+                (banned_until - now) / 1000
+            );
+            let moved = hand_over(ch.as_ref(), &ctx, &ids, &reason).await;
+            let rest: Vec<i64> = ids.into_iter().filter(|i| !moved.contains(i)).collect();
+            if !rest.is_empty() {
+                // Copies that already failed over once wait for the ban to end.
+                reschedule(&ctx, &name, &rest, banned_until, &reason).await;
+            }
+            continue;
+        }
         // Rounds are at least `round_interval` apart: under a storm the notifications of that
         // interval go out as one digest, and the store sees a few worker commits per second
         // instead of one per webhook (each commit is an fsync the intake also waits for).
         let round_gap = now + i64::try_from(ctx.delivery.round_interval.as_millis()).unwrap_or(0);
-        pause_until = deliver(ch.as_ref(), &ctx, &mut limiter, &mut size_cap, rows)
-            .await
-            .unwrap_or(0)
-            .max(round_gap);
+        pause_until = deliver(
+            ch.as_ref(),
+            &ctx,
+            &mut limiter,
+            &mut size_cap,
+            &mut banned_until,
+            rows,
+        )
+        .await
+        .unwrap_or(0)
+        .max(round_gap);
     }
     tracing::debug!(channel = %name, "delivery worker stopped");
 }
@@ -148,6 +173,7 @@ async fn deliver(
     ctx: &WorkerCtx,
     limiter: &mut Option<RateLimiter>,
     size_cap: &mut Option<usize>,
+    banned_until: &mut i64,
     rows: Vec<OutboxRow>,
 ) -> Option<i64> {
     let name = ch.name();
@@ -284,7 +310,15 @@ async fn deliver(
                 .notifications
                 .with_label_values(&[name, "rate_limited"])
                 .inc_by(count);
-            reschedule(ctx, name, &ids, due, &reason).await;
+            let mut rest = ids.clone();
+            if wait >= FAILOVER_AFTER && !ch.fallback().is_empty() {
+                *banned_until = due;
+                let moved = hand_over(ch, ctx, &ids, &reason).await;
+                rest.retain(|i| !moved.contains(i));
+            }
+            if !rest.is_empty() {
+                reschedule(ctx, name, &rest, due, &reason).await;
+            }
             tracing::warn!(channel = %name, alerts = count, error = %reason, retry_in_ms = due - now, "vendor rate limit; will retry");
             Some(due)
         }
@@ -304,7 +338,15 @@ async fn deliver(
             None
         }
         Err(SendError::Permanent(reason) | SendError::TooLarge(reason)) => {
-            permanent(ctx, name, &ids, &reason).await;
+            let moved = if ch.fallback().is_empty() {
+                Vec::new()
+            } else {
+                hand_over(ch, ctx, &ids, &reason).await
+            };
+            let rest: Vec<i64> = ids.into_iter().filter(|i| !moved.contains(i)).collect();
+            if !rest.is_empty() {
+                permanent(ctx, name, &rest, &reason).await;
+            }
             None
         }
     }
@@ -338,6 +380,35 @@ fn split_to_fit(ch: &dyn Channel, msg: &Message, max: usize) -> Vec<Message> {
             return parts;
         }
         budget = budget * 3 / 4;
+    }
+}
+
+/// A vendor block at least this long sends a channel's notifications to its fallbacks
+/// (DingTalk's 130101 blocks a robot for 10 minutes); shorter waits are just waited out.
+pub const FAILOVER_AFTER: Duration = Duration::from_secs(120);
+
+/// Hand these rows to the channel's fallbacks (once; see `Store::fail_over`). Returns the ids
+/// handed over; the others stay with the caller.
+async fn hand_over(ch: &dyn Channel, ctx: &WorkerCtx, ids: &[i64], reason: &str) -> Vec<i64> {
+    let name = ch.name();
+    let to = ch.fallback();
+    match ctx.store.fail_over(ids, name, to, reason, now_ms()).await {
+        Ok(moved) => {
+            if !moved.is_empty() {
+                for t in to {
+                    ctx.metrics
+                        .failovers
+                        .with_label_values(&[name, t.as_str()])
+                        .inc_by(moved.len() as u64);
+                }
+                tracing::warn!(channel = %name, to = ?to, alerts = moved.len(), error = %reason, "handed notifications to the fallback channel(s)");
+            }
+            moved
+        }
+        Err(e) => {
+            tracing::warn!(channel = %name, error = %e, "cannot hand notifications to the fallback; they stay with this channel");
+            Vec::new()
+        }
     }
 }
 

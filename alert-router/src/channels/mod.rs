@@ -114,6 +114,41 @@ pub trait Channel: Send + Sync {
         msg.body.len() + mention_reserve(&msg.mentions)
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError>;
+    /// Channels that take over what this one cannot deliver (see [`ChannelSpec::fallback`]).
+    fn fallback(&self) -> &[String] {
+        &[]
+    }
+}
+
+/// A channel with its configured fallbacks; everything else is the vendor's.
+struct WithFallback {
+    inner: Arc<dyn Channel>,
+    fallback: Vec<String>,
+}
+
+#[async_trait]
+impl Channel for WithFallback {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn limits(&self) -> Limits {
+        self.inner.limits()
+    }
+    fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
+        self.inner.render(alerts)
+    }
+    fn measure(&self, msg: &Message) -> usize {
+        self.inner.measure(msg)
+    }
+    async fn send(&self, msg: &Message) -> Result<(), SendError> {
+        self.inner.send(msg).await
+    }
+    fn fallback(&self) -> &[String] {
+        &self.fallback
+    }
 }
 
 /// Shared inputs of every channel.
@@ -168,8 +203,17 @@ pub fn build_all(
     specs
         .iter()
         .map(|c| {
-            c.build(&common)
-                .map_err(|e| format!("channel {}: {e}", c.name()))
+            let ch = c
+                .build(&common)
+                .map_err(|e| format!("channel {}: {e}", c.name()))?;
+            Ok(if c.fallback().is_empty() {
+                ch
+            } else {
+                Arc::new(WithFallback {
+                    inner: ch,
+                    fallback: c.fallback().to_vec(),
+                }) as Arc<dyn Channel>
+            })
         })
         .collect()
 }
