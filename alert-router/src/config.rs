@@ -114,6 +114,7 @@ struct FileRoute {
     routes: Vec<FileRoute>,
 }
 
+pub use crate::channels::aliyun::AliyunSmsConfig;
 pub use crate::channels::dingtalk::DingtalkConfig;
 pub use crate::channels::email::{EmailConfig, SmtpTls};
 pub use crate::channels::feishu::FeishuConfig;
@@ -153,6 +154,7 @@ channel_configs! {
     Log(LogConfig),
     Feishu(FeishuConfig),
     Webhook(WebhookConfig),
+    AliyunSms(AliyunSmsConfig),
 }
 
 impl ChannelConfig {

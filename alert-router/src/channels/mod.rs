@@ -5,6 +5,7 @@
 //! `config.rs` (`channel_configs!`). This module never imports `config`: config assembles the
 //! channels, not the other way round.
 
+pub mod aliyun;
 pub mod dingtalk;
 pub mod email;
 pub mod feishu;

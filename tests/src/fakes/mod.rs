@@ -7,6 +7,7 @@
 //! Each fake runs on its own thread and tokio runtime, so sync and async tests can use it; it
 //! stops on Drop.
 
+pub mod aliyun;
 pub mod dingtalk;
 pub mod feishu;
 pub mod slack;
