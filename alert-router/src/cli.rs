@@ -99,7 +99,7 @@ pub fn test_alert() -> AlertEvent {
 }
 
 pub async fn test_send(config: &Config, channel: &str) -> Result<(), RunError> {
-    let chans = crate::channels::build_all(config).map_err(RunError::Channel)?;
+    let chans = config.build_channels().map_err(RunError::Channel)?;
     let Some(ch) = chans.iter().find(|c| c.name() == channel) else {
         let names: Vec<&str> = chans.iter().map(|c| c.name()).collect();
         return Err(RunError::Channel(format!(

@@ -3,7 +3,7 @@
 //! round trip instead of one error per restart.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -24,14 +24,7 @@ pub use quantwatch_web::Problem;
 #[error("invalid configuration ({} problem(s)):\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigErrors(pub Vec<Problem>);
 
-/// Message language of the default templates.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    #[default]
-    Zh,
-    En,
-}
+pub use crate::template::Language;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -141,119 +134,56 @@ struct FileRoute {
     routes: Vec<FileRoute>,
 }
 
-/// A channel as written in the file; `type` selects the vendor.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum ChannelConfig {
+pub use crate::channels::aliyun::AliyunSmsConfig;
+pub use crate::channels::dingtalk::DingtalkConfig;
+pub use crate::channels::email::{EmailConfig, SmtpTls};
+pub use crate::channels::feishu::FeishuConfig;
+pub use crate::channels::log::LogConfig;
+pub use crate::channels::slack::SlackConfig;
+pub use crate::channels::webhook::WebhookConfig;
+pub use crate::channels::wecom::WecomConfig;
+use crate::channels::{self, ChannelSpec};
+
+/// The channel registry: `Variant(config struct)`, one line per vendor. The variant's
+/// snake_case name is the `type` key in the file.
+macro_rules! channel_configs {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        /// A channel as written in the file; `type` selects the vendor.
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        pub enum ChannelConfig {
+            $($variant($ty)),*
+        }
+
+        impl ChannelConfig {
+            /// The vendor's own view of its config (name, checks, build).
+            pub fn spec(&self) -> &dyn ChannelSpec {
+                match self {
+                    $(ChannelConfig::$variant(c) => c),*
+                }
+            }
+        }
+    };
+}
+
+channel_configs! {
     Dingtalk(DingtalkConfig),
     Wecom(WecomConfig),
     Slack(SlackConfig),
     Email(EmailConfig),
     Log(LogConfig),
+    Feishu(FeishuConfig),
+    Webhook(WebhookConfig),
+    AliyunSms(AliyunSmsConfig),
 }
 
 impl ChannelConfig {
     pub fn name(&self) -> &str {
-        match self {
-            ChannelConfig::Dingtalk(c) => &c.name,
-            ChannelConfig::Wecom(c) => &c.name,
-            ChannelConfig::Slack(c) => &c.name,
-            ChannelConfig::Email(c) => &c.name,
-            ChannelConfig::Log(c) => &c.name,
-        }
+        self.spec().name()
     }
     pub fn kind(&self) -> &'static str {
-        match self {
-            ChannelConfig::Dingtalk(_) => "dingtalk",
-            ChannelConfig::Wecom(_) => "wecom",
-            ChannelConfig::Slack(_) => "slack",
-            ChannelConfig::Email(_) => "email",
-            ChannelConfig::Log(_) => "log",
-        }
+        self.spec().kind()
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DingtalkConfig {
-    pub name: String,
-    /// `https://oapi.dingtalk.com/robot/send?access_token=...`
-    pub webhook_url: String,
-    /// Sign secret (`SEC...`) when the robot has "加签" enabled.
-    pub secret: Option<String>,
-    #[serde(default)]
-    pub at_mobiles: Vec<String>,
-    #[serde(default)]
-    pub at_all: bool,
-    pub language: Option<Language>,
-    pub template: Option<String>,
-    pub timeout: Option<String>,
-    /// Messages per minute; DingTalk allows 20.
-    pub rate_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WecomConfig {
-    pub name: String,
-    /// `https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...`
-    pub webhook_url: String,
-    #[serde(default)]
-    pub mentioned_mobiles: Vec<String>,
-    #[serde(default)]
-    pub mentioned_userids: Vec<String>,
-    pub language: Option<Language>,
-    pub template: Option<String>,
-    pub timeout: Option<String>,
-    pub rate_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlackConfig {
-    pub name: String,
-    pub webhook_url: String,
-    pub language: Option<Language>,
-    pub template: Option<String>,
-    pub timeout: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// Plain connection upgraded with STARTTLS (required, never silently plain).
-    Starttls,
-    /// Implicit TLS from the first byte (port 465).
-    Tls,
-    /// No TLS at all: only for a local relay.
-    None,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmailConfig {
-    pub name: String,
-    pub host: String,
-    pub port: Option<u16>,
-    pub tls: SmtpTls,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// Extra CA (PEM file) to trust, for a relay with a private CA.
-    pub ca_file: Option<PathBuf>,
-    pub from: String,
-    pub to: Vec<String>,
-    pub language: Option<Language>,
-    pub template: Option<String>,
-    pub html_template: Option<String>,
-    pub timeout: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogConfig {
-    pub name: String,
-    pub language: Option<Language>,
-    pub template: Option<String>,
 }
 
 /// Delivery tuning, validated.
@@ -297,6 +227,24 @@ pub struct Config {
     pub policies: std::collections::BTreeMap<String, crate::escalation::Policy>,
     /// People, on-call rotations and time windows.
     pub directory: crate::oncall::Directory,
+}
+
+impl Config {
+    /// Build every configured channel (the channel layer never sees `Config` itself).
+    pub fn build_channels(&self) -> Result<Vec<std::sync::Arc<dyn channels::Channel>>, String> {
+        let specs: Vec<&dyn ChannelSpec> = self.channels.iter().map(ChannelConfig::spec).collect();
+        channels::build_all(
+            &specs,
+            channels::Settings {
+                language: self.language,
+                links: crate::template::LinkSettings {
+                    public_url: self.public_url.clone(),
+                    ack_secret: self.ack_secret.clone(),
+                    ack_link_ttl: self.ack_link_ttl,
+                },
+            },
+        )
+    }
 }
 
 /// Where environment values come from; a trait so tests do not mutate the process env.
@@ -610,7 +558,22 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             );
         }
         let key = format!("channels[{i}] ({})", c.name());
-        crate::channels::validate(c, &key, name, &mut p);
+        let mut found = Vec::new();
+        c.spec().validate(&mut found);
+        for (k, reason) in found {
+            prob(&mut p, &format!("{key}.{k}"), reason);
+        }
+    }
+
+    for (i, c) in channels.iter().enumerate() {
+        for f in c.spec().fallback() {
+            let key = format!("channels[{i}] ({}).fallback", c.name());
+            if f == c.name() {
+                prob(&mut p, &key, "a channel cannot be its own fallback".into());
+            } else if !names.contains(f) {
+                prob(&mut p, &key, format!("no channel is named {f:?}"));
+            }
+        }
     }
 
     let route = file.route.unwrap_or(FileRoute {

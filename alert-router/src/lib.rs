@@ -76,7 +76,7 @@ pub struct Live {
 
 impl Live {
     pub fn build(config: Config) -> Result<Live, RunError> {
-        let channels = channels::build_all(&config).map_err(RunError::Channel)?;
+        let channels = config.build_channels().map_err(RunError::Channel)?;
         let wake = channels
             .iter()
             .map(|c| (c.name().to_string(), Arc::new(Notify::new())))

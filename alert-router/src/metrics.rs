@@ -13,6 +13,8 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     pub oldest_pending: Gauge,
     pub permanent_errors: IntCounterVec,
+    /// Notifications handed from a blocked or refusing channel to its fallback.
+    pub failovers: IntCounterVec,
     pub store_up: IntGauge,
     /// Escalation step notifications delivered (one per step and channel).
     pub escalation_steps: prometheus::IntCounter,
@@ -30,7 +32,7 @@ pub const WEBHOOK_OUTCOMES: [&str; 6] = [
     "too_large",
     "store_error",
 ];
-pub const NOTIFICATION_OUTCOMES: [&str; 4] = ["sent", "retry", "failed", "rate_limited"];
+pub const NOTIFICATION_OUTCOMES: [&str; 5] = ["sent", "retry", "failed", "rate_limited", "split"];
 
 impl Metrics {
     pub fn new() -> Metrics {
@@ -80,6 +82,14 @@ impl Metrics {
             &["channel"],
         )
         .expect("valid metric");
+        let failovers = IntCounterVec::new(
+            Opts::new(
+                "quantwatch_router_failovers_total",
+                "Notifications handed from a blocked or refusing channel to a fallback channel.",
+            ),
+            &["from", "to"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "quantwatch_router_build_info",
@@ -124,6 +134,7 @@ impl Metrics {
             Box::new(queue_depth.clone()),
             Box::new(oldest_pending.clone()),
             Box::new(permanent_errors.clone()),
+            Box::new(failovers.clone()),
             Box::new(build_info),
             Box::new(store_up.clone()),
         ] {
@@ -140,6 +151,7 @@ impl Metrics {
             queue_depth,
             oldest_pending,
             permanent_errors,
+            failovers,
             store_up,
             escalation_steps,
             escalation_lateness,

@@ -13,8 +13,16 @@ use chrono::{TimeZone, Utc};
 use minijinja::Environment;
 use serde_json::{Value, json};
 
-use crate::config::Language;
 use crate::model::AlertEvent;
+
+/// Message language of the default templates (the `language` key, globally or per channel).
+#[derive(Debug, Clone, Copy, serde::Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    Zh,
+    En,
+}
 
 pub const MARKDOWN: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}### {{ a.icon }} [{{ t[a.status] }}] {{ a.alertname }}
 - **{{ t.severity }}**: {{ a.severity }}

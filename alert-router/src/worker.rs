@@ -70,6 +70,11 @@ pub async fn run(
     }
     ctx.metrics.init_channel(&name);
     let mut pause_until = 0i64;
+    // A size the vendor refused teaches a smaller limit than the one we measure against.
+    let mut size_cap: Option<usize> = None;
+    // Until when the vendor blocks this channel (a long rate-limit ban): with fallbacks, what
+    // falls due meanwhile is handed over instead of waiting for the ban to end.
+    let mut banned_until = 0i64;
     let lease_ms = i64::try_from(ctx.delivery.lease.as_millis()).unwrap_or(120_000);
     loop {
         if *stop.borrow() {
@@ -80,7 +85,8 @@ pub async fn run(
         if let Some(l) = &mut limiter {
             ready_at = ready_at.max(l.next_allowed(now));
         }
-        if ready_at > now {
+        let blocked = banned_until > now && !ch.fallback().is_empty();
+        if ready_at > now && !blocked {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis((ready_at - now) as u64)) => {}
                 _ = stop.changed() => {}
@@ -123,17 +129,42 @@ pub async fn run(
             }
             continue;
         }
+        if blocked {
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let reason = format!(
+                "channel blocked by its vendor for {} s more",
+                (banned_until - now) / 1000
+            );
+            let moved = hand_over(ch.as_ref(), &ctx, &ids, &reason).await;
+            let rest: Vec<i64> = ids.into_iter().filter(|i| !moved.contains(i)).collect();
+            if !rest.is_empty() {
+                // Copies that already failed over once wait for the ban to end.
+                reschedule(&ctx, &name, &rest, banned_until, &reason).await;
+            }
+            continue;
+        }
         // Rounds are at least `round_interval` apart: under a storm the notifications of that
         // interval go out as one digest, and the store sees a few worker commits per second
         // instead of one per webhook (each commit is an fsync the intake also waits for).
         let round_gap = now + i64::try_from(ctx.delivery.round_interval.as_millis()).unwrap_or(0);
-        pause_until = deliver(ch.as_ref(), &ctx, &mut limiter, rows)
-            .await
-            .unwrap_or(0)
-            .max(round_gap);
+        pause_until = deliver(
+            ch.as_ref(),
+            &ctx,
+            &mut limiter,
+            &mut size_cap,
+            &mut banned_until,
+            rows,
+        )
+        .await
+        .unwrap_or(0)
+        .max(round_gap);
     }
     tracing::debug!(channel = %name, "delivery worker stopped");
 }
+
+/// A message refused for its size at or under this many bytes, carrying one alert, is not
+/// split further: its refusal is permanent.
+pub const MIN_SPLIT_BYTES: usize = 1024;
 
 /// Render as many claimed rows as fit one message, give the rest back, send. Returns a
 /// channel-wide pause (ms instant) after a failure that is likely to hit the next rows too.
@@ -141,6 +172,8 @@ async fn deliver(
     ch: &dyn Channel,
     ctx: &WorkerCtx,
     limiter: &mut Option<RateLimiter>,
+    size_cap: &mut Option<usize>,
+    banned_until: &mut i64,
     rows: Vec<OutboxRow>,
 ) -> Option<i64> {
     let name = ch.name();
@@ -150,20 +183,25 @@ async fn deliver(
             mentions.push(m.clone());
         }
     }
-    // Room for the step's mentions, which the channel adds to the body when it sends.
-    let max = ch.limits().max_body_bytes.map(|m| {
-        m.saturating_sub(crate::channels::mention_reserve(&mentions))
-            .max(1)
-    });
+    let max = match (ch.limits().max_body_bytes, *size_cap) {
+        (Some(v), Some(c)) => Some(v.min(c)),
+        (v, c) => v.or(c),
+    };
     let mut n = rows.len();
     let msg = loop {
         let events: Vec<AlertEvent> = rows[..n].iter().map(|r| r.event.clone()).collect();
         match ch.render(&events) {
-            Ok(m) if n == 1 || max.is_none_or(|max| m.body.len() <= max) => break m,
-            Ok(m) => {
+            Ok(mut m) => {
+                m.mentions = mentions.clone();
+                m.step = rows[..n].iter().filter_map(|r| r.step).max();
+                // Measured as the vendor counts it: the request as sent, mentions included.
+                let size = ch.measure(&m);
+                if n == 1 || max.is_none_or(|max| size <= max) {
+                    break m;
+                }
                 // Shrink proportionally, at least by one row.
                 let max = max.unwrap_or(usize::MAX);
-                let estimate = n * max / m.body.len().max(1);
+                let estimate = n * max / size.max(1);
                 n = estimate.clamp(1, n - 1);
             }
             Err(e) => {
@@ -182,23 +220,11 @@ async fn deliver(
     }
     let ids: Vec<i64> = used.iter().map(|r| r.id).collect();
     let parts: Vec<Message> = match max {
-        Some(max) if msg.body.len() > max => {
-            let bodies = split_utf8(&msg.body, max);
-            let k = bodies.len();
-            bodies
-                .into_iter()
-                .enumerate()
-                .map(|(i, body)| Message {
-                    title: format!("{} ({}/{k})", msg.title, i + 1),
-                    body,
-                    html: None,
-                    mentions: mentions.clone(),
-                })
-                .collect()
-        }
-        _ => vec![Message { mentions, ..msg }],
+        Some(max) if ch.measure(&msg) > max => split_to_fit(ch, &msg, max),
+        _ => vec![msg],
     };
     let mut result = Ok(());
+    let mut refused_size = 0;
     for (i, part) in parts.iter().enumerate() {
         if i > 0
             && let Some(l) = limiter.as_mut()
@@ -223,6 +249,7 @@ async fn deliver(
             .with_label_values(&[name])
             .observe(t0.elapsed().as_secs_f64());
         if let Err(e) = r {
+            refused_size = ch.measure(part);
             result = Err(e);
             break;
         }
@@ -283,13 +310,104 @@ async fn deliver(
                 .notifications
                 .with_label_values(&[name, "rate_limited"])
                 .inc_by(count);
-            reschedule(ctx, name, &ids, due, &reason).await;
+            let mut rest = ids.clone();
+            if wait >= FAILOVER_AFTER && !ch.fallback().is_empty() {
+                *banned_until = due;
+                let moved = hand_over(ch, ctx, &ids, &reason).await;
+                rest.retain(|i| !moved.contains(i));
+            }
+            if !rest.is_empty() {
+                reschedule(ctx, name, &rest, due, &reason).await;
+            }
             tracing::warn!(channel = %name, alerts = count, error = %reason, retry_in_ms = due - now, "vendor rate limit; will retry");
             Some(due)
         }
-        Err(SendError::Permanent(reason)) => {
-            permanent(ctx, name, &ids, &reason).await;
+        Err(SendError::TooLarge(reason)) if used.len() > 1 || refused_size > MIN_SPLIT_BYTES => {
+            // Our measure was too generous for this vendor: learn a smaller limit and give the
+            // rows back for the next round, which renders fewer alerts per digest (or smaller
+            // parts of a single alert). A size refusal never fails a digest.
+            *size_cap = Some((refused_size / 2).max(MIN_SPLIT_BYTES / 2));
+            ctx.metrics
+                .notifications
+                .with_label_values(&[name, "split"])
+                .inc_by(count);
+            if let Err(e) = ctx.store.release(&ids).await {
+                tracing::warn!(channel = %name, error = %e, "cannot release rows; their lease will expire");
+            }
+            tracing::warn!(channel = %name, alerts = count, refused_bytes = refused_size, new_limit = ?size_cap, error = %reason, "vendor refused the message for its size; splitting");
             None
+        }
+        Err(SendError::Permanent(reason) | SendError::TooLarge(reason)) => {
+            let moved = if ch.fallback().is_empty() {
+                Vec::new()
+            } else {
+                hand_over(ch, ctx, &ids, &reason).await
+            };
+            let rest: Vec<i64> = ids.into_iter().filter(|i| !moved.contains(i)).collect();
+            if !rest.is_empty() {
+                permanent(ctx, name, &rest, &reason).await;
+            }
+            None
+        }
+    }
+}
+
+/// Split one message's body into parts that each measure at most `max`, numbered in the title.
+fn split_to_fit(ch: &dyn Channel, msg: &Message, max: usize) -> Vec<Message> {
+    let overhead = ch.measure(&Message {
+        body: String::new(),
+        ..msg.clone()
+    });
+    let mut budget = max.saturating_sub(overhead).max(64);
+    loop {
+        let bodies = split_utf8(&msg.body, budget);
+        let k = bodies.len();
+        let parts: Vec<Message> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| Message {
+                title: format!("{} ({}/{k})", msg.title, i + 1),
+                body,
+                html: None,
+                mentions: msg.mentions.clone(),
+                buttons: msg.buttons.clone(),
+                severity: msg.severity.clone(),
+                step: msg.step,
+            })
+            .collect();
+        // Escaping grows some parts more than others: shrink until every part fits.
+        if budget <= 64 || parts.iter().all(|p| ch.measure(p) <= max) {
+            return parts;
+        }
+        budget = budget * 3 / 4;
+    }
+}
+
+/// A vendor block at least this long sends a channel's notifications to its fallbacks
+/// (DingTalk's 130101 blocks a robot for 10 minutes); shorter waits are just waited out.
+pub const FAILOVER_AFTER: Duration = Duration::from_secs(120);
+
+/// Hand these rows to the channel's fallbacks (once; see `Store::fail_over`). Returns the ids
+/// handed over; the others stay with the caller.
+async fn hand_over(ch: &dyn Channel, ctx: &WorkerCtx, ids: &[i64], reason: &str) -> Vec<i64> {
+    let name = ch.name();
+    let to = ch.fallback();
+    match ctx.store.fail_over(ids, name, to, reason, now_ms()).await {
+        Ok(moved) => {
+            if !moved.is_empty() {
+                for t in to {
+                    ctx.metrics
+                        .failovers
+                        .with_label_values(&[name, t.as_str()])
+                        .inc_by(moved.len() as u64);
+                }
+                tracing::warn!(channel = %name, to = ?to, alerts = moved.len(), error = %reason, "handed notifications to the fallback channel(s)");
+            }
+            moved
+        }
+        Err(e) => {
+            tracing::warn!(channel = %name, error = %e, "cannot hand notifications to the fallback; they stay with this channel");
+            Vec::new()
         }
     }
 }

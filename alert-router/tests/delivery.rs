@@ -283,6 +283,103 @@ async fn storm_of_1000_alerts_stays_under_the_robot_limit_and_arrives_within_60s
     r.shutdown().await;
 }
 
+/// Post 1,000 firing alerts named `Storm0000`..`Storm0999` whose summaries need JSON escaping.
+async fn post_storm(r: &common::RouterUnderTest) {
+    for batch in 0..100 {
+        let alerts = (0..10)
+            .map(|i| {
+                let mut a = alert(
+                    &format!("Storm{:04}", batch * 10 + i),
+                    "firing",
+                    "2026-01-01T00:00:00Z",
+                    &[],
+                );
+                a["annotations"]["summary"] = "path C:\\data \"hot\"\ttab".into();
+                a
+            })
+            .collect();
+        let (s, _) = r.post(&payload(&format!("g{batch}"), alerts)).await;
+        assert_eq!(s, 200);
+    }
+}
+
+/// The alert names in every message the fake accepted.
+fn storm_names(fake: &DingTalkFake) -> std::collections::HashSet<String> {
+    fake.texts()
+        .iter()
+        .flat_map(|t| mentioned(t))
+        .map(|(_, n)| n)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_digests_are_measured_on_the_request_body_and_never_refused() {
+    let fake = DingTalkFake::start("tok", Some("SECs"));
+    let r = start(&dingtalk_yaml(&fake.webhook_url(), "SECs", ""), &[]).await;
+    let t0 = Instant::now();
+    post_storm(&r).await;
+    while storm_names(&fake).len() < 1000 && t0.elapsed() < Duration::from_secs(90) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(storm_names(&fake).len(), 1000, "alerts delivered");
+    assert_eq!(
+        fake.server.count_errcode(460101),
+        0,
+        "no body over 20,000 bytes"
+    );
+    let biggest = fake
+        .server
+        .accepted()
+        .iter()
+        .map(|b| serde_json::to_vec(b).unwrap().len())
+        .max()
+        .unwrap();
+    assert!(
+        biggest > 15_000 && biggest <= 20_000,
+        "digests fill the body limit: {biggest}"
+    );
+    assert_eq!(
+        r.metric("quantwatch_router_notifications_total{channel=\"ding\",outcome=\"failed\"}")
+            .await,
+        Some(0.0)
+    );
+    r.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_refused_for_size_by_a_stricter_robot_is_split_and_all_delivered() {
+    // The robot refuses bodies over 12,000 bytes; the router measures against 20,000, so its
+    // first digests are refused with 460101 and must be split, never failed.
+    let fake = DingTalkFake::start_with_limit("tok", Some("SECs"), 12_000);
+    let r = start(&dingtalk_yaml(&fake.webhook_url(), "SECs", ""), &[]).await;
+    let t0 = Instant::now();
+    post_storm(&r).await;
+    while storm_names(&fake).len() < 1000 && t0.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(storm_names(&fake).len(), 1000, "alerts delivered");
+    assert!(
+        fake.server.count_errcode(460101) >= 1,
+        "the robot refused a digest for its size"
+    );
+    assert!(
+        fake.server.accepted().len() <= 20,
+        "no 130101 ban from splitting"
+    );
+    assert_eq!(fake.server.count_errcode(130101), 0);
+    assert_eq!(
+        r.metric("quantwatch_router_notifications_total{channel=\"ding\",outcome=\"failed\"}")
+            .await,
+        Some(0.0)
+    );
+    assert!(
+        r.metric("quantwatch_router_notifications_total{channel=\"ding\",outcome=\"split\"}")
+            .await
+            .is_some_and(|v| v >= 1.0)
+    );
+    r.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wecom_splits_long_messages_under_4096_bytes_on_char_boundaries() {
     let fake = WeComFake::start("key-1");
@@ -531,4 +628,116 @@ async fn wecom_mentions_by_mobile_follow_the_markdown_as_text() {
         serde_json::json!(["13800000001"])
     );
     r.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banned_dingtalk_robot_hands_its_alerts_to_the_wecom_fallback_once() {
+    // The robot allows 20 a minute and then answers 130101 for 10 minutes.
+    let ding = DingTalkFake::start("tok", Some("SECs"));
+    let wx = WeComFake::start("key-f");
+    let yaml = format!(
+        "language: en\ndelivery:\n  retry_initial: 200ms\n  retry_max: 1s\n  poll_interval: 200ms\n  round_interval: 100ms\nchannels:\n  - type: dingtalk\n    name: ding\n    webhook_url: \"{}\"\n    secret: SECs\n    fallback: [wx]\n  - type: wecom\n    name: wx\n    webhook_url: \"{}/cgi-bin/webhook/send?key=key-f\"\nroute:\n  channels: [ding]\n",
+        ding.webhook_url(),
+        wx.server.base_url()
+    );
+    let r = start(&yaml, &[("ROUTER_API_TOKEN", API)]).await;
+    // Another sender on the same robot used up its minute: the next request gets 130101.
+    let client = reqwest::Client::new();
+    for i in 0..20 {
+        let ts = chrono::Utc::now().timestamp_millis();
+        let url = format!(
+            "{}&timestamp={ts}&sign={}",
+            ding.webhook_url(),
+            urlencoding(&testkit::fakes::dingtalk::expected_sign(
+                "SECs",
+                &ts.to_string()
+            ))
+        );
+        let body = serde_json::json!({"msgtype": "markdown", "markdown": {"title": "t", "text": format!("other {i}")}});
+        client.post(&url).json(&body).send().await.unwrap();
+    }
+    assert_eq!(ding.server.accepted().len(), 20);
+    let (s, _) = r
+        .post(&payload(
+            "g1",
+            vec![alert("BannedA", "firing", "2026-01-01T00:00:00Z", &[])],
+        ))
+        .await;
+    assert_eq!(s, 200);
+    let got = wx.server.wait_accepted(1, Duration::from_secs(10));
+    assert_eq!(got.len(), 1, "wecom received: {:?}", wx.server.received());
+    assert!(
+        got[0]["markdown"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("BannedA")
+    );
+    assert_eq!(ding.server.count_errcode(130101), 1);
+    // During the ban, new alerts go straight to the fallback: the robot sees no attempt.
+    let (s, _) = r
+        .post(&payload(
+            "g2",
+            vec![alert("BannedB", "firing", "2026-01-01T00:00:00Z", &[])],
+        ))
+        .await;
+    assert_eq!(s, 200);
+    let got = wx.server.wait_accepted(2, Duration::from_secs(10));
+    assert_eq!(got.len(), 2);
+    assert!(
+        got[1]["markdown"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("BannedB")
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        ding.server.received().len(),
+        21,
+        "one refused attempt, then nothing during the ban"
+    );
+    assert_eq!(
+        wx.server.accepted().len(),
+        2,
+        "each alert reached the fallback once"
+    );
+    assert_eq!(
+        r.metric("quantwatch_router_failovers_total{from=\"ding\",to=\"wx\"}")
+            .await,
+        Some(2.0)
+    );
+    assert_eq!(
+        r.metric("quantwatch_router_notifications_total{channel=\"wx\",outcome=\"sent\"}")
+            .await,
+        Some(2.0)
+    );
+    assert_eq!(
+        r.metric("quantwatch_router_notifications_total{channel=\"ding\",outcome=\"sent\"}")
+            .await,
+        Some(0.0),
+        "never both delivered and failed over"
+    );
+    // The alert's history records the handover.
+    let h: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/alerts/fp-BannedA/history", r.url))
+        .bearer_auth(API)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or_default();
+    let text = h.to_string();
+    assert!(text.contains("failover"), "history: {text}");
+    r.shutdown().await;
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

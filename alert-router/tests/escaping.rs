@@ -206,6 +206,7 @@ fn email_html_and_text_parts_escape_alert_text() {
             template: None,
             html_template: None,
             timeout: None,
+            fallback: vec![],
         },
         &common(),
     )

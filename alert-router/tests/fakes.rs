@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use testkit::fakes::dingtalk::{DingTalkFake, expected_sign};
+use testkit::fakes::feishu::FeishuFake;
 use testkit::fakes::slack::SlackFake;
 use testkit::fakes::wecom::WeComFake;
 
@@ -78,21 +79,30 @@ fn dingtalk_fake_checks_token_signature_window_shape_and_size() {
         )),
         40035
     );
+    // The limit counts the request body, not the markdown text.
+    let overhead = serde_json::to_vec(&md("")).unwrap().len();
+    let exact = md(&"字".repeat((20_000 - overhead) / 3));
+    let exact_len = serde_json::to_vec(&exact).unwrap().len();
+    assert!(exact_len <= 20_000 && exact_len > 19_997, "{exact_len}");
     assert_eq!(
-        code(post(
-            &signed(&fake, "SECx", now_ms()),
-            &md(&"字".repeat(6667))
-        )),
-        460101,
-        "20,001 bytes"
-    );
-    assert_eq!(
-        code(post(
-            &signed(&fake, "SECx", now_ms()),
-            &md(&"字".repeat(6666))
-        )),
+        code(post(&signed(&fake, "SECx", now_ms()), &exact)),
         0,
-        "19,998 bytes"
+        "a body of {exact_len} bytes"
+    );
+    let over = md(&"a".repeat(20_001 - overhead));
+    assert_eq!(serde_json::to_vec(&over).unwrap().len(), 20_001);
+    assert_eq!(
+        code(post(&signed(&fake, "SECx", now_ms()), &over)),
+        460101,
+        "a body of 20,001 bytes"
+    );
+    // 14,000 bytes of markdown, but every line break is two bytes once JSON-escaped.
+    let escaped = md(&"a\n".repeat(7_000));
+    assert!(serde_json::to_vec(&escaped).unwrap().len() > 21_000);
+    assert_eq!(
+        code(post(&signed(&fake, "SECx", now_ms()), &escaped)),
+        460101,
+        "JSON escaping counts"
     );
     assert_eq!(fake.server.accepted().len(), 2);
 }
@@ -169,4 +179,72 @@ fn slack_fake_checks_hook_blocks_and_rate() {
     assert_eq!(post(&fake.webhook_url(), &sec(&"é".repeat(3000))).0, 200);
     let (s, retry_after, _) = post(&fake.webhook_url(), &sec("too soon"));
     assert_eq!((s, retry_after.as_deref()), (429, Some("1")));
+}
+
+#[test]
+fn feishu_fake_checks_signature_window_keyword_shape_size_and_rate() {
+    let fake = FeishuFake::start("tok1", Some("sec"), Some("ALERT"));
+    let code = |(_, _, b): (u16, Option<String>, Value)| b["code"].as_i64().unwrap();
+    let now_s = now_ms() / 1000;
+    let msg = |ts: i64, secret: &str, text: &str| {
+        let t = ts.to_string();
+        json!({
+            "timestamp": t,
+            "sign": testkit::fakes::feishu::expected_sign(secret, &t),
+            "msg_type": "text",
+            "content": {"text": text},
+        })
+    };
+    let url = fake.webhook_url();
+    assert_eq!(code(post(&url, &msg(now_s, "sec", "ALERT ok"))), 0);
+    assert_eq!(
+        code(post(
+            &url.replace("tok1", "tok2"),
+            &msg(now_s, "sec", "ALERT")
+        )),
+        19001
+    );
+    assert_eq!(
+        code(post(&url, &msg(now_s, "other", "ALERT"))),
+        19021,
+        "wrong secret"
+    );
+    assert_eq!(
+        code(post(&url, &msg(now_s - 3700, "sec", "ALERT"))),
+        19021,
+        "stale"
+    );
+    assert_eq!(code(post(&url, &msg(now_s - 3500, "sec", "ALERT old"))), 0);
+    let mut shifted = msg(now_s, "sec", "ALERT");
+    shifted["timestamp"] = json!((now_s + 1).to_string());
+    assert_eq!(
+        code(post(&url, &shifted)),
+        19021,
+        "sign is over the exact timestamp"
+    );
+    assert_eq!(code(post(&url, &msg(now_s, "sec", "no keyword"))), 19024);
+    let mut card = msg(now_s, "sec", "ALERT");
+    card["msg_type"] = json!("interactive");
+    assert_eq!(
+        code(post(&url, &card)),
+        9499,
+        "a card needs header and elements"
+    );
+    assert_eq!(
+        code(post(
+            &url,
+            &msg(now_s, "sec", &format!("ALERT {}", "x".repeat(20_480)))
+        )),
+        9499,
+        "over 20 KB"
+    );
+    // Five accepted so far in this second at most; the burst hits the 5/s limit.
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        codes.push(code(post(
+            &url,
+            &msg(now_ms() / 1000, "sec", &format!("ALERT {i}")),
+        )));
+    }
+    assert!(codes.contains(&11232), "{codes:?}");
 }

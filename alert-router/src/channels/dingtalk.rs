@@ -2,24 +2,111 @@
 //! ("加签"), and `at.atMobiles` with each `@mobile` also written in the text, which DingTalk
 //! requires for the mention to notify.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
 
-use super::{Channel, Common, Limits, Message, SendError, WINDOW_MARGIN};
-use crate::config::{DingtalkConfig, Language};
+use super::http::{self, Class, ErrorTable};
+use super::{
+    Channel, ChannelSpec, Common, Limits, Message, Render, SendError, WINDOW_MARGIN, check,
+};
 use crate::model::AlertEvent;
-use crate::template::{self, Template, TemplateError};
+use crate::template::{self, Language, TemplateError};
 
-/// How this channel's messages are read; titles are escaped for it like template values.
-const MARKUP: template::Markup = template::Markup::Markdown;
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DingtalkConfig {
+    pub name: String,
+    /// `https://oapi.dingtalk.com/robot/send?access_token=...`
+    pub webhook_url: String,
+    /// Sign secret (`SEC...`) when the robot has "加签" enabled.
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub at_mobiles: Vec<String>,
+    #[serde(default)]
+    pub at_all: bool,
+    pub language: Option<Language>,
+    pub template: Option<String>,
+    pub timeout: Option<String>,
+    /// Messages per minute; DingTalk allows 20.
+    pub rate_per_minute: Option<u32>,
+    #[serde(default)]
+    pub fallback: Vec<String>,
+}
 
-/// DingTalk refuses markdown text over 20,000 bytes (errcode 460101).
-pub const MAX_TEXT_BYTES: usize = 20_000;
+impl ChannelSpec for DingtalkConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "dingtalk"
+    }
+    fn fallback(&self) -> &[String] {
+        &self.fallback
+    }
+    fn validate(&self, p: &mut check::Problems) {
+        if check::url(p, "webhook_url", &self.webhook_url)
+            && !self.webhook_url.contains("access_token=")
+        {
+            p.push((
+                "webhook_url".into(),
+                "has no access_token query parameter".into(),
+            ));
+        }
+        check::secret(p, "secret", &self.secret);
+        if self.at_mobiles.iter().any(|m| {
+            m.is_empty()
+                || !m
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '+' || c == '-')
+        }) {
+            p.push((
+                "at_mobiles".into(),
+                "every entry must be a phone number".into(),
+            ));
+        }
+        check::rate(
+            p,
+            "rate_per_minute",
+            self.rate_per_minute,
+            20,
+            "DingTalk bans a robot for 10 minutes above 20 per minute",
+        );
+        check::duration(p, "timeout", &self.timeout);
+        check::template(p, "template", "markdown", &self.template);
+    }
+    fn build(&self, common: &Common) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(DingTalk::new(self, common)?))
+    }
+}
+
+/// DingTalk refuses a message over 20,000 bytes (errcode 460101, "message too long, exceed
+/// 20000 bytes"). The text does not say which bytes; we count the whole request body, the
+/// stricter reading (JSON escaping makes it larger than the markdown).
+pub const MAX_BODY_BYTES: usize = 20_000;
+
+/// How long DingTalk blocks a robot after errcode 130101 ("限流 10 分钟").
+pub const BAN: Duration = Duration::from_secs(600);
+
+/// DingTalk's errcodes: 130101 "send too fast" (a 10-minute block), -1 system busy, 460101
+/// too long; everything else (310000 signature/keyword/IP, 300001 and 400101 token, ...) is
+/// permanent.
+pub const ERRORS: ErrorTable = ErrorTable {
+    code_field: "errcode",
+    msg_field: "errmsg",
+    codes: &[
+        (0, Class::Ok),
+        (130101, Class::RateLimited(BAN)),
+        (-1, Class::Retry),
+        (460101, Class::TooLarge),
+    ],
+};
 
 pub struct DingTalk {
     name: String,
@@ -29,8 +116,7 @@ pub struct DingTalk {
     at_all: bool,
     rate: u32,
     timeout: Duration,
-    language: Language,
-    template: Template,
+    render: Render,
     common: Common,
 }
 
@@ -40,6 +126,11 @@ pub fn sign(secret: &str, timestamp_ms: i64) -> String {
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(format!("{timestamp_ms}\n{secret}").as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// What DingTalk's errcode means for a notification.
+pub fn classify(errcode: i64, errmsg: &str) -> Result<(), SendError> {
+    ERRORS.classify(errcode, errmsg)
 }
 
 impl DingTalk {
@@ -52,9 +143,13 @@ impl DingTalk {
             at_all: c.at_all,
             rate: c.rate_per_minute.unwrap_or(20),
             timeout: super::timeout_of(c.timeout.as_deref()),
-            language: c.language.unwrap_or(common.language),
-            template: super::template_for("markdown", c.template.as_deref(), template::MARKDOWN)
-                .map_err(|e| e.to_string())?,
+            render: Render::new(
+                common,
+                c.language,
+                "markdown",
+                c.template.as_deref(),
+                template::MARKDOWN,
+            )?,
             common: common.clone(),
         })
     }
@@ -98,22 +193,6 @@ impl DingTalk {
     }
 }
 
-/// What DingTalk's errcode means for a notification.
-pub fn classify(errcode: i64, errmsg: &str) -> Result<(), SendError> {
-    match errcode {
-        0 => Ok(()),
-        // "send too fast": the robot is throttled (10 minutes after a burst).
-        130101 => Err(SendError::RateLimited {
-            reason: format!("errcode 130101: {errmsg}"),
-            retry_after: Some(Duration::from_secs(60)),
-        }),
-        // System busy: transient by DingTalk's own description.
-        -1 => Err(SendError::Retryable(format!("errcode -1: {errmsg}"))),
-        // 310000 bad signature / keyword / IP, 300001 and 400101 bad token, 460101 too long, ...
-        _ => Err(SendError::Permanent(format!("errcode {errcode}: {errmsg}"))),
-    }
-}
-
 #[async_trait]
 impl Channel for DingTalk {
     fn name(&self) -> &str {
@@ -125,17 +204,14 @@ impl Channel for DingTalk {
     fn limits(&self) -> Limits {
         Limits {
             rate: Some((self.rate, Duration::from_secs(60) + WINDOW_MARGIN)),
-            max_body_bytes: Some(MAX_TEXT_BYTES - self.mention_suffix().len()),
+            max_body_bytes: Some(MAX_BODY_BYTES),
         }
     }
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
-        let ctx = template::context(alerts, self.language, &self.common.links);
-        Ok(Message {
-            title: template::title(alerts, self.language, MARKUP),
-            body: self.template.render(&ctx)?,
-            html: None,
-            mentions: Vec::new(),
-        })
+        self.render.render(alerts)
+    }
+    fn measure(&self, msg: &Message) -> usize {
+        http::body_bytes(&self.payload(msg)).len()
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
         let mut url = self.url.clone();
@@ -145,36 +221,16 @@ impl Channel for DingTalk {
                 .append_pair("timestamp", &ts.to_string())
                 .append_pair("sign", &sign(secret, ts));
         }
-        let resp = self
-            .common
-            .http
-            .post(url)
-            .timeout(self.timeout)
-            .json(&self.payload(msg))
-            .send()
-            .await
-            .map_err(super::transport_error)?;
-        let status = resp.status();
-        if status.is_server_error() {
-            return Err(SendError::Retryable(format!("HTTP {status}")));
-        }
-        if status.as_u16() == 429 {
-            return Err(SendError::RateLimited {
-                reason: "HTTP 429".into(),
-                retry_after: Some(Duration::from_secs(60)),
-            });
-        }
-        if !status.is_success() {
-            return Err(SendError::Permanent(format!("HTTP {status}")));
-        }
-        let body: serde_json::Value = resp
-            .json()
-            .await
-            .map_err(|e| SendError::Retryable(format!("unreadable answer: {}", e.without_url())))?;
-        classify(
-            body["errcode"].as_i64().unwrap_or(-1),
-            body["errmsg"].as_str().unwrap_or(""),
+        let text = http::post_json(
+            &self.common.http,
+            url,
+            self.timeout,
+            &[],
+            http::body_bytes(&self.payload(msg)),
+            Duration::from_secs(60),
         )
+        .await?;
+        ERRORS.classify_answer(&text)
     }
 }
 
@@ -197,6 +253,10 @@ mod tests {
         assert!(matches!(
             classify(130101, "send too fast"),
             Err(SendError::RateLimited { .. })
+        ));
+        assert!(matches!(
+            classify(460101, "message too long, exceed 20000 bytes"),
+            Err(SendError::TooLarge(_))
         ));
         assert!(matches!(
             classify(310000, "sign not match"),
@@ -224,6 +284,7 @@ mod tests {
             ),
             timeout: None,
             rate_per_minute: None,
+            fallback: vec![],
         };
         let d = DingTalk::new(&cfg, &common).unwrap();
         let ev = crate::cli::test_alert();
@@ -234,9 +295,9 @@ mod tests {
             p["markdown"]["text"],
             "1 x QuantwatchTestNotification / FIRING\n\n@13800000000 "
         );
-        assert_eq!(
-            d.limits().max_body_bytes,
-            Some(MAX_TEXT_BYTES - "\n\n@13800000000 ".len())
-        );
+        // The limit counts the request body as sent, JSON escaping included.
+        assert_eq!(d.limits().max_body_bytes, Some(MAX_BODY_BYTES));
+        assert_eq!(d.measure(&msg), serde_json::to_vec(&p).unwrap().len());
+        assert!(d.measure(&msg) > msg.body.len() + "\n\n@13800000000 ".len());
     }
 }

@@ -3,16 +3,98 @@
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::{Channel, Common, Limits, Message, SendError};
-use crate::config::{EmailConfig, Language, SmtpTls};
+use serde::Deserialize;
+
+use super::{Channel, ChannelSpec, Common, Limits, Message, SendError, check};
 use crate::model::AlertEvent;
-use crate::template::{self, Template, TemplateError};
+use crate::template::{self, Language, Template, TemplateError};
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required, never silently plain).
+    Starttls,
+    /// Implicit TLS from the first byte (port 465).
+    Tls,
+    /// No TLS at all: only for a local relay.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub name: String,
+    pub host: String,
+    pub port: Option<u16>,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Extra CA (PEM file) to trust, for a relay with a private CA.
+    pub ca_file: Option<PathBuf>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub language: Option<Language>,
+    pub template: Option<String>,
+    pub html_template: Option<String>,
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub fallback: Vec<String>,
+}
+
+impl ChannelSpec for EmailConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "email"
+    }
+    fn fallback(&self) -> &[String] {
+        &self.fallback
+    }
+    fn validate(&self, p: &mut check::Problems) {
+        let mut prob = |k: &str, reason: String| p.push((k.into(), reason));
+        if self.host.is_empty() {
+            prob("host", "is empty".into());
+        }
+        if self.from.parse::<Mailbox>().is_err() {
+            prob("from", format!("{:?} is not an email address", self.from));
+        }
+        if self.to.is_empty() {
+            prob("to", "needs at least one recipient".into());
+        }
+        for (i, t) in self.to.iter().enumerate() {
+            if t.parse::<Mailbox>().is_err() {
+                prob(
+                    &format!("to[{i}]"),
+                    format!("{t:?} is not an email address"),
+                );
+            }
+        }
+        if self.username.is_some() != self.password.is_some() {
+            prob("password", "username and password go together".into());
+        }
+        if let Some(ca) = &self.ca_file
+            && let Err(err) = std::fs::read(ca)
+        {
+            prob("ca_file", format!("cannot read {}: {err}", ca.display()));
+        }
+        check::duration(p, "timeout", &self.timeout);
+        check::template(p, "template", "text", &self.template);
+        check::template(p, "html_template", "email.html", &self.html_template);
+    }
+    fn build(&self, common: &Common) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(Email::new(self, common)?))
+    }
+}
 
 /// How this channel's messages are read; titles are escaped for it like template values.
 const MARKUP: template::Markup = template::Markup::Text;
@@ -66,10 +148,13 @@ impl Email {
                 .map(|t| t.parse().map_err(|e| format!("to {t:?}: {e}")))
                 .collect::<Result<_, String>>()?,
             language: c.language.unwrap_or(common.language),
-            text: super::template_for("text", c.template.as_deref(), template::TEXT)
+            text: Template::new("text", c.template.as_deref().unwrap_or(template::TEXT))
                 .map_err(|e| e.to_string())?,
-            html: super::template_for("email.html", c.html_template.as_deref(), template::HTML)
-                .map_err(|e| e.to_string())?,
+            html: Template::new(
+                "email.html",
+                c.html_template.as_deref().unwrap_or(template::HTML),
+            )
+            .map_err(|e| e.to_string())?,
             timeout,
             common: common.clone(),
         })
@@ -99,6 +184,9 @@ impl Channel for Email {
             body: self.text.render(&ctx)?,
             html: Some(self.html.render(&ctx)?),
             mentions: Vec::new(),
+            buttons: Vec::new(),
+            severity: super::gravest_severity(alerts),
+            step: None,
         })
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {

@@ -1,31 +1,54 @@
 //! The `log` channel: writes each notification to the log. It is the zero-config default, so a
 //! router started with no configuration still shows that alerts arrive and are routed.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use serde::Deserialize;
 
-use super::{Channel, Common, Limits, Message, SendError};
-use crate::config::{Language, LogConfig};
+use super::{Channel, ChannelSpec, Common, Limits, Message, Render, SendError, check};
 use crate::model::AlertEvent;
-use crate::template::{self, Template, TemplateError};
+use crate::template::{self, Language, TemplateError};
 
-/// How this channel's messages are read; titles are escaped for it like template values.
-const MARKUP: template::Markup = template::Markup::Text;
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub name: String,
+    pub language: Option<Language>,
+    pub template: Option<String>,
+}
+
+impl ChannelSpec for LogConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "log"
+    }
+    fn validate(&self, p: &mut check::Problems) {
+        check::template(p, "template", "text", &self.template);
+    }
+    fn build(&self, common: &Common) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(Log::new(self, common)?))
+    }
+}
 
 pub struct Log {
     name: String,
-    language: Language,
-    template: Template,
-    common: Common,
+    render: Render,
 }
 
 impl Log {
     pub fn new(c: &LogConfig, common: &Common) -> Result<Log, String> {
         Ok(Log {
             name: c.name.clone(),
-            language: c.language.unwrap_or(common.language),
-            template: super::template_for("text", c.template.as_deref(), template::TEXT)
-                .map_err(|e| e.to_string())?,
-            common: common.clone(),
+            render: Render::new(
+                common,
+                c.language,
+                "text",
+                c.template.as_deref(),
+                template::TEXT,
+            )?,
         })
     }
 }
@@ -45,13 +68,7 @@ impl Channel for Log {
         }
     }
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
-        let ctx = template::context(alerts, self.language, &self.common.links);
-        Ok(Message {
-            title: template::title(alerts, self.language, MARKUP),
-            body: self.template.render(&ctx)?,
-            html: None,
-            mentions: Vec::new(),
-        })
+        self.render.render(alerts)
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
         tracing::info!(channel = %self.name, title = %msg.title, body = %msg.body, mentions = ?msg.mentions, "notification");

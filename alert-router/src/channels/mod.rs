@@ -1,10 +1,18 @@
-//! Delivery channels: one module per vendor behind the `Channel` trait. A new channel is one new
-//! file plus one line in `build` and one in `validate`.
+//! Delivery channels: one module per vendor behind the `Channel` trait. Each vendor file holds
+//! its own config struct (a [`ChannelSpec`]), wire format, signature and error table; what every
+//! vendor does alike lives here (rendering, checks) and in [`http`] (POST JSON, transport and
+//! status mapping, error tables). A new vendor is one file here plus one registration line in
+//! `config.rs` (`channel_configs!`). This module never imports `config`: config assembles the
+//! channels, not the other way round.
 
+pub mod aliyun;
 pub mod dingtalk;
 pub mod email;
+pub mod feishu;
+pub mod http;
 pub mod log;
 pub mod slack;
+pub mod webhook;
 pub mod wecom;
 
 use std::sync::Arc;
@@ -12,9 +20,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::{ChannelConfig, Config, Language, Problem};
 use crate::model::AlertEvent;
-use crate::template::{LinkSettings, Template, TemplateError};
+use crate::template::{self, Language, LinkSettings, Markup, Template, TemplateError};
 
 /// A rendered message, before vendor framing.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +33,31 @@ pub struct Message {
     /// People an escalation step mentions, in the channel's own form (DingTalk mobile or user
     /// id, WeCom user id or mobile, Slack user id, email address); on top of the channel's own.
     pub mentions: Vec<String>,
+    /// URL buttons (label, http(s) URL) for channels that draw them (Feishu cards): ack,
+    /// runbook, dashboard. Others carry the same links in the body.
+    pub buttons: Vec<(String, String)>,
+    /// The gravest `severity` label among the firing alerts, `"resolved"` when none fires:
+    /// channels that colour a message (Feishu card header) read it.
+    pub severity: String,
+    /// The escalation step these notifications belong to (set by the worker; None for a
+    /// route's first notification).
+    pub step: Option<i64>,
+}
+
+/// The gravest severity of these alerts (see [`Message::severity`]).
+pub fn gravest_severity(alerts: &[AlertEvent]) -> String {
+    let rank = |s: &str| match s {
+        "critical" | "page" | "error" | "high" => 3,
+        "warning" | "warn" | "medium" => 2,
+        "info" | "low" => 1,
+        _ => 0,
+    };
+    alerts
+        .iter()
+        .filter(|a| a.status == "firing")
+        .map(|a| a.labels.get("severity").cloned().unwrap_or_default())
+        .max_by_key(|s| rank(s))
+        .unwrap_or_else(|| "resolved".into())
 }
 
 /// A mention that is a phone number (DingTalk `atMobiles`, WeCom `mentioned_mobile_list`)
@@ -55,6 +87,10 @@ pub enum SendError {
     /// Cannot heal by retrying (bad signature, invalid key, refused content): recorded as failed.
     #[error("{0}")]
     Permanent(String),
+    /// The vendor refused the message for its size: the worker splits it (fewer alerts per
+    /// digest, smaller parts) and retries; only a part that cannot shrink further fails.
+    #[error("too large: {0}")]
+    TooLarge(String),
 }
 
 /// Vendor limits the delivery worker enforces before calling `send`.
@@ -62,7 +98,7 @@ pub enum SendError {
 pub struct Limits {
     /// At most `.0` messages per `.1`.
     pub rate: Option<(u32, Duration)>,
-    /// Largest `Message::body` in bytes the vendor accepts (after the channel's own additions).
+    /// Largest message the vendor accepts, in bytes as [`Channel::measure`] counts them.
     pub max_body_bytes: Option<usize>,
 }
 
@@ -73,7 +109,47 @@ pub trait Channel: Send + Sync {
     fn limits(&self) -> Limits;
     /// Render one message for one alert or a digest of several.
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError>;
+    /// The size the vendor's limit counts, for this message as it would be sent (mentions
+    /// included): the serialized request body where the vendor's wording allows that reading.
+    fn measure(&self, msg: &Message) -> usize {
+        msg.body.len() + mention_reserve(&msg.mentions)
+    }
     async fn send(&self, msg: &Message) -> Result<(), SendError>;
+    /// Channels that take over what this one cannot deliver (see [`ChannelSpec::fallback`]).
+    fn fallback(&self) -> &[String] {
+        &[]
+    }
+}
+
+/// A channel with its configured fallbacks; everything else is the vendor's.
+struct WithFallback {
+    inner: Arc<dyn Channel>,
+    fallback: Vec<String>,
+}
+
+#[async_trait]
+impl Channel for WithFallback {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn limits(&self) -> Limits {
+        self.inner.limits()
+    }
+    fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
+        self.inner.render(alerts)
+    }
+    fn measure(&self, msg: &Message) -> usize {
+        self.inner.measure(msg)
+    }
+    async fn send(&self, msg: &Message) -> Result<(), SendError> {
+        self.inner.send(msg).await
+    }
+    fn fallback(&self) -> &[String] {
+        &self.fallback
+    }
 }
 
 /// Shared inputs of every channel.
@@ -88,41 +164,35 @@ pub struct Common {
 /// instants (request sent vs. received), so 20 sends exactly 60 s apart could be 21 to them.
 pub const WINDOW_MARGIN: Duration = Duration::from_secs(1);
 
-pub(crate) fn timeout_of(s: Option<&str>) -> Duration {
-    s.and_then(|s| humantime::parse_duration(s).ok())
-        .unwrap_or(Duration::from_secs(10))
+/// A channel's config as written in the file: it names the channel, checks itself and builds
+/// the channel. Implemented by each vendor's config struct; `config.rs` lists them.
+pub trait ChannelSpec: std::fmt::Debug + Send + Sync {
+    fn name(&self) -> &str;
+    fn kind(&self) -> &'static str;
+    /// Channels that take over a notification this channel cannot deliver (blocked, refused).
+    fn fallback(&self) -> &[String] {
+        &[]
+    }
+    /// Push `(key, reason)` for every problem; keys are relative to the channel entry. Reasons
+    /// never quote a secret.
+    fn validate(&self, problems: &mut Vec<(String, String)>);
+    fn build(&self, common: &Common) -> Result<Arc<dyn Channel>, String>;
 }
 
-pub(crate) fn template_for(
-    name: &str,
-    custom: Option<&str>,
-    default: &str,
-) -> Result<Template, TemplateError> {
-    Template::new(name, custom.unwrap_or(default))
-}
-
-/// Map an HTTP transport error to a retryable failure without leaking the URL (it holds the
-/// robot's access token).
-pub(crate) fn transport_error(e: reqwest::Error) -> SendError {
-    let what = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "transport error"
-    };
-    SendError::Retryable(format!("{what}: {}", e.without_url()))
+/// Settings every channel shares, from the top level of the config.
+pub struct Settings {
+    pub language: Language,
+    pub links: LinkSettings,
 }
 
 /// Build every configured channel.
-pub fn build_all(cfg: &Config) -> Result<Vec<Arc<dyn Channel>>, String> {
+pub fn build_all(
+    specs: &[&dyn ChannelSpec],
+    settings: Settings,
+) -> Result<Vec<Arc<dyn Channel>>, String> {
     let common = Common {
-        language: cfg.language,
-        links: LinkSettings {
-            public_url: cfg.public_url.clone(),
-            ack_secret: cfg.ack_secret.clone(),
-            ack_link_ttl: cfg.ack_link_ttl,
-        },
+        language: settings.language,
+        links: settings.links,
         http: reqwest::Client::builder()
             .user_agent(concat!(
                 "quantwatch-alert-router/",
@@ -131,147 +201,121 @@ pub fn build_all(cfg: &Config) -> Result<Vec<Arc<dyn Channel>>, String> {
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?,
     };
-    cfg.channels.iter().map(|c| build(c, &common)).collect()
-}
-
-pub fn build(c: &ChannelConfig, common: &Common) -> Result<Arc<dyn Channel>, String> {
-    let named = |e: String| format!("channel {}: {e}", c.name());
-    Ok(match c {
-        ChannelConfig::Dingtalk(d) => Arc::new(dingtalk::DingTalk::new(d, common).map_err(named)?),
-        ChannelConfig::Wecom(w) => Arc::new(wecom::WeCom::new(w, common).map_err(named)?),
-        ChannelConfig::Slack(s) => Arc::new(slack::Slack::new(s, common).map_err(named)?),
-        ChannelConfig::Email(e) => Arc::new(email::Email::new(e, common).map_err(named)?),
-        ChannelConfig::Log(l) => Arc::new(log::Log::new(l, common).map_err(named)?),
-    })
-}
-
-/// Check one channel's settings (called from config validation).
-pub fn validate(c: &ChannelConfig, key: &str, file: &str, p: &mut Vec<Problem>) {
-    let mut prob = |k: &str, reason: String| {
-        p.push(Problem {
-            file: file.into(),
-            key: format!("{key}.{k}"),
-            reason,
+    specs
+        .iter()
+        .map(|c| {
+            let ch = c
+                .build(&common)
+                .map_err(|e| format!("channel {}: {e}", c.name()))?;
+            Ok(if c.fallback().is_empty() {
+                ch
+            } else {
+                Arc::new(WithFallback {
+                    inner: ch,
+                    fallback: c.fallback().to_vec(),
+                }) as Arc<dyn Channel>
+            })
         })
-    };
-    let url_ok = |u: &str| {
-        reqwest::Url::parse(u)
+        .collect()
+}
+
+/// The settings every channel renders with: its template (a per-channel override or the
+/// default of its format), language and markup. Titles are escaped for the markup like values.
+pub struct Render {
+    pub language: Language,
+    pub template: Template,
+    pub markup: Markup,
+    pub links: LinkSettings,
+}
+
+impl Render {
+    /// `format` names the template (and so its markup: `markdown`, `slack`, `text`, ...).
+    pub fn new(
+        common: &Common,
+        language: Option<Language>,
+        format: &str,
+        custom: Option<&str>,
+        default: &str,
+    ) -> Result<Render, String> {
+        let template =
+            Template::new(format, custom.unwrap_or(default)).map_err(|e| e.to_string())?;
+        Ok(Render {
+            language: language.unwrap_or(common.language),
+            markup: Markup::of_template(format),
+            template,
+            links: common.links.clone(),
+        })
+    }
+
+    pub fn context(&self, alerts: &[AlertEvent]) -> serde_json::Value {
+        template::context(alerts, self.language, &self.links)
+    }
+
+    pub fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
+        let ctx = self.context(alerts);
+        Ok(Message {
+            title: template::title(alerts, self.language, self.markup),
+            body: self.template.render(&ctx)?,
+            html: None,
+            mentions: Vec::new(),
+            buttons: Vec::new(),
+            severity: gravest_severity(alerts),
+            step: None,
+        })
+    }
+}
+
+pub(crate) fn timeout_of(s: Option<&str>) -> Duration {
+    s.and_then(|s| humantime::parse_duration(s).ok())
+        .unwrap_or(Duration::from_secs(10))
+}
+
+/// Checks shared by the vendors' `validate`.
+pub mod check {
+    use super::Template;
+
+    pub type Problems = Vec<(String, String)>;
+
+    pub fn url(p: &mut Problems, key: &str, u: &str) -> bool {
+        let ok = reqwest::Url::parse(u)
             .map(|u| matches!(u.scheme(), "http" | "https"))
-            .unwrap_or(false)
-    };
-    let dur_ok = |d: &Option<String>| {
-        d.as_deref()
+            .unwrap_or(false);
+        if !ok {
+            // The URL itself is not quoted: robot URLs carry their access token.
+            p.push((key.into(), "is not an http(s) URL".into()));
+        }
+        ok
+    }
+
+    pub fn duration(p: &mut Problems, key: &str, d: &Option<String>) {
+        if !d
+            .as_deref()
             .is_none_or(|s| humantime::parse_duration(s).is_ok_and(|d| !d.is_zero()))
-    };
-    let tpl_ok = |name: &str, t: &Option<String>| {
-        t.as_deref()
-            .map_or(Ok(()), |t| Template::new(name, t).map(|_| ()))
-    };
-    match c {
-        ChannelConfig::Dingtalk(d) => {
-            if !url_ok(&d.webhook_url) {
-                prob("webhook_url", "is not an http(s) URL".into());
-            } else if !d.webhook_url.contains("access_token=") {
-                prob("webhook_url", "has no access_token query parameter".into());
-            }
-            if d.secret.as_deref().is_some_and(str::is_empty) {
-                prob(
-                    "secret",
-                    "is empty (remove the key if the robot does not sign)".into(),
-                );
-            }
-            if d.at_mobiles.iter().any(|m| {
-                m.is_empty()
-                    || !m
-                        .chars()
-                        .all(|c| c.is_ascii_digit() || c == '+' || c == '-')
-            }) {
-                prob("at_mobiles", "every entry must be a phone number".into());
-            }
-            if d.rate_per_minute.is_some_and(|r| r == 0 || r > 20) {
-                prob(
-                    "rate_per_minute",
-                    "must be 1..=20 (DingTalk bans a robot for 10 minutes above 20 per minute)"
-                        .into(),
-                );
-            }
-            if !dur_ok(&d.timeout) {
-                prob("timeout", "is not a duration like \"10s\"".into());
-            }
-            if let Err(e) = tpl_ok("markdown", &d.template) {
-                prob("template", e.to_string());
-            }
+        {
+            p.push((key.into(), "is not a duration like \"10s\"".into()));
         }
-        ChannelConfig::Wecom(w) => {
-            if !url_ok(&w.webhook_url) {
-                prob("webhook_url", "is not an http(s) URL".into());
-            } else if !w.webhook_url.contains("key=") {
-                prob("webhook_url", "has no key query parameter".into());
-            }
-            if w.rate_per_minute.is_some_and(|r| r == 0 || r > 20) {
-                prob(
-                    "rate_per_minute",
-                    "must be 1..=20 (WeCom refuses more than 20 per minute)".into(),
-                );
-            }
-            if !dur_ok(&w.timeout) {
-                prob("timeout", "is not a duration like \"10s\"".into());
-            }
-            if let Err(e) = tpl_ok("markdown", &w.template) {
-                prob("template", e.to_string());
-            }
+    }
+
+    pub fn template(p: &mut Problems, key: &str, format: &str, t: &Option<String>) {
+        if let Some(t) = t.as_deref()
+            && let Err(e) = Template::new(format, t)
+        {
+            p.push((key.into(), e.to_string()));
         }
-        ChannelConfig::Slack(s) => {
-            if !url_ok(&s.webhook_url) {
-                prob("webhook_url", "is not an http(s) URL".into());
-            }
-            if !dur_ok(&s.timeout) {
-                prob("timeout", "is not a duration like \"10s\"".into());
-            }
-            if let Err(e) = tpl_ok("slack", &s.template) {
-                prob("template", e.to_string());
-            }
+    }
+
+    pub fn rate(p: &mut Problems, key: &str, r: Option<u32>, max: u32, why: &str) {
+        if r.is_some_and(|r| r == 0 || r > max) {
+            p.push((key.into(), format!("must be 1..={max} ({why})")));
         }
-        ChannelConfig::Email(e) => {
-            if e.host.is_empty() {
-                prob("host", "is empty".into());
-            }
-            if e.from.parse::<lettre::message::Mailbox>().is_err() {
-                prob("from", format!("{:?} is not an email address", e.from));
-            }
-            if e.to.is_empty() {
-                prob("to", "needs at least one recipient".into());
-            }
-            for (i, t) in e.to.iter().enumerate() {
-                if t.parse::<lettre::message::Mailbox>().is_err() {
-                    prob(
-                        &format!("to[{i}]"),
-                        format!("{t:?} is not an email address"),
-                    );
-                }
-            }
-            if e.username.is_some() != e.password.is_some() {
-                prob("password", "username and password go together".into());
-            }
-            if let Some(ca) = &e.ca_file
-                && let Err(err) = std::fs::read(ca)
-            {
-                prob("ca_file", format!("cannot read {}: {err}", ca.display()));
-            }
-            if !dur_ok(&e.timeout) {
-                prob("timeout", "is not a duration like \"10s\"".into());
-            }
-            if let Err(err) = tpl_ok("text", &e.template) {
-                prob("template", err.to_string());
-            }
-            if let Err(err) = tpl_ok("email.html", &e.html_template) {
-                prob("html_template", err.to_string());
-            }
-        }
-        ChannelConfig::Log(l) => {
-            if let Err(e) = tpl_ok("text", &l.template) {
-                prob("template", e.to_string());
-            }
+    }
+
+    pub fn secret(p: &mut Problems, key: &str, s: &Option<String>) {
+        if s.as_deref().is_some_and(str::is_empty) {
+            p.push((
+                key.into(),
+                "is empty (remove the key if the robot does not sign)".into(),
+            ));
         }
     }
 }

@@ -1,19 +1,50 @@
 //! Slack incoming webhook: Block Kit section blocks of at most 3,000 characters each (we count
 //! bytes, which is stricter), one message per second, `Retry-After` honoured on 429.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::json;
 
-use super::{Channel, Common, Limits, Message, SendError};
-use crate::config::{Language, SlackConfig};
+use super::http;
+use super::{Channel, ChannelSpec, Common, Limits, Message, Render, SendError, check};
 use crate::limits::split_utf8;
 use crate::model::AlertEvent;
-use crate::template::{self, Template, TemplateError};
+use crate::template::{self, Language, TemplateError};
 
-/// How this channel's messages are read; titles are escaped for it like template values.
-const MARKUP: template::Markup = template::Markup::Slack;
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    pub name: String,
+    pub webhook_url: String,
+    pub language: Option<Language>,
+    pub template: Option<String>,
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub fallback: Vec<String>,
+}
+
+impl ChannelSpec for SlackConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "slack"
+    }
+    fn fallback(&self) -> &[String] {
+        &self.fallback
+    }
+    fn validate(&self, p: &mut check::Problems) {
+        check::url(p, "webhook_url", &self.webhook_url);
+        check::duration(p, "timeout", &self.timeout);
+        check::template(p, "template", "slack", &self.template);
+    }
+    fn build(&self, common: &Common) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(Slack::new(self, common)?))
+    }
+}
 
 /// Slack refuses a section text over 3,000 characters (`invalid_blocks`).
 pub const MAX_BLOCK_BYTES: usize = 3000;
@@ -24,8 +55,7 @@ pub struct Slack {
     name: String,
     url: reqwest::Url,
     timeout: Duration,
-    language: Language,
-    template: Template,
+    render: Render,
     common: Common,
 }
 
@@ -35,9 +65,13 @@ impl Slack {
             name: c.name.clone(),
             url: reqwest::Url::parse(&c.webhook_url).map_err(|e| format!("webhook_url: {e}"))?,
             timeout: super::timeout_of(c.timeout.as_deref()),
-            language: c.language.unwrap_or(common.language),
-            template: super::template_for("slack", c.template.as_deref(), template::SLACK)
-                .map_err(|e| e.to_string())?,
+            render: Render::new(
+                common,
+                c.language,
+                "slack",
+                c.template.as_deref(),
+                template::SLACK,
+            )?,
             common: common.clone(),
         })
     }
@@ -73,48 +107,20 @@ impl Channel for Slack {
         }
     }
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
-        let ctx = template::context(alerts, self.language, &self.common.links);
-        Ok(Message {
-            title: template::title(alerts, self.language, MARKUP),
-            body: self.template.render(&ctx)?,
-            html: None,
-            mentions: Vec::new(),
-        })
+        self.render.render(alerts)
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
-        let resp = self
-            .common
-            .http
-            .post(self.url.clone())
-            .timeout(self.timeout)
-            .json(&Self::payload(msg))
-            .send()
-            .await
-            .map_err(super::transport_error)?;
-        let status = resp.status();
-        if status.as_u16() == 429 {
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            return Err(SendError::RateLimited {
-                reason: "HTTP 429 rate_limited".into(),
-                retry_after,
-            });
-        }
-        let text = resp.text().await.unwrap_or_default();
-        if status.is_server_error() {
-            return Err(SendError::Retryable(format!("HTTP {status}")));
-        }
-        if !status.is_success() {
-            // invalid_payload, invalid_blocks, invalid_token, no_service, channel_is_archived, ...
-            return Err(SendError::Permanent(format!(
-                "HTTP {status}: {}",
-                text.chars().take(200).collect::<String>()
-            )));
-        }
-        Ok(())
+        // Slack answers a plain "ok"; refusals (invalid_payload, invalid_blocks, invalid_token,
+        // no_service, channel_is_archived) come as 4xx, which `post_json` makes permanent.
+        http::post_json(
+            &self.common.http,
+            self.url.clone(),
+            self.timeout,
+            &[],
+            http::body_bytes(&Self::payload(msg)),
+            Duration::from_secs(1),
+        )
+        .await
+        .map(|_| ())
     }
 }

@@ -2,21 +2,88 @@
 //! Markdown cannot carry `mentioned_mobile_list`, so mentions by user id are written inline as
 //! `<@userid>` and mentions by mobile go in a short text message right after the markdown one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::json;
 
-use super::{Channel, Common, Limits, Message, SendError, WINDOW_MARGIN};
-use crate::config::{Language, WecomConfig};
+use super::http::{self, Class, ErrorTable};
+use super::{
+    Channel, ChannelSpec, Common, Limits, Message, Render, SendError, WINDOW_MARGIN, check,
+};
 use crate::model::AlertEvent;
-use crate::template::{self, Template, TemplateError};
+use crate::template::{self, Language, TemplateError};
 
-/// How this channel's messages are read; titles are escaped for it like template values.
-const MARKUP: template::Markup = template::Markup::Markdown;
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomConfig {
+    pub name: String,
+    /// `https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...`
+    pub webhook_url: String,
+    #[serde(default)]
+    pub mentioned_mobiles: Vec<String>,
+    #[serde(default)]
+    pub mentioned_userids: Vec<String>,
+    pub language: Option<Language>,
+    pub template: Option<String>,
+    pub timeout: Option<String>,
+    pub rate_per_minute: Option<u32>,
+    #[serde(default)]
+    pub fallback: Vec<String>,
+}
 
-/// WeCom refuses markdown content over 4,096 bytes (errcode 40058).
+impl ChannelSpec for WecomConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "wecom"
+    }
+    fn fallback(&self) -> &[String] {
+        &self.fallback
+    }
+    fn validate(&self, p: &mut check::Problems) {
+        if check::url(p, "webhook_url", &self.webhook_url) && !self.webhook_url.contains("key=") {
+            p.push(("webhook_url".into(), "has no key query parameter".into()));
+        }
+        check::rate(
+            p,
+            "rate_per_minute",
+            self.rate_per_minute,
+            20,
+            "WeCom refuses more than 20 per minute",
+        );
+        check::duration(p, "timeout", &self.timeout);
+        check::template(p, "template", "markdown", &self.template);
+    }
+    fn build(&self, common: &Common) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(WeCom::new(self, common)?))
+    }
+}
+
+/// WeCom refuses markdown content over 4,096 bytes (errcode 40058). Its wording names the
+/// `content` field, so the content is what we measure.
 pub const MAX_MARKDOWN_BYTES: usize = 4096;
+
+/// WeCom's errcodes: 45009 "api freq out of limit" (20 per minute), -1 busy, 40058 content too
+/// long; 93000 invalid key, 40008 invalid type and the rest are permanent.
+pub const ERRORS: ErrorTable = ErrorTable {
+    code_field: "errcode",
+    msg_field: "errmsg",
+    codes: &[
+        (0, Class::Ok),
+        (45009, Class::RateLimited(Duration::from_secs(60))),
+        (-1, Class::Retry),
+        (40058, Class::TooLarge),
+    ],
+};
+
+/// What WeCom's errcode means for a notification.
+pub fn classify(errcode: i64, errmsg: &str) -> Result<(), SendError> {
+    ERRORS.classify(errcode, errmsg)
+}
 
 pub struct WeCom {
     name: String,
@@ -25,8 +92,7 @@ pub struct WeCom {
     mentioned_userids: Vec<String>,
     rate: u32,
     timeout: Duration,
-    language: Language,
-    template: Template,
+    render: Render,
     common: Common,
 }
 
@@ -39,9 +105,13 @@ impl WeCom {
             mentioned_userids: c.mentioned_userids.clone(),
             rate: c.rate_per_minute.unwrap_or(20),
             timeout: super::timeout_of(c.timeout.as_deref()),
-            language: c.language.unwrap_or(common.language),
-            template: super::template_for("markdown", c.template.as_deref(), template::MARKDOWN)
-                .map_err(|e| e.to_string())?,
+            render: Render::new(
+                common,
+                c.language,
+                "markdown",
+                c.template.as_deref(),
+                template::MARKDOWN,
+            )?,
             common: common.clone(),
         })
     }
@@ -81,48 +151,6 @@ impl WeCom {
         }
         v
     }
-
-    async fn post(&self, body: &serde_json::Value) -> Result<(), SendError> {
-        let resp = self
-            .common
-            .http
-            .post(self.url.clone())
-            .timeout(self.timeout)
-            .json(body)
-            .send()
-            .await
-            .map_err(super::transport_error)?;
-        let status = resp.status();
-        if status.is_server_error() {
-            return Err(SendError::Retryable(format!("HTTP {status}")));
-        }
-        if !status.is_success() {
-            return Err(SendError::Permanent(format!("HTTP {status}")));
-        }
-        let body: serde_json::Value = resp
-            .json()
-            .await
-            .map_err(|e| SendError::Retryable(format!("unreadable answer: {}", e.without_url())))?;
-        classify(
-            body["errcode"].as_i64().unwrap_or(-1),
-            body["errmsg"].as_str().unwrap_or(""),
-        )
-    }
-}
-
-/// What WeCom's errcode means for a notification.
-pub fn classify(errcode: i64, errmsg: &str) -> Result<(), SendError> {
-    match errcode {
-        0 => Ok(()),
-        // "api freq out of limit": more than 20 per minute.
-        45009 => Err(SendError::RateLimited {
-            reason: format!("errcode 45009: {errmsg}"),
-            retry_after: Some(Duration::from_secs(60)),
-        }),
-        -1 => Err(SendError::Retryable(format!("errcode -1: {errmsg}"))),
-        // 93000 invalid webhook key, 40058 content too long, 40008 invalid message type, ...
-        _ => Err(SendError::Permanent(format!("errcode {errcode}: {errmsg}"))),
-    }
 }
 
 #[async_trait]
@@ -142,21 +170,29 @@ impl Channel for WeCom {
         };
         Limits {
             rate: Some((rate, Duration::from_secs(60) + WINDOW_MARGIN)),
-            max_body_bytes: Some(MAX_MARKDOWN_BYTES - self.mention_suffix().len()),
+            max_body_bytes: Some(MAX_MARKDOWN_BYTES),
         }
     }
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
-        let ctx = template::context(alerts, self.language, &self.common.links);
-        Ok(Message {
-            title: template::title(alerts, self.language, MARKUP),
-            body: self.template.render(&ctx)?,
-            html: None,
-            mentions: Vec::new(),
-        })
+        self.render.render(alerts)
+    }
+    fn measure(&self, msg: &Message) -> usize {
+        self.payloads(msg)[0]["markdown"]["content"]
+            .as_str()
+            .map_or(0, str::len)
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
         for p in self.payloads(msg) {
-            self.post(&p).await?;
+            let text = http::post_json(
+                &self.common.http,
+                self.url.clone(),
+                self.timeout,
+                &[],
+                http::body_bytes(&p),
+                Duration::from_secs(60),
+            )
+            .await?;
+            ERRORS.classify_answer(&text)?;
         }
         Ok(())
     }

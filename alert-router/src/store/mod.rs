@@ -398,6 +398,19 @@ pub trait Store: Send + Sync {
     async fn mark_failed(&self, ids: &[i64], error: &str, now_ms: i64) -> Result<(), StoreError>;
     /// Give rows back without counting an attempt (claimed but not sent).
     async fn release(&self, ids: &[i64]) -> Result<(), StoreError>;
+    /// Hand pending rows of channel `from` to each channel in `to`, in one transaction: a copy
+    /// per fallback (due now, no mentions: contacts are per channel), the original marked
+    /// failed with "failed over to …: reason", and a `failover` entry in the alert's audit
+    /// trail. Rows that are themselves failover copies are not handed on (failover happens
+    /// once). Returns the ids that were handed over.
+    async fn fail_over(
+        &self,
+        ids: &[i64],
+        from: &str,
+        to: &[String],
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, StoreError>;
     /// The earliest due time after `now_ms` of a channel's pending rows: a worker sleeps until
     /// then instead of a whole poll interval, so escalation steps fire on time.
     async fn next_due(&self, channel: &str, now_ms: i64) -> Result<Option<i64>, StoreError>;

@@ -315,6 +315,61 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn fail_over(
+        &self,
+        ids: &[i64],
+        from: &str,
+        to: &[String],
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let moved: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM outbox WHERE id = ANY($1) AND state = 'pending' AND failover_from IS NULL
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        if moved.is_empty() || to.is_empty() {
+            return Ok(Vec::new());
+        }
+        for ch in to {
+            sqlx::query(
+                "INSERT INTO outbox (event_id, fingerprint, channel, kind, payload, step, due_at, created_at, failover_from)
+                 SELECT event_id, fingerprint, $1, kind, payload, step, $2, created_at, channel FROM outbox
+                 WHERE id = ANY($3) ORDER BY id",
+            )
+            .bind(ch)
+            .bind(now_ms)
+            .bind(&moved)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let actor = format!("{from} -> {}", to.join(", "));
+        sqlx::query(
+            "INSERT INTO alert_audit (fingerprint, starts_at, at, action, actor, via)
+             SELECT o.fingerprint, e.starts_at, $1, 'failover', $2, 'router' FROM outbox o
+             JOIN alert_events e ON e.id = o.event_id WHERE o.id = ANY($3)",
+        )
+        .bind(now_ms)
+        .bind(&actor)
+        .bind(&moved)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE outbox SET state = 'failed', last_error = $1, attempts = attempts + 1, claimed_by = NULL, lease_until = NULL, due_at = $2
+             WHERE id = ANY($3)",
+        )
+        .bind(format!("failed over to {}: {reason}", to.join(", ")))
+        .bind(now_ms)
+        .bind(&moved)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
     async fn release(&self, ids: &[i64]) -> Result<(), StoreError> {
         sqlx::query("UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE id = ANY($1)")
             .bind(ids)

@@ -368,6 +368,62 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn fail_over(
+        &self,
+        ids: &[i64],
+        from: &str,
+        to: &[String],
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let moved: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM outbox WHERE id IN (SELECT value FROM json_each(?))
+             AND state = 'pending' AND failover_from IS NULL ORDER BY id",
+        )
+        .bind(ids_json(ids))
+        .fetch_all(&mut *tx)
+        .await?;
+        if moved.is_empty() || to.is_empty() {
+            return Ok(Vec::new());
+        }
+        let moved_json = ids_json(&moved);
+        for ch in to {
+            sqlx::query(
+                "INSERT INTO outbox (event_id, fingerprint, channel, kind, payload, step, due_at, created_at, failover_from)
+                 SELECT event_id, fingerprint, ?, kind, payload, step, ?, created_at, channel FROM outbox
+                 WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+            )
+            .bind(ch)
+            .bind(now_ms)
+            .bind(&moved_json)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let actor = format!("{from} -> {}", to.join(", "));
+        sqlx::query(
+            "INSERT INTO alert_audit (fingerprint, starts_at, at, action, actor, via)
+             SELECT o.fingerprint, e.starts_at, ?, 'failover', ?, 'router' FROM outbox o
+             JOIN alert_events e ON e.id = o.event_id WHERE o.id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(now_ms)
+        .bind(&actor)
+        .bind(&moved_json)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE outbox SET state = 'failed', last_error = ?, attempts = attempts + 1, claimed_by = NULL, lease_until = NULL, due_at = ?
+             WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(format!("failed over to {}: {reason}", to.join(", ")))
+        .bind(now_ms)
+        .bind(&moved_json)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
     async fn release(&self, ids: &[i64]) -> Result<(), StoreError> {
         sqlx::query("UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE id IN (SELECT value FROM json_each(?))")
             .bind(ids_json(ids))

@@ -2,8 +2,10 @@
 //!
 //! Checks, with DingTalk's answers: access token (300001), signature
 //! `base64(hmac_sha256(secret, "{timestamp}\n{secret}"))` and a timestamp within 1 hour of now
-//! (310000), payload shape (40035), markdown text at most 20,000 bytes (460101), and at most 20
-//! messages per minute, after which the robot answers 130101 for 10 minutes.
+//! (310000), payload shape (40035), a request body of at most 20,000 bytes (460101: "message
+//! too long, exceed 20000 bytes" counts what arrives, JSON escaping included, not the markdown
+//! text), and at most 20 messages per minute, after which the robot answers 130101 for 10
+//! minutes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,7 +21,8 @@ use sha2::Sha256;
 
 use super::{FakeServer, Shared, mode_gate, rate_allow, record};
 
-pub const MAX_TEXT_BYTES: usize = 20_000;
+/// Largest request body the robot accepts.
+pub const MAX_BODY_BYTES: usize = 20_000;
 pub const PER_MINUTE: usize = 20;
 pub const BAN: Duration = Duration::from_secs(600);
 
@@ -29,6 +32,7 @@ struct Robot {
     secret: Option<String>,
     window: Duration,
     ban: Duration,
+    max_body: usize,
     shared: Arc<Mutex<Shared>>,
 }
 
@@ -50,6 +54,22 @@ impl DingTalkFake {
         window: Duration,
         ban: Duration,
     ) -> DingTalkFake {
+        Self::start_with(token, secret, window, ban, MAX_BODY_BYTES)
+    }
+
+    /// A robot refusing bodies over `max_body` bytes: a vendor stricter than the router's
+    /// measure, to prove a size refusal splits instead of failing.
+    pub fn start_with_limit(token: &str, secret: Option<&str>, max_body: usize) -> DingTalkFake {
+        Self::start_with(token, secret, Duration::from_secs(60), BAN, max_body)
+    }
+
+    fn start_with(
+        token: &str,
+        secret: Option<&str>,
+        window: Duration,
+        ban: Duration,
+        max_body: usize,
+    ) -> DingTalkFake {
         let (t, s) = (token.to_string(), secret.map(str::to_string));
         let server = FakeServer::spawn(move |shared| {
             let robot = Robot {
@@ -57,6 +77,7 @@ impl DingTalkFake {
                 secret: s,
                 window,
                 ban,
+                max_body,
                 shared,
             };
             axum::Router::new()
@@ -118,22 +139,13 @@ fn check_payload(body: &Value) -> Result<(), (i64, String)> {
             if title.is_empty() || text.is_empty() {
                 return missing("markdown.title/markdown.text");
             }
-            if text.len() > MAX_TEXT_BYTES {
-                return Err((
-                    460101,
-                    format!("message too long, exceed {MAX_TEXT_BYTES} bytes"),
-                ));
-            }
         }
         Some("text") => {
-            let Some(content) = body["text"]["content"].as_str().filter(|c| !c.is_empty()) else {
+            if body["text"]["content"]
+                .as_str()
+                .is_none_or(|c| c.is_empty())
+            {
                 return missing("text.content");
-            };
-            if content.len() > MAX_TEXT_BYTES {
-                return Err((
-                    460101,
-                    format!("message too long, exceed {MAX_TEXT_BYTES} bytes"),
-                ));
             }
         }
         _ => return missing("msgtype"),
@@ -197,6 +209,12 @@ async fn send(
             drop(s);
             return refuse(130101, "send too fast, exceed 20 times per minute");
         }
+    }
+    if body.len() > r.max_body {
+        return refuse(
+            460101,
+            &format!("message too long, exceed {} bytes", r.max_body),
+        );
     }
     if let Err((code, msg)) = check_payload(&parsed) {
         return refuse(code, &msg);

@@ -7,8 +7,11 @@
 //! Each fake runs on its own thread and tokio runtime, so sync and async tests can use it; it
 //! stops on Drop.
 
+pub mod aliyun;
 pub mod dingtalk;
+pub mod feishu;
 pub mod slack;
+pub mod webhook;
 pub mod wecom;
 
 use std::net::SocketAddr;

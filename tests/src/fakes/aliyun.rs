@@ -1,0 +1,228 @@
+//! Aliyun Dysmsapi fake: `POST /` with a form body, RPC style.
+//!
+//! Checks, with Aliyun's answers (`{"Code": "...", "Message": "...", "RequestId": "..."}`): the
+//! common parameters (`MissingParameter`), the AccessKeyId (`InvalidAccessKeyId.NotFound`),
+//! `Timestamp` within 15 minutes (`InvalidTimeStamp.Expired`), a fresh `SignatureNonce`
+//! (`SignatureNonceUsed`), the HMAC-SHA1 signature over the sorted, percent-encoded parameters
+//! (`SignatureDoesNotMatch`), phone numbers (`isv.MOBILE_NUMBER_ILLEGAL`), template variables
+//! of at most 35 characters (`isv.PARAM_LENGTH_LIMIT`), and per-number flow control: one SMS
+//! per number per minute (`isv.BUSINESS_LIMIT_CONTROL`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Form, State};
+use axum::routing::post;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha1::Sha1;
+
+use super::{FakeServer, Shared, mode_gate};
+
+#[derive(Clone)]
+struct Account {
+    key_id: String,
+    secret: String,
+    nonces: Arc<Mutex<HashSet<String>>>,
+    per_number: Arc<Mutex<HashMap<String, Instant>>>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+pub struct AliyunFake {
+    pub server: FakeServer,
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The signature Aliyun computes for a POST with these parameters.
+pub fn expected_signature(secret: &str, params: &[(String, String)]) -> String {
+    let mut p: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != "Signature").collect();
+    p.sort_by(|a, b| a.0.cmp(&b.0));
+    let canonical: Vec<String> = p
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent(k), percent(v)))
+        .collect();
+    let to_sign = format!("POST&%2F&{}", percent(&canonical.join("&")));
+    let mut mac = Hmac::<Sha1>::new_from_slice(format!("{secret}&").as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(to_sign.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+impl AliyunFake {
+    pub fn start(key_id: &str, secret: &str) -> AliyunFake {
+        let (k, s) = (key_id.to_string(), secret.to_string());
+        let server = FakeServer::spawn(move |shared| {
+            let acct = Account {
+                key_id: k,
+                secret: s,
+                nonces: Arc::default(),
+                per_number: Arc::default(),
+                shared,
+            };
+            axum::Router::new().route("/", post(send)).with_state(acct)
+        });
+        AliyunFake { server }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("{}/", self.server.base_url())
+    }
+
+    /// Accepted requests' `TemplateParam`, parsed.
+    pub fn template_params(&self) -> Vec<Value> {
+        self.server
+            .accepted()
+            .iter()
+            .map(|b| {
+                serde_json::from_str(b["TemplateParam"].as_str().unwrap_or("{}"))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+}
+
+/// Aliyun's codes as recorded `errcode`s in `Received` (0 accepted).
+pub fn code_number(code: &str) -> i64 {
+    match code {
+        "OK" => 0,
+        "MissingParameter" => 1,
+        "InvalidAccessKeyId.NotFound" => 2,
+        "InvalidTimeStamp.Expired" => 3,
+        "SignatureNonceUsed" => 4,
+        "SignatureDoesNotMatch" => 5,
+        "isv.MOBILE_NUMBER_ILLEGAL" => 6,
+        "isv.PARAM_LENGTH_LIMIT" => 7,
+        "isv.BUSINESS_LIMIT_CONTROL" => 8,
+        _ => 99,
+    }
+}
+
+async fn send(
+    State(a): State<Account>,
+    Form(params): Form<Vec<(String, String)>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(r) = mode_gate(&a.shared).await {
+        return r;
+    }
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let body: Value = params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let answer = |code: &str, msg: &str| {
+        super::record(&a.shared, body.clone(), code_number(code));
+        let status = if code == "OK" || code.starts_with("isv.") {
+            axum::http::StatusCode::OK
+        } else {
+            axum::http::StatusCode::BAD_REQUEST
+        };
+        (
+            status,
+            Json(json!({"Code": code, "Message": msg, "RequestId": "fake-request"})),
+        )
+            .into_response()
+    };
+    for k in [
+        "AccessKeyId",
+        "Action",
+        "Format",
+        "SignatureMethod",
+        "SignatureNonce",
+        "SignatureVersion",
+        "Timestamp",
+        "Version",
+        "Signature",
+        "PhoneNumbers",
+        "SignName",
+        "TemplateCode",
+    ] {
+        if get(k).is_none_or(|v| v.is_empty()) {
+            return answer(
+                "MissingParameter",
+                &format!("{k} is mandatory for this action."),
+            );
+        }
+    }
+    if get("AccessKeyId").as_deref() != Some(a.key_id.as_str()) {
+        return answer(
+            "InvalidAccessKeyId.NotFound",
+            "Specified access key is not found.",
+        );
+    }
+    let fresh = get("Timestamp")
+        .and_then(|t| chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%SZ").ok())
+        .is_some_and(|t| (chrono::Utc::now().naive_utc() - t).num_seconds().abs() <= 900);
+    if !fresh {
+        return answer(
+            "InvalidTimeStamp.Expired",
+            "Specified time stamp or date value is expired.",
+        );
+    }
+    let nonce = get("SignatureNonce").unwrap_or_default();
+    if !a
+        .nonces
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(nonce)
+    {
+        return answer(
+            "SignatureNonceUsed",
+            "Specified signature nonce was used already.",
+        );
+    }
+    if get("Signature") != Some(expected_signature(&a.secret, &params)) {
+        return answer(
+            "SignatureDoesNotMatch",
+            "Specified signature is not matched with our calculation.",
+        );
+    }
+    let numbers: Vec<String> = get("PhoneNumbers")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    if numbers
+        .iter()
+        .any(|n| n.len() != 11 || !n.starts_with('1') || !n.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return answer("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号");
+    }
+    let tp: Value =
+        serde_json::from_str(&get("TemplateParam").unwrap_or_default()).unwrap_or_default();
+    let too_long = tp.as_object().is_some_and(|o| {
+        o.iter()
+            .any(|(k, v)| k != "link" && v.as_str().is_some_and(|s| s.chars().count() > 35))
+    });
+    if too_long {
+        return answer("isv.PARAM_LENGTH_LIMIT", "参数超出长度限制");
+    }
+    {
+        let now = Instant::now();
+        let mut per = a.per_number.lock().unwrap_or_else(|p| p.into_inner());
+        if numbers.iter().any(|n| {
+            per.get(n)
+                .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
+        }) {
+            return answer("isv.BUSINESS_LIMIT_CONTROL", "触发分钟级流控Permits:1");
+        }
+        for n in numbers {
+            per.insert(n, now);
+        }
+    }
+    answer("OK", "OK")
+}
