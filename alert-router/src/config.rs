@@ -3,7 +3,7 @@
 //! round trip instead of one error per restart.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;

@@ -364,8 +364,12 @@ async fn chart_urls_on_the_router_refuse_altered_and_expired_tokens() {
     let (s, b) = get(format!("/charts/{expired}.png")).await;
     assert_eq!((s, b["error"].as_str()), (410, Some("expired")), "{b}");
     assert_eq!(b["reason"], "the chart link expired");
-    let ack =
-        quantwatch_alert_router::ack::token(SECRET, "00112233445566778899aabbccddeeff", now + 3600);
+    let ack = quantwatch_alert_router::ack::token(
+        SECRET,
+        "00112233445566778899aabbccddeeff",
+        0,
+        now + 3600,
+    );
     let (s, _) = get(format!("/charts/{ack}.png")).await;
     assert_eq!(s, 403, "an ack token is not a chart token");
     let (s, _) = get(format!("/charts/{valid}")).await;
