@@ -15,7 +15,7 @@ use quantwatch_alert_router::model::AlertEvent;
 use testkit::servers::Prometheus;
 use tokio::time::Instant;
 
-const SECRET: &str = "chart-secret";
+const SECRET: &str = "chart-secret-of-at-least-32-bytes!";
 const PROM_YML: &str = "global:\n  scrape_interval: 15s\n";
 
 /// Two series, s="a" at 2 and s="b" at 8, for the whole window; the rule fires above 5.
