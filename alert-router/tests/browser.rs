@@ -122,29 +122,7 @@ impl Driver {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_link_works_in_a_fresh_headless_chromium_without_login() {
     let fake = SlackFake::start("T000/B000/XXXX");
-    let r = start(
-        &SLACK_ESCALATION.replace("WEBHOOK", &fake.webhook_url()),
-        &[
-            ("ROUTER_API_TOKEN", "api"),
-            ("ROUTER_PUBLIC_URL", "https://router.example"),
-            ("ROUTER_ACK_SECRET", "browser-test-ack-secret-32-bytes!"),
-        ],
-    )
-    .await;
-    r.post(&payload(
-        "g",
-        vec![alert("BrowserAck", "firing", "2026-01-01T00:00:00Z", &[])],
-    ))
-    .await;
-    let got = fake.server.wait_accepted(1, Duration::from_secs(10));
-    assert_eq!(got.len(), 1);
-    // The link as the phone would open it, pointed at the router under test.
-    let text = got[0].to_string();
-    let token = regex::Regex::new(r"https://router\.example/ack/([A-Za-z0-9._-]+)\|")
-        .unwrap()
-        .captures(&text)
-        .unwrap_or_else(|| panic!("no ack link in {text}"))[1]
-        .to_string();
+    let (r, token) = router_with_a_paged_alert(&fake, "BrowserAck", &[]).await;
 
     let d = Driver::start().await;
     d.session(
@@ -198,6 +176,41 @@ async fn assert_acked_by_alice(d: &Driver, router: &str, fake: &SlackFake) {
     );
 }
 
+/// A router escalating to the Slack fake with one alert posted and its first message
+/// received; returns the router and the ack token of that message's link, the link as a phone
+/// would open it.
+async fn router_with_a_paged_alert(
+    fake: &SlackFake,
+    alertname: &str,
+    extra_env: &[(&str, &str)],
+) -> (common::RouterUnderTest, String) {
+    let mut env = vec![
+        ("ROUTER_API_TOKEN", "api"),
+        ("ROUTER_PUBLIC_URL", "https://router.example"),
+        ("ROUTER_ACK_SECRET", "browser-test-ack-secret-32-bytes!"),
+    ];
+    env.extend_from_slice(extra_env);
+    let r = start(
+        &SLACK_ESCALATION.replace("WEBHOOK", &fake.webhook_url()),
+        &env,
+    )
+    .await;
+    r.post(&payload(
+        "g",
+        vec![alert(alertname, "firing", "2026-01-01T00:00:00Z", &[])],
+    ))
+    .await;
+    let got = fake.server.wait_accepted(1, Duration::from_secs(10));
+    assert_eq!(got.len(), 1);
+    let text = got[0].to_string();
+    let token = regex::Regex::new(r"https://router\.example/ack/([A-Za-z0-9._-]+)\|")
+        .unwrap()
+        .captures(&text)
+        .unwrap_or_else(|| panic!("no ack link in {text}"))[1]
+        .to_string();
+    (r, token)
+}
+
 const SLACK_ESCALATION: &str = r#"language: en
 delivery:
   poll_interval: 100ms
@@ -222,25 +235,12 @@ async fn status_page_ack_by_a_logged_in_user_in_headless_chromium() {
     let fake = SlackFake::start("T000/B000/XXXX");
     let dir = tempfile::tempdir().unwrap();
     let web = testkit::tls::web_config(dir.path(), false, &[("alice", "wonderland")]);
-    let r = start(
-        &SLACK_ESCALATION.replace("WEBHOOK", &fake.webhook_url()),
-        &[
-            ("ROUTER_API_TOKEN", "api"),
-            ("ROUTER_PUBLIC_URL", "https://router.example"),
-            ("ROUTER_ACK_SECRET", "browser-test-ack-secret-32-bytes!"),
-            ("ROUTER_WEB_CONFIG_FILE", web.path.to_str().unwrap()),
-        ],
+    let (r, _) = router_with_a_paged_alert(
+        &fake,
+        "BrowserAck",
+        &[("ROUTER_WEB_CONFIG_FILE", web.path.to_str().unwrap())],
     )
     .await;
-    r.post(&payload(
-        "g",
-        vec![alert("BrowserAck", "firing", "2026-01-01T00:00:00Z", &[])],
-    ))
-    .await;
-    assert_eq!(
-        fake.server.wait_accepted(1, Duration::from_secs(10)).len(),
-        1
-    );
 
     let d = Driver::start().await;
     let logged_in = r.url.replacen("http://", "http://alice:wonderland@", 1);
@@ -296,27 +296,7 @@ fn serve_framing_site(framed: String) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_of_another_origin_cannot_frame_the_router() {
     let fake = SlackFake::start("T000/B000/XXXX");
-    let r = start(
-        &SLACK_ESCALATION.replace("WEBHOOK", &fake.webhook_url()),
-        &[
-            ("ROUTER_API_TOKEN", "api"),
-            ("ROUTER_PUBLIC_URL", "https://router.example"),
-            ("ROUTER_ACK_SECRET", "browser-test-ack-secret-32-bytes!"),
-        ],
-    )
-    .await;
-    r.post(&payload(
-        "g",
-        vec![alert("FramedAck", "firing", "2026-01-01T00:00:00Z", &[])],
-    ))
-    .await;
-    let got = fake.server.wait_accepted(1, Duration::from_secs(10));
-    let text = got[0].to_string();
-    let token = regex::Regex::new(r"https://router\.example/ack/([A-Za-z0-9._-]+)\|")
-        .unwrap()
-        .captures(&text)
-        .unwrap_or_else(|| panic!("no ack link in {text}"))[1]
-        .to_string();
+    let (r, token) = router_with_a_paged_alert(&fake, "FramedAck", &[]).await;
     // The ack page is anonymous, so only the frame policy can keep it out of the frame.
     let site = serve_framing_site(format!("{}/ack/{token}", r.url));
 
