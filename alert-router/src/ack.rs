@@ -27,18 +27,23 @@ pub enum TokenError {
 pub enum Purpose {
     /// Acknowledge one firing (`/ack/{token}`).
     Ack,
+    /// Fetch one chart image (`/charts/{token}.png`); the "fingerprint" field holds the
+    /// chart's id and `starts_at` is 0.
+    Chart,
 }
 
 impl Purpose {
     pub fn as_str(self) -> &'static str {
         match self {
             Purpose::Ack => "ack",
+            Purpose::Chart => "chart",
         }
     }
 
     fn parse(s: &str) -> Option<Purpose> {
         match s {
             "ack" => Some(Purpose::Ack),
+            "chart" => Some(Purpose::Chart),
             _ => None,
         }
     }

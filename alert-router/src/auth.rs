@@ -46,13 +46,15 @@ pub const REALM: &str = "quantwatch-alert-router";
 ///   credential, so a phone opening a link from a chat message needs no login.
 /// - `/static/`: the stylesheet those anonymous pages load (the CSP forbids inline style);
 ///   fixed files, no alert content.
+/// - `/runbooks/`: sections of the runbook document built into the binary; no alert data, and
+///   a runbook link from a message must open on a phone without a login.
 pub fn is_anonymous(path: &str) -> bool {
     // No dot segments: what the gate sees is what the route table matches, and neither
     // normalises `..`, but a proxy in front might.
     let listed = matches!(
         path,
         "/healthz" | "/readyz" | "/metrics" | "/webhook/alertmanager"
-    ) || ["/ack/", "/silence/", "/charts/", "/static/"]
+    ) || ["/ack/", "/silence/", "/charts/", "/static/", "/runbooks/"]
         .iter()
         .any(|p| path.starts_with(p));
     listed && !path.contains("/.")

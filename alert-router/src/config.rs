@@ -39,6 +39,10 @@ struct FileConfig {
     /// IANA zone for times in messages, pages and charts (default UTC).
     timezone: Option<String>,
     prometheus_url: Option<String>,
+    /// Base of relative `runbook_url` annotations (default `public_url`).
+    runbook_base_url: Option<String>,
+    /// Grafana's address, for `dashboard_uid` annotations.
+    grafana_url: Option<String>,
     #[serde(default)]
     prometheus_auth: crate::chart::settings::FilePromAuth,
     #[serde(default)]
@@ -216,6 +220,10 @@ pub struct Config {
     pub timezone: chrono_tz::Tz,
     /// `prometheus_url`, `prometheus_auth` and `chart:` (see `chart::settings`).
     pub chart: crate::chart::ChartSettings,
+    /// `runbook_base_url` (env `ROUTER_RUNBOOK_BASE_URL`), else `public_url`.
+    pub runbook_base_url: Option<String>,
+    /// `grafana_url` (env `ROUTER_GRAFANA_URL`).
+    pub grafana_url: Option<String>,
     pub webhook_token: Option<String>,
     pub max_body_bytes: usize,
     pub api_token: Option<String>,
@@ -241,6 +249,14 @@ impl Config {
                     public_url: self.public_url.clone(),
                     ack_secret: self.ack_secret.clone(),
                     ack_link_ttl: self.ack_link_ttl,
+                },
+                message: crate::template::MessageSettings {
+                    tz: self.timezone,
+                    runbook_base_url: self
+                        .runbook_base_url
+                        .clone()
+                        .or_else(|| self.public_url.clone()),
+                    grafana_url: self.grafana_url.clone(),
                 },
             },
         )
@@ -473,6 +489,25 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             chrono_tz::Tz::UTC
         }),
     };
+    let mut base_url = |key: &str, var: &str, v: Option<String>| {
+        let v = env.get(var).or(v).filter(|u| !u.is_empty())?;
+        if crate::template::safe_url(&v).is_none() {
+            prob(
+                &mut p,
+                key,
+                "is not an absolute http(s) URL without credentials (the value is not shown)"
+                    .into(),
+            );
+            return None;
+        }
+        Some(v)
+    };
+    let runbook_base_url = base_url(
+        "runbook_base_url",
+        "ROUTER_RUNBOOK_BASE_URL",
+        file.runbook_base_url,
+    );
+    let grafana_url = base_url("grafana_url", "ROUTER_GRAFANA_URL", file.grafana_url);
     let chart = crate::chart::settings::validate(
         file.prometheus_url,
         file.prometheus_auth,
@@ -530,6 +565,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             name: "log".into(),
             language: None,
             template: None,
+            timezone: None,
         }));
     }
     let mut names = BTreeSet::new();
@@ -559,6 +595,11 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         }
         let key = format!("channels[{i}] ({})", c.name());
         let mut found = Vec::new();
+        if let Some(z) = c.spec().timezone()
+            && let Err(reason) = crate::timefmt::parse_zone(z)
+        {
+            found.push(("timezone".to_string(), reason));
+        }
         c.spec().validate(&mut found);
         for (k, reason) in found {
             prob(&mut p, &format!("{key}.{k}"), reason);
@@ -662,6 +703,8 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             language,
             timezone,
             chart,
+            runbook_base_url,
+            grafana_url,
             webhook_token,
             max_body_bytes,
             api_token,
@@ -957,6 +1000,42 @@ route:
                 .contains("\"Mars/Olympus\" is not an IANA time zone")
         );
         assert_eq!(errs[1].key, "chart.deadline");
+    }
+
+    #[test]
+    fn channel_timezones_and_link_bases() {
+        let c = load_text(
+            "timezone: Asia/Shanghai\npublic_url: https://router.example\ngrafana_url: https://grafana.example\nchannels:\n  - type: log\n    name: ny\n    timezone: America/New_York\n  - type: log\n    name: sh\n",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.grafana_url.as_deref(), Some("https://grafana.example"));
+        assert_eq!(c.runbook_base_url, None);
+        assert_eq!(c.channels[0].spec().timezone(), Some("America/New_York"));
+        assert_eq!(c.channels[1].spec().timezone(), None);
+        assert_eq!(c.build_channels().unwrap().len(), 2);
+        let errs = load_text(
+            "runbook_base_url: /relative\ngrafana_url: \"https://u:pw@g.example\"\nchannels:\n  - type: log\n    name: a\n    timezone: Mars/Olympus\n",
+            &env(&[]),
+        )
+        .unwrap_err()
+        .0;
+        let keys: Vec<&str> = errs.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "runbook_base_url",
+                "grafana_url",
+                "channels[0] (a).timezone"
+            ],
+            "{errs:?}"
+        );
+        assert!(errs.iter().all(|p| !p.reason.contains("pw")), "{errs:?}");
+        assert!(
+            errs[2]
+                .reason
+                .contains("\"Mars/Olympus\" is not an IANA time zone")
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod model;
 pub mod oncall;
 pub mod pages;
 pub mod routing;
+pub mod runbooks;
 pub mod server;
 pub mod store;
 pub mod template;
@@ -123,6 +124,7 @@ impl App {
             metrics: self.metrics.clone(),
             delivery: live.config.delivery.clone(),
             owner: self.owner.clone(),
+            charts: Some(live.charts.clone()),
         };
         let handles = live
             .channels
@@ -157,6 +159,7 @@ impl App {
         let mut live = Live::build(cfg)?;
         live.charts.keep_images_of(&self.live().charts);
         self.stop_workers(Duration::from_secs(30)).await;
+        timefmt::set_router_zone(live.config.timezone);
         if let Ok(mut l) = self.live.write() {
             *l = Arc::new(live);
         }
@@ -183,6 +186,7 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     metrics.store_up.set(1);
     let live = Arc::new(Live::build(config)?);
+    timefmt::set_router_zone(live.config.timezone);
     let app_slot: Arc<RwLock<Option<std::sync::Weak<App>>>> = Arc::new(RwLock::new(None));
     let slot = app_slot.clone();
     let ingest = intake::Ingestor::start(store.clone(), move || {

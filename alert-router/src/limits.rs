@@ -61,6 +61,21 @@ impl RateLimiter {
         }
     }
 
+    /// Earliest instant (ms) at which `n` requests fit the window at once: the first obeys
+    /// the spacing, the others go right after it as parts of one message (a WeCom chart
+    /// image after its markdown).
+    pub fn next_allowed_n(&mut self, now_ms: i64, n: usize) -> i64 {
+        let at = self.next_allowed(now_ms);
+        let n = n.clamp(1, self.max);
+        if self.sends.len() + n > self.max {
+            // These oldest sends must leave the window first.
+            let idx = self.sends.len() + n - 1 - self.max;
+            at.max(self.sends[idx] + self.window_ms)
+        } else {
+            at
+        }
+    }
+
     /// Earliest instant (ms) a send is allowed, given the sends recorded so far.
     pub fn next_allowed(&mut self, now_ms: i64) -> i64 {
         while self
@@ -94,6 +109,23 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_of_two_requests_waits_for_two_free_slots() {
+        // 3 per 60 s, spaced 20 s: after two sends at 0 and 20 s, one slot is left.
+        let mut l = RateLimiter::new(3, Duration::from_secs(60));
+        l.record(0);
+        l.record(20_000);
+        assert_eq!(l.next_allowed_n(40_000, 1), 40_000);
+        // Two requests (markdown + chart image) need the send at 0 to leave the window.
+        assert_eq!(l.next_allowed_n(40_000, 2), 60_000);
+        l.record(60_000);
+        l.record(60_000);
+        // Now 20 s, 60 s, 60 s are in the window: the next single request waits for 20 s to
+        // leave, and never more than 3 in any window.
+        assert_eq!(l.next_allowed(60_001), 80_000);
+        assert_eq!(l.next_allowed_n(80_000, 2), 120_000);
+    }
 
     #[test]
     fn split_respects_bytes_and_chars() {

@@ -49,6 +49,7 @@ fn routes() -> Router<Arc<App>> {
                 .post(pages::ack_link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
         )
         .route("/charts/{file}", get(crate::chart::serve::get_chart))
+        .route("/runbooks/{alertname}", get(crate::runbooks::get_runbook))
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {

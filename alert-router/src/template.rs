@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use minijinja::Environment;
 use serde_json::{Value, json};
 
@@ -31,10 +31,15 @@ pub const MARKDOWN: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}
 - **{{ t.starts_at }}**: {{ a.starts_at }}
 {% if a.status == "resolved" %}- **{{ t.ends_at }}**: {{ a.ends_at }}
 {% endif %}- **{{ t.labels }}**: {% for k, v in a.labels|items %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %}
-{% if a.ack_url %}
-[{{ t.ack }}]({{ a.ack_url }})
+{% for r in a.context %}- **{{ r.title }}**: {{ r.value }}
+{% endfor %}{% if a.chart_url %}
+![{{ t.chart }}]({{ a.chart_url }})
+{% endif %}{% if a.chart_note %}
+> {{ a.chart_note }}
+{% endif %}{% if a.links %}
+{% for l in a.links %}[{{ l.label }}]({{ l.url }}){% if not loop.last %} · {% endif %}{% endfor %}
 {% endif %}{% else %}### {{ t.digest }}: {{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}
-{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} [{{ t.ack }}]({{ a.ack_url }}){% endif %}
+{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% for l in a.links %} [{{ l.label }}]({{ l.url }}){% endfor %}
 {% endfor %}{% endif %}"#;
 
 pub const SLACK: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}{{ a.icon }} *[{{ t[a.status] }}] {{ a.alertname }}*
@@ -44,9 +49,12 @@ pub const SLACK: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}{{ 
 *{{ t.starts_at }}*: {{ a.starts_at }}
 {% if a.status == "resolved" %}*{{ t.ends_at }}*: {{ a.ends_at }}
 {% endif %}*{{ t.labels }}*: {% for k, v in a.labels|items %}`{{ k }}={{ v }}`{% if not loop.last %} {% endif %}{% endfor %}
-{% if a.ack_url %}<{{ a.ack_url }}|{{ t.ack }}>
+{% for r in a.context %}*{{ r.title }}*: {{ r.value }}
+{% endfor %}{% if a.chart_url %}<{{ a.chart_url }}|{{ t.chart }}>
+{% endif %}{% if a.chart_note %}_{{ a.chart_note }}_
+{% endif %}{% if a.links %}{% for l in a.links %}<{{ l.url }}|{{ l.label }}>{% if not loop.last %} · {% endif %}{% endfor %}
 {% endif %}{% else %}*{{ t.digest }}: {{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}*
-{% for a in alerts %}• {{ a.icon }} [{{ t[a.status] }}] *{{ a.alertname }}* {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} <{{ a.ack_url }}|{{ t.ack }}>{% endif %}
+{% for a in alerts %}• {{ a.icon }} [{{ t[a.status] }}] *{{ a.alertname }}* {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% for l in a.links %} <{{ l.url }}|{{ l.label }}>{% endfor %}
 {% endfor %}{% endif %}"#;
 
 pub const TEXT: &str = r#"{% for a in alerts %}[{{ t[a.status] }}] {{ a.alertname }}
@@ -56,8 +64,10 @@ pub const TEXT: &str = r#"{% for a in alerts %}[{{ t[a.status] }}] {{ a.alertnam
 {{ t.starts_at }}: {{ a.starts_at }}
 {% if a.status == "resolved" %}{{ t.ends_at }}: {{ a.ends_at }}
 {% endif %}{{ t.labels }}: {% for k, v in a.labels|items %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %}
-{% if a.ack_url %}{{ t.ack }}: {{ a.ack_url }}
-{% endif %}{% if not loop.last %}
+{% for r in a.context %}{{ r.title }}: {{ r.value }}
+{% endfor %}{% if a.chart_note %}{{ a.chart_note }}
+{% endif %}{% for l in a.links %}{{ l.label }}: {{ l.url }}
+{% endfor %}{% if not loop.last %}
 {% endif %}{% endfor %}"#;
 
 pub const HTML: &str = r#"<!DOCTYPE html><html><body>
@@ -69,8 +79,11 @@ pub const HTML: &str = r#"<!DOCTYPE html><html><body>
 <tr><th align="left">{{ t.starts_at }}</th><td>{{ a.starts_at }}</td></tr>
 {% if a.status == "resolved" %}<tr><th align="left">{{ t.ends_at }}</th><td>{{ a.ends_at }}</td></tr>
 {% endif %}<tr><th align="left">{{ t.labels }}</th><td>{% for k, v in a.labels|items %}<code>{{ k }}={{ v }}</code> {% endfor %}</td></tr>
-</table>
-{% if a.ack_url %}<p><a href="{{ a.ack_url }}">{{ t.ack }}</a></p>
+{% for r in a.context %}<tr><th align="left">{{ r.title }}</th><td>{{ r.value }}</td></tr>
+{% endfor %}</table>
+{% if a.chart_cid %}<p><img src="cid:{{ a.chart_cid }}" alt="{{ t.chart }}"></p>
+{% endif %}{% if a.chart_note %}<p><em>{{ a.chart_note }}</em></p>
+{% endif %}{% if a.links %}<p>{% for l in a.links %}<a href="{{ l.url }}">{{ l.label }}</a>{% if not loop.last %} · {% endif %}{% endfor %}</p>
 {% endif %}{% endfor %}</body></html>"#;
 
 /// What a rendered message is read as: decides how printed values are escaped.
@@ -195,11 +208,13 @@ fn words(lang: Language) -> Value {
             "firing": "告警", "resolved": "恢复", "severity": "级别", "summary": "摘要",
             "description": "详情", "starts_at": "开始时间", "ends_at": "恢复时间", "labels": "标签",
             "ack": "确认告警", "digest": "告警汇总", "alerts": "条告警",
+            "runbook": "处理手册", "dashboard": "监控面板", "source": "告警表达式", "chart": "近一小时走势",
         }),
         Language::En => json!({
             "firing": "FIRING", "resolved": "RESOLVED", "severity": "Severity", "summary": "Summary",
             "description": "Description", "starts_at": "Started", "ends_at": "Resolved", "labels": "Labels",
             "ack": "Acknowledge", "digest": "Alert digest", "alerts": "alerts",
+            "runbook": "Runbook", "dashboard": "Dashboard", "source": "Source graph", "chart": "Last hour",
         }),
     }
 }
@@ -249,19 +264,141 @@ pub fn path_segment(s: &str) -> String {
     o
 }
 
+/// A time on a page or in API text: the router-wide `timezone` (see
+/// [`crate::timefmt::router_zone`]). Messages use their channel's zone instead.
 pub fn format_time(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_default()
+    crate::timefmt::human_ms(ms, crate::timefmt::router_zone())
 }
 
-/// The template context for a list of alerts.
+/// What a channel's messages say beyond the alerts' own data: the zone its times are written
+/// in (the channel's `timezone`, else the router's) and where relative runbook links and
+/// dashboard uids point.
+#[derive(Debug, Clone)]
+pub struct MessageSettings {
+    pub tz: chrono_tz::Tz,
+    /// Base of a relative `runbook_url` annotation (`/runbooks/HostDown`): `runbook_base_url`,
+    /// else `ROUTER_PUBLIC_URL` (the router serves our runbooks itself).
+    pub runbook_base_url: Option<String>,
+    /// `grafana_url`: with a `dashboard_uid` annotation (and optionally `dashboard_panel`) it
+    /// makes the dashboard link when the rule has no absolute `dashboard_url`.
+    pub grafana_url: Option<String>,
+}
+
+impl Default for MessageSettings {
+    fn default() -> Self {
+        MessageSettings {
+            tz: chrono_tz::Tz::UTC,
+            runbook_base_url: None,
+            grafana_url: None,
+        }
+    }
+}
+
+/// The links a message carries for one alert, each an http(s) URL safe in every markup.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertLinks {
+    pub runbook: Option<String>,
+    pub dashboard: Option<String>,
+    /// The Prometheus graph of the alert's expression (`generatorURL`).
+    pub source: Option<String>,
+}
+
+/// An absolute http(s) URL written so that no markup reads any of it as syntax: characters
+/// that close a markdown link, open a tag or mention, or split a Slack link are
+/// percent-encoded after the host. URLs with credentials are refused (they would be shown).
+pub fn safe_url(u: &str) -> Option<String> {
+    let url = reqwest::Url::parse(u.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.host_str().is_none()
+    {
+        return None;
+    }
+    let s = url.as_str();
+    let origin = url.origin().ascii_serialization();
+    let tail = s.strip_prefix(origin.as_str())?;
+    let head = origin.as_str();
+    let mut out = String::with_capacity(s.len() + 8);
+    out.push_str(head);
+    for c in tail.chars() {
+        match c {
+            '(' | ')' | '[' | ']' | '<' | '>' | '|' | '@' | '"' | '\'' | '`' | '*' | '{' | '}'
+            | '\\' | '^' => out.push_str(&format!("%{:02X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// The runbook, dashboard and source links of `a` (see [`MessageSettings`]): an absolute
+/// `runbook_url`/`dashboard_url` annotation is kept as the operator wrote it.
+pub fn alert_links(a: &AlertEvent, settings: &MessageSettings) -> AlertLinks {
+    let ann = |k: &str| {
+        a.annotations
+            .get(k)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    let runbook = ann("runbook_url").and_then(|r| {
+        if r.starts_with('/') && !r.starts_with("//") {
+            let base = settings.runbook_base_url.as_deref()?;
+            safe_url(&format!("{}{r}", base.trim_end_matches('/')))
+        } else {
+            safe_url(r)
+        }
+    });
+    let dashboard = ann("dashboard_url").and_then(safe_url).or_else(|| {
+        let base = settings.grafana_url.as_deref()?;
+        let uid = ann("dashboard_uid")?;
+        let mut u = format!("{}/d/{}", base.trim_end_matches('/'), path_segment(uid));
+        if let Some(panel) =
+            ann("dashboard_panel").filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            u.push_str(&format!("?viewPanel={panel}"));
+        }
+        safe_url(&u)
+    });
+    AlertLinks {
+        runbook,
+        dashboard,
+        source: a.generator_url.as_deref().and_then(safe_url),
+    }
+}
+
+/// The template context for a list of alerts, times in UTC (see [`context_for`]).
 pub fn context(alerts: &[AlertEvent], lang: Language, links: &LinkSettings) -> Value {
+    context_for(alerts, lang, links, &MessageSettings::default())
+}
+
+/// The template context for a list of alerts as a channel with `settings` writes it.
+pub fn context_for(
+    alerts: &[AlertEvent],
+    lang: Language,
+    links: &LinkSettings,
+    settings: &MessageSettings,
+) -> Value {
+    let format_time = |ms: i64| crate::timefmt::human_ms(ms, settings.tz);
+    let w = words(lang);
     let list: Vec<Value> = alerts
         .iter()
         .map(|a| {
             let get = |m: &BTreeMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
+            let l = alert_links(a, settings);
+            let ack_url = links.ack_url(&a.fingerprint, a.starts_at);
+            // The links line of every default template, in this order. Silence links (their
+            // own helper) go between the source graph and the ack link.
+            let mut link_list = Vec::new();
+            for (key, url) in [
+                ("runbook", &l.runbook),
+                ("dashboard", &l.dashboard),
+                ("source", &l.source),
+                ("ack", &ack_url),
+            ] {
+                if let Some(url) = url {
+                    link_list.push(json!({"label": w[key], "url": url}));
+                }
+            }
             let mut summary = get(&a.annotations, "summary");
             if let Some(by) = a.annotations.get(ACKED_BY) {
                 let at = a
@@ -286,7 +423,22 @@ pub fn context(alerts: &[AlertEvent], lang: Language, links: &LinkSettings) -> V
                 "ends_at": a.ends_at.map(format_time).unwrap_or_default(),
                 "fingerprint": a.fingerprint,
                 "generator_url": a.generator_url,
-                "ack_url": links.ack_url(&a.fingerprint, a.starts_at),
+                "ack_url": ack_url,
+                "links": link_list,
+                "chart_url": a.annotations.get(crate::chart::ANN_CHART_URL),
+                "chart_cid": a.annotations.get(crate::chart::ANN_CHART_CID),
+                "chart_note": a.annotations.get(crate::chart::ANN_CHART_NOTE),
+                "context": a
+                    .annotations
+                    .get(crate::chart::ANN_CONTEXT)
+                    .and_then(|c| serde_json::from_str::<Vec<(String, String)>>(c).ok())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(title, value)| json!({"title": title, "value": value}))
+                    .collect::<Vec<_>>(),
+                "runbook_url": l.runbook,
+                "dashboard_url": l.dashboard,
+                "source_url": l.source,
             })
         })
         .collect();
@@ -295,7 +447,7 @@ pub fn context(alerts: &[AlertEvent], lang: Language, links: &LinkSettings) -> V
         "alerts": list,
         "firing": firing,
         "resolved": alerts.len() - firing,
-        "t": words(lang),
+        "t": w,
     })
 }
 
@@ -548,6 +700,290 @@ mod tests {
         );
         // A sender-chosen fingerprint stays one inert path segment.
         assert_eq!(path_segment("a/b c|<x>"), "a%2Fb%20c%7C%3Cx%3E");
+    }
+
+    fn ms(rfc3339: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    fn zone(name: &str) -> MessageSettings {
+        MessageSettings {
+            tz: crate::timefmt::parse_zone(name).unwrap(),
+            ..Default::default()
+        }
+    }
+
+    /// Every default format, one alert and a digest, in `settings`' zone.
+    fn rendered(alerts: &[AlertEvent], settings: &MessageSettings) -> Vec<(String, String)> {
+        let formats = [
+            ("markdown", MARKDOWN),
+            ("slack", SLACK),
+            ("text", TEXT),
+            ("email.html", HTML),
+            ("markdown", crate::channels::feishu::TEMPLATE),
+        ];
+        let mut out = Vec::new();
+        for lang in [Language::Zh, Language::En] {
+            let ctx = context_for(alerts, lang, &LinkSettings::default(), settings);
+            for (name, src) in formats {
+                let body = Template::new(name, src).unwrap().render(&ctx).unwrap();
+                out.push((format!("{name}/{lang:?}/{}", alerts.len()), body));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn times_follow_the_channels_zone_across_dst_in_every_format() {
+        // Fall back in New York: 01:30 happens twice, the zone tells them apart. Spring
+        // forward: 01:59:59 EST is followed by 03:00:00 EDT. Shanghai has no DST.
+        let cases = [
+            (
+                "2026-11-01T05:30:00Z",
+                "2026-11-01T06:30:00Z",
+                "America/New_York",
+                "2026-11-01 01:30:00 EDT",
+                "2026-11-01 01:30:00 EST",
+                "2026-11-01T01:30:00-04:00",
+                "2026-11-01T01:30:00-05:00",
+            ),
+            (
+                "2026-03-08T06:59:59Z",
+                "2026-03-08T07:00:00Z",
+                "America/New_York",
+                "2026-03-08 01:59:59 EST",
+                "2026-03-08 03:00:00 EDT",
+                "2026-03-08T01:59:59-05:00",
+                "2026-03-08T03:00:00-04:00",
+            ),
+            (
+                "2026-11-01T05:30:00Z",
+                "2026-11-01T06:30:00Z",
+                "Asia/Shanghai",
+                "2026-11-01 13:30:00 CST",
+                "2026-11-01 14:30:00 CST",
+                "2026-11-01T13:30:00+08:00",
+                "2026-11-01T14:30:00+08:00",
+            ),
+        ];
+        for (start, end, tz, start_h, end_h, start_j, end_j) in cases {
+            let settings = zone(tz);
+            let mut a = alert("DiskFull", "resolved");
+            a.starts_at = ms(start);
+            a.ends_at = Some(ms(end));
+            let mut b = a.clone();
+            b.fingerprint = "fp-other".into();
+            for alerts in [vec![a.clone()], vec![a.clone(), b]] {
+                for (what, body) in rendered(&alerts, &settings) {
+                    assert!(body.contains(start_h), "{tz} {what}: {body}");
+                    assert!(body.contains(end_h), "{tz} {what}: {body}");
+                    assert!(!body.contains("UTC"), "{tz} {what}: {body}");
+                }
+            }
+            // JSON (the webhook channel) keeps RFC 3339 with the zone's offset.
+            assert_eq!(
+                crate::timefmt::rfc3339_ms(a.starts_at, settings.tz).as_deref(),
+                Some(start_j)
+            );
+            assert_eq!(
+                crate::timefmt::rfc3339_ms(ms(end), settings.tz).as_deref(),
+                Some(end_j)
+            );
+            // An ack announcement says when, in the same zone.
+            let ev = crate::store::ack_event(
+                &serde_json::to_string(&alert("DiskFull", "firing")).unwrap(),
+                "alice",
+                ms(end),
+            )
+            .unwrap();
+            let zh = Template::new("markdown", MARKDOWN)
+                .unwrap()
+                .render(&context_for(
+                    std::slice::from_ref(&ev),
+                    Language::Zh,
+                    &LinkSettings::default(),
+                    &settings,
+                ))
+                .unwrap();
+            assert!(zh.contains(&format!("alice 于 {end_h} 确认")), "{zh}");
+        }
+    }
+
+    #[test]
+    fn links_resolve_against_the_configured_bases_and_stay_inert() {
+        let settings = MessageSettings {
+            runbook_base_url: Some("https://router.example/".into()),
+            grafana_url: Some("https://grafana.example".into()),
+            ..Default::default()
+        };
+        let mut a = alert("DiskFull", "firing");
+        a.annotations
+            .insert("runbook_url".into(), "/runbooks/DiskFull".into());
+        a.annotations
+            .insert("dashboard_uid".into(), "quantwatch-host".into());
+        a.annotations.insert("dashboard_panel".into(), "4".into());
+        a.generator_url = Some("http://prom:9090/graph?g0.expr=up+%3E+0&g0.tab=1".into());
+        let l = alert_links(&a, &settings);
+        assert_eq!(
+            l,
+            AlertLinks {
+                runbook: Some("https://router.example/runbooks/DiskFull".into()),
+                dashboard: Some("https://grafana.example/d/quantwatch-host?viewPanel=4".into()),
+                source: Some("http://prom:9090/graph?g0.expr=up+%3E+0&g0.tab=1".into()),
+            }
+        );
+        // Without bases the relative runbook and the uid make no link; the source stays.
+        let bare = alert_links(&a, &MessageSettings::default());
+        assert_eq!((bare.runbook, bare.dashboard), (None, None));
+        // An operator's own absolute URLs are kept, written so no markup reads them as syntax.
+        let mut own = a.clone();
+        own.annotations.insert(
+            "runbook_url".into(),
+            "https://wiki.example/Disk_(full)|x <b>@here]".into(),
+        );
+        own.annotations
+            .insert("dashboard_url".into(), "https://g.example/d/abc".into());
+        let l = alert_links(&own, &settings);
+        assert_eq!(
+            l.runbook.as_deref(),
+            Some("https://wiki.example/Disk_%28full%29%7Cx%20%3Cb%3E%40here%5D")
+        );
+        assert_eq!(l.dashboard.as_deref(), Some("https://g.example/d/abc"));
+        for bad in [
+            "javascript:alert(1)",
+            "https://user:pw@h.example/",
+            "//h.example/x",
+            "x",
+        ] {
+            own.annotations.insert("runbook_url".into(), bad.into());
+            assert_eq!(alert_links(&own, &settings).runbook, None, "{bad}");
+        }
+        // Every default template carries them, in both languages, before the ack link.
+        let links = LinkSettings {
+            public_url: Some("https://router.example".into()),
+            ack_secret: Some("0123456789abcdef0123456789abcdef".into()),
+            ack_link_ttl: std::time::Duration::ZERO,
+        };
+        let zh = Template::new("markdown", MARKDOWN)
+            .unwrap()
+            .render(&context_for(
+                std::slice::from_ref(&a),
+                Language::Zh,
+                &links,
+                &settings,
+            ))
+            .unwrap();
+        assert!(
+            zh.contains(
+                "\n[处理手册](https://router.example/runbooks/DiskFull) · \
+                 [监控面板](https://grafana.example/d/quantwatch-host?viewPanel=4) · \
+                 [告警表达式](http://prom:9090/graph?g0.expr=up+%3E+0&g0.tab=1) · \
+                 [确认告警](https://router.example/ack/ack.fp-DiskFull."
+            ),
+            "{zh}"
+        );
+        let en = |name: &str, src: &str| {
+            Template::new(name, src)
+                .unwrap()
+                .render(&context_for(
+                    std::slice::from_ref(&a),
+                    Language::En,
+                    &links,
+                    &settings,
+                ))
+                .unwrap()
+        };
+        let slack = en("slack", SLACK);
+        assert!(
+            slack.contains("<https://router.example/runbooks/DiskFull|Runbook> · <https://grafana.example/d/quantwatch-host?viewPanel=4|Dashboard> · <http://prom:9090/graph?g0.expr=up+%3E+0&amp;g0.tab=1|Source graph> · <https://router.example/ack/"),
+            "{slack}"
+        );
+        let text = en("text", TEXT);
+        assert!(text.contains("Runbook: https://router.example/runbooks/DiskFull\nDashboard: https://grafana.example/d/quantwatch-host?viewPanel=4\nSource graph: http://prom:9090/graph?g0.expr=up+%3E+0&g0.tab=1\nAcknowledge: https://router.example/ack/"), "{text}");
+        let html = en("email.html", HTML);
+        assert!(html.contains("<a href=\"https:&#x2f;&#x2f;router.example&#x2f;runbooks&#x2f;DiskFull\">Runbook</a> · ") || html.contains("<a href=\"https://router.example/runbooks/DiskFull\">Runbook</a> · "), "{html}");
+        // The digest carries the links too (no charts).
+        let digest = Template::new("markdown", MARKDOWN)
+            .unwrap()
+            .render(&context_for(
+                &[a.clone(), alert("B", "firing")],
+                Language::En,
+                &links,
+                &settings,
+            ))
+            .unwrap();
+        assert!(
+            digest.contains("[Runbook](https://router.example/runbooks/DiskFull) [Dashboard]("),
+            "{digest}"
+        );
+    }
+
+    #[test]
+    fn chart_context_and_note_reach_single_alert_messages() {
+        let mut a = alert("DiskFull", "firing");
+        a.annotations.insert(
+            crate::chart::ANN_CHART_URL.into(),
+            "https://router.example/charts/chart.ab.0.9.cd.png".into(),
+        );
+        a.annotations.insert(
+            crate::chart::ANN_CHART_CID.into(),
+            crate::chart::EMAIL_CID.into(),
+        );
+        a.annotations.insert(
+            crate::chart::ANN_CONTEXT.into(),
+            r#"[["Equity","1,000.00"],["Largest <b>","AAPL 5.00"]]"#.into(),
+        );
+        a.annotations.insert(
+            crate::chart::ANN_CHART_NOTE.into(),
+            "context unavailable: Prometheus did not answer within the deadline".into(),
+        );
+        let ctx = context_for(
+            std::slice::from_ref(&a),
+            Language::En,
+            &LinkSettings::default(),
+            &MessageSettings::default(),
+        );
+        let md = Template::new("markdown", MARKDOWN)
+            .unwrap()
+            .render(&ctx)
+            .unwrap();
+        assert!(
+            md.contains("- **Equity**: 1,000.00\n- **Largest ＜b＞**: AAPL 5.00\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("\n![Last hour](https://router.example/charts/chart.ab.0.9.cd.png)\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("\n> context unavailable: Prometheus did not answer within the deadline\n"),
+            "{md}"
+        );
+        let html = Template::new("email.html", HTML)
+            .unwrap()
+            .render(&ctx)
+            .unwrap();
+        assert!(
+            html.contains("<img src=\"cid:chart@quantwatch\" alt=\"Last hour\">"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr><th align=\"left\">Largest &lt;b&gt;</th><td>AAPL 5.00</td></tr>"),
+            "{html}"
+        );
+        let text = Template::new("text", TEXT).unwrap().render(&ctx).unwrap();
+        assert!(text.contains("Equity: 1,000.00\n"), "{text}");
+        assert!(
+            text.contains("\ncontext unavailable: Prometheus did not answer within the deadline\n"),
+            "{text}"
+        );
+        let slack = Template::new("slack", SLACK).unwrap().render(&ctx).unwrap();
+        assert!(
+            slack.contains("<https://router.example/charts/chart.ab.0.9.cd.png|Last hour>\n"),
+            "{slack}"
+        );
     }
 
     #[test]

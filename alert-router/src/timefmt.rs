@@ -62,12 +62,34 @@ pub fn zone_at(instant: DateTime<Utc>, tz: Tz) -> String {
     zone_label(&instant.with_timezone(&tz))
 }
 
+/// The router-wide zone in force (`timezone`), for the pages and API text that are not tied
+/// to a channel. A config going live sets it ([`set_router_zone`]); a global because every
+/// page helper prints times and the zone changes only on a reload.
+static ROUTER_ZONE: std::sync::RwLock<Tz> = std::sync::RwLock::new(Tz::UTC);
+
+/// Make `tz` the zone of pages and API text (at start and on each reload).
+pub fn set_router_zone(tz: Tz) {
+    *ROUTER_ZONE.write().unwrap_or_else(|p| p.into_inner()) = tz;
+}
+
+/// The zone of pages and API text (UTC until a config goes live).
+pub fn router_zone() -> Tz {
+    *ROUTER_ZONE.read().unwrap_or_else(|p| p.into_inner())
+}
+
 /// RFC 3339 with the zone's offset (`2026-11-30T09:31:02+08:00`; `Z` never appears, UTC
 /// prints `+00:00`), for JSON.
 pub fn rfc3339(instant: DateTime<Utc>, tz: Tz) -> String {
     instant
         .with_timezone(&tz)
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+/// `rfc3339` for Unix milliseconds; `None` out of range.
+pub fn rfc3339_ms(unix_ms: i64, tz: Tz) -> Option<String> {
+    Utc.timestamp_millis_opt(unix_ms)
+        .single()
+        .map(|t| rfc3339(t, tz))
 }
 
 #[cfg(test)]

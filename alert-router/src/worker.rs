@@ -46,6 +46,9 @@ pub struct WorkerCtx {
     pub delivery: Delivery,
     /// Lease owner name of this process (host + pid + start time).
     pub owner: String,
+    /// Charts and context tables for single-alert messages (`None`, or a service without
+    /// `prometheus_url`: messages go out without asking anyone).
+    pub charts: Option<crate::chart::ChartService>,
 }
 
 /// Run until `stop` turns true; an in-flight send always finishes first.
@@ -187,9 +190,27 @@ async fn deliver(
         (Some(v), Some(c)) => Some(v.min(c)),
         (v, c) => v.or(c),
     };
+    // A single firing alert gets its chart and context table, under one deadline for the
+    // message; the render is shared with the other channels' workers (see `chart`).
+    let attachments = match (&ctx.charts, rows.as_slice()) {
+        (Some(charts), [row])
+            if charts.enabled()
+                && row.event.status == "firing"
+                && !row
+                    .event
+                    .annotations
+                    .contains_key(crate::template::ACKED_BY) =>
+        {
+            Some(charts.attachments(&row.event, charts.deadline()).await)
+        }
+        _ => None,
+    };
     let mut n = rows.len();
     let msg = loop {
-        let events: Vec<AlertEvent> = rows[..n].iter().map(|r| r.event.clone()).collect();
+        let mut events: Vec<AlertEvent> = rows[..n].iter().map(|r| r.event.clone()).collect();
+        if let (Some(a), [event]) = (&attachments, events.as_mut_slice()) {
+            a.annotate(event, ch.chart_delivery());
+        }
         match ch.render(&events) {
             Ok(mut m) => {
                 m.mentions = mentions.clone();
@@ -225,25 +246,40 @@ async fn deliver(
     };
     let mut result = Ok(());
     let mut refused_size = 0;
+    // The chart rides with the first part; a WeCom image is a request of its own.
+    let chart = attachments
+        .as_ref()
+        .map(|a| &a.chart)
+        .filter(|c| c.png.is_some() && n == 1);
+    let chart_requests = usize::from(
+        chart.is_some() && ch.chart_delivery() == crate::channels::ChartDelivery::Image,
+    );
     for (i, part) in parts.iter().enumerate() {
-        if i > 0
+        let requests = 1 + if i == 0 { chart_requests } else { 0 };
+        if (i > 0 || requests > 1)
             && let Some(l) = limiter.as_mut()
         {
             let now = now_ms();
-            let at = l.next_allowed(now);
+            let at = l.next_allowed_n(now, requests);
             if at > now {
                 tokio::time::sleep(Duration::from_millis((at - now) as u64)).await;
             }
         }
         let sent_at = now_ms();
         if let Some(l) = limiter.as_mut() {
-            l.record(sent_at);
-            if let Err(e) = ctx.store.record_send(name, sent_at).await {
-                tracing::warn!(channel = %name, error = %e, "cannot record a send for the rate window");
+            for _ in 0..requests {
+                l.record(sent_at);
+                if let Err(e) = ctx.store.record_send(name, sent_at).await {
+                    tracing::warn!(channel = %name, error = %e, "cannot record a send for the rate window");
+                }
             }
         }
         let t0 = Instant::now();
-        let r = ch.send(part).await;
+        let r = if i == 0 && chart.is_some() {
+            ch.send_with_chart(part, chart).await
+        } else {
+            ch.send(part).await
+        };
         ctx.metrics
             .send_duration
             .with_label_values(&[name])

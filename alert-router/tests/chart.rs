@@ -451,3 +451,206 @@ async fn context_table_reads_prometheus_with_label_values_as_data() {
             .starts_with("context unavailable: Prometheus is unreachable")
     );
 }
+
+/// The Alertmanager webhook alert for `RULE` with its real `generatorURL` (the chart's
+/// expression) and a strategy label (the context table).
+fn firing_payload(name: &str) -> serde_json::Value {
+    let gen_url = reqwest::Url::parse_with_params(
+        "http://prometheus:9090/graph",
+        &[("g0.expr", RULE), ("g0.tab", "1")],
+    )
+    .unwrap();
+    let mut a = common::alert(
+        name,
+        "firing",
+        &(chrono::Utc::now() - chrono::Duration::minutes(10)).to_rfc3339(),
+        &[("strategy", "alpha")],
+    );
+    a["generatorURL"] = gen_url.to_string().into();
+    common::payload(&format!("g-{name}"), vec![a])
+}
+
+/// A context query over the alert's `strategy` label whose answer Prometheus computes.
+const CONTEXT: &str = r#"chart:
+  width: 640
+  height: 240
+  context:
+    - title: Equity
+      query: 'label_replace(vector(1234.5), "strategy", "{{strategy}}", "", "")'
+      unit: money
+      show_label: strategy
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_vendor_gets_the_chart_as_it_allows() {
+    use mail_parser::{MessageParser, MimeHeaders, PartType};
+    use testkit::fakes::{dingtalk::DingTalkFake, slack::SlackFake, wecom::WeComFake};
+    use testkit::{Smtp, SmtpOptions, SmtpTls};
+    let prom = start_prometheus().await;
+    let (ding, wecom, slack) = (
+        DingTalkFake::start("tok", None),
+        WeComFake::start("key1"),
+        SlackFake::start("T000/B000/XXXX"),
+    );
+    let smtp = tokio::task::spawn_blocking(|| {
+        Smtp::start(SmtpOptions {
+            tls: SmtpTls::None,
+            auth: None,
+        })
+    })
+    .await
+    .unwrap();
+    let yaml = format!(
+        "language: en\nprometheus_url: \"{}\"\n{CONTEXT}channels:\n  - {{type: dingtalk, name: ding, webhook_url: \"{}\"}}\n  - {{type: wecom, name: wecom, webhook_url: \"{}\"}}\n  - {{type: slack, name: slack, webhook_url: \"{}\"}}\n  - {{type: email, name: mail, host: 127.0.0.1, port: {}, tls: none, from: \"a@quantwatch.test\", to: [\"b@quantwatch.test\"]}}\nroute:\n  channels: [ding, wecom, slack, mail]\n",
+        prom.url(),
+        ding.webhook_url(),
+        wecom.webhook_url(),
+        slack.webhook_url(),
+        smtp.port(),
+    );
+    let r = common::start(
+        &yaml,
+        &[
+            ("ROUTER_ACK_SECRET", SECRET),
+            ("ROUTER_PUBLIC_URL", common::ROUTER_URL),
+        ],
+    )
+    .await;
+    assert_eq!(r.post(&firing_payload("Known")).await.0, 200);
+    let wait = |f: &testkit::fakes::FakeServer, n| {
+        tokio::task::block_in_place(|| f.wait_accepted(n, Duration::from_secs(20)))
+    };
+
+    // WeCom: the markdown (with the context table), then the image message the fake verified
+    // (base64 of a PNG under 2 MB whose MD5 is the md5 field); two requests in the robot's
+    // window.
+    let w = wait(&wecom.server, 2);
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!(w[0]["msgtype"], "markdown");
+    let md = w[0]["markdown"]["content"].as_str().unwrap();
+    assert!(md.contains("- **Equity**: alpha 1,234.50\n"), "{md}");
+    assert!(
+        !md.contains("/charts/"),
+        "WeCom markdown shows no image URL: {md}"
+    );
+    assert_eq!(w[1]["msgtype"], "image");
+    let images = wecom.images();
+    assert_eq!(images.len(), 1);
+    let img = Image::decode(&images[0]);
+    assert_eq!((img.w, img.h), (640, 240));
+    assert!(
+        !img.rows_of(PALETTE[0], (0, 640)).is_empty(),
+        "a line is drawn"
+    );
+    assert_eq!(wecom.server.received().len(), 2, "no refusal, no repeat");
+
+    // DingTalk: the markdown image under the router's signed /charts/ path, fetched by the
+    // fake from the router: a PNG, the same bytes WeCom got (rendered once).
+    let d = wait(&ding.server, 1);
+    let text = d[0]["markdown"]["text"].as_str().unwrap();
+    let chart_url = format!("{}/charts/chart.", r.url);
+    assert!(
+        text.contains(&format!("![Last hour]({chart_url}")),
+        "{text}"
+    );
+    assert!(text.contains("- **Equity**: alpha 1,234.50\n"), "{text}");
+    let fetched = ding.server.fetched();
+    assert_eq!(fetched.len(), 1);
+    assert!(fetched[0].is_png(), "{:?}", fetched[0].status);
+    assert_eq!(fetched[0].bytes, images[0], "one render for every channel");
+
+    // Slack: an image block the fake downloaded before accepting the message.
+    let s = wait(&slack.server, 1);
+    let blocks = s[0]["blocks"].as_array().unwrap();
+    let image = blocks
+        .iter()
+        .find(|b| b["type"] == "image")
+        .expect("image block");
+    assert!(image["image_url"].as_str().unwrap().starts_with(&chart_url));
+    let fetched = slack.server.fetched();
+    assert_eq!(fetched.len(), 1);
+    assert!(fetched[0].is_png());
+    assert_eq!(fetched[0].url, fetched[0].url.trim());
+
+    // Email: multipart/related holding the HTML and the PNG whose Content-ID the HTML names.
+    let msgs = tokio::task::block_in_place(|| smtp.wait_for_messages(1, Duration::from_secs(20)));
+    assert_eq!(msgs.len(), 1);
+    let m = MessageParser::default().parse(&msgs[0]).expect("MIME");
+    let html = m.body_html(0).expect("HTML part").to_string();
+    assert!(html.contains("<img src=\"cid:chart@quantwatch\""), "{html}");
+    let related = m
+        .parts
+        .iter()
+        .find(|p| {
+            p.content_type()
+                .is_some_and(|c| c.ctype() == "multipart" && c.subtype() == Some("related"))
+        })
+        .expect("a multipart/related part");
+    assert!(matches!(related.body, PartType::Multipart(_)));
+    let png_part = m
+        .parts
+        .iter()
+        .find(|p| {
+            p.content_type()
+                .is_some_and(|c| c.ctype() == "image" && c.subtype() == Some("png"))
+        })
+        .expect("an image/png part");
+    assert_eq!(png_part.content_id(), Some("chart@quantwatch"));
+    assert_eq!(png_part.contents(), images[0].as_slice());
+    r.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_or_stopped_prometheus_does_not_hold_the_page() {
+    use testkit::fakes::dingtalk::DingTalkFake;
+    // Accepts connections and never answers (a Prometheus answering after 10 s).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hanging = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let stopped = {
+        let prom = start_prometheus().await;
+        prom.url()
+    };
+    for (prom_url, why) in [
+        (hanging, "did not answer within the deadline"),
+        (stopped, "Prometheus is unreachable"),
+    ] {
+        let ding = DingTalkFake::start("tok", None);
+        let yaml = format!(
+            "language: en\nprometheus_url: \"{prom_url}\"\nchart:\n  deadline: 2s\nchannels:\n  - {{type: dingtalk, name: ding, webhook_url: \"{}\"}}\nroute:\n  channels: [ding]\n",
+            ding.webhook_url()
+        );
+        let r = common::start(
+            &yaml,
+            &[
+                ("ROUTER_ACK_SECRET", SECRET),
+                ("ROUTER_PUBLIC_URL", common::ROUTER_URL),
+            ],
+        )
+        .await;
+        let t0 = std::time::Instant::now();
+        assert_eq!(r.post(&firing_payload("Slow")).await.0, 200);
+        let d =
+            tokio::task::block_in_place(|| ding.server.wait_accepted(1, Duration::from_secs(10)));
+        let took = t0.elapsed();
+        assert_eq!(d.len(), 1);
+        assert!(
+            took < Duration::from_secs(3),
+            "within deadline + 1 s: {took:?}"
+        );
+        let text = d[0]["markdown"]["text"].as_str().unwrap();
+        // One line says what is missing and why; no image.
+        let notes: Vec<&str> = text.lines().filter(|l| l.contains("unavailable")).collect();
+        assert_eq!(notes.len(), 1, "{text}");
+        assert!(notes[0].starts_with("> chart unavailable: "), "{text}");
+        assert!(notes[0].contains("context unavailable: "), "{text}");
+        assert!(notes[0].contains(why), "{text}");
+        assert!(!text.contains("/charts/"), "{text}");
+        r.shutdown().await;
+    }
+}

@@ -83,10 +83,13 @@ route:
         ),
         "{text}"
     );
-    // Exactly one markdown link, ours; no mention anywhere (none is configured).
-    assert_eq!(text.matches("](").count(), 1, "{text}");
+    // Exactly two markdown links, ours (the source graph and the ack link); no mention
+    // anywhere (none is configured).
+    assert_eq!(text.matches("](").count(), 2, "{text}");
     assert!(
-        text.contains("[Acknowledge](https://router.example/ack/ack.fp-Hostile."),
+        text.contains(
+            "\n[Source graph](http://prometheus/graph) · [Acknowledge](https://router.example/ack/ack.fp-Hostile."
+        ),
         "{text}"
     );
     assert!(!text.contains('@') && !text.contains('<'), "{text}");
@@ -105,7 +108,7 @@ route:
     let w = wecom.markdowns();
     assert_eq!(w.len(), 1, "{:?}", wecom.server.received());
     let content = &w[0];
-    assert_eq!(content.matches("](").count(), 1, "{content}");
+    assert_eq!(content.matches("](").count(), 2, "{content}");
     assert!(
         !content.contains('<') && !content.contains('@'),
         "{content}"
@@ -136,11 +139,15 @@ route:
         body.contains("`instance=db1 ### [FIRING] Forged`"),
         "{body}"
     );
-    // The only <...> sequence Slack will parse is our ack link.
+    // The only <...> sequences Slack will parse are our links: source graph and ack.
     let seqs: Vec<&str> = body.match_indices('<').map(|(i, _)| &body[i..]).collect();
-    assert_eq!(seqs.len(), 1, "{body}");
+    assert_eq!(seqs.len(), 2, "{body}");
     assert!(
-        seqs[0].starts_with("<https://router.example/ack/ack.fp-Hostile."),
+        seqs[0].starts_with("<http://prometheus/graph|Source graph> · "),
+        "{body}"
+    );
+    assert!(
+        seqs[1].starts_with("<https://router.example/ack/ack.fp-Hostile."),
         "{body}"
     );
     assert!(!body.contains("mallory"), "{body}");
@@ -153,6 +160,7 @@ fn common() -> Common {
         language: Language::En,
         links: Default::default(),
         http: reqwest::Client::new(),
+        message: Default::default(),
     }
 }
 
@@ -168,6 +176,7 @@ fn a_newline_in_a_label_cannot_forge_a_log_line() {
             name: "log".into(),
             language: None,
             template: None,
+            timezone: None,
         },
         &common(),
     )
@@ -183,6 +192,7 @@ fn a_newline_in_a_label_cannot_forge_a_log_line() {
             "Description: line1\\nline2",
             "Started: 2026-01-01 00:00:00 UTC",
             "Labels: alertname=Hostile, instance=db1\\n### [FIRING] Forged, severity=critical, team=<!channel>",
+            "Source graph: http://prometheus/graph",
         ],
         "{}",
         msg.body
@@ -204,6 +214,7 @@ fn email_html_and_text_parts_escape_alert_text() {
             to: vec!["ops@example.com".into()],
             language: None,
             template: None,
+            timezone: None,
             html_template: None,
             timeout: None,
             fallback: vec![],

@@ -33,6 +33,8 @@ pub struct DingtalkConfig {
     pub at_all: bool,
     pub language: Option<Language>,
     pub template: Option<String>,
+    /// IANA zone of this channel's times, over the router's `timezone`.
+    pub timezone: Option<String>,
     pub timeout: Option<String>,
     /// Messages per minute; DingTalk allows 20.
     pub rate_per_minute: Option<u32>,
@@ -46,6 +48,9 @@ impl ChannelSpec for DingtalkConfig {
     }
     fn kind(&self) -> &'static str {
         "dingtalk"
+    }
+    fn timezone(&self) -> Option<&str> {
+        self.timezone.as_deref()
     }
     fn fallback(&self) -> &[String] {
         &self.fallback
@@ -210,6 +215,10 @@ impl Channel for DingTalk {
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
         self.render.render(alerts)
     }
+    fn chart_delivery(&self) -> super::ChartDelivery {
+        // The markdown carries `![chart](url)` (see the templates): DingTalk fetches it.
+        super::ChartDelivery::Url
+    }
     fn measure(&self, msg: &Message) -> usize {
         http::body_bytes(&self.payload(msg)).len()
     }
@@ -271,6 +280,7 @@ mod tests {
             language: Language::Zh,
             links: crate::template::LinkSettings::default(),
             http: reqwest::Client::new(),
+            message: Default::default(),
         };
         let cfg = DingtalkConfig {
             name: "d".into(),
@@ -282,6 +292,7 @@ mod tests {
             template: Some(
                 "{{ alerts|length }} x {{ alerts[0].alertname }} / {{ t.firing }}".into(),
             ),
+            timezone: None,
             timeout: None,
             rate_per_minute: None,
             fallback: vec![],

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -44,6 +45,8 @@ pub struct EmailConfig {
     pub to: Vec<String>,
     pub language: Option<Language>,
     pub template: Option<String>,
+    /// IANA zone of this channel's times, over the router's `timezone`.
+    pub timezone: Option<String>,
     pub html_template: Option<String>,
     pub timeout: Option<String>,
     #[serde(default)]
@@ -56,6 +59,9 @@ impl ChannelSpec for EmailConfig {
     }
     fn kind(&self) -> &'static str {
         "email"
+    }
+    fn timezone(&self) -> Option<&str> {
+        self.timezone.as_deref()
     }
     fn fallback(&self) -> &[String] {
         &self.fallback
@@ -178,7 +184,12 @@ impl Channel for Email {
         }
     }
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
-        let ctx = template::context(alerts, self.language, &self.common.links);
+        let ctx = template::context_for(
+            alerts,
+            self.language,
+            &self.common.links,
+            &self.common.message,
+        );
         Ok(Message {
             title: template::title(alerts, self.language, MARKUP),
             body: self.text.render(&ctx)?,
@@ -189,7 +200,47 @@ impl Channel for Email {
             step: None,
         })
     }
+    fn chart_delivery(&self) -> super::ChartDelivery {
+        super::ChartDelivery::Inline
+    }
+    async fn send_with_chart(
+        &self,
+        msg: &Message,
+        chart: Option<&crate::chart::ChartOutcome>,
+    ) -> Result<(), SendError> {
+        self.deliver(msg, chart.and_then(|c| c.png.as_deref()).map(Vec::as_slice))
+            .await
+    }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
+        self.deliver(msg, None).await
+    }
+}
+
+/// The body: text and HTML alternatives; with a chart the HTML is `multipart/related` with the
+/// PNG as the inline part its `cid:` names (only when the HTML does reference it).
+fn body(msg: &Message, png: Option<&[u8]>) -> Result<MultiPart, SendError> {
+    let html = msg.html.clone().unwrap_or_default();
+    let cid = crate::chart::EMAIL_CID;
+    match png {
+        Some(png) if html.contains(&format!("cid:{cid}")) => {
+            let png_type = ContentType::parse("image/png")
+                .map_err(|e| SendError::Permanent(format!("image/png: {e}")))?;
+            Ok(MultiPart::alternative()
+                .singlepart(SinglePart::plain(msg.body.clone()))
+                .multipart(
+                    MultiPart::related()
+                        .singlepart(SinglePart::html(html))
+                        .singlepart(
+                            Attachment::new_inline(cid.to_string()).body(png.to_vec(), png_type),
+                        ),
+                ))
+        }
+        _ => Ok(MultiPart::alternative_plain_html(msg.body.clone(), html)),
+    }
+}
+
+impl Email {
+    async fn deliver(&self, msg: &Message, png: Option<&[u8]>) -> Result<(), SendError> {
         let mut b = lettre::Message::builder()
             .from(self.from.clone())
             .subject(msg.title.clone());
@@ -205,10 +256,7 @@ impl Channel for Email {
             b = b.to(to);
         }
         let email = b
-            .multipart(MultiPart::alternative_plain_html(
-                msg.body.clone(),
-                msg.html.clone().unwrap_or_default(),
-            ))
+            .multipart(body(msg, png)?)
             .map_err(|e| SendError::Permanent(format!("cannot build the email: {e}")))?;
         // lettre's own timeout does not cover every read (a server silent after AUTH hangs it),
         // so the whole transaction is bounded: twice the timeout, for connect plus dialogue.

@@ -32,6 +32,8 @@ pub struct FeishuConfig {
     pub language: Option<Language>,
     /// Card markdown (`markdown` escaping: links, `<at>` tags and mentions in values are inert).
     pub template: Option<String>,
+    /// IANA zone of this channel's times, over the router's `timezone`.
+    pub timezone: Option<String>,
     pub timeout: Option<String>,
     /// Messages per minute; Feishu allows 100.
     pub rate_per_minute: Option<u32>,
@@ -45,6 +47,9 @@ impl ChannelSpec for FeishuConfig {
     }
     fn kind(&self) -> &'static str {
         "feishu"
+    }
+    fn timezone(&self) -> Option<&str> {
+        self.timezone.as_deref()
     }
     fn fallback(&self) -> &[String] {
         &self.fallback
@@ -98,7 +103,7 @@ pub const TEMPLATE: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}
 {% if a.status == "resolved" %}**{{ t.ends_at }}**: {{ a.ends_at }}
 {% endif %}**{{ t.labels }}**: {% for k, v in a.labels|items %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %}
 {% else %}**{{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}**
-{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} [{{ t.ack }}]({{ a.ack_url }}){% endif %}
+{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% for l in a.links %} [{{ l.label }}]({{ l.url }}){% endfor %}
 {% endfor %}{% endif %}"#;
 
 /// `base64(hmac_sha256(key = "{timestamp}\n{secret}", message = ""))`, as Feishu documents it
@@ -236,9 +241,10 @@ impl Channel for Feishu {
             {
                 m.buttons.push((ack.into(), u));
             }
-            for (label, key) in [(runbook, "runbook_url"), (dashboard, "dashboard_url")] {
-                if let Some(u) = a.annotations.get(key).filter(|u| http_url(u)) {
-                    m.buttons.push((label.into(), u.clone()));
+            let links = crate::template::alert_links(a, &self.render.message);
+            for (label, url) in [(runbook, links.runbook), (dashboard, links.dashboard)] {
+                if let Some(u) = url.filter(|u| http_url(u)) {
+                    m.buttons.push((label.into(), u));
                 }
             }
         }

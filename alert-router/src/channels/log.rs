@@ -16,6 +16,8 @@ pub struct LogConfig {
     pub name: String,
     pub language: Option<Language>,
     pub template: Option<String>,
+    /// IANA zone of this channel's times, over the router's `timezone`.
+    pub timezone: Option<String>,
 }
 
 impl ChannelSpec for LogConfig {
@@ -24,6 +26,9 @@ impl ChannelSpec for LogConfig {
     }
     fn kind(&self) -> &'static str {
         "log"
+    }
+    fn timezone(&self) -> Option<&str> {
+        self.timezone.as_deref()
     }
     fn validate(&self, p: &mut check::Problems) {
         check::template(p, "template", "text", &self.template);

@@ -21,7 +21,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::model::AlertEvent;
-use crate::template::{self, Language, LinkSettings, Markup, Template, TemplateError};
+use crate::template::{
+    self, Language, LinkSettings, Markup, MessageSettings, Template, TemplateError,
+};
 
 /// A rendered message, before vendor framing.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +104,21 @@ pub struct Limits {
     pub max_body_bytes: Option<usize>,
 }
 
+/// How a channel shows a firing alert's chart (see `chart`): each vendor as it allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartDelivery {
+    /// No chart (the context table and the note still reach the text).
+    None,
+    /// An image URL under the router's signed `/charts/` path, which the vendor's servers
+    /// fetch (DingTalk markdown image, Slack image block): `ROUTER_PUBLIC_URL` must be
+    /// reachable by them.
+    Url,
+    /// The PNG itself in an extra request (WeCom `image` message), counted by the limiter.
+    Image,
+    /// The PNG inline in the message (email `multipart/related`, `cid:` in the HTML).
+    Inline,
+}
+
 #[async_trait]
 pub trait Channel: Send + Sync {
     fn name(&self) -> &str;
@@ -115,6 +132,20 @@ pub trait Channel: Send + Sync {
         msg.body.len() + mention_reserve(&msg.mentions)
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError>;
+    /// How this channel shows charts (default: not at all).
+    fn chart_delivery(&self) -> ChartDelivery {
+        ChartDelivery::None
+    }
+    /// Send with the message's chart (single-alert messages only); channels that deliver
+    /// charts themselves (`Image`, `Inline`, Slack's image block) override it.
+    async fn send_with_chart(
+        &self,
+        msg: &Message,
+        chart: Option<&crate::chart::ChartOutcome>,
+    ) -> Result<(), SendError> {
+        let _ = chart;
+        self.send(msg).await
+    }
     /// Channels that take over what this one cannot deliver (see [`ChannelSpec::fallback`]).
     fn fallback(&self) -> &[String] {
         &[]
@@ -147,6 +178,16 @@ impl Channel for WithFallback {
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
         self.inner.send(msg).await
     }
+    fn chart_delivery(&self) -> ChartDelivery {
+        self.inner.chart_delivery()
+    }
+    async fn send_with_chart(
+        &self,
+        msg: &Message,
+        chart: Option<&crate::chart::ChartOutcome>,
+    ) -> Result<(), SendError> {
+        self.inner.send_with_chart(msg, chart).await
+    }
     fn fallback(&self) -> &[String] {
         &self.fallback
     }
@@ -158,6 +199,8 @@ pub struct Common {
     pub language: Language,
     pub links: LinkSettings,
     pub http: reqwest::Client,
+    /// The channel's zone and link bases (`build_all` applies a channel's own `timezone`).
+    pub message: MessageSettings,
 }
 
 /// A margin added to vendor windows: our clock and theirs count a minute from different
@@ -173,6 +216,10 @@ pub trait ChannelSpec: std::fmt::Debug + Send + Sync {
     fn fallback(&self) -> &[String] {
         &[]
     }
+    /// The channel's own `timezone` (IANA), over the router's; validated by `config`.
+    fn timezone(&self) -> Option<&str> {
+        None
+    }
     /// Push `(key, reason)` for every problem; keys are relative to the channel entry. Reasons
     /// never quote a secret.
     fn validate(&self, problems: &mut Vec<(String, String)>);
@@ -183,6 +230,7 @@ pub trait ChannelSpec: std::fmt::Debug + Send + Sync {
 pub struct Settings {
     pub language: Language,
     pub links: LinkSettings,
+    pub message: MessageSettings,
 }
 
 /// Build every configured channel.
@@ -200,10 +248,16 @@ pub fn build_all(
             ))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?,
+        message: settings.message,
     };
     specs
         .iter()
         .map(|c| {
+            let mut common = common.clone();
+            if let Some(z) = c.timezone() {
+                common.message.tz = crate::timefmt::parse_zone(z)
+                    .map_err(|e| format!("channel {}: timezone: {e}", c.name()))?;
+            }
             let ch = c
                 .build(&common)
                 .map_err(|e| format!("channel {}: {e}", c.name()))?;
@@ -226,6 +280,7 @@ pub struct Render {
     pub template: Template,
     pub markup: Markup,
     pub links: LinkSettings,
+    pub message: MessageSettings,
 }
 
 impl Render {
@@ -244,11 +299,12 @@ impl Render {
             markup: Markup::of_template(format),
             template,
             links: common.links.clone(),
+            message: common.message.clone(),
         })
     }
 
     pub fn context(&self, alerts: &[AlertEvent]) -> serde_json::Value {
-        template::context(alerts, self.language, &self.links)
+        template::context_for(alerts, self.language, &self.links, &self.message)
     }
 
     pub fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {

@@ -21,6 +21,8 @@ pub struct SlackConfig {
     pub webhook_url: String,
     pub language: Option<Language>,
     pub template: Option<String>,
+    /// IANA zone of this channel's times, over the router's `timezone`.
+    pub timezone: Option<String>,
     pub timeout: Option<String>,
     #[serde(default)]
     pub fallback: Vec<String>,
@@ -32,6 +34,9 @@ impl ChannelSpec for SlackConfig {
     }
     fn kind(&self) -> &'static str {
         "slack"
+    }
+    fn timezone(&self) -> Option<&str> {
+        self.timezone.as_deref()
     }
     fn fallback(&self) -> &[String] {
         &self.fallback
@@ -89,6 +94,30 @@ impl Slack {
             .collect();
         json!({ "text": msg.title, "blocks": blocks })
     }
+
+    /// `payload` with the chart as an image block Slack's servers fetch from `url`.
+    pub fn payload_with_chart(msg: &Message, url: &str, alt: &str) -> serde_json::Value {
+        let mut p = Self::payload(msg);
+        if let Some(blocks) = p["blocks"].as_array_mut() {
+            blocks.push(json!({"type": "image", "image_url": url, "alt_text": alt}));
+        }
+        p
+    }
+
+    async fn post(&self, payload: &serde_json::Value) -> Result<(), SendError> {
+        // Slack answers a plain "ok"; refusals (invalid_payload, invalid_blocks, invalid_token,
+        // no_service, channel_is_archived) come as 4xx, which `post_json` makes permanent.
+        http::post_json(
+            &self.common.http,
+            self.url.clone(),
+            self.timeout,
+            &[],
+            http::body_bytes(payload),
+            Duration::from_secs(1),
+        )
+        .await
+        .map(|_| ())
+    }
 }
 
 #[async_trait]
@@ -108,6 +137,22 @@ impl Channel for Slack {
     }
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
         self.render.render(alerts)
+    }
+    fn chart_delivery(&self) -> super::ChartDelivery {
+        super::ChartDelivery::Url
+    }
+    async fn send_with_chart(
+        &self,
+        msg: &Message,
+        chart: Option<&crate::chart::ChartOutcome>,
+    ) -> Result<(), SendError> {
+        match chart.and_then(|c| c.url.as_deref()) {
+            Some(url) => {
+                self.post(&Self::payload_with_chart(msg, url, &msg.title))
+                    .await
+            }
+            None => self.send(msg).await,
+        }
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
         // Slack answers a plain "ok"; refusals (invalid_payload, invalid_blocks, invalid_token,

@@ -36,6 +36,8 @@ pub struct WebhookConfig {
     pub timeout: Option<String>,
     /// Messages per minute (default: no limit).
     pub rate_per_minute: Option<u32>,
+    /// IANA zone of this channel's times, over the router's `timezone`.
+    pub timezone: Option<String>,
     #[serde(default)]
     pub fallback: Vec<String>,
 }
@@ -46,6 +48,9 @@ impl ChannelSpec for WebhookConfig {
     }
     fn kind(&self) -> &'static str {
         "webhook"
+    }
+    fn timezone(&self) -> Option<&str> {
+        self.timezone.as_deref()
     }
     fn fallback(&self) -> &[String] {
         &self.fallback
@@ -86,10 +91,6 @@ pub fn signature(secret: &str, timestamp_s: i64, body: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect();
     format!("sha256={hex}")
-}
-
-fn rfc3339(ms: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339())
 }
 
 pub struct Webhook {
@@ -152,21 +153,21 @@ impl Channel for Webhook {
         let list: Vec<serde_json::Value> = alerts
             .iter()
             .map(|a| {
-                let link = |k: &str| a.annotations.get(k).cloned();
+                let resolved = template::alert_links(a, &self.common.message);
                 json!({
                     "status": a.status,
                     "alertname": a.alertname(),
                     "severity": a.labels.get("severity"),
                     "labels": a.labels,
                     "annotations": a.annotations,
-                    "starts_at": rfc3339(a.starts_at),
-                    "ends_at": a.ends_at.and_then(rfc3339),
+                    "starts_at": crate::timefmt::rfc3339_ms(a.starts_at, self.common.message.tz),
+                    "ends_at": a.ends_at.and_then(|t| crate::timefmt::rfc3339_ms(t, self.common.message.tz)),
                     "fingerprint": a.fingerprint,
                     "links": {
                         "ack": self.links.ack_url(&a.fingerprint, a.starts_at),
-                        "runbook": link("runbook_url"),
-                        "dashboard": link("dashboard_url"),
-                        "source": a.generator_url,
+                        "runbook": resolved.runbook,
+                        "dashboard": resolved.dashboard,
+                        "source": resolved.source,
                     },
                 })
             })

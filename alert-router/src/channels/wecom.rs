@@ -28,6 +28,8 @@ pub struct WecomConfig {
     pub mentioned_userids: Vec<String>,
     pub language: Option<Language>,
     pub template: Option<String>,
+    /// IANA zone of this channel's times, over the router's `timezone`.
+    pub timezone: Option<String>,
     pub timeout: Option<String>,
     pub rate_per_minute: Option<u32>,
     #[serde(default)]
@@ -40,6 +42,9 @@ impl ChannelSpec for WecomConfig {
     }
     fn kind(&self) -> &'static str {
         "wecom"
+    }
+    fn timezone(&self) -> Option<&str> {
+        self.timezone.as_deref()
     }
     fn fallback(&self) -> &[String] {
         &self.fallback
@@ -66,6 +71,30 @@ impl ChannelSpec for WecomConfig {
 /// WeCom refuses markdown content over 4,096 bytes (errcode 40058). Its wording names the
 /// `content` field, so the content is what we measure.
 pub const MAX_MARKDOWN_BYTES: usize = 4096;
+
+/// WeCom refuses an image over 2 MB before base64 encoding.
+pub const MAX_IMAGE_BYTES: usize = 2 * 1024 * 1024;
+
+/// The `image` message body WeCom documents: the bytes in base64 and their MD5 (hex), both
+/// computed over the raw image. `None` over [`MAX_IMAGE_BYTES`].
+pub fn image_payload(png: &[u8]) -> Option<serde_json::Value> {
+    use base64::Engine;
+    use md5::Digest;
+    if png.len() > MAX_IMAGE_BYTES {
+        return None;
+    }
+    let md5: String = md5::Md5::digest(png)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(json!({
+        "msgtype": "image",
+        "image": {
+            "base64": base64::engine::general_purpose::STANDARD.encode(png),
+            "md5": md5,
+        },
+    }))
+}
 
 /// WeCom's errcodes: 45009 "api freq out of limit" (20 per minute), -1 busy, 40058 content too
 /// long; 93000 invalid key, 40008 invalid type and the rest are permanent.
@@ -128,6 +157,19 @@ impl WeCom {
         format!("\n{}", ids.join(" "))
     }
 
+    async fn post(&self, body: &serde_json::Value) -> Result<(), SendError> {
+        let text = http::post_json(
+            &self.common.http,
+            self.url.clone(),
+            self.timeout,
+            &[],
+            http::body_bytes(body),
+            Duration::from_secs(60),
+        )
+        .await?;
+        ERRORS.classify_answer(&text)
+    }
+
     /// The request bodies of one message: markdown, then a text mention when mobiles are set.
     pub fn payloads(&self, msg: &Message) -> Vec<serde_json::Value> {
         let (mobiles, ids): (Vec<&String>, Vec<&String>) =
@@ -180,6 +222,29 @@ impl Channel for WeCom {
         self.payloads(msg)[0]["markdown"]["content"]
             .as_str()
             .map_or(0, str::len)
+    }
+    fn chart_delivery(&self) -> super::ChartDelivery {
+        super::ChartDelivery::Image
+    }
+    async fn send_with_chart(
+        &self,
+        msg: &Message,
+        chart: Option<&crate::chart::ChartOutcome>,
+    ) -> Result<(), SendError> {
+        self.send(msg).await?;
+        let Some(png) = chart.and_then(|c| c.png.as_deref()) else {
+            return Ok(());
+        };
+        let Some(image) = image_payload(png) else {
+            tracing::warn!(channel = %self.name, bytes = png.len(), "chart over WeCom's 2 MB image limit; sent without it");
+            return Ok(());
+        };
+        // The text is delivered: a failed image is logged, not retried (a retry would repeat
+        // the text).
+        if let Err(e) = self.post(&image).await {
+            tracing::warn!(channel = %self.name, error = %e, "chart image not delivered");
+        }
+        Ok(())
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
         for p in self.payloads(msg) {

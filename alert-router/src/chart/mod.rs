@@ -59,6 +59,71 @@ impl ChartOutcome {
 }
 
 type Memo = HashMap<String, (Instant, Arc<OnceCell<ChartOutcome>>)>;
+type ContextMemo = HashMap<String, (Instant, Arc<OnceCell<context::ContextTable>>)>;
+
+/// Everything a single-alert message gets from Prometheus: the chart and the context table,
+/// produced under one deadline (see [`ChartService::attachments`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attachments {
+    pub chart: ChartOutcome,
+    pub context: context::ContextTable,
+}
+
+/// Internal annotations through which the attachments reach the templates (see
+/// `template::context_for`); the intake refuses `quantwatch_*` annotations from outside.
+pub const ANN_CHART_URL: &str = "quantwatch_chart_url";
+pub const ANN_CHART_CID: &str = "quantwatch_chart_cid";
+pub const ANN_CHART_NOTE: &str = "quantwatch_chart_note";
+pub const ANN_CONTEXT: &str = "quantwatch_context";
+
+/// The `Content-ID` of the chart in an email (`cid:` in the HTML part).
+pub const EMAIL_CID: &str = "chart@quantwatch";
+
+impl Attachments {
+    /// The one line a message says when it carries less than it should (chart or context
+    /// unavailable), `None` when nothing is missing.
+    pub fn note(&self) -> Option<String> {
+        match (&self.chart.note, &self.context.note) {
+            (Some(c), Some(x)) if c != x => Some(format!("{c}; {x}")),
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(x)) => Some(x.clone()),
+            (None, None) => None,
+        }
+    }
+
+    /// Mark `event` with what a channel delivering charts as `delivery` shows: the image URL
+    /// (DingTalk, Slack), the inline image's cid (email), the context rows and the note.
+    pub fn annotate(&self, event: &mut AlertEvent, delivery: crate::channels::ChartDelivery) {
+        use crate::channels::ChartDelivery;
+        let ann = &mut event.annotations;
+        match delivery {
+            ChartDelivery::Url => {
+                if let Some(u) = &self.chart.url {
+                    ann.insert(ANN_CHART_URL.into(), u.clone());
+                }
+            }
+            ChartDelivery::Inline if self.chart.png.is_some() => {
+                ann.insert(ANN_CHART_CID.into(), EMAIL_CID.into());
+            }
+            _ => {}
+        }
+        if let Some(n) = self.note() {
+            ann.insert(ANN_CHART_NOTE.into(), n);
+        }
+        if !self.context.rows.is_empty() {
+            let rows: Vec<(&str, &str)> = self
+                .context
+                .rows
+                .iter()
+                .map(|r| (r.title.as_str(), r.value.as_str()))
+                .collect();
+            ann.insert(
+                ANN_CONTEXT.into(),
+                serde_json::to_string(&rows).unwrap_or_default(),
+            );
+        }
+    }
+}
 
 /// Built from the config with the channels (in `Live`); cheap to clone. The image cache is
 /// carried across reloads so URLs already sent keep working.
@@ -71,6 +136,7 @@ pub struct ChartService {
     secret: Option<String>,
     images: Arc<serve::ImageCache>,
     memo: Arc<Mutex<Memo>>,
+    context_memo: Arc<Mutex<ContextMemo>>,
 }
 
 impl std::fmt::Debug for ChartService {
@@ -98,6 +164,7 @@ impl ChartService {
                 .map(|u| u.trim_end_matches('/').to_string()),
             secret: config.ack_secret.clone(),
             memo: Arc::default(),
+            context_memo: Arc::default(),
         }
     }
 
@@ -164,6 +231,65 @@ impl ChartService {
                 "chart unavailable: not ready within the {} ms deadline",
                 self.settings.deadline.as_millis()
             )),
+        }
+    }
+
+    /// Chart and context table for a single-alert message, both by `deadline` (queried
+    /// concurrently). Each is produced once per alert event and shared by the channels (see
+    /// [`REUSE_FOR`]); a router without `prometheus_url` gets empty attachments at once.
+    pub async fn attachments(&self, alert: &AlertEvent, deadline: Instant) -> Attachments {
+        let (chart, context) = tokio::join!(
+            self.for_alert(alert, deadline),
+            self.context(alert, deadline)
+        );
+        Attachments { chart, context }
+    }
+
+    /// The context table for `alert` (the `chart.context` queries that apply to its labels).
+    pub async fn context(&self, alert: &AlertEvent, deadline: Instant) -> context::ContextTable {
+        let Some(client) = &self.prom else {
+            return context::ContextTable::default();
+        };
+        if alert.status != "firing"
+            || !self
+                .settings
+                .context
+                .iter()
+                .any(|q| context::expand(&q.query, &alert.labels).is_some())
+        {
+            return context::ContextTable::default();
+        }
+        let key = format!(
+            "{}\0{}\0{}",
+            alert.fingerprint, alert.status, alert.starts_at
+        );
+        let cell = {
+            let mut memo = self.context_memo.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            memo.retain(|_, (at, _)| now.duration_since(*at) < REUSE_FOR);
+            memo.entry(key)
+                .or_insert_with(|| (now, Arc::new(OnceCell::new())))
+                .1
+                .clone()
+        };
+        let time = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+        let work = cell.get_or_init(|| {
+            context::run(
+                client,
+                &self.settings.context,
+                &alert.labels,
+                time,
+                deadline,
+            )
+        });
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(t) => t.clone(),
+            Err(_) => context::ContextTable {
+                rows: Vec::new(),
+                note: Some(
+                    "context unavailable: Prometheus did not answer within the deadline".into(),
+                ),
+            },
         }
     }
 

@@ -1,11 +1,10 @@
 //! Chart images at signed, expiring URLs: `/charts/{id}.{expires}.{mac}.png`.
 //!
 //! DingTalk and Slack show an image only from a URL their servers fetch, without our
-//! credentials, so the URL itself is the credential: an HMAC-SHA256 with the router's ack
-//! secret over a purpose string, the chart id and the expiry. The purpose string
-//! (`quantwatch-chart`) is part of the MAC input, so a chart token can never pass as an ack
-//! token or the other way round, though both use one secret. (`ack.rs` is gaining a purpose
-//! field too; the two signers should become one.)
+//! credentials, so the URL itself is the credential: a link of the router's one signer
+//! (`ack::sign`, purpose `chart`, the chart id in place of a fingerprint), so one secret and one
+//! MAC construction serve ack, silence and chart links, and the purpose keeps a chart link from
+//! ever acting as another.
 //!
 //! The images live in memory: a bounded map (least recently used dropped past
 //! `chart.cache_entries`; each entry also dropped at its URL's expiry). A restart, or another
@@ -20,13 +19,11 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::Sha256;
 
 use crate::App;
 
-const PURPOSE: &[u8] = b"quantwatch-chart\0";
+use crate::ack::{self, Link, Purpose};
 
 /// Why a chart URL is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,57 +36,35 @@ pub enum TokenError {
     Expired,
 }
 
-fn mac(secret: &str, id: &str, expires_s: i64) -> Hmac<Sha256> {
-    let mut m =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-    m.update(PURPOSE);
-    m.update(id.as_bytes());
-    m.update(b"\0");
-    m.update(expires_s.to_string().as_bytes());
-    m
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
-}
-
-/// `{id}.{expires}.{mac}`; ids are lowercase hex, so the token needs no escaping in a URL.
+/// `chart.{id}.0.{expires}.{mac}`; ids are lowercase hex, so the token needs no escaping.
 pub fn token(secret: &str, id: &str, expires_s: i64) -> String {
-    let sig = hex(&mac(secret, id, expires_s).finalize().into_bytes());
-    format!("{id}.{expires_s}.{sig}")
+    ack::sign(
+        secret,
+        &Link {
+            purpose: Purpose::Chart,
+            fingerprint: id.into(),
+            starts_at: 0,
+            expires_s,
+        },
+    )
 }
 
-/// The chart id of an authentic token not expired at `now_s`. The signature is checked
-/// first, so a stretched expiry reads as altered (403), not as expired (410).
+/// The chart id of an authentic chart token not expired at `now_s`. The signature is checked
+/// first, so a stretched expiry reads as altered (403), not as expired (410); another
+/// purpose's link (an ack link) is refused as malformed for this path.
 pub fn verify(secret: &str, token: &str, now_s: i64) -> Result<String, TokenError> {
-    let mut parts = token.split('.');
-    let (Some(id), Some(exp), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(TokenError::Malformed);
-    };
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let link = ack::verify(secret, Purpose::Chart, token, now_s).map_err(|e| match e {
+        ack::TokenError::Expired => TokenError::Expired,
+        ack::TokenError::BadSignature => TokenError::BadSignature,
+        _ => TokenError::Malformed,
+    })?;
+    if link.starts_at != 0
+        || link.fingerprint.is_empty()
+        || !link.fingerprint.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(TokenError::Malformed);
     }
-    let exp: i64 = exp.parse().map_err(|_| TokenError::Malformed)?;
-    let sig = unhex(sig).ok_or(TokenError::Malformed)?;
-    mac(secret, id, exp)
-        .verify_slice(&sig)
-        .map_err(|_| TokenError::BadSignature)?;
-    if now_s >= exp {
-        return Err(TokenError::Expired);
-    }
-    Ok(id.to_string())
+    Ok(link.fingerprint)
 }
 
 struct Entry {
@@ -243,39 +218,49 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000;
 
+    const S: &str = "0123456789abcdef0123456789abcdef";
+
     #[test]
     fn tokens_verify_and_refuse() {
-        let t = token("s", "00ff", NOW + 60);
-        assert_eq!(verify("s", &t, NOW), Ok("00ff".to_string()));
-        assert_eq!(verify("s", &t, NOW + 60), Err(TokenError::Expired));
-        assert_eq!(verify("other", &t, NOW), Err(TokenError::BadSignature));
+        let t = token(S, "00ff", NOW + 60);
+        assert!(t.starts_with(&format!("chart.00ff.0.{}.", NOW + 60)), "{t}");
+        assert_eq!(verify(S, &t, NOW), Ok("00ff".to_string()));
+        assert_eq!(verify(S, &t, NOW + 60), Err(TokenError::Expired));
+        assert_eq!(
+            verify("another-secret-of-32-bytes-length", &t, NOW),
+            Err(TokenError::BadSignature)
+        );
         let sig = t.rsplit('.').next().unwrap();
         assert_eq!(
-            verify("s", &format!("00ff.{}.{sig}", NOW + 3600), NOW + 100),
+            verify(S, &format!("chart.00ff.0.{}.{sig}", NOW + 3600), NOW + 100),
             Err(TokenError::BadSignature),
             "a stretched expiry is an altered link"
         );
         assert_eq!(
-            verify("s", &format!("00fe.{}.{sig}", NOW + 60), NOW),
+            verify(S, &format!("chart.00fe.0.{}.{sig}", NOW + 60), NOW),
             Err(TokenError::BadSignature)
         );
-        assert_eq!(verify("s", "00ff.1", NOW), Err(TokenError::Malformed));
+        assert_eq!(verify(S, "00ff.1", NOW), Err(TokenError::Malformed));
         assert_eq!(
-            verify("s", &format!("{t}.x"), NOW),
+            verify(S, &format!("{t}.x"), NOW),
             Err(TokenError::Malformed)
         );
-        assert_eq!(verify("s", "zz.1.00", NOW), Err(TokenError::Malformed));
-        assert_eq!(verify("s", "00.1.é0", NOW), Err(TokenError::Malformed));
+        // A signed id that is not hex (never issued by us) is refused all the same.
+        let odd = token(S, "zz", NOW + 60);
+        assert_eq!(verify(S, &odd, NOW), Err(TokenError::Malformed));
     }
 
     #[test]
     fn a_chart_token_is_never_an_ack_token() {
-        // Same secret, same id and expiry: the purpose string makes the MACs differ.
-        let chart = token("s", "abcdef", NOW + 60);
-        let ack = crate::ack::token("s", "abcdef", 0, NOW + 60);
+        // One signer, one secret: the purpose makes the links differ and refuse each other.
+        let chart = token(S, "abcdef", NOW + 60);
+        let ack = crate::ack::token(S, "abcdef", 0, NOW + 60);
         assert_ne!(chart, ack);
-        assert!(verify("s", &ack, NOW).is_err());
-        assert!(crate::ack::verify("s", crate::ack::Purpose::Ack, &chart, NOW).is_err());
+        assert_eq!(verify(S, &ack, NOW), Err(TokenError::Malformed));
+        assert_eq!(
+            crate::ack::verify(S, crate::ack::Purpose::Ack, &chart, NOW),
+            Err(crate::ack::TokenError::WrongPurpose)
+        );
     }
 
     #[test]

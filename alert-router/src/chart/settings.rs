@@ -32,6 +32,20 @@ pub struct FileChart {
     cjk_font_path: Option<PathBuf>,
     link_ttl: Option<String>,
     cache_entries: Option<usize>,
+    /// The context table's queries; absent: the trading book (`context::trading_defaults`).
+    context: Option<Vec<FileContextQuery>>,
+}
+
+/// One `chart.context` entry: `{title, query, unit, show_label}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileContextQuery {
+    pub title: String,
+    /// PromQL with `{{label}}` placeholders inside double-quoted strings.
+    pub query: String,
+    /// `money`, `percent`, `count` or `plain` (default).
+    pub unit: Option<String>,
+    pub show_label: Option<String>,
 }
 
 /// How the router authenticates to Prometheus. `Debug` never prints a secret.
@@ -83,6 +97,8 @@ pub struct ChartSettings {
     pub link_ttl: Duration,
     /// Images kept in memory (least recently used beyond it are dropped).
     pub cache_entries: usize,
+    /// The context table's queries (`chart.context`, default the trading book).
+    pub context: Vec<super::context::ContextQuery>,
 }
 
 impl std::fmt::Debug for ChartSettings {
@@ -96,6 +112,7 @@ impl std::fmt::Debug for ChartSettings {
             .field("cjk_font", &self.cjk_font.map(<[u8]>::len))
             .field("link_ttl", &self.link_ttl)
             .field("cache_entries", &self.cache_entries)
+            .field("context", &self.context.len())
             .finish()
     }
 }
@@ -112,6 +129,7 @@ impl Default for ChartSettings {
             cjk_font: None,
             link_ttl: Duration::from_secs(7 * 24 * 3600),
             cache_entries: 256,
+            context: super::context::trading_defaults(),
         }
     }
 }
@@ -222,6 +240,39 @@ pub fn validate(
             }
         },
     };
+    let context = match chart.context {
+        None => d.context.clone(),
+        Some(list) => list
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, q)| {
+                let key = format!("chart.context[{i}]");
+                let unit = match q.unit.as_deref() {
+                    None | Some("plain") => super::context::Unit::Plain,
+                    Some("money") => super::context::Unit::Money,
+                    Some("percent") => super::context::Unit::Percent,
+                    Some("count") => super::context::Unit::Count,
+                    Some(other) => {
+                        prob(
+                            &format!("{key}.unit"),
+                            format!("{other:?} is not money, percent, count or plain"),
+                        );
+                        return None;
+                    }
+                };
+                if q.title.trim().is_empty() || q.query.trim().is_empty() {
+                    prob(&key, "needs a title and a query".into());
+                    return None;
+                }
+                Some(super::context::ContextQuery {
+                    title: q.title,
+                    query: q.query,
+                    unit,
+                    show_label: q.show_label,
+                })
+            })
+            .collect(),
+    };
     let url = env.get("ROUTER_PROMETHEUS_URL").or(prometheus_url);
     let password = env.get("ROUTER_PROMETHEUS_PASSWORD").or(auth.password);
     let bearer = env
@@ -301,6 +352,7 @@ pub fn validate(
         cjk_font,
         link_ttl,
         cache_entries,
+        context,
     }
 }
 

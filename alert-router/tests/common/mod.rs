@@ -15,6 +15,10 @@ pub struct RouterUnderTest {
     handle: Option<tokio::task::JoinHandle<Result<(), RunError>>>,
 }
 
+/// Placeholder for the router's own address (`http://127.0.0.1:PORT`) in the YAML and env of
+/// [`start`]: for `ROUTER_PUBLIC_URL` when a fake must fetch from the router.
+pub const ROUTER_URL: &str = "{router_url}";
+
 /// Start the router with this YAML (database defaults to a temp SQLite file).
 pub async fn start(yaml: &str, env: &[(&str, &str)]) -> RouterUnderTest {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -23,9 +27,14 @@ pub async fn start(yaml: &str, env: &[(&str, &str)]) -> RouterUnderTest {
         .with_test_writer()
         .try_init();
     let dir = tempfile::tempdir().expect("temp dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let yaml = yaml.replace(ROUTER_URL, &url);
     let mut vars: HashMap<String, String> = env
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.to_string(), v.replace(ROUTER_URL, &url)))
         .collect();
     vars.entry("ROUTER_DATABASE_URL".into())
         .or_insert_with(|| format!("sqlite://{}/router.db", dir.path().display()));
@@ -33,10 +42,6 @@ pub async fn start(yaml: &str, env: &[(&str, &str)]) -> RouterUnderTest {
     std::fs::write(&path, yaml).expect("write config");
     let cfg =
         config::load(Some(&path), &vars).unwrap_or_else(|e| panic!("test config invalid: {e}"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(serve(
         cfg,

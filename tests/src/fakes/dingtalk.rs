@@ -219,6 +219,31 @@ async fn send(
     if let Err((code, msg)) = check_payload(&parsed) {
         return refuse(code, &msg);
     }
+    // DingTalk's servers fetch markdown images (`![alt](url)`) to show them; the message is
+    // accepted either way, a failed fetch only shows a broken image. The fetch is recorded
+    // (before the acceptance, so a test that saw the message sees the fetch).
+    for url in markdown_images(parsed["markdown"]["text"].as_str().unwrap_or("")) {
+        let f = super::fetch_image(&url).await;
+        super::record_fetch(&r.shared, f);
+    }
     record(&r.shared, parsed, 0);
     answer(0, "ok").into_response()
+}
+
+/// The http(s) URLs of `![alt](url)` images in a markdown text.
+pub fn markdown_images(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("![") {
+        rest = &rest[i + 2..];
+        let Some(mid) = rest.find("](") else { break };
+        let after = &rest[mid + 2..];
+        let Some(end) = after.find(')') else { break };
+        let url = &after[..end];
+        if url.starts_with("http://") || url.starts_with("https://") {
+            out.push(url.to_string());
+        }
+        rest = &after[end..];
+    }
+    out
 }

@@ -45,6 +45,63 @@ pub(crate) struct Shared {
     /// Instants of the requests that count against the rate limit.
     pub window: Vec<Instant>,
     pub banned_until: Option<Instant>,
+    /// Images the fake fetched from URLs in messages, as the vendor's servers do.
+    pub fetched: Vec<Fetched>,
+}
+
+/// One image URL a fake fetched (DingTalk markdown `![..](url)`, Slack image blocks).
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub url: String,
+    /// HTTP status, 0 when the fetch failed at the transport level.
+    pub status: u16,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Fetched {
+    /// A 200 answer whose type and bytes are a PNG.
+    pub fn is_png(&self) -> bool {
+        self.status == 200
+            && self.content_type == "image/png"
+            && self.bytes.starts_with(b"\x89PNG\r\n\x1a\n")
+    }
+}
+
+/// GET an image the way a vendor's servers do: no credentials, a short timeout.
+pub(crate) async fn fetch_image(url: &str) -> Fetched {
+    let out = |status, content_type: String, bytes| Fetched {
+        url: url.to_string(),
+        status,
+        content_type,
+        bytes,
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("fake's HTTP client");
+    match client.get(url).send().await {
+        Err(_) => out(0, String::new(), Vec::new()),
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let bytes = r.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+            out(status, ct, bytes)
+        }
+    }
+}
+
+pub(crate) fn record_fetch(shared: &Arc<Mutex<Shared>>, f: Fetched) {
+    shared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .fetched
+        .push(f);
 }
 
 impl Shared {
@@ -54,6 +111,7 @@ impl Shared {
             received: Vec::new(),
             window: Vec::new(),
             banned_until: None,
+            fetched: Vec::new(),
         }
     }
 }
@@ -127,6 +185,11 @@ impl FakeServer {
             .filter(|r| r.errcode == 0)
             .map(|r| r.body.clone())
             .collect()
+    }
+
+    /// Every image this fake fetched from a message, in order.
+    pub fn fetched(&self) -> Vec<Fetched> {
+        self.lock().fetched.clone()
     }
 
     /// How many requests were answered with this vendor error code.

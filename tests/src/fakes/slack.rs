@@ -4,6 +4,8 @@
 //! `invalid_payload` / `no_text`), at most 50 blocks and section text of at most 3,000
 //! characters (400 `invalid_blocks`), and one message per second (429 with `Retry-After`).
 //! Every request that passes authentication counts against the rate, refused ones too.
+//! An image block's URL is downloaded before the answer, as Slack does; a failed download
+//! refuses the message (400 `invalid_blocks`).
 //! The `errcode` recorded is the HTTP status for failures and 0 for success.
 
 use std::sync::{Arc, Mutex};
@@ -79,6 +81,15 @@ fn check(body: &Value) -> Result<(), (StatusCode, &'static str)> {
                         return Err((StatusCode::BAD_REQUEST, "invalid_blocks"));
                     }
                 }
+                Some("image") => {
+                    let url = block["image_url"].as_str().unwrap_or("");
+                    let alt = block["alt_text"].as_str().unwrap_or("");
+                    if !(url.starts_with("http://") || url.starts_with("https://"))
+                        || alt.is_empty()
+                    {
+                        return Err((StatusCode::BAD_REQUEST, "invalid_blocks"));
+                    }
+                }
                 Some("divider") | Some("header") | Some("context") => {}
                 _ => return Err((StatusCode::BAD_REQUEST, "invalid_blocks")),
             }
@@ -118,6 +129,23 @@ async fn send(
     }
     if let Err((status, msg)) = check(&parsed) {
         return refuse(status, msg);
+    }
+    // Slack downloads an image block's URL while accepting the message and refuses the
+    // message when it cannot ("invalid_blocks": downloading image failed).
+    let urls: Vec<String> = parsed["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "image")
+        .filter_map(|b| b["image_url"].as_str().map(str::to_string))
+        .collect();
+    for url in urls {
+        let f = super::fetch_image(&url).await;
+        let ok = f.status == 200 && f.content_type.starts_with("image/");
+        super::record_fetch(&h.shared, f);
+        if !ok {
+            return refuse(StatusCode::BAD_REQUEST, "invalid_blocks");
+        }
     }
     record(&h.shared, parsed, 0);
     (StatusCode::OK, "ok").into_response()
