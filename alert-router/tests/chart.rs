@@ -654,3 +654,44 @@ async fn a_hanging_or_stopped_prometheus_does_not_hold_the_page() {
         r.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wecom_chart_image_counts_against_the_robots_rate() {
+    use testkit::fakes::wecom::WeComFake;
+    let prom = start_prometheus().await;
+    let wecom = WeComFake::start("key1");
+    // 2 per minute: a message with its chart image fills the window on its own.
+    let yaml = format!(
+        "language: en\nprometheus_url: \"{}\"\nchannels:\n  - {{type: wecom, name: wecom, webhook_url: \"{}\", rate_per_minute: 2}}\nroute:\n  channels: [wecom]\n",
+        prom.url(),
+        wecom.webhook_url(),
+    );
+    let r = common::start(
+        &yaml,
+        &[
+            ("ROUTER_ACK_SECRET", SECRET),
+            ("ROUTER_PUBLIC_URL", common::ROUTER_URL),
+        ],
+    )
+    .await;
+    assert_eq!(r.post(&firing_payload("First")).await.0, 200);
+    let first =
+        tokio::task::block_in_place(|| wecom.server.wait_accepted(2, Duration::from_secs(20)));
+    assert_eq!(first.len(), 2);
+    assert_eq!(
+        (first[0]["msgtype"].as_str(), first[1]["msgtype"].as_str()),
+        (Some("markdown"), Some("image"))
+    );
+    let t0 = wecom.server.received()[0].at;
+    assert_eq!(r.post(&firing_payload("Second")).await.0, 200);
+    // Counted as one request, the next message could go 30.5 s later (60 s + 1 s margin over
+    // 2); counted as two, not before the first pair leaves the window at 61 s.
+    tokio::time::sleep(
+        (t0 + Duration::from_secs(36)).saturating_duration_since(std::time::Instant::now()),
+    )
+    .await;
+    let received = wecom.server.received();
+    assert_eq!(received.len(), 2, "nothing more within 36 s: {received:?}");
+    assert_eq!(wecom.server.count_errcode(45009), 0);
+    r.shutdown().await;
+}
