@@ -134,6 +134,9 @@ struct FileRoute {
     escalation: Option<String>,
     #[serde(default)]
     escalation_during: Vec<FileDuring>,
+    /// The context table's queries for this route's alerts (see `chart::context`).
+    #[serde(default)]
+    context: Option<Vec<crate::chart::settings::FileContextQuery>>,
     #[serde(default)]
     routes: Vec<FileRoute>,
 }
@@ -623,6 +626,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         continue_: false,
         escalation: None,
         escalation_during: vec![],
+        context: None,
         routes: vec![],
     });
     if route.channels.is_empty() {
@@ -838,7 +842,21 @@ fn build_route(
         .enumerate()
         .map(|(i, c)| build_route(c, &format!("{key}.routes[{i}]"), names, file, p))
         .collect();
+    let context = r.context.clone().map(|list| {
+        crate::chart::settings::context_queries(
+            list,
+            &format!("{key}.context"),
+            &mut |k, reason| {
+                p.push(Problem {
+                    file: file.into(),
+                    key: k.into(),
+                    reason,
+                })
+            },
+        )
+    });
     RouteTree {
+        context,
         matchers,
         channels: r.channels.clone(),
         continue_: r.continue_,
@@ -1035,6 +1053,35 @@ route:
             errs[2]
                 .reason
                 .contains("\"Mars/Olympus\" is not an IANA time zone")
+        );
+    }
+
+    #[test]
+    fn route_context_queries() {
+        let c = load_text(
+            "route:\n  channels: [log]\n  routes:\n    - matchers: ['team=risk']\n      context:\n        - {title: VaR, query: 'var{desk=\"{{desk}}\"}', unit: money}\n",
+            &env(&[]),
+        )
+        .unwrap();
+        let risk: std::collections::BTreeMap<String, String> =
+            [("team".to_string(), "risk".to_string())].into();
+        let q = c.routes.context_for(&risk).expect("the route's queries");
+        assert_eq!(
+            (q[0].title.as_str(), q[0].unit),
+            ("VaR", crate::chart::context::Unit::Money)
+        );
+        assert!(c.routes.context_for(&Default::default()).is_none());
+        let errs = load_text(
+            "route:\n  channels: [log]\n  routes:\n    - matchers: ['team=risk']\n      context:\n        - {title: VaR, query: up, unit: dollars}\n",
+            &env(&[]),
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].key, "route.routes[0].context[0].unit");
+        assert!(
+            errs[0].reason.contains("\"dollars\" is not money"),
+            "{errs:?}"
         );
     }
 

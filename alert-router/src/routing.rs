@@ -88,6 +88,9 @@ pub struct RouteTree {
     /// (time window, policy): while a window is open its policy replaces `escalation`; the
     /// first open window wins. Inherited together with `escalation`.
     pub escalation_during: Vec<(String, String)>,
+    /// The context table's queries for alerts of this route (`context:`); `None` inherits
+    /// the parent's, and at the root the router-wide `chart.context`.
+    pub context: Option<Vec<crate::chart::context::ContextQuery>>,
     pub routes: Vec<RouteTree>,
 }
 
@@ -141,6 +144,30 @@ impl RouteTree {
         Some(mine)
     }
 
+    /// The context queries of an alert: those of the first matching leaf route, inherited
+    /// from its nearest ancestor that sets `context` (like `policy_for`); `None` when no route
+    /// on the way sets any.
+    pub fn context_for(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<&[crate::chart::context::ContextQuery]> {
+        fn walk<'a>(
+            node: &'a RouteTree,
+            labels: &BTreeMap<String, String>,
+            inherited: Option<&'a [crate::chart::context::ContextQuery]>,
+        ) -> Option<Option<&'a [crate::chart::context::ContextQuery]>> {
+            if !node.matchers.iter().all(|m| m.matches(labels)) {
+                return None;
+            }
+            let mine = node.context.as_deref().or(inherited);
+            node.routes
+                .iter()
+                .find_map(|c| walk(c, labels, mine))
+                .or(Some(mine))
+        }
+        walk(self, labels, None).flatten()
+    }
+
     fn walk(&self, labels: &BTreeMap<String, String>, out: &mut Vec<String>) -> bool {
         if !self.matchers.iter().all(|m| m.matches(labels)) {
             return false;
@@ -179,6 +206,7 @@ mod tests {
             continue_: cont,
             escalation: None,
             escalation_during: vec![],
+            context: None,
             routes,
         }
     }
@@ -300,5 +328,36 @@ mod tests {
             tree.channels_for(&labels(&[("team", "quant"), ("severity", "info")])),
             vec!["quant"]
         );
+    }
+
+    #[test]
+    fn context_queries_are_inherited_from_the_nearest_route_that_sets_them() {
+        use crate::chart::context::{ContextQuery, Unit};
+        let q = |t: &str| {
+            Some(vec![ContextQuery {
+                title: t.into(),
+                query: "up".into(),
+                unit: Unit::Plain,
+                show_label: None,
+            }])
+        };
+        let mut desk = route(
+            &["team=quant"],
+            &["quant"],
+            false,
+            vec![route(&["severity=critical"], &["pager"], false, vec![])],
+        );
+        desk.context = q("desk");
+        let mut risk = route(&["team=risk"], &["risk"], false, vec![]);
+        risk.context = q("risk");
+        let tree = route(&[], &["default"], false, vec![desk, risk]);
+        let title =
+            |pairs: &[(&str, &str)]| tree.context_for(&labels(pairs)).map(|q| q[0].title.clone());
+        assert_eq!(
+            title(&[("team", "quant"), ("severity", "critical")]).as_deref(),
+            Some("desk")
+        );
+        assert_eq!(title(&[("team", "risk")]).as_deref(), Some("risk"));
+        assert_eq!(title(&[("team", "other")]), None);
     }
 }

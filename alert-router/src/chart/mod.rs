@@ -137,6 +137,8 @@ pub struct ChartService {
     images: Arc<serve::ImageCache>,
     memo: Arc<Mutex<Memo>>,
     context_memo: Arc<Mutex<ContextMemo>>,
+    /// The route tree, for each alert's route `context:` queries.
+    routes: Arc<crate::routing::RouteTree>,
 }
 
 impl std::fmt::Debug for ChartService {
@@ -165,6 +167,7 @@ impl ChartService {
             secret: config.ack_secret.clone(),
             memo: Arc::default(),
             context_memo: Arc::default(),
+            routes: Arc::new(config.routes.clone()),
         }
     }
 
@@ -250,10 +253,13 @@ impl ChartService {
         let Some(client) = &self.prom else {
             return context::ContextTable::default();
         };
+        // The alert's route's queries, else the router-wide ones (default: the trading book).
+        let queries = self
+            .routes
+            .context_for(&alert.labels)
+            .unwrap_or(&self.settings.context);
         if alert.status != "firing"
-            || !self
-                .settings
-                .context
+            || !queries
                 .iter()
                 .any(|q| context::expand(&q.query, &alert.labels).is_some())
         {
@@ -273,15 +279,8 @@ impl ChartService {
                 .clone()
         };
         let time = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-        let work = cell.get_or_init(|| {
-            context::run(
-                client,
-                &self.settings.context,
-                &alert.labels,
-                time,
-                deadline,
-            )
-        });
+        let work =
+            cell.get_or_init(|| context::run(client, queries, &alert.labels, time, deadline));
         match tokio::time::timeout_at(deadline, work).await {
             Ok(t) => t.clone(),
             Err(_) => context::ContextTable {

@@ -158,6 +158,44 @@ fn load_font(path: &Path) -> Result<&'static [u8], String> {
     Ok(leaked)
 }
 
+/// Validate a list of context queries written at `key` (`chart.context`, a route's
+/// `context`); a bad entry is reported as `{key}[i]…` and left out.
+pub fn context_queries(
+    list: Vec<FileContextQuery>,
+    key: &str,
+    prob: &mut dyn FnMut(&str, String),
+) -> Vec<super::context::ContextQuery> {
+    list.into_iter()
+        .enumerate()
+        .filter_map(|(i, q)| {
+            let key = format!("{key}[{i}]");
+            let unit = match q.unit.as_deref() {
+                None | Some("plain") => super::context::Unit::Plain,
+                Some("money") => super::context::Unit::Money,
+                Some("percent") => super::context::Unit::Percent,
+                Some("count") => super::context::Unit::Count,
+                Some(other) => {
+                    prob(
+                        &format!("{key}.unit"),
+                        format!("{other:?} is not money, percent, count or plain"),
+                    );
+                    return None;
+                }
+            };
+            if q.title.trim().is_empty() || q.query.trim().is_empty() {
+                prob(&key, "needs a title and a query".into());
+                return None;
+            }
+            Some(super::context::ContextQuery {
+                title: q.title,
+                query: q.query,
+                unit,
+                show_label: q.show_label,
+            })
+        })
+        .collect()
+}
+
 /// Validate the chart keys; problems are pushed, the defaults stand in for bad values.
 pub fn validate(
     prometheus_url: Option<String>,
@@ -242,36 +280,7 @@ pub fn validate(
     };
     let context = match chart.context {
         None => d.context.clone(),
-        Some(list) => list
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, q)| {
-                let key = format!("chart.context[{i}]");
-                let unit = match q.unit.as_deref() {
-                    None | Some("plain") => super::context::Unit::Plain,
-                    Some("money") => super::context::Unit::Money,
-                    Some("percent") => super::context::Unit::Percent,
-                    Some("count") => super::context::Unit::Count,
-                    Some(other) => {
-                        prob(
-                            &format!("{key}.unit"),
-                            format!("{other:?} is not money, percent, count or plain"),
-                        );
-                        return None;
-                    }
-                };
-                if q.title.trim().is_empty() || q.query.trim().is_empty() {
-                    prob(&key, "needs a title and a query".into());
-                    return None;
-                }
-                Some(super::context::ContextQuery {
-                    title: q.title,
-                    query: q.query,
-                    unit,
-                    show_label: q.show_label,
-                })
-            })
-            .collect(),
+        Some(list) => context_queries(list, "chart.context", &mut |k, r| prob(k, r)),
     };
     let url = env.get("ROUTER_PROMETHEUS_URL").or(prometheus_url);
     let password = env.get("ROUTER_PROMETHEUS_PASSWORD").or(auth.password);
