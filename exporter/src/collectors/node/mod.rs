@@ -16,25 +16,35 @@
 //! threads.
 
 mod arp;
+mod bonding;
 mod conntrack;
 mod cpu;
+mod cpufreq;
 mod diskstats;
+mod edac;
 mod entropy;
 mod filefd;
 mod filesystem;
+mod hwmon;
 mod loadavg;
+mod mdadm;
 mod meminfo;
 mod netclass;
 mod netdev;
 mod netstat;
+mod nvme;
 mod os;
+mod powersupplyclass;
 mod pressure;
+mod rapl;
 mod selinux;
 pub mod settings;
 mod sockstat;
 mod softnet;
 mod stat;
+mod sysfs;
 mod textfile;
+mod thermal_zone;
 mod time;
 mod timex;
 mod udp_queues;
@@ -124,25 +134,38 @@ const fn entry(
 /// with what the others produced).
 pub static REGISTRY: &[Entry] = &[
     entry("arp", true, |_| Box::new(arp::Arp)),
+    entry("bonding", true, |_| Box::new(bonding::Bonding)),
     entry("conntrack", true, |_| Box::new(conntrack::Conntrack)),
     entry("cpu", true, |_| Box::new(cpu::Cpu)),
+    entry("cpufreq", true, |_| Box::new(cpufreq::Cpufreq)),
     entry("diskstats", true, |_| Box::new(diskstats::Diskstats)),
+    entry("edac", true, |_| Box::new(edac::Edac)),
     entry("entropy", true, |_| Box::new(entropy::Entropy)),
     entry("filefd", true, |_| Box::new(filefd::Filefd)),
     entry("filesystem", true, |_| {
         Box::new(filesystem::Filesystem::default())
     }),
+    entry("hwmon", true, |_| Box::new(hwmon::Hwmon)),
     entry("loadavg", true, |_| Box::new(loadavg::Loadavg)),
+    entry("mdadm", true, |_| Box::new(mdadm::Mdadm)),
     entry("meminfo", true, |_| Box::new(meminfo::Meminfo)),
     entry("netclass", true, |_| Box::new(netclass::Netclass)),
     entry("netdev", true, |_| Box::new(netdev::Netdev)),
     entry("netstat", true, |_| Box::new(netstat::Netstat::new())),
+    entry("nvme", true, |_| Box::new(nvme::Nvme)),
     entry("os", true, |_| Box::new(os::Os)),
+    entry("powersupplyclass", true, |_| {
+        Box::new(powersupplyclass::PowerSupplyClass)
+    }),
     entry("pressure", true, |_| Box::new(pressure::Pressure)),
+    entry("rapl", true, |_| Box::new(rapl::Rapl)),
     entry("selinux", true, |_| Box::new(selinux::Selinux)),
     entry("sockstat", true, |_| Box::new(sockstat::Sockstat)),
     entry("softnet", true, |_| Box::new(softnet::Softnet)),
     entry("stat", true, |_| Box::new(stat::Stat)),
+    entry("thermal_zone", true, |_| {
+        Box::new(thermal_zone::ThermalZone)
+    }),
     entry("time", true, |_| Box::new(time::Time)),
     entry("timex", true, |_| Box::new(timex::Timex)),
     entry("udp_queues", true, |_| Box::new(udp_queues::UdpQueues)),
