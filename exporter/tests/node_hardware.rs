@@ -1,6 +1,6 @@
 //! The hardware collectors node_exporter 1.5 enables by default (hwmon, thermal_zone, cpufreq,
-//! nvme, mdadm, powersupplyclass, rapl, edac, bonding) publish nothing on the development VM,
-//! which has no such hardware. So both exporters read the same small sysfs/procfs tree of a
+//! nvme, mdadm, powersupplyclass, rapl, edac, bonding, dmi, schedstat) publish nothing on the
+//! development VM, which has no such hardware (nor DMI tables or scheduler statistics). So both exporters read the same small sysfs/procfs tree of a
 //! bare-metal host (`tests/fixtures/node/hw`: sensor chips behind device links, thermal zones,
 //! NVMe controllers, RAID arrays in every state, a UPS, RAPL zones, ECC counters, bonds), and
 //! every family, HELP, TYPE, label set and value must be identical — collector by collector
@@ -14,7 +14,7 @@ use testkit::{App, GoExporter};
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_quantwatch-exporter");
 
-const HARDWARE: [&str; 9] = [
+const HARDWARE: [&str; 11] = [
     "hwmon",
     "thermal_zone",
     "cpufreq",
@@ -24,6 +24,8 @@ const HARDWARE: [&str; 9] = [
     "rapl",
     "edac",
     "bonding",
+    "dmi",
+    "schedstat",
 ];
 
 /// Left as given (with `..`): node_exporter cleans the paths it publishes (rapl's `path`
@@ -195,6 +197,30 @@ fn all_hardware_collectors_together_match_node_exporter_with_known_values() {
     );
     assert_eq!(v("node_bonding_active", &[("master", "bond0")]), Some(1.0));
     assert_eq!(v("node_bonding_slaves", &[("master", "bond0")]), Some(2.0));
+    assert_eq!(
+        v("node_schedstat_running_seconds_total", &[("cpu", "0")]),
+        Some(2345.678901234)
+    );
+    assert_eq!(
+        v("node_schedstat_timeslices_total", &[("cpu", "1")]),
+        Some(37_409_366.0)
+    );
+    assert_eq!(
+        v("node_schedstat_timeslices_total", &[("cpu", "2")]),
+        None,
+        "a field beyond u64 skips its line"
+    );
+    assert_eq!(
+        v(
+            "node_dmi_info",
+            &[
+                ("system_vendor", "Supermicro"),
+                ("product_name", "SYS-620U-TNR"),
+                ("board_asset_tag", ""),
+            ]
+        ),
+        Some(1.0)
+    );
 }
 
 /// Copies `from` to `to`, symlinks as symlinks (hwmon's chip names come from them).

@@ -21,6 +21,7 @@ mod conntrack;
 mod cpu;
 mod cpufreq;
 mod diskstats;
+mod dmi;
 mod edac;
 mod entropy;
 mod filefd;
@@ -37,6 +38,7 @@ mod os;
 mod powersupplyclass;
 mod pressure;
 mod rapl;
+mod schedstat;
 mod selinux;
 pub mod settings;
 mod sockstat;
@@ -139,6 +141,7 @@ pub static REGISTRY: &[Entry] = &[
     entry("cpu", true, |_| Box::new(cpu::Cpu)),
     entry("cpufreq", true, |_| Box::new(cpufreq::Cpufreq)),
     entry("diskstats", true, |_| Box::new(diskstats::Diskstats)),
+    entry("dmi", true, |c| Box::new(dmi::Dmi::new(&c.sysfs))),
     entry("edac", true, |_| Box::new(edac::Edac)),
     entry("entropy", true, |_| Box::new(entropy::Entropy)),
     entry("filefd", true, |_| Box::new(filefd::Filefd)),
@@ -159,6 +162,7 @@ pub static REGISTRY: &[Entry] = &[
     }),
     entry("pressure", true, |_| Box::new(pressure::Pressure)),
     entry("rapl", true, |_| Box::new(rapl::Rapl)),
+    entry("schedstat", true, |_| Box::new(schedstat::Schedstat)),
     entry("selinux", true, |_| Box::new(selinux::Selinux)),
     entry("sockstat", true, |_| Box::new(sockstat::Sockstat)),
     entry("softnet", true, |_| Box::new(softnet::Softnet)),
