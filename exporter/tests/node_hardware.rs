@@ -1,6 +1,7 @@
 //! The hardware collectors node_exporter 1.5 enables by default (hwmon, thermal_zone, cpufreq,
-//! nvme, mdadm, powersupplyclass, rapl, edac, bonding, dmi, schedstat) publish nothing on the
-//! development VM, which has no such hardware (nor DMI tables or scheduler statistics). So both exporters read the same small sysfs/procfs tree of a
+//! nvme, mdadm, powersupplyclass, rapl, edac, bonding, dmi, schedstat, infiniband) publish
+//! nothing on the development VM, which has no such hardware (nor DMI tables or scheduler
+//! statistics). So both exporters read the same small sysfs/procfs tree of a
 //! bare-metal host (`tests/fixtures/node/hw`: sensor chips behind device links, thermal zones,
 //! NVMe controllers, RAID arrays in every state, a UPS, RAPL zones, ECC counters, bonds), and
 //! every family, HELP, TYPE, label set and value must be identical — collector by collector
@@ -14,7 +15,7 @@ use testkit::{App, GoExporter};
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_quantwatch-exporter");
 
-const HARDWARE: [&str; 11] = [
+const HARDWARE: [&str; 12] = [
     "hwmon",
     "thermal_zone",
     "cpufreq",
@@ -26,6 +27,7 @@ const HARDWARE: [&str; 11] = [
     "bonding",
     "dmi",
     "schedstat",
+    "infiniband",
 ];
 
 /// Left as given (with `..`): node_exporter cleans the paths it publishes (rapl's `path`
@@ -220,6 +222,26 @@ fn all_hardware_collectors_together_match_node_exporter_with_known_values() {
             ]
         ),
         Some(1.0)
+    );
+    let mlx5 = [("device", "mlx5_0"), ("port", "1")];
+    assert_eq!(
+        v("node_infiniband_rate_bytes_per_second", &mlx5),
+        Some(12_500_000_000.0)
+    );
+    assert_eq!(
+        v("node_infiniband_port_data_received_bytes_total", &mlx5),
+        Some(1_553_255_926_290_448_384.0),
+        "4-byte words, wrapping as a u64 like upstream"
+    );
+    let mlx4 = [("device", "mlx4_0"), ("port", "1")];
+    assert_eq!(
+        v("node_infiniband_unicast_packets_received_total", &mlx4),
+        None,
+        "N/A (no PMA)"
+    );
+    assert_eq!(
+        v("node_infiniband_legacy_data_received_bytes_total", &mlx4),
+        Some(2220.0)
     );
 }
 

@@ -27,6 +27,7 @@ mod entropy;
 mod filefd;
 mod filesystem;
 mod hwmon;
+mod infiniband;
 mod loadavg;
 mod mdadm;
 mod meminfo;
@@ -149,6 +150,7 @@ pub static REGISTRY: &[Entry] = &[
         Box::new(filesystem::Filesystem::default())
     }),
     entry("hwmon", true, |_| Box::new(hwmon::Hwmon)),
+    entry("infiniband", true, |_| Box::new(infiniband::Infiniband)),
     entry("loadavg", true, |_| Box::new(loadavg::Loadavg)),
     entry("mdadm", true, |_| Box::new(mdadm::Mdadm)),
     entry("meminfo", true, |_| Box::new(meminfo::Meminfo)),
