@@ -1,7 +1,7 @@
 //! The hardware collectors node_exporter 1.5 enables by default (hwmon, thermal_zone, cpufreq,
-//! nvme, mdadm, powersupplyclass, rapl, edac, bonding, dmi, schedstat, infiniband) publish
-//! nothing on the development VM, which has no such hardware (nor DMI tables or scheduler
-//! statistics). So both exporters read the same small sysfs/procfs tree of a
+//! nvme, mdadm, powersupplyclass, rapl, edac, bonding, dmi, schedstat, infiniband, nfs)
+//! publish nothing on the development VM, which has no such hardware (nor DMI tables,
+//! scheduler statistics or an NFS client). So both exporters read the same small sysfs/procfs tree of a
 //! bare-metal host (`tests/fixtures/node/hw`: sensor chips behind device links, thermal zones,
 //! NVMe controllers, RAID arrays in every state, a UPS, RAPL zones, ECC counters, bonds), and
 //! every family, HELP, TYPE, label set and value must be identical — collector by collector
@@ -15,7 +15,7 @@ use testkit::{App, GoExporter};
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_quantwatch-exporter");
 
-const HARDWARE: [&str; 12] = [
+const HARDWARE: [&str; 13] = [
     "hwmon",
     "thermal_zone",
     "cpufreq",
@@ -28,6 +28,7 @@ const HARDWARE: [&str; 12] = [
     "dmi",
     "schedstat",
     "infiniband",
+    "nfs",
 ];
 
 /// Left as given (with `..`): node_exporter cleans the paths it publishes (rapl's `path`
@@ -242,6 +243,23 @@ fn all_hardware_collectors_together_match_node_exporter_with_known_values() {
     assert_eq!(
         v("node_infiniband_legacy_data_received_bytes_total", &mlx4),
         Some(2220.0)
+    );
+    let nfs = |proto: &str, method: &str| {
+        v(
+            "node_nfs_requests_total",
+            &[("proto", proto), ("method", method)],
+        )
+    };
+    assert_eq!(nfs("3", "ReadDirPlus"), Some(241.0));
+    assert_eq!(nfs("2", "Null"), Some(0.0), "no proc2 line: zeros");
+    assert_eq!(
+        nfs("4", "Clone"),
+        Some(77.0),
+        "v4 beyond 59 values: ignored"
+    );
+    assert_eq!(
+        v("node_nfs_rpc_retransmissions_total", &[]),
+        Some(374_636.0)
     );
 }
 

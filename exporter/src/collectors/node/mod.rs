@@ -34,6 +34,7 @@ mod meminfo;
 mod netclass;
 mod netdev;
 mod netstat;
+mod nfs;
 mod nvme;
 mod os;
 mod powersupplyclass;
@@ -157,6 +158,7 @@ pub static REGISTRY: &[Entry] = &[
     entry("netclass", true, |_| Box::new(netclass::Netclass)),
     entry("netdev", true, |_| Box::new(netdev::Netdev)),
     entry("netstat", true, |_| Box::new(netstat::Netstat::new())),
+    entry("nfs", true, |_| Box::new(nfs::Nfs)),
     entry("nvme", true, |_| Box::new(nvme::Nvme)),
     entry("os", true, |_| Box::new(os::Os)),
     entry("powersupplyclass", true, |_| {
