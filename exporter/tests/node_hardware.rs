@@ -1,7 +1,7 @@
 //! The hardware collectors node_exporter 1.5 enables by default (hwmon, thermal_zone, cpufreq,
-//! nvme, mdadm, powersupplyclass, rapl, edac, bonding, dmi, schedstat, infiniband, nfs)
+//! nvme, mdadm, powersupplyclass, rapl, edac, bonding, dmi, schedstat, infiniband, nfs, xfs)
 //! publish nothing on the development VM, which has no such hardware (nor DMI tables,
-//! scheduler statistics or an NFS client). So both exporters read the same small sysfs/procfs tree of a
+//! scheduler statistics, an NFS client or XFS). So both exporters read the same small sysfs/procfs tree of a
 //! bare-metal host (`tests/fixtures/node/hw`: sensor chips behind device links, thermal zones,
 //! NVMe controllers, RAID arrays in every state, a UPS, RAPL zones, ECC counters, bonds), and
 //! every family, HELP, TYPE, label set and value must be identical — collector by collector
@@ -15,7 +15,7 @@ use testkit::{App, GoExporter};
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_quantwatch-exporter");
 
-const HARDWARE: [&str; 13] = [
+const HARDWARE: [&str; 14] = [
     "hwmon",
     "thermal_zone",
     "cpufreq",
@@ -29,6 +29,7 @@ const HARDWARE: [&str; 13] = [
     "schedstat",
     "infiniband",
     "nfs",
+    "xfs",
 ];
 
 /// Left as given (with `..`): node_exporter cleans the paths it publishes (rapl's `path`
@@ -260,6 +261,18 @@ fn all_hardware_collectors_together_match_node_exporter_with_known_values() {
     assert_eq!(
         v("node_nfs_rpc_retransmissions_total", &[]),
         Some(374_636.0)
+    );
+    assert_eq!(
+        v("node_xfs_read_calls_total", &[("device", "nvme0n1")]),
+        Some(94_045.0)
+    );
+    assert_eq!(
+        v(
+            "node_xfs_block_map_btree_lookups_total",
+            &[("device", "sda1")]
+        ),
+        Some(0.0),
+        "a line the kernel did not print counts zero"
     );
 }
 

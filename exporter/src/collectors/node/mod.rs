@@ -54,6 +54,7 @@ mod timex;
 mod udp_queues;
 mod uname;
 mod vmstat;
+mod xfs;
 
 use super::{CollectError, Collector, ScrapeContext};
 use crate::metrics::{Families, Family, MetricFamily};
@@ -179,6 +180,7 @@ pub static REGISTRY: &[Entry] = &[
     entry("udp_queues", true, |_| Box::new(udp_queues::UdpQueues)),
     entry("uname", true, |_| Box::new(uname::Uname)),
     entry("vmstat", true, |_| Box::new(vmstat::Vmstat::new())),
+    entry("xfs", true, |_| Box::new(xfs::Xfs)),
     entry("textfile", true, |c| {
         Box::new(textfile::Textfile::new(c.textfile_directory.clone()))
     }),
