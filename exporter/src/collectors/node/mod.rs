@@ -35,6 +35,7 @@ mod netclass;
 mod netdev;
 mod netstat;
 mod nfs;
+mod nfsd;
 mod nvme;
 mod os;
 mod powersupplyclass;
@@ -160,6 +161,7 @@ pub static REGISTRY: &[Entry] = &[
     entry("netdev", true, |_| Box::new(netdev::Netdev)),
     entry("netstat", true, |_| Box::new(netstat::Netstat::new())),
     entry("nfs", true, |_| Box::new(nfs::Nfs)),
+    entry("nfsd", true, |_| Box::new(nfsd::Nfsd)),
     entry("nvme", true, |_| Box::new(nvme::Nvme)),
     entry("os", true, |_| Box::new(os::Os)),
     entry("powersupplyclass", true, |_| {

@@ -8,12 +8,12 @@ use crate::metrics::{Families, Family};
 
 pub struct Nfs;
 
-const V2: [&str; 18] = [
+pub(super) const V2: [&str; 18] = [
     "Null", "GetAttr", "SetAttr", "Root", "Lookup", "ReadLink", "Read", "WrCache", "Write",
     "Create", "Remove", "Rename", "Link", "SymLink", "MkDir", "RmDir", "ReadDir", "FsStat",
 ];
 
-const V3: [&str; 22] = [
+pub(super) const V3: [&str; 22] = [
     "Null",
     "GetAttr",
     "SetAttr",
@@ -114,7 +114,12 @@ pub struct ClientStats {
 
 /// `procN <count> <values…>`: the count must match and reach `min`; fewer than `want`
 /// values are padded with zeros (older kernels), more are ignored (newer ones).
-fn procedures(v: &[u64], min: usize, want: usize, line: &str) -> Result<Vec<u64>, String> {
+pub(super) fn procedures(
+    v: &[u64],
+    min: usize,
+    want: usize,
+    line: &str,
+) -> Result<Vec<u64>, String> {
     let count = v[0] as usize;
     if v.len() - 1 != count || count < min {
         return Err(format!("invalid procedure line {line:?}"));
