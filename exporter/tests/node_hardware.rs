@@ -1,7 +1,7 @@
 //! The hardware collectors node_exporter 1.5 enables by default (hwmon, thermal_zone, cpufreq,
-//! nvme, mdadm, powersupplyclass, rapl, edac, bonding, dmi, schedstat, infiniband, nfs, nfsd,
-//! xfs) publish nothing on the development VM, which has no such hardware (nor DMI tables,
-//! scheduler statistics, an NFS client or server, or XFS). So both exporters read the same small sysfs/procfs tree of a
+//! nvme, mdadm, powersupplyclass, rapl, edac, bonding, dmi, schedstat, infiniband,
+//! fibrechannel, nfs, nfsd, xfs) publish nothing on the development VM, which has no such
+//! hardware (nor DMI tables, scheduler statistics, an NFS client or server, or XFS). So both exporters read the same small sysfs/procfs tree of a
 //! bare-metal host (`tests/fixtures/node/hw`: sensor chips behind device links, thermal zones,
 //! NVMe controllers, RAID arrays in every state, a UPS, RAPL zones, ECC counters, bonds), and
 //! every family, HELP, TYPE, label set and value must be identical — collector by collector
@@ -15,7 +15,7 @@ use testkit::{App, GoExporter};
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_quantwatch-exporter");
 
-const HARDWARE: [&str; 15] = [
+const HARDWARE: [&str; 16] = [
     "hwmon",
     "thermal_zone",
     "cpufreq",
@@ -28,6 +28,7 @@ const HARDWARE: [&str; 15] = [
     "dmi",
     "schedstat",
     "infiniband",
+    "fibrechannel",
     "nfs",
     "nfsd",
     "xfs",
@@ -288,6 +289,20 @@ fn all_hardware_collectors_together_match_node_exporter_with_known_values() {
         "no Null procedure, as upstream"
     );
     assert_eq!(v("node_nfsd_server_threads", &[]), Some(8.0));
+    let host0 = [("fc_host", "host0")];
+    assert_eq!(v("node_fibrechannel_nos_total", &host0), Some(18.0));
+    assert_eq!(
+        v("node_fibrechannel_dumped_frames_total", &host0),
+        None,
+        "all ones: unsupported by the driver"
+    );
+    assert_eq!(
+        v(
+            "node_fibrechannel_info",
+            &[("fc_host", "host0"), ("port_id", "000002")]
+        ),
+        Some(1.0)
+    );
 }
 
 /// Copies `from` to `to`, symlinks as symlinks (hwmon's chip names come from them).

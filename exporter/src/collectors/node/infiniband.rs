@@ -4,7 +4,7 @@
 //! 4-byte words, `N/A (no PMA)` leaves a counter out, any other unparsable counter fails the
 //! collector). No `/sys/class/infiniband` is "no data".
 
-use super::sysfs::{io_err, list, sys_read};
+use super::sysfs::{go_uint, io_err, list, sys_read};
 use super::{Ctx, NodeCollector, NodeError, parse_err};
 use crate::metrics::{Families, Family, Kind};
 use std::collections::BTreeMap;
@@ -200,26 +200,6 @@ const COUNTERS_EXT: [Counter; 8] = [
         "Number of data packets received on all links",
     ),
 ];
-
-/// Go's `strconv.ParseUint(s, 0, 64)`.
-fn go_uint(s: &str) -> Option<u64> {
-    let lower = s.to_ascii_lowercase();
-    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
-        (16, d)
-    } else if let Some(d) = lower.strip_prefix("0o") {
-        (8, d)
-    } else if let Some(d) = lower.strip_prefix("0b") {
-        (2, d)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..])
-    } else {
-        (10, lower.as_str())
-    };
-    if digits.is_empty() || digits.starts_with(['+', '-']) {
-        return None;
-    }
-    u64::from_str_radix(digits, radix).ok()
-}
 
 /// `4: ACTIVE` → 4.
 fn state_id(s: &str) -> Option<f64> {

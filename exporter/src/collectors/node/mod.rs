@@ -24,6 +24,7 @@ mod diskstats;
 mod dmi;
 mod edac;
 mod entropy;
+mod fibrechannel;
 mod filefd;
 mod filesystem;
 mod hwmon;
@@ -148,6 +149,9 @@ pub static REGISTRY: &[Entry] = &[
     entry("dmi", true, |c| Box::new(dmi::Dmi::new(&c.sysfs))),
     entry("edac", true, |_| Box::new(edac::Edac)),
     entry("entropy", true, |_| Box::new(entropy::Entropy)),
+    entry("fibrechannel", true, |_| {
+        Box::new(fibrechannel::FibreChannel)
+    }),
     entry("filefd", true, |_| Box::new(filefd::Filefd)),
     entry("filesystem", true, |_| {
         Box::new(filesystem::Filesystem::default())
