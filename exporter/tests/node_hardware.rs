@@ -1,7 +1,7 @@
 //! The hardware collectors node_exporter 1.5 enables by default (hwmon, thermal_zone, cpufreq,
 //! nvme, mdadm, powersupplyclass, rapl, edac, bonding, dmi, schedstat, infiniband,
-//! fibrechannel, nfs, nfsd, xfs) publish nothing on the development VM, which has no such
-//! hardware (nor DMI tables, scheduler statistics, an NFS client or server, or XFS). So both exporters read the same small sysfs/procfs tree of a
+//! fibrechannel, tapestats, nfs, nfsd, xfs) publish nothing on the development VM, which has
+//! no such hardware (nor DMI tables, scheduler statistics, an NFS client or server, or XFS). So both exporters read the same small sysfs/procfs tree of a
 //! bare-metal host (`tests/fixtures/node/hw`: sensor chips behind device links, thermal zones,
 //! NVMe controllers, RAID arrays in every state, a UPS, RAPL zones, ECC counters, bonds), and
 //! every family, HELP, TYPE, label set and value must be identical — collector by collector
@@ -15,7 +15,7 @@ use testkit::{App, GoExporter};
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_quantwatch-exporter");
 
-const HARDWARE: [&str; 16] = [
+const HARDWARE: [&str; 17] = [
     "hwmon",
     "thermal_zone",
     "cpufreq",
@@ -29,6 +29,7 @@ const HARDWARE: [&str; 16] = [
     "schedstat",
     "infiniband",
     "fibrechannel",
+    "tapestats",
     "nfs",
     "nfsd",
     "xfs",
@@ -302,6 +303,15 @@ fn all_hardware_collectors_together_match_node_exporter_with_known_values() {
             &[("fc_host", "host0"), ("port_id", "000002")]
         ),
         Some(1.0)
+    );
+    assert_eq!(
+        v("node_tape_io_time_seconds_total", &[("device", "st0")]),
+        Some(9247.01108772)
+    );
+    assert_eq!(
+        v("node_tape_io_now", &[("device", "nst0")]),
+        None,
+        "only st<N> devices"
     );
 }
 

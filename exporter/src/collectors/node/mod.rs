@@ -49,6 +49,7 @@ mod sockstat;
 mod softnet;
 mod stat;
 mod sysfs;
+mod tapestats;
 mod textfile;
 mod thermal_zone;
 mod time;
@@ -178,6 +179,7 @@ pub static REGISTRY: &[Entry] = &[
     entry("sockstat", true, |_| Box::new(sockstat::Sockstat)),
     entry("softnet", true, |_| Box::new(softnet::Softnet)),
     entry("stat", true, |_| Box::new(stat::Stat)),
+    entry("tapestats", true, |_| Box::new(tapestats::Tapestats)),
     entry("thermal_zone", true, |_| {
         Box::new(thermal_zone::ThermalZone)
     }),
