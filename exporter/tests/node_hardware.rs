@@ -1,7 +1,8 @@
 //! The hardware collectors node_exporter 1.5 enables by default (hwmon, thermal_zone, cpufreq,
 //! nvme, mdadm, powersupplyclass, rapl, edac, bonding, dmi, schedstat, infiniband,
-//! fibrechannel, tapestats, nfs, nfsd, xfs) publish nothing on the development VM, which has
-//! no such hardware (nor DMI tables, scheduler statistics, an NFS client or server, or XFS). So both exporters read the same small sysfs/procfs tree of a
+//! fibrechannel, tapestats, nfs, nfsd, xfs, ipvs) publish nothing on the development VM,
+//! which has no such hardware (nor DMI tables, scheduler statistics, an NFS client or server,
+//! XFS or IPVS). So both exporters read the same small sysfs/procfs tree of a
 //! bare-metal host (`tests/fixtures/node/hw`: sensor chips behind device links, thermal zones,
 //! NVMe controllers, RAID arrays in every state, a UPS, RAPL zones, ECC counters, bonds), and
 //! every family, HELP, TYPE, label set and value must be identical — collector by collector
@@ -15,7 +16,7 @@ use testkit::{App, GoExporter};
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_quantwatch-exporter");
 
-const HARDWARE: [&str; 17] = [
+const HARDWARE: [&str; 18] = [
     "hwmon",
     "thermal_zone",
     "cpufreq",
@@ -33,6 +34,7 @@ const HARDWARE: [&str; 17] = [
     "nfs",
     "nfsd",
     "xfs",
+    "ipvs",
 ];
 
 /// Left as given (with `..`): node_exporter cleans the paths it publishes (rapl's `path`
@@ -312,6 +314,25 @@ fn all_hardware_collectors_together_match_node_exporter_with_known_values() {
         v("node_tape_io_now", &[("device", "nst0")]),
         None,
         "only st<N> devices"
+    );
+    assert_eq!(
+        v(
+            "node_ipvs_backend_weight",
+            &[("proto", "FWM"), ("remote_address", "192.168.50.26")]
+        ),
+        Some(5.0),
+        "two backends with the same labels: summed"
+    );
+    assert_eq!(
+        v(
+            "node_ipvs_backend_connections_active",
+            &[("local_address", "2620::1"), ("remote_address", "2620::3")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        v("node_ipvs_incoming_packets_total", &[]),
+        Some(3_811_989_221.0)
     );
 }
 

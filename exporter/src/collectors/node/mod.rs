@@ -29,6 +29,7 @@ mod filefd;
 mod filesystem;
 mod hwmon;
 mod infiniband;
+mod ipvs;
 mod loadavg;
 mod mdadm;
 mod meminfo;
@@ -159,6 +160,7 @@ pub static REGISTRY: &[Entry] = &[
     }),
     entry("hwmon", true, |_| Box::new(hwmon::Hwmon)),
     entry("infiniband", true, |_| Box::new(infiniband::Infiniband)),
+    entry("ipvs", true, |_| Box::new(ipvs::Ipvs)),
     entry("loadavg", true, |_| Box::new(loadavg::Loadavg)),
     entry("mdadm", true, |_| Box::new(mdadm::Mdadm)),
     entry("meminfo", true, |_| Box::new(meminfo::Meminfo)),
