@@ -1,8 +1,8 @@
 //! The hardware collectors node_exporter 1.5 enables by default (hwmon, thermal_zone, cpufreq,
 //! nvme, mdadm, powersupplyclass, rapl, edac, bonding, dmi, schedstat, infiniband,
-//! fibrechannel, tapestats, nfs, nfsd, xfs, ipvs) publish nothing on the development VM,
-//! which has no such hardware (nor DMI tables, scheduler statistics, an NFS client or server,
-//! XFS or IPVS). So both exporters read the same small sysfs/procfs tree of a
+//! fibrechannel, tapestats, nfs, nfsd, xfs, zfs, ipvs) publish nothing on the development
+//! VM, which has no such hardware (nor DMI tables, scheduler statistics, an NFS client or
+//! server, XFS, ZFS or IPVS). So both exporters read the same small sysfs/procfs tree of a
 //! bare-metal host (`tests/fixtures/node/hw`: sensor chips behind device links, thermal zones,
 //! NVMe controllers, RAID arrays in every state, a UPS, RAPL zones, ECC counters, bonds), and
 //! every family, HELP, TYPE, label set and value must be identical — collector by collector
@@ -16,7 +16,7 @@ use testkit::{App, GoExporter};
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_quantwatch-exporter");
 
-const HARDWARE: [&str; 18] = [
+const HARDWARE: [&str; 19] = [
     "hwmon",
     "thermal_zone",
     "cpufreq",
@@ -34,6 +34,7 @@ const HARDWARE: [&str; 18] = [
     "nfs",
     "nfsd",
     "xfs",
+    "zfs",
     "ipvs",
 ];
 
@@ -333,6 +334,25 @@ fn all_hardware_collectors_together_match_node_exporter_with_known_values() {
     assert_eq!(
         v("node_ipvs_incoming_packets_total", &[]),
         Some(3_811_989_221.0)
+    );
+    assert_eq!(v("node_zfs_arc_hits", &[]), Some(8_772_612.0));
+    assert_eq!(
+        ours.types.get("node_zfs_arc_hits").map(String::as_str),
+        Some("untyped")
+    );
+    assert_eq!(
+        v(
+            "node_zfs_zpool_state",
+            &[("zpool", "data"), ("state", "degraded")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        v(
+            "node_zfs_zpool_dataset_nwritten",
+            &[("zpool", "tank"), ("dataset", "tank/db")]
+        ),
+        Some(12_302.0)
     );
 }
 

@@ -59,6 +59,7 @@ mod udp_queues;
 mod uname;
 mod vmstat;
 mod xfs;
+mod zfs;
 
 use super::{CollectError, Collector, ScrapeContext};
 use crate::metrics::{Families, Family, MetricFamily};
@@ -191,6 +192,7 @@ pub static REGISTRY: &[Entry] = &[
     entry("uname", true, |_| Box::new(uname::Uname)),
     entry("vmstat", true, |_| Box::new(vmstat::Vmstat::new())),
     entry("xfs", true, |_| Box::new(xfs::Xfs)),
+    entry("zfs", true, |_| Box::new(zfs::Zfs)),
     entry("textfile", true, |c| {
         Box::new(textfile::Textfile::new(c.textfile_directory.clone()))
     }),
