@@ -386,10 +386,16 @@ fn a_damaged_tree_fails_only_the_collectors_it_damages_as_in_node_exporter() {
     std::fs::remove_file(sys.join("devices/system/cpu/cpu1/cpufreq/scaling_driver")).expect("rm");
     std::fs::write(sys.join("devices/system/edac/mc/mc0/ce_count"), "many\n").expect("write");
     std::fs::write(root.join("proc/mdstat"), "md0 : active raid1 sda1[0]\n").expect("write");
+    // A line procfs does not know in the NFS client's statistics, a line of the wrong width
+    // in one XFS filesystem's.
+    let nfs = root.join("proc/net/rpc/nfs");
+    let text = std::fs::read_to_string(&nfs).expect("read") + "bogus 1 2\n";
+    std::fs::write(&nfs, text).expect("write");
+    std::fs::write(sys.join("fs/xfs/sda1/stats/stats"), "rw 1 2 3\n").expect("write");
     let (theirs, ours) = scrape_both(root, &HARDWARE);
     assert_identical(&theirs, &ours, "damaged");
     for c in HARDWARE {
-        let want = if ["nvme", "cpufreq", "edac", "mdadm"].contains(&c) {
+        let want = if ["nvme", "cpufreq", "edac", "mdadm", "nfs", "xfs"].contains(&c) {
             0.0
         } else {
             1.0

@@ -1,5 +1,6 @@
 //! Small readers over `/sys` for the hardware collectors (hwmon, thermal_zone, cpufreq, nvme,
-//! powersupplyclass, rapl, edac, bonding): procfs-core covers `/proc` only. They keep the read
+//! powersupplyclass, rapl, edac, dmi, infiniband, fibrechannel, tapestats): procfs-core covers
+//! `/proc` only. They keep the read
 //! semantics node_exporter 1.5 gets from prometheus/procfs 0.8, because those decide which
 //! values are published: one `read(2)` of at most 128 bytes for attributes (a broken hwmon
 //! driver answering EAGAIN fails the read instead of being polled forever), whole-file reads
