@@ -1,8 +1,8 @@
 //! The hardware collectors node_exporter 1.5 enables by default (hwmon, thermal_zone, cpufreq,
 //! nvme, mdadm, powersupplyclass, rapl, edac, bonding, dmi, schedstat, infiniband,
-//! fibrechannel, tapestats, nfs, nfsd, xfs, zfs, ipvs) publish nothing on the development
-//! VM, which has no such hardware (nor DMI tables, scheduler statistics, an NFS client or
-//! server, XFS, ZFS or IPVS). So both exporters read the same small sysfs/procfs tree of a
+//! fibrechannel, tapestats, nfs, nfsd, xfs, zfs, bcache, ipvs) publish nothing on the
+//! development VM, which has no such hardware (nor DMI tables, scheduler statistics, an NFS
+//! client or server, XFS, ZFS, bcache or IPVS). So both exporters read the same small sysfs/procfs tree of a
 //! bare-metal host (`tests/fixtures/node/hw`: sensor chips behind device links, thermal zones,
 //! NVMe controllers, RAID arrays in every state, a UPS, RAPL zones, ECC counters, bonds), and
 //! every family, HELP, TYPE, label set and value must be identical — collector by collector
@@ -16,7 +16,7 @@ use testkit::{App, GoExporter};
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_quantwatch-exporter");
 
-const HARDWARE: [&str; 19] = [
+const HARDWARE: [&str; 20] = [
     "hwmon",
     "thermal_zone",
     "cpufreq",
@@ -35,6 +35,7 @@ const HARDWARE: [&str; 19] = [
     "nfsd",
     "xfs",
     "zfs",
+    "bcache",
     "ipvs",
 ];
 
@@ -354,6 +355,18 @@ fn all_hardware_collectors_together_match_node_exporter_with_known_values() {
         ),
         Some(12_302.0)
     );
+    let bdev0 = [("backing_device", "bdev0")];
+    assert_eq!(
+        v("node_bcache_bypassed_bytes_total", &bdev0),
+        Some(555_008.0),
+        "542k"
+    );
+    assert_eq!(
+        v("node_bcache_dirty_data_bytes", &bdev0),
+        Some(30_818_304.0),
+        "29.4M: tenths of 1/1.024, as bcache prints"
+    );
+    assert_eq!(v("node_bcache_writeback_change", &bdev0), Some(-12_688.0));
 }
 
 /// Copies `from` to `to`, symlinks as symlinks (hwmon's chip names come from them).

@@ -16,6 +16,7 @@
 //! threads.
 
 mod arp;
+mod bcache;
 mod bonding;
 mod conntrack;
 mod cpu;
@@ -144,6 +145,7 @@ const fn entry(
 /// with what the others produced).
 pub static REGISTRY: &[Entry] = &[
     entry("arp", true, |_| Box::new(arp::Arp)),
+    entry("bcache", true, |_| Box::new(bcache::Bcache)),
     entry("bonding", true, |_| Box::new(bonding::Bonding)),
     entry("conntrack", true, |_| Box::new(conntrack::Conntrack)),
     entry("cpu", true, |_| Box::new(cpu::Cpu)),
