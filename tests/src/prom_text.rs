@@ -58,6 +58,19 @@ impl Exposition {
         sample_name.to_string()
     }
 
+    /// Every sample whose name `keep` accepts, as (name, labels) → value, for comparing two
+    /// expositions series for series.
+    pub fn series(
+        &self,
+        keep: impl Fn(&str) -> bool,
+    ) -> BTreeMap<(String, BTreeMap<String, String>), f64> {
+        self.samples
+            .iter()
+            .filter(|s| keep(&s.name))
+            .map(|s| ((s.name.clone(), s.labels.clone()), s.value))
+            .collect()
+    }
+
     /// Label names used by the samples of family `family` (without `le`/`quantile`).
     pub fn label_names(&self, family: &str) -> std::collections::BTreeSet<String> {
         self.samples

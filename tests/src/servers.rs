@@ -627,6 +627,15 @@ impl GoExporter {
         )
     }
 
+    /// prometheus-node-exporter with extra flags (`--path.sysfs=DIR`,
+    /// `--collector.disable-defaults`, `--collector.NAME`, ...).
+    pub fn node_with_args(extra: &[String]) -> GoExporter {
+        let port = free_port();
+        let mut args = vec![format!("--web.listen-address=127.0.0.1:{port}")];
+        args.extend(extra.iter().cloned());
+        Self::spawn("prometheus-node-exporter", &args, &[], port)
+    }
+
     /// prometheus-postgres-exporter against `url`.
     pub fn postgres(url: &str) -> GoExporter {
         Self::postgres_with_args(url, &[])

@@ -16,30 +16,51 @@
 //! threads.
 
 mod arp;
+mod bcache;
+mod bonding;
 mod conntrack;
 mod cpu;
+mod cpufreq;
 mod diskstats;
+mod dmi;
+mod edac;
 mod entropy;
+mod fibrechannel;
 mod filefd;
 mod filesystem;
+mod hwmon;
+mod infiniband;
+mod ipvs;
 mod loadavg;
+mod mdadm;
 mod meminfo;
 mod netclass;
 mod netdev;
 mod netstat;
+mod nfs;
+mod nfsd;
+mod nvme;
 mod os;
+mod powersupplyclass;
 mod pressure;
+mod rapl;
+mod schedstat;
 mod selinux;
 pub mod settings;
 mod sockstat;
 mod softnet;
 mod stat;
+mod sysfs;
+mod tapestats;
 mod textfile;
+mod thermal_zone;
 mod time;
 mod timex;
 mod udp_queues;
 mod uname;
 mod vmstat;
+mod xfs;
+mod zfs;
 
 use super::{CollectError, Collector, ScrapeContext};
 use crate::metrics::{Families, Family, MetricFamily};
@@ -124,30 +145,56 @@ const fn entry(
 /// with what the others produced).
 pub static REGISTRY: &[Entry] = &[
     entry("arp", true, |_| Box::new(arp::Arp)),
+    entry("bcache", true, |_| Box::new(bcache::Bcache)),
+    entry("bonding", true, |_| Box::new(bonding::Bonding)),
     entry("conntrack", true, |_| Box::new(conntrack::Conntrack)),
     entry("cpu", true, |_| Box::new(cpu::Cpu)),
+    entry("cpufreq", true, |_| Box::new(cpufreq::Cpufreq)),
     entry("diskstats", true, |_| Box::new(diskstats::Diskstats)),
+    entry("dmi", true, |c| Box::new(dmi::Dmi::new(&c.sysfs))),
+    entry("edac", true, |_| Box::new(edac::Edac)),
     entry("entropy", true, |_| Box::new(entropy::Entropy)),
+    entry("fibrechannel", true, |_| {
+        Box::new(fibrechannel::FibreChannel)
+    }),
     entry("filefd", true, |_| Box::new(filefd::Filefd)),
     entry("filesystem", true, |_| {
         Box::new(filesystem::Filesystem::default())
     }),
+    entry("hwmon", true, |_| Box::new(hwmon::Hwmon)),
+    entry("infiniband", true, |_| Box::new(infiniband::Infiniband)),
+    entry("ipvs", true, |_| Box::new(ipvs::Ipvs)),
     entry("loadavg", true, |_| Box::new(loadavg::Loadavg)),
+    entry("mdadm", true, |_| Box::new(mdadm::Mdadm)),
     entry("meminfo", true, |_| Box::new(meminfo::Meminfo)),
     entry("netclass", true, |_| Box::new(netclass::Netclass)),
     entry("netdev", true, |_| Box::new(netdev::Netdev)),
     entry("netstat", true, |_| Box::new(netstat::Netstat::new())),
+    entry("nfs", true, |_| Box::new(nfs::Nfs)),
+    entry("nfsd", true, |_| Box::new(nfsd::Nfsd)),
+    entry("nvme", true, |_| Box::new(nvme::Nvme)),
     entry("os", true, |_| Box::new(os::Os)),
+    entry("powersupplyclass", true, |_| {
+        Box::new(powersupplyclass::PowerSupplyClass)
+    }),
     entry("pressure", true, |_| Box::new(pressure::Pressure)),
+    entry("rapl", true, |_| Box::new(rapl::Rapl)),
+    entry("schedstat", true, |_| Box::new(schedstat::Schedstat)),
     entry("selinux", true, |_| Box::new(selinux::Selinux)),
     entry("sockstat", true, |_| Box::new(sockstat::Sockstat)),
     entry("softnet", true, |_| Box::new(softnet::Softnet)),
     entry("stat", true, |_| Box::new(stat::Stat)),
+    entry("tapestats", true, |_| Box::new(tapestats::Tapestats)),
+    entry("thermal_zone", true, |_| {
+        Box::new(thermal_zone::ThermalZone)
+    }),
     entry("time", true, |_| Box::new(time::Time)),
     entry("timex", true, |_| Box::new(timex::Timex)),
     entry("udp_queues", true, |_| Box::new(udp_queues::UdpQueues)),
     entry("uname", true, |_| Box::new(uname::Uname)),
     entry("vmstat", true, |_| Box::new(vmstat::Vmstat::new())),
+    entry("xfs", true, |_| Box::new(xfs::Xfs)),
+    entry("zfs", true, |_| Box::new(zfs::Zfs)),
     entry("textfile", true, |c| {
         Box::new(textfile::Textfile::new(c.textfile_directory.clone()))
     }),
