@@ -46,13 +46,16 @@ pub const REALM: &str = "quantwatch-alert-router";
 ///   credential, so a phone opening a link from a chat message needs no login.
 /// - `/static/`: the stylesheet those anonymous pages load (the CSP forbids inline style);
 ///   fixed files, no alert content.
+/// - `/callbacks/`: vendors' call-status pushes (Aliyun voice receipts). The vendor holds no
+///   login and signs nothing; the handler checks the secret token that ends the configured
+///   callback URL (`callback_token`), so only the vendor, which was given that URL, gets in.
 pub fn is_anonymous(path: &str) -> bool {
     // No dot segments: what the gate sees is what the route table matches, and neither
     // normalises `..`, but a proxy in front might.
     let listed = matches!(
         path,
         "/healthz" | "/readyz" | "/metrics" | "/webhook/alertmanager"
-    ) || ["/ack/", "/silence/", "/charts/", "/static/"]
+    ) || ["/ack/", "/silence/", "/charts/", "/static/", "/callbacks/"]
         .iter()
         .any(|p| path.starts_with(p));
     listed && !path.contains("/.")
@@ -243,6 +246,7 @@ mod tests {
             "/silence/abc",
             "/charts/x.png",
             "/static/style.css",
+            "/callbacks/aliyun/voice/token",
         ] {
             assert!(is_anonymous(p), "{p}");
         }
@@ -256,6 +260,8 @@ mod tests {
             "/metrics/../api/v1/alerts",
             "/anything-new",
             "/ack/../api/v1/alerts",
+            "/callbacks/../api/v1/alerts",
+            "/callbacks",
         ] {
             assert!(!is_anonymous(p), "{p}");
         }

@@ -253,9 +253,52 @@ pub struct Directory {
     pub people: BTreeMap<String, BTreeMap<String, String>>,
     pub rotations: BTreeMap<String, Rotation>,
     pub windows: BTreeMap<String, TimeWindow>,
+    /// Channels that call people one after another (voice): a step's rotation contributes
+    /// everyone in rotation order, starting with whoever is on call.
+    pub call_in_turn: std::collections::BTreeSet<String>,
 }
 
 impl Directory {
+    /// The contacts on `channel` of `rotation`'s people in the order a calling step tries
+    /// them at `at`: whoever is on call first (an override's person included), then the
+    /// rotation's people after them, wrapping around; people without a contact on the channel
+    /// are left out, nobody twice.
+    pub fn contacts_in_turn(
+        &self,
+        rotation: &str,
+        channel: &str,
+        at: DateTime<Utc>,
+    ) -> Vec<String> {
+        let Some(r) = self.rotations.get(rotation) else {
+            return Vec::new();
+        };
+        let first = r.on_call(at).map(str::to_string);
+        let start = first
+            .as_deref()
+            .and_then(|f| r.people.iter().position(|p| p == f))
+            .unwrap_or(0);
+        let order = first
+            .into_iter()
+            .chain((0..r.people.len()).map(|i| r.people[(start + i) % r.people.len()].clone()));
+        let mut out: Vec<String> = Vec::new();
+        for person in order {
+            if let Some(c) = self.people.get(&person).and_then(|m| m.get(channel))
+                && !out.contains(c)
+            {
+                out.push(c.clone());
+            }
+        }
+        out
+    }
+
+    /// The person whose contact on `channel` is `contact` (to name who was called).
+    pub fn person_with(&self, channel: &str, contact: &str) -> Option<&str> {
+        self.people
+            .iter()
+            .find(|(_, m)| m.get(channel).is_some_and(|c| c == contact))
+            .map(|(p, _)| p.as_str())
+    }
+
     /// The contact on `channel` of whoever is on call in `rotation` at `at` (None when that
     /// person has no contact for the channel: the step still notifies the channel).
     pub fn contact(&self, rotation: &str, channel: &str, at: DateTime<Utc>) -> Option<String> {

@@ -49,6 +49,13 @@ fn routes() -> Router<Arc<App>> {
                 .post(pages::ack_link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
         )
         .route("/charts/{file}", get(crate::chart::serve::get_chart))
+        .route(
+            "/callbacks/aliyun/voice/{token}",
+            post(
+                crate::calls::aliyun_voice_receipt
+                    .layer(DefaultBodyLimit::max(crate::calls::MAX_RECEIPT_BODY)),
+            ),
+        )
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {

@@ -265,21 +265,8 @@ impl Channel for AliyunSms {
                 ("TemplateParam".into(), msg.body.clone()),
             ],
         );
-        let resp = self
-            .common
-            .http
-            .post(self.url.clone())
-            .timeout(self.timeout)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(body)
-            .send()
-            .await
-            .map_err(super::http::transport_error)?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
+        let (status, text) =
+            super::http::post_form(&self.common.http, self.url.clone(), self.timeout, body).await?;
         self.provider.classify(status, &text)
     }
 }

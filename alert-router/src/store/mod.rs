@@ -4,6 +4,7 @@
 //! `ingest` committed, and delivery works only from outbox rows claimed with a lease, so a
 //! crash at any point leaves rows that another worker (or the restarted process) picks up.
 
+pub(crate) mod calls;
 pub mod postgres;
 pub mod sqlite;
 
@@ -123,6 +124,16 @@ pub struct HistoryEntry {
     pub channel: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<String>,
+    /// A call (`action: "call"`): the number called (`by` names its person when known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callee: Option<String>,
+    /// A call's outcome: `answered`, `no_answer`, `busy`, `failed`, `no_receipt`,
+    /// `flow_control`, `refused`, or `ringing` while no receipt came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The line as people read it: `called ann: no answer 03:02:11`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 impl HistoryEntry {
@@ -137,6 +148,9 @@ impl HistoryEntry {
             step: None,
             channel: None,
             mentions: Vec::new(),
+            callee: None,
+            outcome: None,
+            text: None,
         }
     }
 }
@@ -375,8 +389,9 @@ pub struct NotificationView {
     pub sent_at: Option<i64>,
 }
 
+/// Every backend stores calls too ([`calls::CallStore`], "call until someone answers").
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: calls::CallStore + Send + Sync {
     /// Store events and their outbox rows in one transaction. Returns, per event, whether it
     /// was new (`true`) or a duplicate of one already stored (`false`).
     async fn ingest(&self, events: &[RoutedEvent], now_ms: i64) -> Result<Vec<bool>, StoreError>;

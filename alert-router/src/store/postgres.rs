@@ -624,3 +624,5 @@ impl Store for PgStore {
         Ok(())
     }
 }
+
+super::calls::call_methods!(PgStore, super::calls::postgres);

@@ -679,3 +679,5 @@ impl Store for SqliteStore {
         Ok(())
     }
 }
+
+super::calls::call_methods!(SqliteStore, super::calls::sqlite);

@@ -1,0 +1,351 @@
+//! The store side of "call until someone answers" (`crate::calls`): calls keyed by the
+//! vendor's call id (`voice_calls`), the receipts as pushed (`voice_receipts`, migration
+//! 0008), and what a call or a receipt does to the outbox row carrying the step's sequence.
+//!
+//! One text for both dialects: the statements use `$n` placeholders (PostgreSQL's; SQLite
+//! reads them as `?n` after [`sqlite`]) and touch rows one id at a time (a call is about one
+//! or a few alerts), so neither dialect's list syntax is needed. [`call_methods!`] expands the
+//! `Store` methods inside each backend's `impl Store`.
+
+/// SQLite spelling of a statement written with PostgreSQL's `$n` placeholders.
+pub(crate) fn sqlite(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+/// PostgreSQL spelling (the statements are written in it).
+pub(crate) fn postgres(sql: &str) -> String {
+    sql.to_string()
+}
+
+/// The columns a [`crate::calls::CallView`] is read from.
+pub(crate) const CALL_COLUMNS: &str =
+    "fingerprint, starts_at, channel, step, callee, call_id, placed_at, outcome, settled_at";
+
+pub(crate) type CallViewRow = (
+    String,
+    i64,
+    String,
+    Option<i64>,
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
+pub(crate) fn call_view(r: CallViewRow) -> crate::calls::CallView {
+    let (fingerprint, starts_at, channel, step, number, call_id, placed_at, outcome, settled_at) =
+        r;
+    crate::calls::CallView {
+        fingerprint,
+        starts_at,
+        channel,
+        step,
+        number,
+        call_id,
+        placed_at,
+        outcome,
+        settled_at,
+    }
+}
+
+/// Calls as a store keeps them; a supertrait of `Store`, implemented by each backend through
+/// [`call_methods!`].
+#[async_trait::async_trait]
+pub trait CallStore: Send + Sync {
+    /// A call was placed (`crate::calls`): record it and put its rows back to wait for the
+    /// receipt with the people still to call (`rest`), due at `due_ms` (the receipt timeout);
+    /// with nobody left the rows are done. Earlier calls of the rows still without an outcome
+    /// get `no_receipt`. One transaction.
+    async fn call_placed(
+        &self,
+        call: &crate::calls::PlacedCall,
+        rest: &[String],
+        due_ms: i64,
+    ) -> Result<(), super::StoreError>;
+    /// An attempt the vendor would not place (flow control, refused number), for the history.
+    async fn call_skipped(
+        &self,
+        call: &crate::calls::PlacedCall,
+        outcome: crate::calls::Outcome,
+    ) -> Result<(), super::StoreError>;
+    /// Give claimed rows back with these people to call, due at `due_ms`.
+    async fn call_requeue(
+        &self,
+        ids: &[i64],
+        mentions: &[String],
+        due_ms: i64,
+        reason: &str,
+    ) -> Result<(), super::StoreError>;
+    /// Store a receipt of a call we placed and act on it once: answered marks the call's rows
+    /// sent (the step stops), any other outcome makes them due now (the next person is
+    /// called). Returns the call's channel; `None` when no call of ours has this id.
+    async fn call_receipt(
+        &self,
+        r: &crate::calls::Receipt,
+        now_ms: i64,
+    ) -> Result<Option<String>, super::StoreError>;
+    /// Every call about one alert, oldest first.
+    async fn calls_of(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Vec<crate::calls::CallView>, super::StoreError>;
+    /// Calls placed at or after `since_ms`, at most `limit` (the newest), oldest first.
+    async fn recent_calls(
+        &self,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::calls::CallView>, super::StoreError>;
+}
+
+/// `CallStore` for a backend type whose pool is `self.pool`; `$q` turns a statement into the
+/// backend's spelling ([`sqlite`] or [`postgres`]).
+macro_rules! call_methods {
+    ($ty:ty, $q:path) => {
+        #[async_trait::async_trait]
+        impl crate::store::calls::CallStore for $ty {
+        async fn call_placed(
+            &self,
+            call: &crate::calls::PlacedCall,
+            rest: &[String],
+            due_ms: i64,
+        ) -> Result<(), crate::store::StoreError> {
+            let mut tx = self.pool.begin().await?;
+            for r in &call.rows {
+                // An earlier call of this row still without an outcome: its receipt did not
+                // come in time, which is why the row fell due again.
+                sqlx::query(&$q(
+                    "UPDATE voice_calls SET outcome = 'no_receipt', settled_at = $1
+                     WHERE outbox_id = $2 AND outcome IS NULL",
+                ))
+                .bind(call.at)
+                .bind(r.id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(&$q(
+                    "INSERT INTO voice_calls (call_id, outbox_id, fingerprint, starts_at, channel, step, callee, placed_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                ))
+                .bind(&call.call_id)
+                .bind(r.id)
+                .bind(&r.fingerprint)
+                .bind(r.starts_at)
+                .bind(&call.channel)
+                .bind(r.step)
+                .bind(&call.number)
+                .bind(call.at)
+                .execute(&mut *tx)
+                .await?;
+                if rest.is_empty() {
+                    // Nobody left to call: the step is done; its entry lists who was called.
+                    let called: Vec<String> = sqlx::query_scalar(&$q(
+                        "SELECT callee FROM voice_calls WHERE outbox_id = $1 ORDER BY id",
+                    ))
+                    .bind(r.id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    sqlx::query(&$q(
+                        "UPDATE outbox SET state = 'sent', sent_at = $1, mentions = $2, claimed_by = NULL,
+                           lease_until = NULL, attempts = attempts + 1
+                         WHERE id = $3 AND state = 'pending'",
+                    ))
+                    .bind(call.at)
+                    .bind(serde_json::to_string(&called)?)
+                    .bind(r.id)
+                    .execute(&mut *tx)
+                    .await?;
+                } else {
+                    // Wait for the receipt; past `due_ms` the row falls due and calls the next.
+                    sqlx::query(&$q(
+                        "UPDATE outbox SET mentions = $1, due_at = $2, claimed_by = NULL, lease_until = NULL,
+                           last_error = NULL
+                         WHERE id = $3 AND state = 'pending'",
+                    ))
+                    .bind(serde_json::to_string(rest)?)
+                    .bind(due_ms)
+                    .bind(r.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn call_skipped(
+            &self,
+            call: &crate::calls::PlacedCall,
+            outcome: crate::calls::Outcome,
+        ) -> Result<(), crate::store::StoreError> {
+            let mut tx = self.pool.begin().await?;
+            for r in &call.rows {
+                sqlx::query(&$q(
+                    "INSERT INTO voice_calls (call_id, outbox_id, fingerprint, starts_at, channel, step, callee, placed_at, outcome, settled_at)
+                     VALUES (NULL, $1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                ))
+                .bind(r.id)
+                .bind(&r.fingerprint)
+                .bind(r.starts_at)
+                .bind(&call.channel)
+                .bind(r.step)
+                .bind(&call.number)
+                .bind(call.at)
+                .bind(outcome.as_str())
+                .bind(call.at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn call_requeue(
+            &self,
+            ids: &[i64],
+            mentions: &[String],
+            due_ms: i64,
+            reason: &str,
+        ) -> Result<(), crate::store::StoreError> {
+            let mut tx = self.pool.begin().await?;
+            for id in ids {
+                sqlx::query(&$q(
+                    "UPDATE outbox SET mentions = $1, due_at = $2, last_error = $3, claimed_by = NULL,
+                       lease_until = NULL
+                     WHERE id = $4 AND state = 'pending'",
+                ))
+                .bind(serde_json::to_string(mentions)?)
+                .bind(due_ms)
+                .bind(reason)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn call_receipt(
+            &self,
+            r: &crate::calls::Receipt,
+            now_ms: i64,
+        ) -> Result<Option<String>, crate::store::StoreError> {
+            let mut tx = self.pool.begin().await?;
+            let channel: Option<String> = sqlx::query_scalar(&$q(
+                "SELECT channel FROM voice_calls WHERE call_id = $1 ORDER BY id LIMIT 1",
+            ))
+            .bind(&r.call_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(channel) = channel else {
+                return Ok(None);
+            };
+            sqlx::query(&$q(
+                "INSERT INTO voice_receipts (call_id, outcome, status_code, status_msg, body, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (call_id) DO NOTHING",
+            ))
+            .bind(&r.call_id)
+            .bind(r.outcome.as_str())
+            .bind(&r.status_code)
+            .bind(&r.status_msg)
+            .bind(&r.raw)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            // Once: a repeated push, or a receipt after the timeout already decided, changes
+            // nothing.
+            let settled = sqlx::query(&$q(
+                "UPDATE voice_calls SET outcome = $1, settled_at = $2 WHERE call_id = $3 AND outcome IS NULL",
+            ))
+            .bind(r.outcome.as_str())
+            .bind(now_ms)
+            .bind(&r.call_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if settled > 0 {
+                let rows: Vec<i64> = sqlx::query_scalar(&$q(
+                    "SELECT outbox_id FROM voice_calls WHERE call_id = $1 ORDER BY id",
+                ))
+                .bind(&r.call_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                for id in rows {
+                    if r.outcome == crate::calls::Outcome::Answered {
+                        // Someone answered: the step stops here.
+                        let called: Vec<String> = sqlx::query_scalar(&$q(
+                            "SELECT callee FROM voice_calls WHERE outbox_id = $1 ORDER BY id",
+                        ))
+                        .bind(id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        sqlx::query(&$q(
+                            "UPDATE outbox SET state = 'sent', sent_at = $1, mentions = $2, claimed_by = NULL,
+                               lease_until = NULL, attempts = attempts + 1
+                             WHERE id = $3 AND state = 'pending'",
+                        ))
+                        .bind(now_ms)
+                        .bind(serde_json::to_string(&called)?)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    } else {
+                        // Unanswered: the next person is called now (a row claimed right now
+                        // is already on its way).
+                        sqlx::query(&$q(
+                            "UPDATE outbox SET due_at = $1
+                             WHERE id = $2 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $1)",
+                        ))
+                        .bind(now_ms)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(Some(channel))
+        }
+
+        async fn calls_of(
+            &self,
+            fingerprint: &str,
+        ) -> Result<Vec<crate::calls::CallView>, crate::store::StoreError> {
+            let rows: Vec<crate::store::calls::CallViewRow> = sqlx::query_as(&$q(&format!(
+                "SELECT {} FROM voice_calls WHERE fingerprint = $1 ORDER BY id DESC LIMIT $2",
+                crate::store::calls::CALL_COLUMNS
+            )))
+            .bind(fingerprint)
+            .bind(crate::store::MAX_HISTORY)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .rev()
+                .map(crate::store::calls::call_view)
+                .collect())
+        }
+
+        async fn recent_calls(
+            &self,
+            since_ms: i64,
+            limit: i64,
+        ) -> Result<Vec<crate::calls::CallView>, crate::store::StoreError> {
+            let rows: Vec<crate::store::calls::CallViewRow> = sqlx::query_as(&$q(&format!(
+                "SELECT {} FROM voice_calls WHERE placed_at >= $1 ORDER BY id DESC LIMIT $2",
+                crate::store::calls::CALL_COLUMNS
+            )))
+            .bind(since_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .rev()
+                .map(crate::store::calls::call_view)
+                .collect())
+        }
+        }
+    };
+}
+
+pub(crate) use call_methods;
