@@ -244,6 +244,46 @@ mod tests {
             Some(utc("2026-03-02T01:30:00Z"))
         );
     }
+
+    #[test]
+    fn a_calling_channel_tries_the_rotation_from_the_on_call_person_on() {
+        let rot = Rotation {
+            tz: parse_tz("UTC").unwrap(),
+            period: Period::Daily,
+            handoff: t("00:00"),
+            start: d("2026-03-02"),
+            people: people(&["ann", "bo", "cy", "dee"]),
+            overrides: vec![Override {
+                from: dt("2026-03-10 00:00"),
+                until: dt("2026-03-11 00:00"),
+                person: "cy".into(),
+            }],
+        };
+        let mut dir = Directory::default();
+        for (p, n) in [("ann", "1"), ("bo", "2"), ("cy", "3")] {
+            dir.people
+                .insert(p.into(), [("voice".to_string(), n.to_string())].into());
+        }
+        // dee has no number on the channel: skipped.
+        dir.people.insert("dee".into(), BTreeMap::new());
+        dir.rotations.insert("r".into(), rot);
+        // 2026-03-03: bo's day; then cy, (dee), ann.
+        assert_eq!(
+            dir.contacts_in_turn("r", "voice", utc("2026-03-03T12:00:00Z")),
+            vec!["2", "3", "1"]
+        );
+        // 2026-03-10: ann's day by rotation, cy by override: cy first, nobody twice.
+        assert_eq!(
+            dir.contacts_in_turn("r", "voice", utc("2026-03-10T12:00:00Z")),
+            vec!["3", "1", "2"]
+        );
+        assert!(
+            dir.contacts_in_turn("nope", "voice", utc("2026-03-10T12:00:00Z"))
+                .is_empty()
+        );
+        assert_eq!(dir.person_with("voice", "2"), Some("bo"));
+        assert_eq!(dir.person_with("voice", "9"), None);
+    }
 }
 
 /// People, rotations and windows from the config, validated.

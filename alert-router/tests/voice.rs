@@ -590,3 +590,67 @@ async fn the_fake_refuses_what_aliyun_refuses() {
         "flow control window still open"
     );
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_quantwatch-alert-router");
+
+#[test]
+fn check_config_and_test_send_cover_voice_and_never_print_the_secret() {
+    let f = fake();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |yaml: String, args: &[&str]| {
+        let path = dir.path().join("router.yml");
+        std::fs::write(&path, yaml).unwrap();
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "debug")
+            .env(
+                "ROUTER_DATABASE_URL",
+                format!("sqlite://{}/r.db", dir.path().display()),
+            )
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = run(yaml(&f.endpoint(), SECRET, "3m"), &["check-config"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
+
+    let (code, text) = run(
+        yaml(&f.endpoint(), SECRET, "3m"),
+        &["test-send", "--channel", "voice"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let calls = f.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].number, ANN);
+    assert_eq!(
+        calls[0].tts_param["alertname"],
+        "QuantwatchTestNotification"
+    );
+    assert!(!text.contains(SECRET), "{text}");
+
+    let leaked = "a-wrong-voice-secret-in-the-config";
+    let (code, text) = run(
+        yaml(&f.endpoint(), leaked, "3m"),
+        &["test-send", "--channel", "voice"],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("SignatureDoesNotMatch"), "{text}");
+    assert!(!text.contains(leaked), "{text}");
+
+    let bad = yaml(&f.endpoint(), leaked, "3m").replace("tts_code: TTS_100001", "tts_code: \"\"");
+    let (code, text) = run(bad, &["check-config"]);
+    assert_eq!(code, Some(64), "{text}");
+    assert!(
+        text.contains("channels[0] (voice).tts_code: is empty"),
+        "{text}"
+    );
+    assert!(!text.contains(leaked), "{text}");
+}

@@ -75,26 +75,17 @@ impl ChannelSpec for AliyunVoiceConfig {
         true
     }
     fn validate(&self, p: &mut check::Problems) {
-        check::url(p, "endpoint", &self.endpoint);
-        for (k, v) in [
-            ("access_key_id", &self.access_key_id),
-            ("access_key_secret", &self.access_key_secret),
-            ("called_show_number", &self.called_show_number),
-            ("tts_code", &self.tts_code),
-        ] {
-            if v.is_empty() {
-                p.push((k.into(), "is empty".into()));
-            }
-        }
-        if self.phone_numbers.is_empty() {
-            p.push(("phone_numbers".into(), "needs at least one number".into()));
-        }
-        if !self.phone_numbers.iter().all(|n| super::is_mobile(n)) {
-            p.push((
-                "phone_numbers".into(),
-                "every entry must be a phone number".into(),
-            ));
-        }
+        super::aliyun::check_account(
+            p,
+            &self.endpoint,
+            &self.phone_numbers,
+            &[
+                ("access_key_id", &self.access_key_id),
+                ("access_key_secret", &self.access_key_secret),
+                ("called_show_number", &self.called_show_number),
+                ("tts_code", &self.tts_code),
+            ],
+        );
         // Empty counts as unset (a `${VAR:-}` default): no receipts are taken then.
         if let Some(t) = self.callback_token.as_deref().filter(|t| !t.is_empty()) {
             // Never quoted: it is the receipt endpoint's credential.

@@ -101,7 +101,61 @@ pub trait CallStore: Send + Sync {
 /// `CallStore` for a backend type whose pool is `self.pool`; `$q` turns a statement into the
 /// backend's spelling ([`sqlite`] or [`postgres`]).
 macro_rules! call_methods {
-    ($ty:ty, $q:path) => {
+    ($ty:ty, $db:ty, $q:path) => {
+        impl $ty {
+            /// One `voice_calls` row: a call (or refused attempt) about outbox row `r`.
+            async fn insert_call(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                call: &crate::calls::PlacedCall,
+                r: &crate::calls::CallRow,
+                outcome: Option<crate::calls::Outcome>,
+            ) -> Result<(), crate::store::StoreError> {
+                sqlx::query(&$q(
+                    "INSERT INTO voice_calls (call_id, outbox_id, fingerprint, starts_at, channel, step, callee, placed_at, outcome, settled_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                ))
+                .bind(&call.call_id)
+                .bind(r.id)
+                .bind(&r.fingerprint)
+                .bind(r.starts_at)
+                .bind(&call.channel)
+                .bind(r.step)
+                .bind(&call.number)
+                .bind(call.at)
+                .bind(outcome.map(crate::calls::Outcome::as_str))
+                .bind(outcome.map(|_| call.at))
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// A step's sequence is over (someone answered, or nobody is left): its row is
+            /// sent, and its mentions become everyone it called, for the history.
+            async fn finish_row(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                id: i64,
+                at: i64,
+            ) -> Result<(), crate::store::StoreError> {
+                let called: Vec<String> = sqlx::query_scalar(&$q(
+                    "SELECT callee FROM voice_calls WHERE outbox_id = $1 ORDER BY id",
+                ))
+                .bind(id)
+                .fetch_all(&mut **tx)
+                .await?;
+                sqlx::query(&$q(
+                    "UPDATE outbox SET state = 'sent', sent_at = $1, mentions = $2, claimed_by = NULL,
+                       lease_until = NULL, attempts = attempts + 1
+                     WHERE id = $3 AND state = 'pending'",
+                ))
+                .bind(at)
+                .bind(serde_json::to_string(&called)?)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+        }
+
         #[async_trait::async_trait]
         impl crate::store::calls::CallStore for $ty {
         async fn call_placed(
@@ -122,38 +176,10 @@ macro_rules! call_methods {
                 .bind(r.id)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query(&$q(
-                    "INSERT INTO voice_calls (call_id, outbox_id, fingerprint, starts_at, channel, step, callee, placed_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                ))
-                .bind(&call.call_id)
-                .bind(r.id)
-                .bind(&r.fingerprint)
-                .bind(r.starts_at)
-                .bind(&call.channel)
-                .bind(r.step)
-                .bind(&call.number)
-                .bind(call.at)
-                .execute(&mut *tx)
-                .await?;
+                Self::insert_call(&mut tx, call, r, None).await?;
                 if rest.is_empty() {
-                    // Nobody left to call: the step is done; its entry lists who was called.
-                    let called: Vec<String> = sqlx::query_scalar(&$q(
-                        "SELECT callee FROM voice_calls WHERE outbox_id = $1 ORDER BY id",
-                    ))
-                    .bind(r.id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    sqlx::query(&$q(
-                        "UPDATE outbox SET state = 'sent', sent_at = $1, mentions = $2, claimed_by = NULL,
-                           lease_until = NULL, attempts = attempts + 1
-                         WHERE id = $3 AND state = 'pending'",
-                    ))
-                    .bind(call.at)
-                    .bind(serde_json::to_string(&called)?)
-                    .bind(r.id)
-                    .execute(&mut *tx)
-                    .await?;
+                    // Nobody left to call: the step is done.
+                    Self::finish_row(&mut tx, r.id, call.at).await?;
                 } else {
                     // Wait for the receipt; past `due_ms` the row falls due and calls the next.
                     sqlx::query(&$q(
@@ -179,21 +205,7 @@ macro_rules! call_methods {
         ) -> Result<(), crate::store::StoreError> {
             let mut tx = self.pool.begin().await?;
             for r in &call.rows {
-                sqlx::query(&$q(
-                    "INSERT INTO voice_calls (call_id, outbox_id, fingerprint, starts_at, channel, step, callee, placed_at, outcome, settled_at)
-                     VALUES (NULL, $1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                ))
-                .bind(r.id)
-                .bind(&r.fingerprint)
-                .bind(r.starts_at)
-                .bind(&call.channel)
-                .bind(r.step)
-                .bind(&call.number)
-                .bind(call.at)
-                .bind(outcome.as_str())
-                .bind(call.at)
-                .execute(&mut *tx)
-                .await?;
+                Self::insert_call(&mut tx, call, r, Some(outcome)).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -272,22 +284,7 @@ macro_rules! call_methods {
                 for id in rows {
                     if r.outcome == crate::calls::Outcome::Answered {
                         // Someone answered: the step stops here.
-                        let called: Vec<String> = sqlx::query_scalar(&$q(
-                            "SELECT callee FROM voice_calls WHERE outbox_id = $1 ORDER BY id",
-                        ))
-                        .bind(id)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                        sqlx::query(&$q(
-                            "UPDATE outbox SET state = 'sent', sent_at = $1, mentions = $2, claimed_by = NULL,
-                               lease_until = NULL, attempts = attempts + 1
-                             WHERE id = $3 AND state = 'pending'",
-                        ))
-                        .bind(now_ms)
-                        .bind(serde_json::to_string(&called)?)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
+                        Self::finish_row(&mut tx, id, now_ms).await?;
                     } else {
                         // Unanswered: the next person is called now (a row claimed right now
                         // is already on its way).

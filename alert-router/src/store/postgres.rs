@@ -625,4 +625,4 @@ impl Store for PgStore {
     }
 }
 
-super::calls::call_methods!(PgStore, super::calls::postgres);
+super::calls::call_methods!(PgStore, sqlx::Postgres, super::calls::postgres);

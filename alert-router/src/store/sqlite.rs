@@ -680,4 +680,4 @@ impl Store for SqliteStore {
     }
 }
 
-super::calls::call_methods!(SqliteStore, super::calls::sqlite);
+super::calls::call_methods!(SqliteStore, sqlx::Sqlite, super::calls::sqlite);
