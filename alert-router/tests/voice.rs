@@ -73,19 +73,6 @@ fn fake() -> AliyunVoiceFake {
     AliyunVoiceFake::start("LTAIvoice", SECRET, "057100000000", "TTS_100001")
 }
 
-async fn history(url: &str, fp: &str) -> Vec<Value> {
-    let v: Value = reqwest::Client::new()
-        .get(format!("{url}/api/v1/alerts/{fp}/history"))
-        .bearer_auth(API)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["history"].as_array().cloned().unwrap_or_default()
-}
-
 /// (who, outcome, text) of the history's call entries, in order.
 fn calls_in(h: &[Value]) -> Vec<(String, String, String)> {
     h.iter()
@@ -152,7 +139,7 @@ async fn calls_until_someone_answers(db: Option<&str>) {
     assert!(r.notifications(API, "pending").await.is_empty());
     assert_eq!(f.calls().len(), 3);
 
-    let h = history(&r.url, "fp-OrderRejectRateHigh").await;
+    let h = r.history(API, "fp-OrderRejectRateHigh").await;
     let got = calls_in(&h);
     let who: Vec<(&str, &str)> = got
         .iter()
@@ -265,13 +252,13 @@ async fn a_lost_receipt_counts_as_unanswered_and_a_flow_controlled_number_is_ski
     );
     assert!(
         common::eventually(Duration::from_secs(10), || async {
-            calls_in(&history(&r.url, "fp-FeedStale").await)
+            calls_in(&r.history(API, "fp-FeedStale").await)
                 .iter()
                 .any(|(w, o, _)| w == "bo" && o == "answered")
         })
         .await
     );
-    let got = calls_in(&history(&r.url, "fp-FeedStale").await);
+    let got = calls_in(&r.history(API, "fp-FeedStale").await);
     assert_eq!(got[0].0, "ann");
     assert_eq!(got[0].1, "no_receipt");
     assert!(
@@ -294,7 +281,7 @@ async fn a_lost_receipt_counts_as_unanswered_and_a_flow_controlled_number_is_ski
             .count_errcode(code_number("isv.BUSINESS_LIMIT_CONTROL")),
         2
     );
-    let got = calls_in(&history(&r.url, "fp-BookStale").await);
+    let got = calls_in(&r.history(API, "fp-BookStale").await);
     let who: Vec<(&str, &str)> = got
         .iter()
         .map(|(w, o, _)| (w.as_str(), o.as_str()))
