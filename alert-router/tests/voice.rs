@@ -641,3 +641,44 @@ fn check_config_and_test_send_cover_voice_and_never_print_the_secret() {
     );
     assert!(!text.contains(leaked), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_while_a_call_rings_stops_the_sequence() {
+    let f = fake();
+    f.set_answer(ANN, Answer::NoAnswer);
+    f.set_receipt_delay(Duration::from_millis(1500));
+    let r = start(
+        &yaml(&f.endpoint(), SECRET, "3m"),
+        &[("ROUTER_API_TOKEN", API)],
+    )
+    .await;
+    f.set_callback(&format!("{}/callbacks/aliyun/voice/{TOKEN}", r.url));
+    r.post(&payload(
+        "g",
+        vec![alert("Halted", "firing", "2026-01-01T00:00:00Z", &[])],
+    ))
+    .await;
+    assert_eq!(f.wait_calls(1, Duration::from_secs(10)).len(), 1);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/alerts/fp-Halted/ack", r.url))
+        .bearer_auth(API)
+        .json(&serde_json::json!({"by": "ann"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    // ann's "no answer" arrives after the ack: stored, but nobody else is called.
+    let pushes = f.wait_pushes(1, Duration::from_secs(10));
+    assert!(pushes[0].accepted, "{pushes:?}");
+    assert!(
+        common::eventually(Duration::from_secs(5), || async {
+            calls_in(&r.history(API, "fp-Halted").await)
+                .iter()
+                .any(|(_, o, _)| o == "no_answer")
+        })
+        .await
+    );
+    assert!(r.notifications(API, "pending").await.is_empty());
+    assert_eq!(f.calls().len(), 1, "{:?}", f.calls());
+    r.shutdown().await;
+}
