@@ -106,6 +106,28 @@ impl<D> [SqlStore<D>] {
         Ok(())
     }
 
+    /// Give a claimed row back with the people still to call, due at `due_ms`.
+    async fn wait_row(
+        tx: &mut <D as Database>::Connection,
+        id: i64,
+        mentions: &[String],
+        due_ms: i64,
+        last_error: Option<String>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET mentions = $1, due_at = $2, last_error = $3, claimed_by = NULL,
+               lease_until = NULL
+             WHERE id = $4 AND state = 'pending'",
+        )
+        .bind(serde_json::to_string(mentions)?)
+        .bind(due_ms)
+        .bind(last_error)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
     /// A step's sequence is over (someone answered, or nobody is left): its row is
     /// sent, and its mentions become everyone it called, for the history.
     async fn finish_row(
@@ -161,16 +183,7 @@ impl<D> [CallStore for SqlStore<D>] {
                 Self::finish_row(&mut *tx, r.id, call.at).await?;
             } else {
                 // Wait for the receipt; past `due_ms` the row falls due and calls the next.
-                sqlx::query(
-                    "UPDATE outbox SET mentions = $1, due_at = $2, claimed_by = NULL, lease_until = NULL,
-                       last_error = NULL
-                     WHERE id = $3 AND state = 'pending'",
-                )
-                .bind(serde_json::to_string(rest)?)
-                .bind(due_ms)
-                .bind(r.id)
-                .execute(&mut *tx)
-                .await?;
+                Self::wait_row(&mut *tx, r.id, rest, due_ms, None).await?;
             }
         }
         tx.commit().await?;
@@ -199,17 +212,7 @@ impl<D> [CallStore for SqlStore<D>] {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for id in ids {
-            sqlx::query(
-                "UPDATE outbox SET mentions = $1, due_at = $2, last_error = $3, claimed_by = NULL,
-                   lease_until = NULL
-                 WHERE id = $4 AND state = 'pending'",
-            )
-            .bind(serde_json::to_string(mentions)?)
-            .bind(due_ms)
-            .bind(reason)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            Self::wait_row(&mut *tx, *id, mentions, due_ms, Some(reason.to_string())).await?;
         }
         tx.commit().await?;
         Ok(())
