@@ -274,10 +274,23 @@ pub async fn deliver(
                     number: number.clone(),
                     at: now,
                 };
-                if let Err(e) = ctx.store.call_placed(&call, &rest, due).await {
+                match ctx.store.call_placed(&call, &rest, due).await {
+                    Ok(first) => {
+                        // A step has gone out with its first call (its sequence follows).
+                        for r in same.iter().filter(|r| {
+                            r.kind == crate::store::KIND_ESCALATE && first.contains(&r.id)
+                        }) {
+                            ctx.metrics.escalation_steps.inc();
+                            ctx.metrics
+                                .escalation_lateness
+                                .observe((now - r.due_at).max(0) as f64 / 1000.0);
+                        }
+                    }
                     // The lease expires and the row calls again: a repeated call, never a
                     // missed one.
-                    tracing::error!(channel = %name, error = %e, "call placed but not recorded; it may repeat");
+                    Err(e) => {
+                        tracing::error!(channel = %name, error = %e, "call placed but not recorded; it may repeat")
+                    }
                 }
                 tracing::info!(channel = %name, alerts = ids.len(), call_id = %call_id, left = rest.len(), "call placed");
                 return None;

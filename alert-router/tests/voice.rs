@@ -206,6 +206,12 @@ async fn calls_until_someone_answers(db: Option<&str>) {
             .await,
         Some(3.0)
     );
+    // One escalation step went out (its first call), not three.
+    assert_eq!(
+        r.metric("quantwatch_router_escalation_steps_sent_total")
+            .await,
+        Some(1.0)
+    );
     assert!(!r.metrics().await.contains(SECRET));
     r.shutdown().await;
 }

@@ -51,13 +51,14 @@ pub trait CallStore: Send + Sync {
     /// A call was placed (`crate::calls`): record it and put its rows back to wait for the
     /// receipt with the people still to call (`rest`), due at `due_ms` (the receipt timeout);
     /// with nobody left the rows are done. Earlier calls of the rows still without an outcome
-    /// get `no_receipt`. One transaction.
+    /// get `no_receipt`. One transaction. Returns the rows for which this is the first call
+    /// placed (their step has just gone out).
     async fn call_placed(
         &self,
         call: &PlacedCall,
         rest: &[String],
         due_ms: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Vec<i64>, StoreError>;
     /// An attempt the vendor would not place (flow control, refused number), for the history.
     async fn call_skipped(&self, call: &PlacedCall, outcome: Outcome) -> Result<(), StoreError>;
     /// Give claimed rows back with these people to call, due at `due_ms`.
@@ -164,9 +165,19 @@ impl<D> [CallStore for SqlStore<D>] {
         call: &PlacedCall,
         rest: &[String],
         due_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<i64>, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let mut first = Vec::new();
         for r in &call.rows {
+            let earlier: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM voice_calls WHERE outbox_id = $1 AND call_id IS NOT NULL",
+            )
+            .bind(r.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if earlier == 0 {
+                first.push(r.id);
+            }
             // An earlier call of this row still without an outcome: its receipt did not
             // come in time, which is why the row fell due again.
             sqlx::query(
@@ -187,7 +198,7 @@ impl<D> [CallStore for SqlStore<D>] {
             }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(first)
     }
 
     async fn call_skipped(
