@@ -65,7 +65,23 @@ pub async fn list(State(app): State<Arc<App>>) -> Response {
 /// `GET /api/v1/alerts/{fingerprint}/history`: every event, step, notification and
 /// acknowledgement of the alert (all its firings), oldest first.
 pub async fn history(State(app): State<Arc<App>>, Path(fingerprint): Path<String>) -> Response {
-    match app.store.history(&fingerprint).await {
+    let history = match tokio::try_join!(
+        app.store.history(&fingerprint),
+        app.store.calls_of(&fingerprint)
+    ) {
+        Ok((mut h, calls)) if !calls.is_empty() => {
+            // Calls of a voice step, each with its outcome ("called ann: no answer 03:02:11").
+            let live = app.live();
+            h.extend(
+                calls
+                    .iter()
+                    .map(|c| c.history_entry(&live.config.directory, live.config.timezone)),
+            );
+            Ok(crate::store::finish_history(h))
+        }
+        other => other.map(|(h, _)| h),
+    };
+    match history {
         Ok(h) if h.is_empty() => json_err(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -48,13 +48,23 @@ pub const REALM: &str = "quantwatch-alert-router";
 ///   fixed files, no alert content.
 /// - `/runbooks/`: sections of the runbook document built into the binary; no alert data, and
 ///   a runbook link from a message must open on a phone without a login.
+/// - `/callbacks/`: vendors' call-status pushes (Aliyun voice receipts). The vendor holds no
+///   login and signs nothing; the handler checks the secret token that ends the configured
+///   callback URL (`callback_token`), so only the vendor, which was given that URL, gets in.
 pub fn is_anonymous(path: &str) -> bool {
     // No dot segments: what the gate sees is what the route table matches, and neither
     // normalises `..`, but a proxy in front might.
     let listed = matches!(
         path,
         "/healthz" | "/readyz" | "/metrics" | "/webhook/alertmanager"
-    ) || ["/ack/", "/silence/", "/charts/", "/static/", "/runbooks/"]
+    ) || [
+        "/ack/",
+        "/silence/",
+        "/charts/",
+        "/static/",
+        "/runbooks/",
+        "/callbacks/",
+    ]
         .iter()
         .any(|p| path.starts_with(p));
     listed && !path.contains("/.")
@@ -245,6 +255,7 @@ mod tests {
             "/silence/abc",
             "/charts/x.png",
             "/static/style.css",
+            "/callbacks/aliyun/voice/token",
         ] {
             assert!(is_anonymous(p), "{p}");
         }
@@ -258,6 +269,8 @@ mod tests {
             "/metrics/../api/v1/alerts",
             "/anything-new",
             "/ack/../api/v1/alerts",
+            "/callbacks/../api/v1/alerts",
+            "/callbacks",
         ] {
             assert!(!is_anonymous(p), "{p}");
         }

@@ -142,6 +142,7 @@ struct FileRoute {
 }
 
 pub use crate::channels::aliyun::AliyunSmsConfig;
+pub use crate::channels::aliyun_voice::AliyunVoiceConfig;
 pub use crate::channels::dingtalk::DingtalkConfig;
 pub use crate::channels::email::{EmailConfig, SmtpTls};
 pub use crate::channels::feishu::FeishuConfig;
@@ -182,6 +183,7 @@ channel_configs! {
     Feishu(FeishuConfig),
     Webhook(WebhookConfig),
     AliyunSms(AliyunSmsConfig),
+    AliyunVoice(AliyunVoiceConfig),
 }
 
 impl ChannelConfig {
@@ -657,6 +659,12 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         }
     }
     directory.people = file.people.clone();
+    // Calling channels reach a step's people one after another (rotation order), not all at once.
+    directory.call_in_turn = channels
+        .iter()
+        .filter(|c| c.spec().calls())
+        .map(|c| c.name().to_string())
+        .collect();
     for (rname, r) in &file.rotations {
         if let Some(rot) =
             crate::oncall::validate_rotation(rname, r, &file.people, &mut dir_problems)

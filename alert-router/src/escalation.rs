@@ -76,10 +76,16 @@ impl Policy {
                 for ch in &s.channels {
                     let mut mentions = s.mentions.get(ch).cloned().unwrap_or_default();
                     for r in &s.rotations {
-                        if let Some(c) = dir.contact(r, ch, due)
-                            && !mentions.contains(&c)
-                        {
-                            mentions.push(c);
+                        // A calling channel tries the rotation's people in turn.
+                        let contacts = if dir.call_in_turn.contains(ch) {
+                            dir.contacts_in_turn(r, ch, due)
+                        } else {
+                            dir.contact(r, ch, due).into_iter().collect()
+                        };
+                        for c in contacts {
+                            if !mentions.contains(&c) {
+                                mentions.push(c);
+                            }
                         }
                     }
                     steps.push(PlannedStep {

@@ -7,6 +7,7 @@
 pub mod ack;
 pub mod alerts;
 pub mod auth;
+pub mod calls;
 pub mod channels;
 pub mod chart;
 pub mod cli;

@@ -21,6 +21,10 @@ pub struct Metrics {
     /// Delivery time minus due time of escalation steps: the firing precision.
     pub escalation_lateness: prometheus::Histogram,
     pub escalation_acks: prometheus::IntCounter,
+    /// Calls of calling channels (voice) by outcome: `placed`, then what the receipt said.
+    pub calls: IntCounterVec,
+    /// Call-status receipts pushed to the router, by what became of them.
+    pub call_receipts: IntCounterVec,
 }
 
 /// Webhook outcomes, pre-created so each series exists at 0 from the start.
@@ -124,6 +128,22 @@ impl Metrics {
             "Alerts acknowledged (API, ack link or status page).",
         )
         .expect("valid metric");
+        let calls = IntCounterVec::new(
+            Opts::new(
+                "quantwatch_router_calls_total",
+                "Calls of calling channels by outcome (placed; answered, no_answer, busy, failed, no_receipt from receipts and timeouts; flow_control, refused when the vendor would not call a number).",
+            ),
+            &["channel", "outcome"],
+        )
+        .expect("valid metric");
+        let call_receipts = IntCounterVec::new(
+            Opts::new(
+                "quantwatch_router_call_receipts_total",
+                "Call-status receipts pushed by the vendor, by outcome (stored, unknown_call, unauthorized, bad_request, store_error).",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(escalation_steps.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(escalation_lateness.clone()),
@@ -139,6 +159,11 @@ impl Metrics {
             Box::new(store_up.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
+        }
+        for c in [calls.clone(), call_receipts.clone()] {
+            registry
+                .register(Box::new(c))
+                .expect("metric names are unique");
         }
         for o in WEBHOOK_OUTCOMES {
             webhooks.with_label_values(&[o]);
@@ -156,6 +181,8 @@ impl Metrics {
             escalation_steps,
             escalation_lateness,
             escalation_acks,
+            calls,
+            call_receipts,
         }
     }
 

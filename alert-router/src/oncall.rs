@@ -244,6 +244,46 @@ mod tests {
             Some(utc("2026-03-02T01:30:00Z"))
         );
     }
+
+    #[test]
+    fn a_calling_channel_tries_the_rotation_from_the_on_call_person_on() {
+        let rot = Rotation {
+            tz: parse_tz("UTC").unwrap(),
+            period: Period::Daily,
+            handoff: t("00:00"),
+            start: d("2026-03-02"),
+            people: people(&["ann", "bo", "cy", "dee"]),
+            overrides: vec![Override {
+                from: dt("2026-03-10 00:00"),
+                until: dt("2026-03-11 00:00"),
+                person: "cy".into(),
+            }],
+        };
+        let mut dir = Directory::default();
+        for (p, n) in [("ann", "1"), ("bo", "2"), ("cy", "3")] {
+            dir.people
+                .insert(p.into(), [("voice".to_string(), n.to_string())].into());
+        }
+        // dee has no number on the channel: skipped.
+        dir.people.insert("dee".into(), BTreeMap::new());
+        dir.rotations.insert("r".into(), rot);
+        // 2026-03-03: bo's day; then cy, (dee), ann.
+        assert_eq!(
+            dir.contacts_in_turn("r", "voice", utc("2026-03-03T12:00:00Z")),
+            vec!["2", "3", "1"]
+        );
+        // 2026-03-10: ann's day by rotation, cy by override: cy first, nobody twice.
+        assert_eq!(
+            dir.contacts_in_turn("r", "voice", utc("2026-03-10T12:00:00Z")),
+            vec!["3", "1", "2"]
+        );
+        assert!(
+            dir.contacts_in_turn("nope", "voice", utc("2026-03-10T12:00:00Z"))
+                .is_empty()
+        );
+        assert_eq!(dir.person_with("voice", "2"), Some("bo"));
+        assert_eq!(dir.person_with("voice", "9"), None);
+    }
 }
 
 /// People, rotations and windows from the config, validated.
@@ -253,9 +293,52 @@ pub struct Directory {
     pub people: BTreeMap<String, BTreeMap<String, String>>,
     pub rotations: BTreeMap<String, Rotation>,
     pub windows: BTreeMap<String, TimeWindow>,
+    /// Channels that call people one after another (voice): a step's rotation contributes
+    /// everyone in rotation order, starting with whoever is on call.
+    pub call_in_turn: std::collections::BTreeSet<String>,
 }
 
 impl Directory {
+    /// The contacts on `channel` of `rotation`'s people in the order a calling step tries
+    /// them at `at`: whoever is on call first (an override's person included), then the
+    /// rotation's people after them, wrapping around; people without a contact on the channel
+    /// are left out, nobody twice.
+    pub fn contacts_in_turn(
+        &self,
+        rotation: &str,
+        channel: &str,
+        at: DateTime<Utc>,
+    ) -> Vec<String> {
+        let Some(r) = self.rotations.get(rotation) else {
+            return Vec::new();
+        };
+        let first = r.on_call(at).map(str::to_string);
+        let start = first
+            .as_deref()
+            .and_then(|f| r.people.iter().position(|p| p == f))
+            .unwrap_or(0);
+        let order = first
+            .into_iter()
+            .chain((0..r.people.len()).map(|i| r.people[(start + i) % r.people.len()].clone()));
+        let mut out: Vec<String> = Vec::new();
+        for person in order {
+            if let Some(c) = self.people.get(&person).and_then(|m| m.get(channel))
+                && !out.contains(c)
+            {
+                out.push(c.clone());
+            }
+        }
+        out
+    }
+
+    /// The person whose contact on `channel` is `contact` (to name who was called).
+    pub fn person_with(&self, channel: &str, contact: &str) -> Option<&str> {
+        self.people
+            .iter()
+            .find(|(_, m)| m.get(channel).is_some_and(|c| c == contact))
+            .map(|(p, _)| p.as_str())
+    }
+
     /// The contact on `channel` of whoever is on call in `rotation` at `at` (None when that
     /// person has no contact for the channel: the step still notifies the channel).
     pub fn contact(&self, rotation: &str, channel: &str, at: DateTime<Utc>) -> Option<String> {

@@ -30,6 +30,9 @@ use crate::template::{format_time, path_segment};
 const RECENT_RESOLVED: i64 = 20;
 /// Audit entries shown on the status page (the history API has all of an alert's).
 const RECENT_ACTIVITY: i64 = 50;
+/// Calls shown on the status page: those of the last day, at most this many.
+const RECENT_CALLS_MS: i64 = 86_400_000;
+const MAX_CALLS: i64 = 1000;
 /// Firing alerts listed at most (a storm of more is summarised by the count in the title).
 const MAX_FIRING: i64 = 1000;
 
@@ -294,9 +297,27 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
         .chain(resolved.iter())
         .map(|a| (a.fingerprint.as_str(), a.alertname.as_str()))
         .collect();
+    // Calls of voice steps, by firing: "called ann: no answer 03:02:11".
+    let calls = app
+        .store
+        .recent_calls(crate::worker::now_ms() - RECENT_CALLS_MS, MAX_CALLS)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read recent calls");
+            Vec::new()
+        });
+    let live = app.live();
     let rows: Vec<Value> = firing
         .iter()
-        .map(|a| firing_row(a, by_fp.get(a.fingerprint.as_str()).copied()))
+        .map(|a| {
+            let mut row = firing_row(a, by_fp.get(a.fingerprint.as_str()).copied());
+            row["calls"] = calls
+                .iter()
+                .filter(|c| c.fingerprint == a.fingerprint && c.starts_at == a.starts_at)
+                .map(|c| c.line(&live.config.directory, live.config.timezone))
+                .collect();
+            row
+        })
         .collect();
     let resolved: Vec<Value> = resolved
         .iter()

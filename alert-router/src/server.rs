@@ -50,6 +50,13 @@ fn routes() -> Router<Arc<App>> {
         )
         .route("/charts/{file}", get(crate::chart::serve::get_chart))
         .route("/runbooks/{alertname}", get(crate::runbooks::get_runbook))
+        .route(
+            "/callbacks/aliyun/voice/{token}",
+            post(
+                crate::calls::aliyun_voice_receipt
+                    .layer(DefaultBodyLimit::max(crate::calls::MAX_RECEIPT_BODY)),
+            ),
+        )
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {

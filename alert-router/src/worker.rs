@@ -179,6 +179,10 @@ async fn deliver(
     banned_until: &mut i64,
     rows: Vec<OutboxRow>,
 ) -> Option<i64> {
+    if let Some(caller) = ch.caller() {
+        // Calls go to one person at a time until someone answers.
+        return crate::calls::deliver(ch, caller, ctx, rows).await;
+    }
     let name = ch.name();
     let mut mentions: Vec<String> = Vec::new();
     for m in rows.iter().flat_map(|r| r.mentions.iter()) {
@@ -425,7 +429,12 @@ pub const FAILOVER_AFTER: Duration = Duration::from_secs(120);
 
 /// Hand these rows to the channel's fallbacks (once; see `Store::fail_over`). Returns the ids
 /// handed over; the others stay with the caller.
-async fn hand_over(ch: &dyn Channel, ctx: &WorkerCtx, ids: &[i64], reason: &str) -> Vec<i64> {
+pub(crate) async fn hand_over(
+    ch: &dyn Channel,
+    ctx: &WorkerCtx,
+    ids: &[i64],
+    reason: &str,
+) -> Vec<i64> {
     let name = ch.name();
     let to = ch.fallback();
     match ctx.store.fail_over(ids, name, to, reason, now_ms()).await {
@@ -448,13 +457,13 @@ async fn hand_over(ch: &dyn Channel, ctx: &WorkerCtx, ids: &[i64], reason: &str)
     }
 }
 
-async fn reschedule(ctx: &WorkerCtx, name: &str, ids: &[i64], due: i64, reason: &str) {
+pub(crate) async fn reschedule(ctx: &WorkerCtx, name: &str, ids: &[i64], due: i64, reason: &str) {
     if let Err(e) = ctx.store.reschedule(ids, due, reason).await {
         tracing::warn!(channel = %name, error = %e, "cannot reschedule; the lease will expire and the rows retry");
     }
 }
 
-async fn permanent(ctx: &WorkerCtx, name: &str, ids: &[i64], reason: &str) {
+pub(crate) async fn permanent(ctx: &WorkerCtx, name: &str, ids: &[i64], reason: &str) {
     ctx.metrics
         .notifications
         .with_label_values(&[name, "failed"])

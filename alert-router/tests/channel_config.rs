@@ -81,3 +81,70 @@ route:
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn aliyun_voice_is_checked_without_quoting_its_secrets() {
+    let p = problems(
+        r#"
+channels:
+  - type: aliyun_voice
+    name: phone
+    endpoint: "dyvmsapi.aliyuncs.com"
+    access_key_id: "LTAI-ID"
+    access_key_secret: ""
+    phone_numbers: ["13800000000", "not-a-number"]
+    called_show_number: ""
+    tts_code: TTS_1
+    callback_token: "short-TOKEN-SECRET"
+    receipt_timeout: soon
+  - type: aliyun_voice
+    name: phone2
+    endpoint: "https://dyvmsapi.aliyuncs.com/"
+    access_key_id: "LTAI-ID"
+    access_key_secret: "SECRET-3"
+    phone_numbers: []
+    called_show_number: "057100000000"
+    tts_code: TTS_1
+    callback_token: "0123456789abcdef0123456789abcde/SECRET"
+route:
+  channels: [phone]
+"#,
+    );
+    let token_reason = "must be at least 32 characters of A-Z, a-z, 0-9, - and _ (it is a URL path segment and the only credential of the receipt endpoint)";
+    let want = [
+        "channels[0] (phone).endpoint: is not an http(s) URL".to_string(),
+        "channels[0] (phone).access_key_secret: is empty".into(),
+        "channels[0] (phone).called_show_number: is empty".into(),
+        "channels[0] (phone).phone_numbers: every entry must be a phone number".into(),
+        format!("channels[0] (phone).callback_token: {token_reason}"),
+        "channels[0] (phone).receipt_timeout: is not a duration like \"10s\"".into(),
+        "channels[1] (phone2).phone_numbers: needs at least one number".into(),
+        format!("channels[1] (phone2).callback_token: {token_reason}"),
+    ];
+    for w in &want {
+        assert!(p.iter().any(|x| x == w), "missing {w:?} in {p:#?}");
+    }
+    assert_eq!(p.len(), want.len(), "{p:#?}");
+    let all = p.join("\n");
+    assert!(!all.contains("SECRET"), "a secret leaked: {all}");
+    // An empty token (a `${VAR:-}` default) is no token: the channel loads.
+    assert_eq!(
+        problems(
+            r#"
+channels:
+  - type: aliyun_voice
+    name: phone
+    endpoint: "https://dyvmsapi.aliyuncs.com/"
+    access_key_id: "LTAI-ID"
+    access_key_secret: "s"
+    phone_numbers: ["13800000000"]
+    called_show_number: "057100000000"
+    tts_code: TTS_1
+    callback_token: ""
+route:
+  channels: [phone]
+"#
+        ),
+        Vec::<String>::new()
+    );
+}

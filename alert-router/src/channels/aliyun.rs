@@ -126,6 +126,31 @@ impl RpcProvider for Aliyun {
     }
 }
 
+/// What every Aliyun channel's config needs: an http(s) `endpoint`, non-empty `required`
+/// values (key, secret, template ...; reasons never quote them) and at least one phone number.
+pub fn check_account(
+    p: &mut check::Problems,
+    endpoint: &str,
+    phone_numbers: &[String],
+    required: &[(&str, &String)],
+) {
+    check::url(p, "endpoint", endpoint);
+    for (k, v) in required {
+        if v.is_empty() {
+            p.push((k.to_string(), "is empty".into()));
+        }
+    }
+    if phone_numbers.is_empty() {
+        p.push(("phone_numbers".into(), "needs at least one number".into()));
+    }
+    if !phone_numbers.iter().all(|n| super::is_mobile(n)) {
+        p.push((
+            "phone_numbers".into(),
+            "every entry must be a phone number".into(),
+        ));
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AliyunSmsConfig {
@@ -154,26 +179,17 @@ impl ChannelSpec for AliyunSmsConfig {
         &self.fallback
     }
     fn validate(&self, p: &mut check::Problems) {
-        check::url(p, "endpoint", &self.endpoint);
-        for (k, v) in [
-            ("access_key_id", &self.access_key_id),
-            ("access_key_secret", &self.access_key_secret),
-            ("sign_name", &self.sign_name),
-            ("template_code", &self.template_code),
-        ] {
-            if v.is_empty() {
-                p.push((k.into(), "is empty".into()));
-            }
-        }
-        if self.phone_numbers.is_empty() {
-            p.push(("phone_numbers".into(), "needs at least one number".into()));
-        }
-        if !self.phone_numbers.iter().all(|n| super::is_mobile(n)) {
-            p.push((
-                "phone_numbers".into(),
-                "every entry must be a phone number".into(),
-            ));
-        }
+        check_account(
+            p,
+            &self.endpoint,
+            &self.phone_numbers,
+            &[
+                ("access_key_id", &self.access_key_id),
+                ("access_key_secret", &self.access_key_secret),
+                ("sign_name", &self.sign_name),
+                ("template_code", &self.template_code),
+            ],
+        );
         check::duration(p, "timeout", &self.timeout);
     }
     fn build(&self, common: &Common) -> Result<Arc<dyn Channel>, String> {
@@ -265,21 +281,8 @@ impl Channel for AliyunSms {
                 ("TemplateParam".into(), msg.body.clone()),
             ],
         );
-        let resp = self
-            .common
-            .http
-            .post(self.url.clone())
-            .timeout(self.timeout)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(body)
-            .send()
-            .await
-            .map_err(super::http::transport_error)?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
+        let (status, text) =
+            super::http::post_form(&self.common.http, self.url.clone(), self.timeout, body).await?;
         self.provider.classify(status, &text)
     }
 }

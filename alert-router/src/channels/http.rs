@@ -92,6 +92,30 @@ pub fn body_bytes(body: &serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(body).unwrap_or_default()
 }
 
+/// POST a form body (`application/x-www-form-urlencoded`, RPC-style clouds); returns the HTTP
+/// status and the answer's text whatever the status, for the vendor's own error table to read.
+/// Transport errors are retryable and never quote the URL.
+pub async fn post_form(
+    http: &reqwest::Client,
+    url: reqwest::Url,
+    timeout: Duration,
+    body: String,
+) -> Result<(u16, String), SendError> {
+    let resp = http
+        .post(url)
+        .timeout(timeout)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .await
+        .map_err(transport_error)?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await.unwrap_or_default()))
+}
+
 /// POST `body` as JSON with these extra headers; returns the answer's text on a 2xx. 429 is a
 /// rate limit (honouring `Retry-After`, else `default_wait`), 413 a size refusal, 5xx
 /// retryable, any other status permanent.

@@ -6,6 +6,7 @@
 //! channels, not the other way round.
 
 pub mod aliyun;
+pub mod aliyun_voice;
 pub mod dingtalk;
 pub mod email;
 pub mod feishu;
@@ -150,6 +151,42 @@ pub trait Channel: Send + Sync {
     fn fallback(&self) -> &[String] {
         &[]
     }
+    /// Channels that reach one person per request and learn from a later receipt whether they
+    /// answered (voice calls); the worker then calls a step's people in turn (`crate::calls`).
+    fn caller(&self) -> Option<&dyn Caller> {
+        None
+    }
+}
+
+/// Why one call was not placed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// The vendor's per-number flow control refused this number for now: the next person is
+    /// called instead; when nobody is left the notification waits `retry_after`.
+    #[error("flow control for this number: {reason}")]
+    FlowControl {
+        reason: String,
+        retry_after: Duration,
+    },
+    /// This number cannot be called at all (an illegal number): the next person is called.
+    #[error("number refused: {0}")]
+    Number(String),
+    /// A failure that concerns every call (signature, balance, transport), handled like any
+    /// channel's send failure.
+    #[error(transparent)]
+    Send(#[from] SendError),
+}
+
+/// A channel that places calls one person at a time (see [`Channel::caller`]).
+#[async_trait]
+pub trait Caller: Send + Sync {
+    /// The numbers to call, in order, for a notification mentioning these contacts: the step's
+    /// people, or the channel's own `phone_numbers` when the step names nobody.
+    fn callees(&self, mentions: &[String]) -> Vec<String>;
+    /// How long a placed call waits for its receipt before it counts as unanswered.
+    fn receipt_timeout(&self) -> Duration;
+    /// Place one call to `number` with this message; the vendor's call id.
+    async fn call(&self, msg: &Message, number: &str) -> Result<String, CallError>;
 }
 
 /// A channel with its configured fallbacks; everything else is the vendor's.
@@ -191,6 +228,9 @@ impl Channel for WithFallback {
     fn fallback(&self) -> &[String] {
         &self.fallback
     }
+    fn caller(&self) -> Option<&dyn Caller> {
+        self.inner.caller()
+    }
 }
 
 /// Shared inputs of every channel.
@@ -223,6 +263,12 @@ pub trait ChannelSpec: std::fmt::Debug + Send + Sync {
     /// Push `(key, reason)` for every problem; keys are relative to the channel entry. Reasons
     /// never quote a secret.
     fn validate(&self, problems: &mut Vec<(String, String)>);
+    /// A calling channel (voice): a step calls its people one after another until one answers
+    /// (see [`Channel::caller`]), so a step's rotation contributes all its people in rotation
+    /// order, not only the one on call.
+    fn calls(&self) -> bool {
+        false
+    }
     fn build(&self, common: &Common) -> Result<Arc<dyn Channel>, String>;
 }
 

@@ -108,6 +108,20 @@ impl RouterUnderTest {
         })
     }
 
+    /// `GET /api/v1/alerts/{fp}/history` with the API bearer: the entries, oldest first.
+    pub async fn history(&self, token: &str, fp: &str) -> Vec<Value> {
+        let v: Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/alerts/{fp}/history", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("history")
+            .json()
+            .await
+            .expect("history json");
+        v["history"].as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn notifications(&self, token: &str, state: &str) -> Vec<Value> {
         let v: Value = reqwest::Client::new()
             .get(format!(

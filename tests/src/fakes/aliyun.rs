@@ -22,13 +22,14 @@ use sha1::Sha1;
 
 use super::{FakeServer, Shared, mode_gate};
 
+/// One Aliyun account as the fakes know it: its key, the nonces seen, per-number flow control.
 #[derive(Clone)]
-struct Account {
-    key_id: String,
-    secret: String,
-    nonces: Arc<Mutex<HashSet<String>>>,
-    per_number: Arc<Mutex<HashMap<String, Instant>>>,
-    shared: Arc<Mutex<Shared>>,
+pub(crate) struct Account {
+    pub(crate) key_id: String,
+    pub(crate) secret: String,
+    pub(crate) nonces: Arc<Mutex<HashSet<String>>>,
+    pub(crate) per_number: Arc<Mutex<HashMap<String, Instant>>>,
+    pub(crate) shared: Arc<Mutex<Shared>>,
 }
 
 pub struct AliyunFake {
@@ -106,8 +107,82 @@ pub fn code_number(code: &str) -> i64 {
         "isv.MOBILE_NUMBER_ILLEGAL" => 6,
         "isv.PARAM_LENGTH_LIMIT" => 7,
         "isv.BUSINESS_LIMIT_CONTROL" => 8,
+        "isv.TTS_TEMPLATE_ILLEGAL" => 10,
+        "isv.TEMPLATE_MISSING_PARAMETERS" => 11,
+        "isv.PARAM_NOT_SUPPORT_URL" => 12,
+        "isv.DISPLAY_NUMBER_ILLEGAL" => 13,
+        "isv.INVALID_PARAMETERS" => 14,
+        "InvalidAction.NotFound" => 15,
         _ => 99,
     }
+}
+
+/// What every Aliyun RPC endpoint checks before the action's own parameters, in Aliyun's
+/// order: the common parameters and the action's `required` ones (`MissingParameter`), the
+/// AccessKeyId (`InvalidAccessKeyId.NotFound`), `Timestamp` within 15 minutes
+/// (`InvalidTimeStamp.Expired`), a fresh `SignatureNonce` (`SignatureNonceUsed`) and the
+/// signature (`SignatureDoesNotMatch`). `Err` is the code and message to answer.
+pub(crate) fn check_rpc(
+    a: &Account,
+    params: &[(String, String)],
+    required: &[&str],
+) -> Result<(), (&'static str, String)> {
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    for k in [
+        "AccessKeyId",
+        "Action",
+        "Format",
+        "SignatureMethod",
+        "SignatureNonce",
+        "SignatureVersion",
+        "Timestamp",
+        "Version",
+        "Signature",
+    ]
+    .iter()
+    .chain(required)
+    {
+        if get(k).is_none_or(|v| v.is_empty()) {
+            return Err((
+                "MissingParameter",
+                format!("{k} is mandatory for this action."),
+            ));
+        }
+    }
+    if get("AccessKeyId").as_deref() != Some(a.key_id.as_str()) {
+        return Err((
+            "InvalidAccessKeyId.NotFound",
+            "Specified access key is not found.".into(),
+        ));
+    }
+    let fresh = get("Timestamp")
+        .and_then(|t| chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%SZ").ok())
+        .is_some_and(|t| (chrono::Utc::now().naive_utc() - t).num_seconds().abs() <= 900);
+    if !fresh {
+        return Err((
+            "InvalidTimeStamp.Expired",
+            "Specified time stamp or date value is expired.".into(),
+        ));
+    }
+    let nonce = get("SignatureNonce").unwrap_or_default();
+    if !a
+        .nonces
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(nonce)
+    {
+        return Err((
+            "SignatureNonceUsed",
+            "Specified signature nonce was used already.".into(),
+        ));
+    }
+    if get("Signature") != Some(expected_signature(&a.secret, params)) {
+        return Err((
+            "SignatureDoesNotMatch",
+            "Specified signature is not matched with our calculation.".into(),
+        ));
+    }
+    Ok(())
 }
 
 async fn send(
@@ -137,59 +212,9 @@ async fn send(
         )
             .into_response()
     };
-    for k in [
-        "AccessKeyId",
-        "Action",
-        "Format",
-        "SignatureMethod",
-        "SignatureNonce",
-        "SignatureVersion",
-        "Timestamp",
-        "Version",
-        "Signature",
-        "PhoneNumbers",
-        "SignName",
-        "TemplateCode",
-    ] {
-        if get(k).is_none_or(|v| v.is_empty()) {
-            return answer(
-                "MissingParameter",
-                &format!("{k} is mandatory for this action."),
-            );
-        }
-    }
-    if get("AccessKeyId").as_deref() != Some(a.key_id.as_str()) {
-        return answer(
-            "InvalidAccessKeyId.NotFound",
-            "Specified access key is not found.",
-        );
-    }
-    let fresh = get("Timestamp")
-        .and_then(|t| chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%SZ").ok())
-        .is_some_and(|t| (chrono::Utc::now().naive_utc() - t).num_seconds().abs() <= 900);
-    if !fresh {
-        return answer(
-            "InvalidTimeStamp.Expired",
-            "Specified time stamp or date value is expired.",
-        );
-    }
-    let nonce = get("SignatureNonce").unwrap_or_default();
-    if !a
-        .nonces
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(nonce)
+    if let Err((code, msg)) = check_rpc(&a, &params, &["PhoneNumbers", "SignName", "TemplateCode"])
     {
-        return answer(
-            "SignatureNonceUsed",
-            "Specified signature nonce was used already.",
-        );
-    }
-    if get("Signature") != Some(expected_signature(&a.secret, &params)) {
-        return answer(
-            "SignatureDoesNotMatch",
-            "Specified signature is not matched with our calculation.",
-        );
+        return answer(code, &msg);
     }
     let numbers: Vec<String> = get("PhoneNumbers")
         .unwrap_or_default()

@@ -8,6 +8,7 @@
 //! stops on Drop.
 
 pub mod aliyun;
+pub mod aliyun_voice;
 pub mod dingtalk;
 pub mod feishu;
 pub mod slack;
