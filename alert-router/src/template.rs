@@ -33,8 +33,9 @@ pub const MARKDOWN: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}
 {% endif %}- **{{ t.labels }}**: {% for k, v in a.labels|items %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %}
 {% if a.ack_url %}
 [{{ t.ack }}]({{ a.ack_url }})
+{% endif %}{% if a.silence_links %}{% for s in a.silence_links %}[{{ s.label }}]({{ s.url }}){% if not loop.last %} | {% endif %}{% endfor %}
 {% endif %}{% else %}### {{ t.digest }}: {{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}
-{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} [{{ t.ack }}]({{ a.ack_url }}){% endif %}
+{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} [{{ t.ack }}]({{ a.ack_url }}){% endif %}{% for s in a.silence_links %} [{{ s.label }}]({{ s.url }}){% endfor %}
 {% endfor %}{% endif %}"#;
 
 pub const SLACK: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}{{ a.icon }} *[{{ t[a.status] }}] {{ a.alertname }}*
@@ -45,8 +46,9 @@ pub const SLACK: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}{{ 
 {% if a.status == "resolved" %}*{{ t.ends_at }}*: {{ a.ends_at }}
 {% endif %}*{{ t.labels }}*: {% for k, v in a.labels|items %}`{{ k }}={{ v }}`{% if not loop.last %} {% endif %}{% endfor %}
 {% if a.ack_url %}<{{ a.ack_url }}|{{ t.ack }}>
+{% endif %}{% if a.silence_links %}{% for s in a.silence_links %}<{{ s.url }}|{{ s.label }}>{% if not loop.last %} | {% endif %}{% endfor %}
 {% endif %}{% else %}*{{ t.digest }}: {{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}*
-{% for a in alerts %}• {{ a.icon }} [{{ t[a.status] }}] *{{ a.alertname }}* {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} <{{ a.ack_url }}|{{ t.ack }}>{% endif %}
+{% for a in alerts %}• {{ a.icon }} [{{ t[a.status] }}] *{{ a.alertname }}* {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} <{{ a.ack_url }}|{{ t.ack }}>{% endif %}{% for s in a.silence_links %} <{{ s.url }}|{{ s.label }}>{% endfor %}
 {% endfor %}{% endif %}"#;
 
 pub const TEXT: &str = r#"{% for a in alerts %}[{{ t[a.status] }}] {{ a.alertname }}
@@ -57,7 +59,8 @@ pub const TEXT: &str = r#"{% for a in alerts %}[{{ t[a.status] }}] {{ a.alertnam
 {% if a.status == "resolved" %}{{ t.ends_at }}: {{ a.ends_at }}
 {% endif %}{{ t.labels }}: {% for k, v in a.labels|items %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %}
 {% if a.ack_url %}{{ t.ack }}: {{ a.ack_url }}
-{% endif %}{% if not loop.last %}
+{% endif %}{% for s in a.silence_links %}{{ s.label }}: {{ s.url }}
+{% endfor %}{% if not loop.last %}
 {% endif %}{% endfor %}"#;
 
 pub const HTML: &str = r#"<!DOCTYPE html><html><body>
@@ -71,6 +74,7 @@ pub const HTML: &str = r#"<!DOCTYPE html><html><body>
 {% endif %}<tr><th align="left">{{ t.labels }}</th><td>{% for k, v in a.labels|items %}<code>{{ k }}={{ v }}</code> {% endfor %}</td></tr>
 </table>
 {% if a.ack_url %}<p><a href="{{ a.ack_url }}">{{ t.ack }}</a></p>
+{% endif %}{% if a.silence_links %}<p>{% for s in a.silence_links %}<a href="{{ s.url }}">{{ s.label }}</a> {% endfor %}</p>
 {% endif %}{% endfor %}</body></html>"#;
 
 /// What a rendered message is read as: decides how printed values are escaped.
@@ -189,6 +193,16 @@ fn acked_summary(lang: Language, by: &str, at: &str, summary: &str) -> String {
     }
 }
 
+/// The summary line of an ack reminder, in the channel's language.
+fn reminder_summary(lang: Language, by: &str, at: &str, summary: &str) -> String {
+    match lang {
+        Language::Zh => format!("【提醒】{by} 于 {at} 确认的告警仍未恢复。{summary}"),
+        Language::En => {
+            format!("REMINDER: acknowledged by {by} at {at} and still firing. {summary}")
+        }
+    }
+}
+
 fn words(lang: Language) -> Value {
     match lang {
         Language::Zh => json!({
@@ -211,6 +225,9 @@ pub struct LinkSettings {
     pub ack_secret: Option<String>,
     /// How long an ack link works after the message was rendered (zero: the default, 7 days).
     pub ack_link_ttl: std::time::Duration,
+    /// `alertmanager_urls` are configured: silence links go to the router's own page (else
+    /// to Alertmanager's form, see `silence::links`).
+    pub alertmanager_silences: bool,
 }
 
 /// Default validity of an ack link: long enough for a weekend, short enough that an old
@@ -218,14 +235,31 @@ pub struct LinkSettings {
 pub const DEFAULT_ACK_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 impl LinkSettings {
-    /// `{public_url}/ack/{token}` (see `ack`): signed, bound to the firing, expiring.
-    pub fn ack_url(&self, fingerprint: &str, starts_at: i64) -> Option<String> {
-        let (base, secret) = (self.public_url.as_ref()?, self.ack_secret.as_ref()?);
-        let ttl = if self.ack_link_ttl.is_zero() {
+    fn ttl(&self) -> std::time::Duration {
+        if self.ack_link_ttl.is_zero() {
             DEFAULT_ACK_LINK_TTL
         } else {
             self.ack_link_ttl
-        };
+        }
+    }
+
+    /// Silence links of a firing alert (`[{label, url}]`, see `silence::links`), signed like
+    /// ack links and valid as long.
+    pub fn silence_links(&self, ev: &AlertEvent, lang: Language) -> Vec<Value> {
+        crate::silence::links(
+            ev,
+            lang,
+            self.public_url.as_deref(),
+            self.ack_secret.as_deref(),
+            i64::try_from(self.ttl().as_secs()).unwrap_or(i64::MAX / 2),
+            self.alertmanager_silences,
+        )
+    }
+
+    /// `{public_url}/ack/{token}` (see `ack`): signed, bound to the firing, expiring.
+    pub fn ack_url(&self, fingerprint: &str, starts_at: i64) -> Option<String> {
+        let (base, secret) = (self.public_url.as_ref()?, self.ack_secret.as_ref()?);
+        let ttl = self.ttl();
         let expires = Utc::now().timestamp() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
         Some(format!(
             "{}/ack/{}",
@@ -263,7 +297,16 @@ pub fn context(alerts: &[AlertEvent], lang: Language, links: &LinkSettings) -> V
         .map(|a| {
             let get = |m: &BTreeMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
             let mut summary = get(&a.annotations, "summary");
-            if let Some(by) = a.annotations.get(ACKED_BY) {
+            let notice = a.annotations.contains_key(crate::rota::NOTICE);
+            if let Some(by) = a.annotations.get(crate::rota::REMINDER) {
+                let at = a
+                    .annotations
+                    .get(ACKED_AT)
+                    .and_then(|ms| ms.parse().ok())
+                    .map(format_time)
+                    .unwrap_or_default();
+                summary = reminder_summary(lang, by, &at, &summary);
+            } else if let Some(by) = a.annotations.get(ACKED_BY) {
                 let at = a
                     .annotations
                     .get(ACKED_AT)
@@ -274,7 +317,7 @@ pub fn context(alerts: &[AlertEvent], lang: Language, links: &LinkSettings) -> V
             }
             json!({
                 "status": a.status,
-                "icon": if a.status == "firing" { "🔥" } else { "✅" },
+                "icon": if notice { "📣" } else if a.status == "firing" { "🔥" } else { "✅" },
                 "alertname": a.alertname(),
                 "severity": get(&a.labels, "severity"),
                 "instance": get(&a.labels, "instance"),
@@ -286,7 +329,8 @@ pub fn context(alerts: &[AlertEvent], lang: Language, links: &LinkSettings) -> V
                 "ends_at": a.ends_at.map(format_time).unwrap_or_default(),
                 "fingerprint": a.fingerprint,
                 "generator_url": a.generator_url,
-                "ack_url": links.ack_url(&a.fingerprint, a.starts_at),
+                "ack_url": if notice { None } else { links.ack_url(&a.fingerprint, a.starts_at) },
+                "silence_links": links.silence_links(a, lang),
             })
         })
         .collect();
@@ -400,6 +444,7 @@ mod tests {
             public_url: Some("https://r.example/".into()),
             ack_secret: Some("0123456789abcdef0123456789abcdef".into()),
             ack_link_ttl: std::time::Duration::ZERO,
+            alertmanager_silences: false,
         };
         let t = Template::new("markdown", MARKDOWN).unwrap();
         let zh = t
@@ -525,6 +570,7 @@ mod tests {
             public_url: Some("https://r.example".into()),
             ack_secret: Some("0123456789abcdef0123456789abcdef".into()),
             ack_link_ttl: std::time::Duration::ZERO,
+            alertmanager_silences: false,
         };
         let s = Template::new("slack", SLACK)
             .unwrap()

@@ -164,6 +164,7 @@ impl Channel for Webhook {
                     "fingerprint": a.fingerprint,
                     "links": {
                         "ack": self.links.ack_url(&a.fingerprint, a.starts_at),
+                        "silence": self.links.silence_links(a, self.common.language),
                         "runbook": link("runbook_url"),
                         "dashboard": link("dashboard_url"),
                         "source": a.generator_url,

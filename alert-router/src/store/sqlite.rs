@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row};
 
+use super::notices;
 use super::{
     AckOutcome, AckRequest, AlertView, AuditEntry, CurrentAlert, HistoryEntry, INSERT_CHUNK,
     KIND_ACK, KIND_ESCALATE, KIND_NOTIFY, NotificationView, OutboxRow, QueueStats, RoutedEvent,
@@ -677,5 +678,128 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn current_event(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<crate::model::AlertEvent>, StoreError> {
+        let p: Option<String> = sqlx::query_scalar(notices::CURRENT_EVENT)
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(p.map(|p| serde_json::from_str(&p)).transpose()?)
+    }
+
+    async fn record_silence(
+        &self,
+        s: &super::SilenceRecord,
+        via: &str,
+        address: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.ingest_pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(notices::SILENCE_INSERT)
+            .bind(&s.fingerprint)
+            .bind(s.starts_at)
+            .bind(&s.alertname)
+            .bind(serde_json::to_string(&s.labels)?)
+            .bind(&s.duration)
+            .bind(&s.created_by)
+            .bind(s.created_at)
+            .bind(s.ends_at)
+            .bind(serde_json::to_string(&s.alertmanagers)?)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(notices::AUDIT_INSERT)
+            .bind(&s.fingerprint)
+            .bind(s.starts_at)
+            .bind(s.created_at)
+            .bind(format!("silence_{}", s.duration))
+            .bind(&s.created_by)
+            .bind(via)
+            .bind(address)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn active_silences(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<super::SilenceRecord>, StoreError> {
+        let rows = sqlx::query_as::<_, notices::SilenceRow>(notices::SILENCES_ACTIVE)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(notices::silence_record)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn expire_silence(
+        &self,
+        id: i64,
+        by: &str,
+        via: &str,
+        address: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.ingest_pool.begin().await?;
+        let Some((fingerprint, starts_at)) =
+            sqlx::query_as::<_, (String, i64)>(notices::SILENCE_EXPIRE)
+                .bind(now_ms)
+                .bind(by)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(false);
+        };
+        sqlx::query(notices::AUDIT_INSERT)
+            .bind(fingerprint)
+            .bind(starts_at)
+            .bind(now_ms)
+            .bind("unsilence")
+            .bind(by)
+            .bind(via)
+            .bind(address)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn enqueue_once(
+        &self,
+        key: &str,
+        notices: &[super::Notice],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.ingest_pool.begin().await?;
+        let claimed = sqlx::query(notices::CLAIM)
+            .bind(key)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if claimed == 0 {
+            return Ok(false);
+        }
+        for n in notices {
+            sqlx::query(notices::NOTICE_INSERT)
+                .bind(&n.fingerprint)
+                .bind(&n.channel)
+                .bind(&n.payload)
+                .bind(notices::mentions(&n.mentions))
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }

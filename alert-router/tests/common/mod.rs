@@ -17,6 +17,19 @@ pub struct RouterUnderTest {
 
 /// Start the router with this YAML (database defaults to a temp SQLite file).
 pub async fn start(yaml: &str, env: &[(&str, &str)]) -> RouterUnderTest {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    start_on(listener, yaml, env).await
+}
+
+/// `start` on a listener bound beforehand (its URL can go into the router's own config and
+/// into an Alertmanager's before the router runs).
+pub async fn start_on(
+    listener: tokio::net::TcpListener,
+    yaml: &str,
+    env: &[(&str, &str)],
+) -> RouterUnderTest {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
@@ -33,9 +46,6 @@ pub async fn start(yaml: &str, env: &[(&str, &str)]) -> RouterUnderTest {
     std::fs::write(&path, yaml).expect("write config");
     let cfg =
         config::load(Some(&path), &vars).unwrap_or_else(|e| panic!("test config invalid: {e}"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(serve(
