@@ -35,7 +35,7 @@ pub const MARKDOWN: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}
 [{{ t.ack }}]({{ a.ack_url }})
 {% endif %}{% if a.silence_links %}{% for s in a.silence_links %}[{{ s.label }}]({{ s.url }}){% if not loop.last %} | {% endif %}{% endfor %}
 {% endif %}{% else %}### {{ t.digest }}: {{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}
-{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} [{{ t.ack }}]({{ a.ack_url }}){% endif %}{% for s in a.silence_links %} [{{ s.label }}]({{ s.url }}){% endfor %}
+{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} [{{ t.ack }}]({{ a.ack_url }}){% endif %}{% if a.silence_url %} [{{ t.silence }}]({{ a.silence_url }}){% endif %}
 {% endfor %}{% endif %}"#;
 
 pub const SLACK: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}{{ a.icon }} *[{{ t[a.status] }}] {{ a.alertname }}*
@@ -48,7 +48,7 @@ pub const SLACK: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}{{ 
 {% if a.ack_url %}<{{ a.ack_url }}|{{ t.ack }}>
 {% endif %}{% if a.silence_links %}{% for s in a.silence_links %}<{{ s.url }}|{{ s.label }}>{% if not loop.last %} | {% endif %}{% endfor %}
 {% endif %}{% else %}*{{ t.digest }}: {{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}*
-{% for a in alerts %}• {{ a.icon }} [{{ t[a.status] }}] *{{ a.alertname }}* {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} <{{ a.ack_url }}|{{ t.ack }}>{% endif %}{% for s in a.silence_links %} <{{ s.url }}|{{ s.label }}>{% endfor %}
+{% for a in alerts %}• {{ a.icon }} [{{ t[a.status] }}] *{{ a.alertname }}* {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} <{{ a.ack_url }}|{{ t.ack }}>{% endif %}{% if a.silence_url %} <{{ a.silence_url }}|{{ t.silence }}>{% endif %}
 {% endfor %}{% endif %}"#;
 
 pub const TEXT: &str = r#"{% for a in alerts %}[{{ t[a.status] }}] {{ a.alertname }}
@@ -208,12 +208,12 @@ fn words(lang: Language) -> Value {
         Language::Zh => json!({
             "firing": "告警", "resolved": "恢复", "severity": "级别", "summary": "摘要",
             "description": "详情", "starts_at": "开始时间", "ends_at": "恢复时间", "labels": "标签",
-            "ack": "确认告警", "digest": "告警汇总", "alerts": "条告警",
+            "ack": "确认告警", "digest": "告警汇总", "alerts": "条告警", "silence": "静默",
         }),
         Language::En => json!({
             "firing": "FIRING", "resolved": "RESOLVED", "severity": "Severity", "summary": "Summary",
             "description": "Description", "starts_at": "Started", "ends_at": "Resolved", "labels": "Labels",
-            "ack": "Acknowledge", "digest": "Alert digest", "alerts": "alerts",
+            "ack": "Acknowledge", "digest": "Alert digest", "alerts": "alerts", "silence": "Silence",
         }),
     }
 }
@@ -298,6 +298,9 @@ pub fn context(alerts: &[AlertEvent], lang: Language, links: &LinkSettings) -> V
             let get = |m: &BTreeMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
             let mut summary = get(&a.annotations, "summary");
             let notice = a.annotations.contains_key(crate::rota::NOTICE);
+            // All three in a message about one alert; a digest line carries one link to the
+            // router's page (the page offers the three), and none to Alertmanager's long form.
+            let silence_links = links.silence_links(a, lang);
             if let Some(by) = a.annotations.get(crate::rota::REMINDER) {
                 let at = a
                     .annotations
@@ -330,7 +333,10 @@ pub fn context(alerts: &[AlertEvent], lang: Language, links: &LinkSettings) -> V
                 "fingerprint": a.fingerprint,
                 "generator_url": a.generator_url,
                 "ack_url": if notice { None } else { links.ack_url(&a.fingerprint, a.starts_at) },
-                "silence_links": links.silence_links(a, lang),
+                "silence_url": silence_links.first().filter(|_| links.alertmanager_silences)
+                    .and_then(|l| l["url"].as_str())
+                    .map(|u| u.split('?').next().unwrap_or(u).to_string()),
+                "silence_links": silence_links,
             })
         })
         .collect();
@@ -594,6 +600,76 @@ mod tests {
         );
         // A sender-chosen fingerprint stays one inert path segment.
         assert_eq!(path_segment("a/b c|<x>"), "a%2Fb%20c%7C%3Cx%3E");
+    }
+
+    #[test]
+    fn every_default_template_carries_silence_links_in_both_languages() {
+        let links = LinkSettings {
+            public_url: Some("https://r.example/".into()),
+            ack_secret: Some("0123456789abcdef0123456789abcdef".into()),
+            ack_link_ttl: std::time::Duration::ZERO,
+            alertmanager_silences: true,
+        };
+        let one = [alert("DiskFull", "firing")];
+        let render = |name: &str, src: &str, alerts: &[AlertEvent], lang, links: &LinkSettings| {
+            Template::new(name, src)
+                .unwrap()
+                .render(&context(alerts, lang, links))
+                .unwrap()
+        };
+        let base = "https://r.example/silence/silence.fp-DiskFull.1767225600000.";
+        let zh = render("markdown", MARKDOWN, &one, Language::Zh, &links);
+        assert!(zh.contains(&format!("[静默1小时]({base}")), "{zh}");
+        assert!(zh.contains("?duration=4h) | [静默至恢复]("), "{zh}");
+        let en = render("slack", SLACK, &one, Language::En, &links);
+        assert!(en.contains("?duration=4h|Silence 4h> | <"), "{en}");
+        let text = render("text", TEXT, &one, Language::En, &links);
+        assert!(
+            text.contains(&format!("Silence until resolved: {base}")),
+            "{text}"
+        );
+        let html = render("email.html", HTML, &one, Language::Zh, &links);
+        // minijinja's HTML escaping writes `/` as `&#x2f;` (an href decodes it).
+        let escaped = base.replace('/', "&#x2f;");
+        assert!(html.contains(&format!("<a href=\"{escaped}")), "{html}");
+        assert!(html.contains("?duration=1h\">静默1小时</a>"), "{html}");
+        // A digest line: one link to the page, which offers the three.
+        let two = [alert("A", "firing"), alert("B", "resolved")];
+        let d = render("markdown", MARKDOWN, &two, Language::En, &links);
+        let line = d.lines().find(|l| l.contains("**A**")).unwrap();
+        assert!(
+            line.contains(" [Silence](https://r.example/silence/silence.fp-A."),
+            "{line}"
+        );
+        assert!(!line.contains("?duration"), "{line}");
+        let line = d.lines().find(|l| l.contains("**B**")).unwrap();
+        assert!(
+            !line.contains("silence"),
+            "nothing to silence once resolved: {line}"
+        );
+        // Without alertmanager_urls: Alertmanager's own form, from the alert's externalURL.
+        let mut a = alert("DiskFull", "firing");
+        a.annotations.insert(
+            crate::silence::EXTERNAL_URL.into(),
+            "http://am.example:9093".into(),
+        );
+        let plain = LinkSettings::default();
+        let s = render(
+            "markdown",
+            MARKDOWN,
+            std::slice::from_ref(&a),
+            Language::En,
+            &plain,
+        );
+        assert!(
+            s.contains("[Silence in Alertmanager](http://am.example:9093/#/silences/new?filter=%7Balertname%3D%22DiskFull%22%2C"),
+            "{s}"
+        );
+        let s = render("markdown", MARKDOWN, &[a.clone(), a], Language::En, &plain);
+        assert!(
+            !s.contains("silences/new"),
+            "no long form links in a digest: {s}"
+        );
     }
 
     #[test]

@@ -83,8 +83,13 @@ route:
         ),
         "{text}"
     );
-    // Exactly one markdown link, ours; no mention anywhere (none is configured).
-    assert_eq!(text.matches("](").count(), 1, "{text}");
+    // Exactly two markdown links, ours (ack; silence in Alertmanager's form, whose filter
+    // carries the hostile labels percent-encoded); no mention anywhere (none is configured).
+    assert_eq!(text.matches("](").count(), 2, "{text}");
+    assert!(
+        text.contains("\n[Silence in Alertmanager](http://alertmanager:9093/#/silences/new?filter=%7Balertname%3D%22Hostile%22%2Cinstance%3D%22db1%5Cn%23%23%23%20%5BFIRING%5D%20Forged%22%2C"),
+        "{text}"
+    );
     assert!(
         text.contains("[Acknowledge](https://router.example/ack/ack.fp-Hostile."),
         "{text}"
@@ -105,7 +110,7 @@ route:
     let w = wecom.markdowns();
     assert_eq!(w.len(), 1, "{:?}", wecom.server.received());
     let content = &w[0];
-    assert_eq!(content.matches("](").count(), 1, "{content}");
+    assert_eq!(content.matches("](").count(), 2, "{content}");
     assert!(
         !content.contains('<') && !content.contains('@'),
         "{content}"
@@ -136,9 +141,14 @@ route:
         body.contains("`instance=db1 ### [FIRING] Forged`"),
         "{body}"
     );
-    // The only <...> sequence Slack will parse is our ack link.
+    // The only <...> sequences Slack will parse are our ack and silence links.
     let seqs: Vec<&str> = body.match_indices('<').map(|(i, _)| &body[i..]).collect();
-    assert_eq!(seqs.len(), 1, "{body}");
+    assert_eq!(seqs.len(), 2, "{body}");
+    assert!(
+        seqs[1].starts_with("<http://alertmanager:9093/#/silences/new?filter=%7Balertname")
+            && seqs[1].find('|') == seqs[1].find("|Silence in Alertmanager>"),
+        "{body}"
+    );
     assert!(
         seqs[0].starts_with("<https://router.example/ack/ack.fp-Hostile."),
         "{body}"
@@ -173,7 +183,13 @@ fn a_newline_in_a_label_cannot_forge_a_log_line() {
     )
     .unwrap();
     let msg = log.render(&[hostile_event()]).unwrap();
-    let lines: Vec<&str> = msg.body.lines().collect();
+    let mut lines: Vec<&str> = msg.body.lines().collect();
+    // Last: Alertmanager's silence form, the hostile labels percent-encoded in one line.
+    let silence = lines.pop().unwrap();
+    assert!(
+        silence.starts_with("Silence in Alertmanager: http://alertmanager:9093/#/silences/new?filter=%7Balertname%3D%22Hostile%22%2Cinstance%3D%22db1%5Cn%23%23%23"),
+        "{silence}"
+    );
     assert_eq!(
         lines,
         vec![

@@ -98,7 +98,7 @@ pub const TEMPLATE: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}
 {% if a.status == "resolved" %}**{{ t.ends_at }}**: {{ a.ends_at }}
 {% endif %}**{{ t.labels }}**: {% for k, v in a.labels|items %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %}
 {% else %}**{{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}**
-{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} [{{ t.ack }}]({{ a.ack_url }}){% endif %}{% for s in a.silence_links %} [{{ s.label }}]({{ s.url }}){% endfor %}
+{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% if a.ack_url %} [{{ t.ack }}]({{ a.ack_url }}){% endif %}{% if a.silence_url %} [{{ t.silence }}]({{ a.silence_url }}){% endif %}
 {% endfor %}{% endif %}"#;
 
 /// `base64(hmac_sha256(key = "{timestamp}\n{secret}", message = ""))`, as Feishu documents it
