@@ -3,9 +3,13 @@
 //! Nothing the router promised lives only in memory: the webhook answers 2xx only after
 //! `ingest` committed, and delivery works only from outbox rows claimed with a lease, so a
 //! crash at any point leaves rows that another worker (or the restarted process) picks up.
+//!
+//! One implementation serves both backends (`sql.rs`); `sqlite.rs` and `postgres.rs` say only
+//! where their SQL, locking and durability differ.
 
 pub mod notices;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 pub use notices::{AmSilence, Notice, SilenceRecord};
@@ -34,7 +38,7 @@ pub enum StoreError {
     Payload(#[from] serde_json::Error),
 }
 
-/// Rows per multi-row INSERT: 7 parameters each stays far below SQLite's 32,766 and
+/// Rows per multi-row INSERT: 8 parameters each stays far below SQLite's 32,766 and
 /// PostgreSQL's 65,535 bind parameters.
 pub(crate) const INSERT_CHUNK: usize = 1000;
 
@@ -235,14 +239,6 @@ pub(crate) fn current_updates(events: &[RoutedEvent], ids: &[Option<i64>]) -> Ve
     v.sort_unstable();
     v
 }
-
-/// The upsert of `alert_current` rows (same text in both dialects: `?`-free, the values are
-/// pushed by the caller's query builder). An older event never replaces a newer one.
-pub(crate) const CURRENT_UPSERT_TAIL: &str =
-    " ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id,
-    status = excluded.status, starts_at = excluded.starts_at, updated_at = excluded.updated_at
-  WHERE excluded.starts_at > alert_current.starts_at
-     OR (excluded.starts_at = alert_current.starts_at AND excluded.status = 'resolved')";
 
 /// One channel notified by a chain step.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -502,11 +498,9 @@ pub trait Store: Send + Sync {
 /// (survives a process crash; the WAL is synced at checkpoints). Ignored for PostgreSQL.
 pub async fn open(url: &str, sqlite_fsync: bool) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+        Ok(Arc::new(postgres::connect(url).await?))
     } else {
-        Ok(Arc::new(
-            sqlite::SqliteStore::open(url, sqlite_fsync).await?,
-        ))
+        Ok(Arc::new(sqlite::open(url, sqlite_fsync).await?))
     }
 }
 
@@ -536,9 +530,6 @@ pub(crate) type SendRow = (
 );
 /// An audit row with its fingerprint first.
 pub(crate) type FullAuditRow = (String, i64, i64, String, String, String, Option<String>);
-
-pub(crate) const AUDIT_INSERT_SQLITE: &str = "INSERT INTO alert_audit (fingerprint, starts_at, at, action, actor, via, address) VALUES (?, ?, ?, 'ack', ?, ?, ?)";
-pub(crate) const AUDIT_INSERT_PG: &str = "INSERT INTO alert_audit (fingerprint, starts_at, at, action, actor, via, address) VALUES ($1, $2, $3, 'ack', $4, $5, $6)";
 
 pub(crate) fn audit_entry(r: FullAuditRow) -> AuditEntry {
     let (fingerprint, starts_at, at, action, by, via, address) = r;

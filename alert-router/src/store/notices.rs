@@ -61,7 +61,8 @@ pub(crate) const SILENCES_ACTIVE: &str = "SELECT id, fingerprint, starts_at, ale
 pub(crate) const SILENCE_EXPIRE: &str = "UPDATE alert_silences SET expired_at = $1,
     expired_by = $2 WHERE id = $3 AND expired_at IS NULL RETURNING fingerprint, starts_at";
 pub(crate) const CLAIM: &str =
-    "INSERT INTO rota_claims (key, claimed_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
+    "INSERT INTO rota_claims (key, claimed_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING
+     RETURNING key";
 pub(crate) const NOTICE_INSERT: &str = "INSERT INTO outbox (fingerprint, channel, kind, payload,
     mentions, due_at, created_at) VALUES ($1, $2, 'notice', $3, $4, $5, $5)";
 

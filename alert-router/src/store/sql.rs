@@ -1,0 +1,895 @@
+//! The one store implementation, for both SQL dialects: every statement is written once, with
+//! `$N` placeholders (sqlx binds them by number on SQLite too) and the SQL common to SQLite
+//! and PostgreSQL. What really differs — row locks, the list-of-ids parameter, the pools and
+//! their durability, the migrations — is the [`Dialect`] (`sqlite.rs`, `postgres.rs`).
+//!
+//! Consistency between concurrent writers comes from the dialect: on SQLite every
+//! state-changing transaction that reads before it writes (ingest, ack) runs on the single
+//! writer connection, so they serialise; on PostgreSQL the same statements take row locks
+//! (`Dialect::lock_rows`), and claims skip rows another replica holds.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+
+use super::notices;
+use super::{
+    AckOutcome, AckRequest, AlertView, AuditEntry, CurrentAlert, HistoryEntry, INSERT_CHUNK,
+    KIND_ACK, KIND_ESCALATE, KIND_NOTIFY, NotificationView, OutboxRow, QueueStats, RoutedEvent,
+    Store, StoreError, ack_event, fold_chain,
+};
+
+/// What differs between the SQL of the two backends.
+pub trait Dialect: Database {
+    /// Row locks on the rows a reading statement selects (` FOR UPDATE [OF tables]`).
+    /// Empty on SQLite, where the one writer connection already serialises the transaction.
+    fn lock_rows(of: &str) -> String;
+    /// Appended to the claim's row selection: on PostgreSQL rows another replica is claiming
+    /// are skipped rather than waited for.
+    const SKIP_LOCKED: &'static str;
+    /// A sub-select yielding the ids of a JSON array parameter (`$n`) as rows of one BIGINT.
+    fn ids_from_json(n: usize) -> String;
+}
+
+/// The store over one dialect.
+pub struct SqlStore<D: Database> {
+    /// Delivery bookkeeping, the API, reads.
+    pub(crate) pool: Pool<D>,
+    /// Transactions that read before they write and must not interleave: ingest and ack. On
+    /// SQLite the single (and fully synced) writer connection; on PostgreSQL the same pool
+    /// (row locks serialise).
+    pub(crate) writer: Pool<D>,
+}
+
+fn mentions_json(m: &[String]) -> Option<String> {
+    (!m.is_empty()).then(|| serde_json::to_string(m).expect("a list of strings always serialises"))
+}
+
+/// `INSERT INTO {into} VALUES ($1, …, $cols), (…)` for `rows` rows, then `tail`. Multi-row
+/// statements: a group commit of N webhooks costs a handful of round trips, not 2N.
+fn insert_sql(into: &str, rows: usize, cols: usize, tail: &str) -> String {
+    let mut sql = format!("INSERT INTO {into} VALUES ");
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * cols + c + 1));
+        }
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    sql
+}
+
+/// The upsert of `alert_current` rows: an older event never replaces a newer one.
+const CURRENT_UPSERT_TAIL: &str =
+    " ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id,
+    status = excluded.status, starts_at = excluded.starts_at, updated_at = excluded.updated_at
+  WHERE excluded.starts_at > alert_current.starts_at
+     OR (excluded.starts_at = alert_current.starts_at AND excluded.status = 'resolved')";
+
+fn ids_json(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("a list of integers always serialises")
+}
+
+/// The type bounds of "sqlx can run our statements on `D`" (Rust does not carry a trait's
+/// where-clauses to its users, so each generic item states them; this macro writes them once).
+macro_rules! sql_impl {
+    ($(#[$m:meta])* impl<$d:ident> [$($head:tt)*] { $($body:tt)* }) => {
+        $(#[$m])*
+        impl<$d> $($head)*
+        where
+            $d: Dialect,
+            for<'c> &'c mut <$d as Database>::Connection: Executor<'c, Database = $d>,
+            for<'q> <$d as Database>::Arguments<'q>: IntoArguments<'q, $d> + Default,
+            i64: Type<$d> + for<'q> Encode<'q, $d> + for<'r> Decode<'r, $d>,
+            String: Type<$d> + for<'q> Encode<'q, $d> + for<'r> Decode<'r, $d>,
+            for<'q> &'q str: Type<$d> + Encode<'q, $d>,
+            Option<i64>: for<'q> Encode<'q, $d>,
+            Option<String>: for<'q> Encode<'q, $d>,
+            usize: ColumnIndex<<$d as Database>::Row>,
+            for<'a> &'a str: ColumnIndex<<$d as Database>::Row>,
+        { $($body)* }
+    };
+}
+
+// The bodies below are the only copy of the store's logic.
+sql_impl! {
+impl<D> [SqlStore<D>] {
+    /// Delete the alert's escalation steps that have not gone out. A row claimed by a live
+    /// worker (lease not expired) is in flight: it completes and counts as notified.
+    async fn cancel_pending(
+        tx: &mut <D as Database>::Connection,
+        fingerprint: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM outbox WHERE fingerprint = $1 AND kind = 'escalate' AND state = 'pending'
+               AND (lease_until IS NULL OR lease_until < $2)",
+        )
+        .bind(fingerprint)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Channels a chain has notified or is notifying (in flight), in first-notified order.
+    async fn notified_channels(
+        tx: &mut <D as Database>::Connection,
+        chain_event: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT channel FROM outbox WHERE event_id = $1 AND kind = 'escalate'
+               AND (state = 'sent' OR claimed_by IS NOT NULL)
+             GROUP BY channel ORDER BY MIN(id)",
+        )
+        .bind(chain_event)
+        .fetch_all(&mut *tx)
+        .await?)
+    }
+
+    /// Insert the events (first copy of an identity wins); per event its new id, or `None`
+    /// for a duplicate.
+    async fn insert_events(
+        tx: &mut <D as Database>::Connection,
+        events: &[RoutedEvent],
+        now_ms: i64,
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        let payloads: Vec<String> = events
+            .iter()
+            .map(|r| serde_json::to_string(&r.event))
+            .collect::<Result<_, _>>()?;
+        let mut ids: Vec<Option<i64>> = Vec::with_capacity(events.len());
+        for (chunk_no, chunk) in events.chunks(INSERT_CHUNK).enumerate() {
+            let base = chunk_no * INSERT_CHUNK;
+            let sql = insert_sql(
+                "alert_events (group_key, fingerprint, status, starts_at, ends_at, payload, received_at)",
+                chunk.len(),
+                7,
+                // Any unique key: (fingerprint, status, startsAt) is the identity (0004); a
+                // regrouped copy of a stored firing is a duplicate.
+                " ON CONFLICT DO NOTHING RETURNING id, fingerprint, status, starts_at",
+            );
+            let mut q = sqlx::query(&sql);
+            for (i, r) in chunk.iter().enumerate() {
+                let e = &r.event;
+                q = q
+                    .bind(&e.group_key)
+                    .bind(&e.fingerprint)
+                    .bind(&e.status)
+                    .bind(e.starts_at)
+                    .bind(e.ends_at)
+                    .bind(&payloads[base + i])
+                    .bind(now_ms);
+            }
+            let rows = q.fetch_all(&mut *tx).await?;
+            let mut inserted: HashMap<(String, String, i64), i64> =
+                HashMap::with_capacity(rows.len());
+            for row in rows {
+                inserted.insert(
+                    (
+                        row.try_get("fingerprint")?,
+                        row.try_get("status")?,
+                        row.try_get("starts_at")?,
+                    ),
+                    row.try_get("id")?,
+                );
+            }
+            // The first event with a key got the row; a repeat in the same batch is a duplicate.
+            for r in chunk {
+                let e = &r.event;
+                ids.push(inserted.remove(&(e.fingerprint.clone(), e.status.clone(), e.starts_at)));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// A new firing event with a plan (re)starts its alert's chain.
+    async fn start_chain(
+        tx: &mut <D as Database>::Connection,
+        fp: &str,
+        id: i64,
+        plan: &crate::escalation::Plan,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        Self::cancel_pending(tx, fp, now_ms).await?;
+        sqlx::query(
+            "INSERT INTO alert_state (fingerprint, event_id, policy, status, chain_started_at)
+             VALUES ($1, $2, $3, 'firing', $4)
+             ON CONFLICT (fingerprint) DO UPDATE SET event_id = excluded.event_id, policy = excluded.policy,
+               status = 'firing', chain_started_at = excluded.chain_started_at,
+               acked_by = NULL, acked_at = NULL, resolved_at = NULL",
+        )
+        .bind(fp)
+        .bind(id)
+        .bind(plan.policy.clone())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        for chunk in plan.steps.chunks(INSERT_CHUNK) {
+            let sql = insert_sql(
+                "outbox (event_id, fingerprint, channel, kind, step, mentions, due_at, created_at)",
+                chunk.len(),
+                8,
+                "",
+            );
+            let mut q = sqlx::query(&sql);
+            for st in chunk {
+                q = q
+                    .bind(id)
+                    .bind(fp)
+                    .bind(&st.channel)
+                    .bind(KIND_ESCALATE)
+                    .bind(st.step)
+                    .bind(mentions_json(&st.mentions))
+                    .bind(now_ms + st.offset_ms)
+                    .bind(now_ms);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
+    /// A resolved event of an alert with a running chain stops it; returns the channels the
+    /// chain notified (where the resolve goes), or `None` when no chain runs.
+    async fn stop_chain(
+        tx: &mut <D as Database>::Connection,
+        fp: &str,
+        now_ms: i64,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let sql = format!(
+            "SELECT s.event_id FROM alert_state s WHERE s.fingerprint = $1 AND s.status = 'firing'{}",
+            D::lock_rows("")
+        );
+        let chain: Option<i64> = sqlx::query_scalar(&sql)
+            .bind(fp)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(chain) = chain else { return Ok(None) };
+        Self::cancel_pending(tx, fp, now_ms).await?;
+        let channels = Self::notified_channels(tx, chain).await?;
+        sqlx::query(
+            "UPDATE alert_state SET status = 'resolved', resolved_at = $1 WHERE fingerprint = $2",
+        )
+        .bind(now_ms)
+        .bind(fp)
+        .execute(&mut *tx)
+        .await?;
+        Ok(Some(channels))
+    }
+}
+}
+
+sql_impl! {
+#[async_trait]
+impl<D> [Store for SqlStore<D>] {
+    async fn ingest(&self, events: &[RoutedEvent], now_ms: i64) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let ids = Self::insert_events(&mut *tx, events, now_ms).await?;
+        let mut channels: Vec<Vec<String>> = events.iter().map(|r| r.channels.clone()).collect();
+        for (i, r) in events.iter().enumerate() {
+            let Some(id) = ids[i] else { continue };
+            let fp = &r.event.fingerprint;
+            if r.event.status == "firing" {
+                if let Some(plan) = &r.escalation {
+                    Self::start_chain(&mut *tx, fp, id, plan, now_ms).await?;
+                }
+            } else if let Some(notified) = Self::stop_chain(&mut *tx, fp, now_ms).await? {
+                channels[i] = notified;
+            }
+        }
+        for chunk in super::current_updates(events, &ids).chunks(INSERT_CHUNK) {
+            let sql = insert_sql(
+                "alert_current (fingerprint, event_id, status, starts_at, updated_at)",
+                chunk.len(),
+                5,
+                CURRENT_UPSERT_TAIL,
+            );
+            let mut q = sqlx::query(&sql);
+            for (i, id) in chunk {
+                let e = &events[*i].event;
+                q = q
+                    .bind(&e.fingerprint)
+                    .bind(*id)
+                    .bind(&e.status)
+                    .bind(e.starts_at)
+                    .bind(now_ms);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let outbox: Vec<(i64, usize, &String)> = ids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, id)| id.map(|id| (id, i)))
+            .flat_map(|(id, i)| channels[i].iter().map(move |c| (id, i, c)))
+            .collect();
+        for chunk in outbox.chunks(INSERT_CHUNK) {
+            let sql = insert_sql(
+                "outbox (event_id, fingerprint, channel, kind, due_at, created_at)",
+                chunk.len(),
+                6,
+                "",
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, i, ch) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(&events[*i].event.fingerprint)
+                    .bind(*ch)
+                    .bind(KIND_NOTIFY)
+                    .bind(now_ms)
+                    .bind(now_ms);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(ids.iter().map(Option::is_some).collect())
+    }
+
+    async fn claim(
+        &self,
+        channel: &str,
+        now_ms: i64,
+        limit: i64,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "UPDATE outbox SET claimed_by = $1, lease_until = $2
+             WHERE id IN (
+               SELECT o.id FROM outbox o
+               WHERE o.channel = $3 AND o.state = 'pending' AND o.due_at <= $4
+                 AND (o.lease_until IS NULL OR o.lease_until < $4)
+                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.fingerprint = o.fingerprint
+                                 AND p.state = 'pending' AND p.id < o.id)
+               ORDER BY o.id LIMIT $5{})
+             RETURNING id, fingerprint, channel, kind, CAST(attempts AS BIGINT) AS attempts, created_at, due_at, step, mentions,
+                       COALESCE(payload, (SELECT e.payload FROM alert_events e WHERE e.id = outbox.event_id)) AS payload",
+            D::SKIP_LOCKED
+        );
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(now_ms + lease_ms)
+            .bind(channel)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let payload: String = r.try_get("payload")?;
+            out.push(OutboxRow {
+                id: r.try_get("id")?,
+                fingerprint: r.try_get("fingerprint")?,
+                channel: r.try_get("channel")?,
+                kind: r.try_get("kind")?,
+                event: serde_json::from_str(&payload)?,
+                attempts: r.try_get("attempts")?,
+                created_at: r.try_get("created_at")?,
+                due_at: r.try_get("due_at")?,
+                step: r.try_get("step")?,
+                mentions: r
+                    .try_get::<Option<String>, _>("mentions")?
+                    .map(|m| serde_json::from_str(&m))
+                    .transpose()?
+                    .unwrap_or_default(),
+            });
+        }
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    async fn mark_sent(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE outbox SET state = 'sent', sent_at = $1, claimed_by = NULL, lease_until = NULL, attempts = attempts + 1
+             WHERE id IN ({})",
+            D::ids_from_json(2)
+        );
+        sqlx::query(&sql)
+            .bind(now_ms)
+            .bind(ids_json(ids))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_send(&self, channel: &str, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO channel_sends (channel, sent_at) VALUES ($1, $2)")
+            .bind(channel)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn reschedule(&self, ids: &[i64], due_ms: i64, error: &str) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE outbox SET due_at = $1, last_error = $2, attempts = attempts + 1, claimed_by = NULL, lease_until = NULL
+             WHERE id IN ({})",
+            D::ids_from_json(3)
+        );
+        sqlx::query(&sql)
+            .bind(due_ms)
+            .bind(error)
+            .bind(ids_json(ids))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_failed(&self, ids: &[i64], error: &str, now_ms: i64) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE outbox SET state = 'failed', last_error = $1, attempts = attempts + 1, claimed_by = NULL, lease_until = NULL, sent_at = NULL, due_at = $2
+             WHERE id IN ({})",
+            D::ids_from_json(3)
+        );
+        sqlx::query(&sql)
+            .bind(error)
+            .bind(now_ms)
+            .bind(ids_json(ids))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn fail_over(
+        &self,
+        ids: &[i64],
+        from: &str,
+        to: &[String],
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "SELECT id FROM outbox WHERE id IN ({}) AND state = 'pending' AND failover_from IS NULL
+             ORDER BY id{}",
+            D::ids_from_json(1),
+            D::lock_rows("")
+        );
+        let moved: Vec<i64> = sqlx::query_scalar(&sql)
+            .bind(ids_json(ids))
+            .fetch_all(&mut *tx)
+            .await?;
+        if moved.is_empty() || to.is_empty() {
+            return Ok(Vec::new());
+        }
+        let moved_json = ids_json(&moved);
+        let sql = format!(
+            "INSERT INTO outbox (event_id, fingerprint, channel, kind, payload, step, due_at, created_at, failover_from)
+             SELECT event_id, fingerprint, $1, kind, payload, step, $2, created_at, channel FROM outbox
+             WHERE id IN ({}) ORDER BY id",
+            D::ids_from_json(3)
+        );
+        for ch in to {
+            sqlx::query(&sql)
+                .bind(ch.clone())
+                .bind(now_ms)
+                .bind(moved_json.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let actor = format!("{from} -> {}", to.join(", "));
+        let sql = format!(
+            "INSERT INTO alert_audit (fingerprint, starts_at, at, action, actor, via)
+             SELECT o.fingerprint, e.starts_at, $1, 'failover', $2, 'router' FROM outbox o
+             JOIN alert_events e ON e.id = o.event_id WHERE o.id IN ({})",
+            D::ids_from_json(3)
+        );
+        sqlx::query(&sql)
+            .bind(now_ms)
+            .bind(actor)
+            .bind(moved_json.clone())
+            .execute(&mut *tx)
+            .await?;
+        let sql = format!(
+            "UPDATE outbox SET state = 'failed', last_error = $1, attempts = attempts + 1, claimed_by = NULL, lease_until = NULL, due_at = $2
+             WHERE id IN ({})",
+            D::ids_from_json(3)
+        );
+        sqlx::query(&sql)
+            .bind(format!("failed over to {}: {reason}", to.join(", ")))
+            .bind(now_ms)
+            .bind(moved_json)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn release(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE id IN ({})",
+            D::ids_from_json(1)
+        );
+        sqlx::query(&sql)
+            .bind(ids_json(ids))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn next_due(&self, channel: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(due_at) FROM outbox WHERE channel = $1 AND state = 'pending' AND due_at > $2",
+        )
+        .bind(channel)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(QueueStats {
+            pending: r.try_get("n")?,
+            oldest_created_at: r.try_get("oldest")?,
+        })
+    }
+
+    async fn sends_since(&self, channel: &str, since_ms: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT sent_at FROM channel_sends WHERE channel = $1 AND sent_at >= $2 ORDER BY sent_at",
+        )
+        .bind(channel)
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn list_notifications(
+        &self,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<NotificationView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, channel, fingerprint, COALESCE(payload, (SELECT e.payload FROM alert_events e WHERE e.id = outbox.event_id)) AS payload,
+                    state, CAST(attempts AS BIGINT) AS attempts, last_error, created_at, due_at, sent_at FROM outbox
+             WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(state.map(str::to_string))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let payload: String = r.try_get("payload")?;
+            out.push(
+                NotificationView {
+                    id: r.try_get("id")?,
+                    channel: r.try_get("channel")?,
+                    fingerprint: r.try_get("fingerprint")?,
+                    alertname: String::new(),
+                    status: String::new(),
+                    state: r.try_get("state")?,
+                    attempts: r.try_get("attempts")?,
+                    last_error: r.try_get("last_error")?,
+                    created_at: r.try_get("created_at")?,
+                    due_at: r.try_get("due_at")?,
+                    sent_at: r.try_get("sent_at")?,
+                }
+                .with_alert(&payload),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn acknowledge(
+        &self,
+        req: &AckRequest<'_>,
+        now_ms: i64,
+    ) -> Result<AckOutcome, StoreError> {
+        let (fingerprint, by) = (req.fingerprint, req.by);
+        // An ack and a resolve (or a second ack) of one alert serialise: the writer
+        // connection on SQLite, the row lock on PostgreSQL.
+        let mut tx = self.writer.begin().await?;
+        let sql = format!(
+            "SELECT s.event_id, s.acked_by, s.acked_at, e.payload, e.starts_at FROM alert_state s
+             JOIN alert_events e ON e.id = s.event_id WHERE s.fingerprint = $1 AND s.status = 'firing'{}",
+            D::lock_rows("s")
+        );
+        let row = sqlx::query(&sql)
+            .bind(fingerprint)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(AckOutcome::NotActive);
+        };
+        let starts_at: i64 = row.try_get("starts_at")?;
+        if req.starts_at.is_some_and(|s| s != starts_at) {
+            return Ok(AckOutcome::OtherFiring);
+        }
+        if let Some(prev) = row.try_get::<Option<String>, _>("acked_by")? {
+            return Ok(AckOutcome::AlreadyAcked {
+                by: prev,
+                at: row.try_get::<Option<i64>, _>("acked_at")?.unwrap_or(0),
+            });
+        }
+        let chain: i64 = row.try_get("event_id")?;
+        let payload: String = row.try_get("payload")?;
+        sqlx::query("UPDATE alert_state SET acked_by = $1, acked_at = $2 WHERE fingerprint = $3")
+            .bind(by)
+            .bind(now_ms)
+            .bind(fingerprint)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO alert_audit (fingerprint, starts_at, at, action, actor, via, address)
+             VALUES ($1, $2, $3, 'ack', $4, $5, $6)",
+        )
+        .bind(fingerprint)
+        .bind(starts_at)
+        .bind(now_ms)
+        .bind(by)
+        .bind(req.via.as_str())
+        .bind(req.address.clone())
+        .execute(&mut *tx)
+        .await?;
+        Self::cancel_pending(&mut *tx, fingerprint, now_ms).await?;
+        let announced = Self::notified_channels(&mut *tx, chain).await?;
+        let ev = serde_json::to_string(&ack_event(&payload, by, now_ms)?)?;
+        for ch in &announced {
+            sqlx::query(
+                "INSERT INTO outbox (event_id, fingerprint, channel, kind, payload, due_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(chain)
+            .bind(fingerprint)
+            .bind(ch.clone())
+            .bind(KIND_ACK)
+            .bind(ev.clone())
+            .bind(now_ms)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(AckOutcome::Acked { announced })
+    }
+
+    async fn list_alerts(&self) -> Result<Vec<AlertView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.fingerprint, s.event_id, s.policy, s.chain_started_at, s.acked_by, s.acked_at, e.payload
+             FROM alert_state s JOIN alert_events e ON e.id = s.event_id
+             WHERE s.status = 'firing' ORDER BY s.chain_started_at, s.fingerprint",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let payload: String = r.try_get("payload")?;
+            let ev: crate::model::AlertEvent = serde_json::from_str(&payload)?;
+            let mut view = AlertView::new(
+                &ev,
+                r.try_get("policy")?,
+                r.try_get("chain_started_at")?,
+                r.try_get("acked_by")?,
+                r.try_get("acked_at")?,
+            );
+            let steps = sqlx::query_as::<_, super::ChainRow>(
+                "SELECT channel, step, state, due_at, sent_at, mentions FROM outbox
+                 WHERE event_id = $1 AND kind = 'escalate' ORDER BY id",
+            )
+            .bind(r.try_get::<i64, _>("event_id")?)
+            .fetch_all(&self.pool)
+            .await?;
+            fold_chain(&mut view, steps);
+            out.push(view);
+        }
+        Ok(out)
+    }
+
+    async fn list_current(
+        &self,
+        status: &str,
+        limit: i64,
+    ) -> Result<Vec<CurrentAlert>, StoreError> {
+        // Firing: oldest first (the longest-burning on top); resolved: the latest first.
+        let order = if status == "firing" {
+            "c.starts_at, c.fingerprint"
+        } else {
+            "c.updated_at DESC, c.fingerprint"
+        };
+        let sql = format!(
+            "SELECT c.updated_at, e.payload FROM alert_current c JOIN alert_events e ON e.id = c.event_id
+             WHERE c.status = $1 ORDER BY {order} LIMIT $2"
+        );
+        let rows = sqlx::query_as::<_, (i64, String)>(&sql)
+            .bind(status)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(updated_at, payload)| {
+                let ev: crate::model::AlertEvent = serde_json::from_str(&payload)?;
+                Ok(CurrentAlert::new(&ev, updated_at))
+            })
+            .collect()
+    }
+
+    async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query_as::<_, super::FullAuditRow>(
+            "SELECT fingerprint, starts_at, at, action, actor, via, address FROM alert_audit
+             ORDER BY at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(super::audit_entry).collect())
+    }
+
+    async fn history(&self, fingerprint: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let events = sqlx::query_as::<_, super::EventRow>(
+            "SELECT status, starts_at, received_at FROM alert_events WHERE fingerprint = $1
+             ORDER BY received_at DESC LIMIT $2",
+        )
+        .bind(fingerprint)
+        .bind(super::MAX_HISTORY)
+        .fetch_all(&self.pool)
+        .await?;
+        let audit = sqlx::query_as::<_, super::AuditRow>(
+            "SELECT starts_at, at, action, actor, via, address FROM alert_audit WHERE fingerprint = $1
+             ORDER BY at DESC LIMIT $2",
+        )
+        .bind(fingerprint)
+        .bind(super::MAX_HISTORY)
+        .fetch_all(&self.pool)
+        .await?;
+        let sends = sqlx::query_as::<_, super::SendRow>(
+            "SELECT o.kind, o.step, o.channel, o.mentions, o.sent_at, e.starts_at
+             FROM outbox o JOIN alert_events e ON e.id = o.event_id
+             WHERE e.fingerprint = $1 AND o.state = 'sent' ORDER BY o.sent_at DESC LIMIT $2",
+        )
+        .bind(fingerprint)
+        .bind(super::MAX_HISTORY)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(super::build_history(events, audit, sends))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn prune_sends(&self, before_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM channel_sends WHERE sent_at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn current_event(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<crate::model::AlertEvent>, StoreError> {
+        let p: Option<String> = sqlx::query_scalar(notices::CURRENT_EVENT)
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(p.map(|p| serde_json::from_str(&p)).transpose()?)
+    }
+
+    async fn record_silence(
+        &self,
+        s: &super::SilenceRecord,
+        via: &str,
+        address: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let id: i64 = sqlx::query_scalar(notices::SILENCE_INSERT)
+            .bind(s.fingerprint.clone())
+            .bind(s.starts_at)
+            .bind(s.alertname.clone())
+            .bind(serde_json::to_string(&s.labels)?)
+            .bind(s.duration.clone())
+            .bind(s.created_by.clone())
+            .bind(s.created_at)
+            .bind(s.ends_at)
+            .bind(serde_json::to_string(&s.alertmanagers)?)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(notices::AUDIT_INSERT)
+            .bind(s.fingerprint.clone())
+            .bind(s.starts_at)
+            .bind(s.created_at)
+            .bind(format!("silence_{}", s.duration))
+            .bind(s.created_by.clone())
+            .bind(via.to_string())
+            .bind(address.map(String::from))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn active_silences(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<super::SilenceRecord>, StoreError> {
+        let rows = sqlx::query_as::<_, notices::SilenceRow>(notices::SILENCES_ACTIVE)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(notices::silence_record)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn expire_silence(
+        &self,
+        id: i64,
+        by: &str,
+        via: &str,
+        address: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let Some((fingerprint, starts_at)) =
+            sqlx::query_as::<_, (String, i64)>(notices::SILENCE_EXPIRE)
+                .bind(now_ms)
+                .bind(by.to_string())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(false);
+        };
+        sqlx::query(notices::AUDIT_INSERT)
+            .bind(fingerprint)
+            .bind(starts_at)
+            .bind(now_ms)
+            .bind("unsilence".to_string())
+            .bind(by.to_string())
+            .bind(via.to_string())
+            .bind(address.map(String::from))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn enqueue_once(
+        &self,
+        key: &str,
+        notices: &[super::Notice],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        // The claim and the rows commit together: a crash leaves both or neither, and a
+        // second replica's claim of the same key inserts nothing.
+        let mut tx = self.writer.begin().await?;
+        let claimed: Option<String> = sqlx::query_scalar(notices::CLAIM)
+            .bind(key.to_string())
+            .bind(now_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if claimed.is_none() {
+            return Ok(false);
+        }
+        for n in notices {
+            sqlx::query(notices::NOTICE_INSERT)
+                .bind(n.fingerprint.clone())
+                .bind(n.channel.clone())
+                .bind(n.payload.clone())
+                .bind(notices::mentions(&n.mentions))
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+}
