@@ -67,10 +67,15 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_on(None).await
+}
+
+/// The same fixture on another store URL (PostgreSQL).
+async fn fixture_on(url: Option<String>) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("router.yml");
     std::fs::write(&path, YAML).expect("write config");
-    let url = format!("sqlite://{}/router.db", dir.path().display());
+    let url = url.unwrap_or_else(|| format!("sqlite://{}/router.db", dir.path().display()));
     let env: HashMap<String, String> = [("ROUTER_DATABASE_URL".to_string(), url.clone())].into();
     let cfg = config::load(Some(&path), &env).unwrap_or_else(|e| panic!("config: {e}"));
     let store = store::open(&url, false).await.expect("open store");
@@ -112,7 +117,7 @@ fn summary(r: &OutboxRow) -> &str {
 }
 
 /// Only the handoffs of `primary` (the weekend rotation's gaps are their own test).
-fn handoffs(rows: Vec<OutboxRow>) -> Vec<(String, i64, Vec<String>)> {
+fn handoffs_of(rows: Vec<OutboxRow>) -> Vec<(String, i64, Vec<String>)> {
     rows.into_iter()
         .filter(|r| r.event.alertname() == "OnCallHandoff")
         .map(|r| (summary(&r).to_string(), r.event.starts_at, r.mentions))
@@ -126,7 +131,7 @@ async fn handoffs_are_announced_at_local_nine_across_the_dst_change_once() {
     assert_eq!(f.tick("2026-03-07T13:59:59Z").await.handoffs, 0);
     assert_eq!(f.tick("2026-03-07T14:00:05Z").await.handoffs, 1);
     assert_eq!(f.tick("2026-03-07T14:00:35Z").await.handoffs, 0, "once");
-    let got = handoffs(f.take("desk", "2026-03-07T14:00:35Z").await);
+    let got = handoffs_of(f.take("desk", "2026-03-07T14:00:35Z").await);
     assert_eq!(
         got,
         vec![(
@@ -149,7 +154,7 @@ async fn handoffs_are_announced_at_local_nine_across_the_dst_change_once() {
         0,
         "not at 14:00 UTC"
     );
-    let got = handoffs(f.take("desk", "2026-03-08T14:00:00Z").await);
+    let got = handoffs_of(f.take("desk", "2026-03-08T14:00:00Z").await);
     assert_eq!(
         got,
         vec![(
@@ -272,4 +277,32 @@ async fn an_acked_alert_still_firing_reminds_the_acker_once_per_period() {
     let routed = route_event(&f.cfg, res, acked + 70 * min);
     f.store.ingest(&[routed], acked + 70 * min).await.unwrap();
     assert_eq!(tick(acked + 95 * min).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_postgres_announce_a_handoff_once() {
+    let pg = testkit::Postgres::start();
+    let f = fixture_on(Some(pg.create_database("router"))).await;
+    let replicas: Vec<Arc<dyn Store>> = vec![
+        f.store.clone(),
+        store::open(&f.url, false).await.expect("second replica"),
+    ];
+    // Both replicas tick at the same instants, concurrently, ten times over.
+    let mut handoffs = 0;
+    for s in ["2026-03-08T13:00:00Z", "2026-03-08T13:00:30Z"] {
+        for _ in 0..5 {
+            let (a, b) = tokio::join!(
+                rota::tick(replicas[0].as_ref(), &f.cfg, at(s)),
+                rota::tick(replicas[1].as_ref(), &f.cfg, at(s)),
+            );
+            handoffs += a.unwrap().handoffs + b.unwrap().handoffs;
+        }
+    }
+    assert_eq!(handoffs, 1, "one announcement across both replicas");
+    let got = handoffs_of(f.take("desk", "2026-03-08T13:01:00Z").await);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        got[0].0,
+        "from 09:00 America/New_York the primary on-call is ann"
+    );
 }

@@ -515,3 +515,69 @@ fn an_unreachable_alertmanager_is_said_and_nothing_is_recorded() {
     );
     rt.block_on(r.shutdown());
 }
+
+/// The store side on PostgreSQL (the same statements as SQLite, checked on the other
+/// dialect): record with its audit entry, list while active, expire once.
+#[test]
+fn silences_are_recorded_and_expired_once_on_postgres() {
+    use quantwatch_alert_router::store::{self, AmSilence, SilenceRecord};
+    let rt = runtime();
+    let pg = testkit::Postgres::start();
+    let url = pg.create_database("router");
+    rt.block_on(async {
+        let s = store::open(&url, false).await.expect("open");
+        let rec = SilenceRecord {
+            id: 0,
+            fingerprint: "fp-x".into(),
+            starts_at: 1_000,
+            alertname: "X".into(),
+            labels: [("alertname".to_string(), "X".to_string())].into(),
+            duration: "4h".into(),
+            created_by: "alice".into(),
+            created_at: 2_000,
+            ends_at: 2_000 + 4 * 3_600_000,
+            alertmanagers: vec![AmSilence {
+                url: "http://am:9093".into(),
+                id: "abc".into(),
+            }],
+            expired_at: None,
+            expired_by: None,
+        };
+        let id = s
+            .record_silence(&rec, "link", Some("10.0.0.1"))
+            .await
+            .unwrap();
+        let list = s.active_silences(3_000, 10).await.unwrap();
+        assert_eq!(list, vec![SilenceRecord { id, ..rec.clone() }]);
+        assert!(
+            s.active_silences(rec.ends_at, 10).await.unwrap().is_empty(),
+            "ended"
+        );
+        assert!(
+            s.expire_silence(id, "bob", "page", None, 4_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.expire_silence(id, "bob", "page", None, 4_001)
+                .await
+                .unwrap(),
+            "once"
+        );
+        assert!(s.active_silences(3_000, 10).await.unwrap().is_empty());
+        let audit: Vec<(String, String, String)> = s
+            .recent_audit(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.action, e.by, e.via))
+            .collect();
+        assert_eq!(
+            audit,
+            vec![
+                ("unsilence".into(), "bob".into(), "page".into()),
+                ("silence_4h".into(), "alice".into(), "link".into()),
+            ]
+        );
+    });
+}
