@@ -306,3 +306,40 @@ async fn two_replicas_on_postgres_announce_a_handoff_once() {
         "from 09:00 America/New_York the primary on-call is ann"
     );
 }
+
+#[test]
+fn rota_and_silence_settings_are_validated_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("router.yml");
+    std::fs::write(
+        &path,
+        "channels:\n  - {type: log, name: desk}\nalertmanager_urls: [\"ftp://am\", \"http://user:secret@am:9093\"]\nsilences:\n  check_interval: soon\nrota:\n  announce_channels: [desk, nowhere]\n  ack_reminder: 0s\n  gap_lookahead: 1d\n",
+    )
+    .unwrap();
+    let env: HashMap<String, String> = HashMap::new();
+    let e = config::load(Some(&path), &env).unwrap_err().to_string();
+    let f = path.display().to_string();
+    for want in [
+        format!("{f}: alertmanager_urls[0]: is not an http(s) URL"),
+        format!("{f}: silences.check_interval: \"soon\" is not a duration"),
+        format!("{f}: rota.announce_channels[1]: no channel is named \"nowhere\""),
+        format!("{f}: rota.ack_reminder: must be greater than zero"),
+    ] {
+        assert!(e.contains(&want), "{want} in {e}");
+    }
+    assert!(!e.contains("gap_lookahead"), "1d is a duration: {e}");
+    assert!(!e.contains("secret"), "URLs are never quoted: {e}");
+    assert!(!e.contains("alertmanager_urls[1]"), "{e}");
+    // From the environment, named as such.
+    let env: HashMap<String, String> = [(
+        "ROUTER_ALERTMANAGER_URLS".to_string(),
+        "http://am:9093, nope".to_string(),
+    )]
+    .into();
+    std::fs::write(&path, "channels:\n  - {type: log, name: desk}\n").unwrap();
+    let e = config::load(Some(&path), &env).unwrap_err().to_string();
+    assert!(
+        e.contains("(environment): ROUTER_ALERTMANAGER_URLS[1]: is not an http(s) URL"),
+        "{e}"
+    );
+}
