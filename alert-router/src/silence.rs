@@ -278,7 +278,9 @@ pub async fn create_one(
 }
 
 /// `DELETE /api/v2/silence/{id}`; a silence that is already expired (another replica, an
-/// operator in Alertmanager's UI) counts as expired.
+/// operator in Alertmanager's UI; Alertmanager 0.25 answers 200) or that the Alertmanager no
+/// longer knows (it lost its state; 0.25 answers 500 "silence not found", later versions 404)
+/// counts as expired: it silences nothing there.
 pub async fn expire_one(base: &str, id: &str, timeout: Duration) -> Result<(), AmError> {
     let r = HTTP
         .delete(format!("{base}/api/v2/silence/{}", path_segment(id)))
@@ -288,7 +290,11 @@ pub async fn expire_one(base: &str, id: &str, timeout: Duration) -> Result<(), A
     match answer(base, r).await {
         Ok(_) => Ok(()),
         Err(AmError::Refused { status: 404, .. }) => Ok(()),
-        Err(AmError::Refused { body, .. }) if body.contains("already expired") => Ok(()),
+        Err(AmError::Refused { body, .. })
+            if body.contains("already expired") || body.contains("not found") =>
+        {
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }

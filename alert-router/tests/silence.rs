@@ -504,6 +504,23 @@ fn an_unreachable_alertmanager_is_said_and_nothing_is_recorded() {
     );
     let list = rt.block_on(api_get(&r, "/api/v1/silences"));
     assert_eq!(list["silences"], json!([]));
+    // Expiring: a silence Alertmanager does not know (it lost its state) or already expired
+    // counts as expired; an unreachable one does not.
+    let undone = am.silences()[0]["id"].as_str().unwrap().to_string();
+    rt.block_on(async {
+        use quantwatch_alert_router::silence::{AmError, expire_one};
+        let t = Duration::from_secs(5);
+        assert!(expire_one(&am.url(), &undone, t).await.is_ok());
+        assert!(
+            expire_one(&am.url(), "00000000-0000-0000-0000-000000000000", t)
+                .await
+                .is_ok()
+        );
+        assert!(matches!(
+            expire_one(&dead, &undone, t).await,
+            Err(AmError::Unreachable { .. })
+        ));
+    });
     let hist = rt.block_on(api_get(&r, "/api/v1/alerts/fp-BookStale/history"));
     assert!(
         !hist["history"]
