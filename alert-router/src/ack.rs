@@ -30,6 +30,8 @@ pub enum Purpose {
     /// Fetch one chart image (`/charts/{token}.png`); the "fingerprint" field holds the
     /// chart's id and `starts_at` is 0.
     Chart,
+    /// Silence one firing in Alertmanager (`/silence/{token}`; the form picks the duration).
+    Silence,
 }
 
 impl Purpose {
@@ -37,6 +39,7 @@ impl Purpose {
         match self {
             Purpose::Ack => "ack",
             Purpose::Chart => "chart",
+            Purpose::Silence => "silence",
         }
     }
 
@@ -44,6 +47,7 @@ impl Purpose {
         match s {
             "ack" => Some(Purpose::Ack),
             "chart" => Some(Purpose::Chart),
+            "silence" => Some(Purpose::Silence),
             _ => None,
         }
     }
@@ -146,6 +150,19 @@ pub fn verify(secret: &str, purpose: Purpose, token: &str, now_s: i64) -> Result
     Ok(link)
 }
 
+/// A silence token for the firing (`fingerprint`, `starts_at`) valid until `expires_s`.
+pub fn silence_token(secret: &str, fingerprint: &str, starts_at: i64, expires_s: i64) -> String {
+    sign(
+        secret,
+        &Link {
+            purpose: Purpose::Silence,
+            fingerprint: fingerprint.into(),
+            starts_at,
+            expires_s,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,14 +237,37 @@ mod tests {
             Err(TokenError::Malformed)
         );
         assert_eq!(
-            ack(&format!("silence.a1b2c3.{START}.{}.{sig}", NOW + 3600), NOW),
+            ack(&format!("unmute.a1b2c3.{START}.{}.{sig}", NOW + 3600), NOW),
             Err(TokenError::Malformed),
             "an unknown purpose"
+        );
+        assert_eq!(
+            ack(&format!("silence.a1b2c3.{START}.{}.{sig}", NOW + 3600), NOW),
+            Err(TokenError::BadSignature),
+            "an ack signature does not make a silence link"
         );
         assert_eq!(
             ack(&format!("{START}.{}.{sig}", NOW + 3600), NOW),
             Err(TokenError::Malformed),
             "the old (fingerprint, expiry) format"
+        );
+    }
+
+    #[test]
+    fn a_silence_link_is_not_an_ack_link_and_back() {
+        let s = silence_token(S, "a1b2c3", START, NOW + 60);
+        assert!(s.starts_with("silence.a1b2c3."), "{s}");
+        let l = verify(S, Purpose::Silence, &s, NOW).unwrap();
+        assert_eq!((l.purpose, l.starts_at), (Purpose::Silence, START));
+        assert_eq!(ack(&s, NOW), Err(TokenError::WrongPurpose));
+        let a = token(S, "a1b2c3", START, NOW + 60);
+        assert_eq!(
+            verify(S, Purpose::Silence, &a, NOW),
+            Err(TokenError::WrongPurpose)
+        );
+        assert_eq!(
+            verify(S, Purpose::Silence, &s, NOW + 60),
+            Err(TokenError::Expired)
         );
     }
 }

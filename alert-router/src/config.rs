@@ -67,6 +67,14 @@ struct FileConfig {
     rotations: std::collections::BTreeMap<String, crate::oncall::FileRotation>,
     #[serde(default)]
     time_windows: std::collections::BTreeMap<String, crate::oncall::FileWindow>,
+    /// Alertmanagers that silences from message links are made on (see `silence`).
+    #[serde(default)]
+    alertmanager_urls: Vec<String>,
+    #[serde(default)]
+    silences: crate::silence::FileSilences,
+    /// Handoff announcements, gap warnings, ack reminders (see `rota`).
+    #[serde(default)]
+    rota: crate::rota::FileRota,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -240,6 +248,10 @@ pub struct Config {
     pub policies: std::collections::BTreeMap<String, crate::escalation::Policy>,
     /// People, on-call rotations and time windows.
     pub directory: crate::oncall::Directory,
+    /// `alertmanager_urls` and `silences`.
+    pub silences: crate::silence::SilenceSettings,
+    /// `rota`: handoffs, gaps, ack reminders.
+    pub rota: crate::rota::RotaSettings,
 }
 
 impl Config {
@@ -254,6 +266,7 @@ impl Config {
                     public_url: self.public_url.clone(),
                     ack_secret: self.ack_secret.clone(),
                     ack_link_ttl: self.ack_link_ttl,
+                    alertmanager_silences: !self.silences.alertmanager_urls.is_empty(),
                 },
                 message: crate::template::MessageSettings {
                     tz: self.timezone,
@@ -321,7 +334,7 @@ pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigErrors> 
     validate(file, &file_name, env)
 }
 
-fn duration(
+pub(crate) fn duration(
     problems: &mut Vec<Problem>,
     file: &str,
     key: &str,
@@ -694,6 +707,14 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             }
         }
     }
+    let silences = crate::silence::validate(
+        file.alertmanager_urls.clone(),
+        file.silences.clone(),
+        env.get("ROUTER_ALERTMANAGER_URLS"),
+        name,
+        &mut p,
+    );
+    let rota = crate::rota::validate(file.rota.clone(), &names, name, &mut p);
     check_policy_names(
         &routes,
         "route",
@@ -726,6 +747,8 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             routes,
             policies,
             directory,
+            silences,
+            rota,
         })
     } else {
         Err(ConfigErrors(p))

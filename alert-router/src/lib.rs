@@ -19,9 +19,11 @@ pub mod metrics;
 pub mod model;
 pub mod oncall;
 pub mod pages;
+pub mod rota;
 pub mod routing;
 pub mod runbooks;
 pub mod server;
+pub mod silence;
 pub mod store;
 pub mod template;
 pub mod timefmt;
@@ -226,6 +228,9 @@ pub async fn serve(
             }
         })
     };
+    // Expire "until resolved" silences of resolved alerts; announce handoffs, gaps, reminders.
+    let silence_watch = tokio::spawn(silence::watch(app.clone()));
+    let rota_watch = tokio::spawn(rota::watch(app.clone()));
     if let Some(mut rx) = reload.take() {
         let app = app.clone();
         tokio::spawn(async move {
@@ -263,6 +268,8 @@ pub async fn serve(
     tracing::info!("stopped accepting; finishing in-flight sends");
     app.stop_workers(Duration::from_secs(30)).await;
     housekeeping.abort();
+    silence_watch.abort();
+    rota_watch.abort();
     Ok(())
 }
 

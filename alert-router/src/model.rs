@@ -157,6 +157,10 @@ pub fn parse_payload(body: &[u8]) -> Result<Vec<AlertEvent>, PayloadError> {
                 "incoming alert carried router-internal quantwatch_* annotations; dropped them"
             );
         }
+        // Where the alert's Alertmanager lives: silence links fall back to its form.
+        if let Some(u) = p.external_url.as_deref().filter(|u| !u.is_empty()) {
+            annotations.insert(crate::silence::EXTERNAL_URL.into(), u.to_string());
+        }
         out.push(AlertEvent {
             group_key,
             fingerprint,

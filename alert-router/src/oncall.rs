@@ -417,8 +417,13 @@ pub fn validate_rotation(
     let start = NaiveDate::parse_from_str(&r.start, "%Y-%m-%d")
         .map_err(|_| err("start", format!("{:?} is not a date YYYY-MM-DD", r.start)))
         .ok();
-    if r.people.is_empty() {
-        err("people", "a rotation needs at least one person".into());
+    // A rota filled by hand is all overrides; the hours they leave open are gaps that
+    // `rota` warns about.
+    if r.people.is_empty() && r.overrides.is_empty() {
+        err(
+            "people",
+            "a rotation needs at least one person (or overrides naming who is on call)".into(),
+        );
     }
     for (i, who) in r.people.iter().enumerate() {
         if !people.contains_key(who) {

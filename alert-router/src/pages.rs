@@ -44,6 +44,10 @@ static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("message.html", include_str!("../templates/message.html")),
         ("ack_link.html", include_str!("../templates/ack_link.html")),
         ("status.html", include_str!("../templates/status.html")),
+        (
+            "silence_link.html",
+            include_str!("../templates/silence_link.html"),
+        ),
     ] {
         env.add_template(name, src)
             .unwrap_or_else(|e| panic!("embedded template {name}: {e}"));
@@ -66,7 +70,7 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
-fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
+pub(crate) fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
     match PAGES.get_template(name).and_then(|t| t.render(ctx)) {
         Ok(html) => (
             status,
@@ -288,6 +292,14 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
         Ok(v) => v,
         Err(e) => return store_unavailable(&e),
     };
+    let silences = match app
+        .store
+        .active_silences(crate::worker::now_ms(), 200)
+        .await
+    {
+        Ok(s) => crate::silence::status_rows(&s),
+        Err(e) => return store_unavailable(&e),
+    };
     let by_fp: HashMap<&str, &AlertView> = escalated
         .iter()
         .map(|v| (v.fingerprint.as_str(), v))
@@ -350,6 +362,7 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
             "firing": rows,
             "resolved": resolved,
             "activity": activity,
+            "silences": silences,
             "version": env!("CARGO_PKG_VERSION"),
         }),
     )

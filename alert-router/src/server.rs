@@ -57,6 +57,16 @@ fn routes() -> Router<Arc<App>> {
                     .layer(DefaultBodyLimit::max(crate::calls::MAX_RECEIPT_BODY)),
             ),
         )
+        .route(
+            "/silence/{token}",
+            get(crate::silence::link_page)
+                .post(crate::silence::link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
+        )
+        .route("/api/v1/silences", get(crate::silence::list_api))
+        .route(
+            "/api/v1/silences/{id}/expire",
+            post(crate::silence::expire_api.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
+        )
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {

@@ -39,7 +39,7 @@ pub const MARKDOWN: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}
 {% endif %}{% if a.links %}
 {% for l in a.links %}[{{ l.label }}]({{ l.url }}){% if not loop.last %} · {% endif %}{% endfor %}
 {% endif %}{% else %}### {{ t.digest }}: {{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}
-{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% for l in a.links %} [{{ l.label }}]({{ l.url }}){% endfor %}
+{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% for l in a.digest_links %} [{{ l.label }}]({{ l.url }}){% endfor %}
 {% endfor %}{% endif %}"#;
 
 pub const SLACK: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}{{ a.icon }} *[{{ t[a.status] }}] {{ a.alertname }}*
@@ -54,7 +54,7 @@ pub const SLACK: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}{{ 
 {% endif %}{% if a.chart_note %}_{{ a.chart_note }}_
 {% endif %}{% if a.links %}{% for l in a.links %}<{{ l.url }}|{{ l.label }}>{% if not loop.last %} · {% endif %}{% endfor %}
 {% endif %}{% else %}*{{ t.digest }}: {{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}*
-{% for a in alerts %}• {{ a.icon }} [{{ t[a.status] }}] *{{ a.alertname }}* {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% for l in a.links %} <{{ l.url }}|{{ l.label }}>{% endfor %}
+{% for a in alerts %}• {{ a.icon }} [{{ t[a.status] }}] *{{ a.alertname }}* {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% for l in a.digest_links %} <{{ l.url }}|{{ l.label }}>{% endfor %}
 {% endfor %}{% endif %}"#;
 
 pub const TEXT: &str = r#"{% for a in alerts %}[{{ t[a.status] }}] {{ a.alertname }}
@@ -202,18 +202,28 @@ fn acked_summary(lang: Language, by: &str, at: &str, summary: &str) -> String {
     }
 }
 
+/// The summary line of an ack reminder, in the channel's language.
+fn reminder_summary(lang: Language, by: &str, at: &str, summary: &str) -> String {
+    match lang {
+        Language::Zh => format!("【提醒】{by} 于 {at} 确认的告警仍未恢复。{summary}"),
+        Language::En => {
+            format!("REMINDER: acknowledged by {by} at {at} and still firing. {summary}")
+        }
+    }
+}
+
 fn words(lang: Language) -> Value {
     match lang {
         Language::Zh => json!({
             "firing": "告警", "resolved": "恢复", "severity": "级别", "summary": "摘要",
             "description": "详情", "starts_at": "开始时间", "ends_at": "恢复时间", "labels": "标签",
-            "ack": "确认告警", "digest": "告警汇总", "alerts": "条告警",
+            "ack": "确认告警", "digest": "告警汇总", "alerts": "条告警", "silence": "静默",
             "runbook": "处理手册", "dashboard": "监控面板", "source": "告警表达式", "chart": "近一小时走势",
         }),
         Language::En => json!({
             "firing": "FIRING", "resolved": "RESOLVED", "severity": "Severity", "summary": "Summary",
             "description": "Description", "starts_at": "Started", "ends_at": "Resolved", "labels": "Labels",
-            "ack": "Acknowledge", "digest": "Alert digest", "alerts": "alerts",
+            "ack": "Acknowledge", "digest": "Alert digest", "alerts": "alerts", "silence": "Silence",
             "runbook": "Runbook", "dashboard": "Dashboard", "source": "Source graph", "chart": "Last hour",
         }),
     }
@@ -226,6 +236,9 @@ pub struct LinkSettings {
     pub ack_secret: Option<String>,
     /// How long an ack link works after the message was rendered (zero: the default, 7 days).
     pub ack_link_ttl: std::time::Duration,
+    /// `alertmanager_urls` are configured: silence links go to the router's own page (else
+    /// to Alertmanager's form, see `silence::links`).
+    pub alertmanager_silences: bool,
 }
 
 /// Default validity of an ack link: long enough for a weekend, short enough that an old
@@ -233,14 +246,31 @@ pub struct LinkSettings {
 pub const DEFAULT_ACK_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 impl LinkSettings {
-    /// `{public_url}/ack/{token}` (see `ack`): signed, bound to the firing, expiring.
-    pub fn ack_url(&self, fingerprint: &str, starts_at: i64) -> Option<String> {
-        let (base, secret) = (self.public_url.as_ref()?, self.ack_secret.as_ref()?);
-        let ttl = if self.ack_link_ttl.is_zero() {
+    fn ttl(&self) -> std::time::Duration {
+        if self.ack_link_ttl.is_zero() {
             DEFAULT_ACK_LINK_TTL
         } else {
             self.ack_link_ttl
-        };
+        }
+    }
+
+    /// Silence links of a firing alert (`[{label, url}]`, see `silence::links`), signed like
+    /// ack links and valid as long.
+    pub fn silence_links(&self, ev: &AlertEvent, lang: Language) -> Vec<Value> {
+        crate::silence::links(
+            ev,
+            lang,
+            self.public_url.as_deref(),
+            self.ack_secret.as_deref(),
+            i64::try_from(self.ttl().as_secs()).unwrap_or(i64::MAX / 2),
+            self.alertmanager_silences,
+        )
+    }
+
+    /// `{public_url}/ack/{token}` (see `ack`): signed, bound to the firing, expiring.
+    pub fn ack_url(&self, fingerprint: &str, starts_at: i64) -> Option<String> {
+        let (base, secret) = (self.public_url.as_ref()?, self.ack_secret.as_ref()?);
+        let ttl = self.ttl();
         let expires = Utc::now().timestamp() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
         Some(format!(
             "{}/ack/{}",
@@ -385,22 +415,54 @@ pub fn context_for(
         .map(|a| {
             let get = |m: &BTreeMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
             let l = alert_links(a, settings);
-            let ack_url = links.ack_url(&a.fingerprint, a.starts_at);
-            // The links line of every default template, in this order. Silence links (their
-            // own helper) go between the source graph and the ack link.
+            let notice = a.annotations.contains_key(crate::rota::NOTICE);
+            // A rota notice is about no firing: nothing to acknowledge.
+            let ack_url = if notice {
+                None
+            } else {
+                links.ack_url(&a.fingerprint, a.starts_at)
+            };
+            // All three silence links in a message about one alert; a digest line carries one
+            // link to the router's page (the page offers the three), and none to
+            // Alertmanager's long form.
+            let silence_links = links.silence_links(a, lang);
+            let silence_url = silence_links
+                .first()
+                .filter(|_| links.alertmanager_silences)
+                .and_then(|l| l["url"].as_str())
+                .map(|u| u.split('?').next().unwrap_or(u).to_string());
+            // The links line of every default template, in this order: runbook, dashboard,
+            // source graph, silence, ack.
             let mut link_list = Vec::new();
+            let mut digest_links = Vec::new();
             for (key, url) in [
                 ("runbook", &l.runbook),
                 ("dashboard", &l.dashboard),
                 ("source", &l.source),
-                ("ack", &ack_url),
             ] {
                 if let Some(url) = url {
                     link_list.push(json!({"label": w[key], "url": url}));
+                    digest_links.push(json!({"label": w[key], "url": url}));
                 }
             }
+            link_list.extend(silence_links.iter().cloned());
+            if let Some(url) = &silence_url {
+                digest_links.push(json!({"label": w["silence"], "url": url}));
+            }
+            if let Some(url) = &ack_url {
+                link_list.push(json!({"label": w["ack"], "url": url}));
+                digest_links.push(json!({"label": w["ack"], "url": url}));
+            }
             let mut summary = get(&a.annotations, "summary");
-            if let Some(by) = a.annotations.get(ACKED_BY) {
+            if let Some(by) = a.annotations.get(crate::rota::REMINDER) {
+                let at = a
+                    .annotations
+                    .get(ACKED_AT)
+                    .and_then(|ms| ms.parse().ok())
+                    .map(format_time)
+                    .unwrap_or_default();
+                summary = reminder_summary(lang, by, &at, &summary);
+            } else if let Some(by) = a.annotations.get(ACKED_BY) {
                 let at = a
                     .annotations
                     .get(ACKED_AT)
@@ -411,7 +473,7 @@ pub fn context_for(
             }
             json!({
                 "status": a.status,
-                "icon": if a.status == "firing" { "🔥" } else { "✅" },
+                "icon": if notice { "📣" } else if a.status == "firing" { "🔥" } else { "✅" },
                 "alertname": a.alertname(),
                 "severity": get(&a.labels, "severity"),
                 "instance": get(&a.labels, "instance"),
@@ -425,6 +487,9 @@ pub fn context_for(
                 "generator_url": a.generator_url,
                 "ack_url": ack_url,
                 "links": link_list,
+                "digest_links": digest_links,
+                "silence_url": silence_url,
+                "silence_links": silence_links,
                 "chart_url": a.annotations.get(crate::chart::ANN_CHART_URL),
                 "chart_cid": a.annotations.get(crate::chart::ANN_CHART_CID),
                 "chart_note": a.annotations.get(crate::chart::ANN_CHART_NOTE),
@@ -552,6 +617,7 @@ mod tests {
             public_url: Some("https://r.example/".into()),
             ack_secret: Some("0123456789abcdef0123456789abcdef".into()),
             ack_link_ttl: std::time::Duration::ZERO,
+            alertmanager_silences: false,
         };
         let t = Template::new("markdown", MARKDOWN).unwrap();
         let zh = t
@@ -677,6 +743,7 @@ mod tests {
             public_url: Some("https://r.example".into()),
             ack_secret: Some("0123456789abcdef0123456789abcdef".into()),
             ack_link_ttl: std::time::Duration::ZERO,
+            alertmanager_silences: false,
         };
         let s = Template::new("slack", SLACK)
             .unwrap()
@@ -865,6 +932,7 @@ mod tests {
             public_url: Some("https://router.example".into()),
             ack_secret: Some("0123456789abcdef0123456789abcdef".into()),
             ack_link_ttl: std::time::Duration::ZERO,
+            alertmanager_silences: false,
         };
         let zh = Template::new("markdown", MARKDOWN)
             .unwrap()
@@ -983,6 +1051,76 @@ mod tests {
         assert!(
             slack.contains("<https://router.example/charts/chart.ab.0.9.cd.png|Last hour>\n"),
             "{slack}"
+        );
+    }
+
+    #[test]
+    fn every_default_template_carries_silence_links_in_both_languages() {
+        let links = LinkSettings {
+            public_url: Some("https://r.example/".into()),
+            ack_secret: Some("0123456789abcdef0123456789abcdef".into()),
+            ack_link_ttl: std::time::Duration::ZERO,
+            alertmanager_silences: true,
+        };
+        let one = [alert("DiskFull", "firing")];
+        let render = |name: &str, src: &str, alerts: &[AlertEvent], lang, links: &LinkSettings| {
+            Template::new(name, src)
+                .unwrap()
+                .render(&context(alerts, lang, links))
+                .unwrap()
+        };
+        let base = "https://r.example/silence/silence.fp-DiskFull.1767225600000.";
+        let zh = render("markdown", MARKDOWN, &one, Language::Zh, &links);
+        assert!(zh.contains(&format!("[静默1小时]({base}")), "{zh}");
+        assert!(zh.contains("?duration=4h) · [静默至恢复]("), "{zh}");
+        let en = render("slack", SLACK, &one, Language::En, &links);
+        assert!(en.contains("?duration=4h|Silence 4h> · <"), "{en}");
+        let text = render("text", TEXT, &one, Language::En, &links);
+        assert!(
+            text.contains(&format!("Silence until resolved: {base}")),
+            "{text}"
+        );
+        let html = render("email.html", HTML, &one, Language::Zh, &links);
+        // minijinja's HTML escaping writes `/` as `&#x2f;` (an href decodes it).
+        let escaped = base.replace('/', "&#x2f;");
+        assert!(html.contains(&format!("<a href=\"{escaped}")), "{html}");
+        assert!(html.contains("?duration=1h\">静默1小时</a>"), "{html}");
+        // A digest line: one link to the page, which offers the three.
+        let two = [alert("A", "firing"), alert("B", "resolved")];
+        let d = render("markdown", MARKDOWN, &two, Language::En, &links);
+        let line = d.lines().find(|l| l.contains("**A**")).unwrap();
+        assert!(
+            line.contains(" [Silence](https://r.example/silence/silence.fp-A."),
+            "{line}"
+        );
+        assert!(!line.contains("?duration"), "{line}");
+        let line = d.lines().find(|l| l.contains("**B**")).unwrap();
+        assert!(
+            !line.contains("silence"),
+            "nothing to silence once resolved: {line}"
+        );
+        // Without alertmanager_urls: Alertmanager's own form, from the alert's externalURL.
+        let mut a = alert("DiskFull", "firing");
+        a.annotations.insert(
+            crate::silence::EXTERNAL_URL.into(),
+            "http://am.example:9093".into(),
+        );
+        let plain = LinkSettings::default();
+        let s = render(
+            "markdown",
+            MARKDOWN,
+            std::slice::from_ref(&a),
+            Language::En,
+            &plain,
+        );
+        assert!(
+            s.contains("[Silence in Alertmanager](http://am.example:9093/#/silences/new?filter=%7Balertname%3D%22DiskFull%22%2C"),
+            "{s}"
+        );
+        let s = render("markdown", MARKDOWN, &[a.clone(), a], Language::En, &plain);
+        assert!(
+            !s.contains("silences/new"),
+            "no long form links in a digest: {s}"
         );
     }
 

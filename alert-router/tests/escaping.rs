@@ -83,12 +83,17 @@ route:
         ),
         "{text}"
     );
-    // Exactly two markdown links, ours (the source graph and the ack link); no mention
+    // Exactly three markdown links, ours (the source graph, silence in Alertmanager's form,
+    // whose filter carries the hostile labels percent-encoded, and the ack link); no mention
     // anywhere (none is configured).
-    assert_eq!(text.matches("](").count(), 2, "{text}");
+    assert_eq!(text.matches("](").count(), 3, "{text}");
+    assert!(
+        text.contains("\n[Source graph](http://prometheus/graph) · [Silence in Alertmanager](http://alertmanager:9093/#/silences/new?filter=%7Balertname%3D%22Hostile%22%2Cinstance%3D%22db1%5Cn%23%23%23%20%5BFIRING%5D%20Forged%22%2C"),
+        "{text}"
+    );
     assert!(
         text.contains(
-            "\n[Source graph](http://prometheus/graph) · [Acknowledge](https://router.example/ack/ack.fp-Hostile."
+            "· [Acknowledge](https://router.example/ack/ack.fp-Hostile."
         ),
         "{text}"
     );
@@ -108,7 +113,7 @@ route:
     let w = wecom.markdowns();
     assert_eq!(w.len(), 1, "{:?}", wecom.server.received());
     let content = &w[0];
-    assert_eq!(content.matches("](").count(), 2, "{content}");
+    assert_eq!(content.matches("](").count(), 3, "{content}");
     assert!(
         !content.contains('<') && !content.contains('@'),
         "{content}"
@@ -139,15 +144,21 @@ route:
         body.contains("`instance=db1 ### [FIRING] Forged`"),
         "{body}"
     );
-    // The only <...> sequences Slack will parse are our links: source graph and ack.
+    // The only <...> sequences Slack will parse are our links: source graph, silence in
+    // Alertmanager's form, ack.
     let seqs: Vec<&str> = body.match_indices('<').map(|(i, _)| &body[i..]).collect();
-    assert_eq!(seqs.len(), 2, "{body}");
+    assert_eq!(seqs.len(), 3, "{body}");
+    assert!(
+        seqs[1].starts_with("<http://alertmanager:9093/#/silences/new?filter=%7Balertname")
+            && seqs[1].find('|') == seqs[1].find("|Silence in Alertmanager>"),
+        "{body}"
+    );
     assert!(
         seqs[0].starts_with("<http://prometheus/graph|Source graph> · "),
         "{body}"
     );
     assert!(
-        seqs[1].starts_with("<https://router.example/ack/ack.fp-Hostile."),
+        seqs[2].starts_with("<https://router.example/ack/ack.fp-Hostile."),
         "{body}"
     );
     assert!(!body.contains("mallory"), "{body}");
@@ -182,7 +193,13 @@ fn a_newline_in_a_label_cannot_forge_a_log_line() {
     )
     .unwrap();
     let msg = log.render(&[hostile_event()]).unwrap();
-    let lines: Vec<&str> = msg.body.lines().collect();
+    let mut lines: Vec<&str> = msg.body.lines().collect();
+    // Last: Alertmanager's silence form, the hostile labels percent-encoded in one line.
+    let silence = lines.pop().unwrap();
+    assert!(
+        silence.starts_with("Silence in Alertmanager: http://alertmanager:9093/#/silences/new?filter=%7Balertname%3D%22Hostile%22%2Cinstance%3D%22db1%5Cn%23%23%23"),
+        "{silence}"
+    );
     assert_eq!(
         lines,
         vec![

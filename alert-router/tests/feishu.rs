@@ -54,14 +54,21 @@ async fn signed_card_with_colour_buttons_and_inert_alert_text() {
         .iter()
         .map(|b| b["text"]["content"].as_str().unwrap())
         .collect();
-    assert_eq!(labels, ["Acknowledge", "Runbook"], "no javascript: button");
+    assert_eq!(
+        labels,
+        ["Acknowledge", "Silence in Alertmanager", "Runbook"],
+        "no javascript: button"
+    );
     assert!(
         buttons[0]["url"]
             .as_str()
             .unwrap()
             .starts_with("https://router.example/ack/")
     );
-    assert_eq!(buttons[1]["url"], "https://wiki.example/runbooks/gateway");
+    assert!(buttons[1]["url"].as_str().unwrap().starts_with(
+        "http://alertmanager:9093/#/silences/new?filter=%7Balertname%3D%22OrderGatewayDown%22"
+    ));
+    assert_eq!(buttons[2]["url"], "https://wiki.example/runbooks/gateway");
     r.shutdown().await;
 }
 

@@ -476,6 +476,16 @@ impl Alertmanager {
             .unwrap_or_else(|e| panic!("listing alerts: {e}"))
     }
 
+    /// GET /api/v2/silences: every silence this peer knows (`status.state`: active, pending,
+    /// expired), with matchers, `createdBy` and `comment`.
+    pub fn silences(&self) -> serde_json::Value {
+        blocking_client()
+            .get(format!("{}/api/v2/silences", self.url()))
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("listing silences: {e}"))
+    }
+
     /// POST /api/v2/alerts with a JSON array of postable alerts.
     pub fn post_alerts(&self, alerts: &serde_json::Value) {
         let resp = blocking_client()

@@ -103,7 +103,7 @@ pub const TEMPLATE: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}
 {% if a.status == "resolved" %}**{{ t.ends_at }}**: {{ a.ends_at }}
 {% endif %}**{{ t.labels }}**: {% for k, v in a.labels|items %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %}
 {% else %}**{{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}**
-{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% for l in a.links %} [{{ l.label }}]({{ l.url }}){% endfor %}
+{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% for l in a.digest_links %} [{{ l.label }}]({{ l.url }}){% endfor %}
 {% endfor %}{% endif %}"#;
 
 /// `base64(hmac_sha256(key = "{timestamp}\n{secret}", message = ""))`, as Feishu documents it
@@ -240,6 +240,11 @@ impl Channel for Feishu {
                 && let Some(u) = self.render.links.ack_url(&a.fingerprint, a.starts_at)
             {
                 m.buttons.push((ack.into(), u));
+            }
+            for s in self.render.links.silence_links(a, self.render.language) {
+                if let (Some(l), Some(u)) = (s["label"].as_str(), s["url"].as_str()) {
+                    m.buttons.push((l.into(), u.into()));
+                }
             }
             let links = crate::template::alert_links(a, &self.render.message);
             for (label, url) in [(runbook, links.runbook), (dashboard, links.dashboard)] {

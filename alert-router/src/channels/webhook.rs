@@ -165,6 +165,7 @@ impl Channel for Webhook {
                     "fingerprint": a.fingerprint,
                     "links": {
                         "ack": self.links.ack_url(&a.fingerprint, a.starts_at),
+                        "silence": self.links.silence_links(a, self.common.language),
                         "runbook": resolved.runbook,
                         "dashboard": resolved.dashboard,
                         "source": resolved.source,

@@ -8,9 +8,12 @@
 //! where their SQL, locking and durability differ.
 
 pub(crate) mod calls;
+pub mod notices;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
+
+pub use notices::{AmSilence, Notice, SilenceRecord};
 
 use std::sync::Arc;
 
@@ -470,6 +473,39 @@ pub trait Store: calls::CallStore + Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Delete send records older than `before_ms` (the limiter needs only the last minute).
     async fn prune_sends(&self, before_ms: i64) -> Result<(), StoreError>;
+    /// The latest event of an alert (`alert_current`), if the router ever received one.
+    async fn current_event(&self, fingerprint: &str) -> Result<Option<AlertEvent>, StoreError>;
+    /// Record a silence made on Alertmanager and a `silence` entry in the alert's audit trail
+    /// (actor `created_by`), in one transaction. Returns the record's id.
+    async fn record_silence(
+        &self,
+        s: &SilenceRecord,
+        via: &str,
+        address: Option<&str>,
+    ) -> Result<i64, StoreError>;
+    /// Silences not expired and not yet ended at `now_ms`, newest first.
+    async fn active_silences(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<SilenceRecord>, StoreError>;
+    /// Mark a silence expired with an `unsilence` audit entry; `false` when it already was.
+    async fn expire_silence(
+        &self,
+        id: i64,
+        by: &str,
+        via: &str,
+        address: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Claim `key` and queue `notices` (due now) in one transaction; `false` (nothing
+    /// queued) when the key was claimed before, by this process or any other.
+    async fn enqueue_once(
+        &self,
+        key: &str,
+        notices: &[Notice],
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Open the store named by the URL and run its migrations.

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
+use super::notices;
 use super::{
     AckOutcome, AckRequest, AlertView, AuditEntry, CurrentAlert, HistoryEntry, INSERT_CHUNK,
     KIND_ACK, KIND_ESCALATE, KIND_NOTIFY, NotificationView, OutboxRow, QueueStats, RoutedEvent,
@@ -766,6 +767,130 @@ impl<D> [Store for SqlStore<D>] {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn current_event(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<crate::model::AlertEvent>, StoreError> {
+        let p: Option<String> = sqlx::query_scalar(notices::CURRENT_EVENT)
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(p.map(|p| serde_json::from_str(&p)).transpose()?)
+    }
+
+    async fn record_silence(
+        &self,
+        s: &super::SilenceRecord,
+        via: &str,
+        address: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let id: i64 = sqlx::query_scalar(notices::SILENCE_INSERT)
+            .bind(s.fingerprint.clone())
+            .bind(s.starts_at)
+            .bind(s.alertname.clone())
+            .bind(serde_json::to_string(&s.labels)?)
+            .bind(s.duration.clone())
+            .bind(s.created_by.clone())
+            .bind(s.created_at)
+            .bind(s.ends_at)
+            .bind(serde_json::to_string(&s.alertmanagers)?)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(notices::AUDIT_INSERT)
+            .bind(s.fingerprint.clone())
+            .bind(s.starts_at)
+            .bind(s.created_at)
+            .bind(format!("silence_{}", s.duration))
+            .bind(s.created_by.clone())
+            .bind(via.to_string())
+            .bind(address.map(String::from))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn active_silences(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<super::SilenceRecord>, StoreError> {
+        let rows = sqlx::query_as::<_, notices::SilenceRow>(notices::SILENCES_ACTIVE)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(notices::silence_record)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn expire_silence(
+        &self,
+        id: i64,
+        by: &str,
+        via: &str,
+        address: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let Some((fingerprint, starts_at)) =
+            sqlx::query_as::<_, (String, i64)>(notices::SILENCE_EXPIRE)
+                .bind(now_ms)
+                .bind(by.to_string())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(false);
+        };
+        sqlx::query(notices::AUDIT_INSERT)
+            .bind(fingerprint)
+            .bind(starts_at)
+            .bind(now_ms)
+            .bind("unsilence".to_string())
+            .bind(by.to_string())
+            .bind(via.to_string())
+            .bind(address.map(String::from))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn enqueue_once(
+        &self,
+        key: &str,
+        notices: &[super::Notice],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        // The claim and the rows commit together: a crash leaves both or neither, and a
+        // second replica's claim of the same key inserts nothing.
+        let mut tx = self.writer.begin().await?;
+        let claimed: Option<String> = sqlx::query_scalar(notices::CLAIM)
+            .bind(key.to_string())
+            .bind(now_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if claimed.is_none() {
+            return Ok(false);
+        }
+        for n in notices {
+            sqlx::query(notices::NOTICE_INSERT)
+                .bind(n.fingerprint.clone())
+                .bind(n.channel.clone())
+                .bind(n.payload.clone())
+                .bind(notices::mentions(&n.mentions))
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }
 }

@@ -21,15 +21,25 @@ pub const ROUTER_URL: &str = "{router_url}";
 
 /// Start the router with this YAML (database defaults to a temp SQLite file).
 pub async fn start(yaml: &str, env: &[(&str, &str)]) -> RouterUnderTest {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    start_on(listener, yaml, env).await
+}
+
+/// `start` on a listener bound beforehand (its URL can go into the router's own config and
+/// into an Alertmanager's before the router runs).
+pub async fn start_on(
+    listener: tokio::net::TcpListener,
+    yaml: &str,
+    env: &[(&str, &str)],
+) -> RouterUnderTest {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
         .try_init();
     let dir = tempfile::tempdir().expect("temp dir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let yaml = yaml.replace(ROUTER_URL, &url);
     let mut vars: HashMap<String, String> = env
