@@ -12,6 +12,7 @@ pub mod chart;
 pub mod cli;
 pub mod config;
 pub mod escalation;
+pub mod heartbeat;
 pub mod intake;
 pub mod limits;
 pub mod metrics;
@@ -210,6 +211,7 @@ pub async fn serve(
         *s = Some(Arc::downgrade(&app));
     }
     app.start_workers();
+    let watcher = tokio::spawn(heartbeat::run(app.clone()));
     let housekeeping = {
         let store = app.store.clone();
         tokio::spawn(async move {
@@ -258,6 +260,7 @@ pub async fn serve(
     tracing::info!("stopped accepting; finishing in-flight sends");
     app.stop_workers(Duration::from_secs(30)).await;
     housekeeping.abort();
+    watcher.abort();
     Ok(())
 }
 

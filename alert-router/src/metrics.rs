@@ -21,6 +21,8 @@ pub struct Metrics {
     /// Delivery time minus due time of escalation steps: the firing precision.
     pub escalation_lateness: prometheus::Histogram,
     pub escalation_acks: prometheus::IntCounter,
+    /// Per heartbeat monitor, when it was last heard (Unix seconds; see `heartbeat`).
+    pub heartbeat_last_seen: prometheus::GaugeVec,
 }
 
 /// Webhook outcomes, pre-created so each series exists at 0 from the start.
@@ -124,8 +126,17 @@ impl Metrics {
             "Alerts acknowledged (API, ack link or status page).",
         )
         .expect("valid metric");
+        let heartbeat_last_seen = prometheus::GaugeVec::new(
+            Opts::new(
+                "quantwatch_router_heartbeat_last_seen_seconds",
+                "When each heartbeat monitor was last heard (Unix seconds); for one never heard, when the router started expecting it.",
+            ),
+            &["name"],
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(escalation_steps.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(heartbeat_last_seen.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(escalation_steps.clone()),
             Box::new(escalation_lateness.clone()),
             Box::new(escalation_acks.clone()),
             Box::new(webhooks.clone()),
@@ -156,6 +167,7 @@ impl Metrics {
             escalation_steps,
             escalation_lateness,
             escalation_acks,
+            heartbeat_last_seen,
         }
     }
 
