@@ -82,6 +82,32 @@ fn kill_9(app: &App) {
     assert!(ok);
 }
 
+/// The binary's config file (dead man's deadline 3 s) in a temp dir the caller keeps.
+fn binary_config(fake: &DingTalkFake) -> (tempfile::TempDir, String) {
+    let state = tempfile::tempdir().expect("temp dir");
+    let cfg = state.path().join("router.yml");
+    std::fs::write(
+        &cfg,
+        router_yaml(&fake.webhook_url(), "deadman:\n  deadline: 3s\n"),
+    )
+    .expect("write config");
+    let arg = cfg.display().to_string();
+    (state, arg)
+}
+
+/// The Watchdog heard again on `url` after one page: resolved, once.
+fn heard_again_resolves_once(fake: &DingTalkFake, url: &str) {
+    watchdog(url, "http://am-a:9093");
+    assert_eq!(
+        fake.server.wait_accepted(2, Duration::from_secs(5)).len(),
+        2
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let texts = fake.texts();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[1].contains("RESOLVED"), "{}", texts[1]);
+}
+
 /// `HH:MM` of an RFC 3339 time (`2026-11-30T09:31:02+08:00`).
 fn hh_mm(rfc: &str) -> &str {
     &rfc[11..16]
@@ -193,15 +219,8 @@ receivers:
 #[test]
 fn kill_9_during_the_silence_still_pages_once_after_restart() {
     let fake = DingTalkFake::start("k9-token", Some("SECdm"));
-    let state = tempfile::tempdir().expect("temp dir");
-    let cfg = state.path().join("router.yml");
-    std::fs::write(
-        &cfg,
-        router_yaml(&fake.webhook_url(), "deadman:\n  deadline: 3s\n"),
-    )
-    .expect("write config");
+    let (state, cfg_arg) = binary_config(&fake);
     let db = format!("sqlite://{}/router.db", state.path().display());
-    let cfg_arg = cfg.display().to_string();
     let env = [
         ("ROUTER_DATABASE_URL", db.as_str()),
         ("ROUTER_API_TOKEN", API),
@@ -235,16 +254,7 @@ fn kill_9_during_the_silence_still_pages_once_after_restart() {
     app = App::start(BIN, &["--config", &cfg_arg], &env);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(fake.server.accepted().len(), 1, "{:?}", fake.texts());
-    // Heard again: resolved, once.
-    watchdog(&app.url(), "http://am-a:9093");
-    assert_eq!(
-        fake.server.wait_accepted(2, Duration::from_secs(5)).len(),
-        2
-    );
-    std::thread::sleep(Duration::from_secs(2));
-    let texts = fake.texts();
-    assert_eq!(texts.len(), 2, "{texts:?}");
-    assert!(texts[1].contains("RESOLVED"), "{}", texts[1]);
+    heard_again_resolves_once(&fake, &app.url());
 }
 
 #[test]
@@ -252,14 +262,7 @@ fn two_replicas_on_postgres_page_once_and_resolve_once() {
     let pg = Postgres::start();
     let db = pg.create_database("router");
     let fake = DingTalkFake::start("pg-token", Some("SECdm"));
-    let state = tempfile::tempdir().expect("temp dir");
-    let cfg = state.path().join("router.yml");
-    std::fs::write(
-        &cfg,
-        router_yaml(&fake.webhook_url(), "deadman:\n  deadline: 3s\n"),
-    )
-    .expect("write config");
-    let cfg_arg = cfg.display().to_string();
+    let (_state, cfg_arg) = binary_config(&fake);
     let env = [
         ("ROUTER_DATABASE_URL", db.as_str()),
         ("ROUTER_API_TOKEN", API),
@@ -277,15 +280,7 @@ fn two_replicas_on_postgres_page_once_and_resolve_once() {
     assert_eq!(fake.server.accepted().len(), 1, "{:?}", fake.texts());
     assert!(fake.texts()[0].contains("MonitoringPipelineSilent"));
     // Heard by the other replica: resolved once.
-    watchdog(&b.url(), "http://am-a:9093");
-    assert_eq!(
-        fake.server.wait_accepted(2, Duration::from_secs(5)).len(),
-        2
-    );
-    std::thread::sleep(Duration::from_secs(2));
-    let texts = fake.texts();
-    assert_eq!(texts.len(), 2, "{texts:?}");
-    assert!(texts[1].contains("RESOLVED"), "{}", texts[1]);
+    heard_again_resolves_once(&fake, &b.url());
 }
 
 #[test]
