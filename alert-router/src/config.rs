@@ -75,6 +75,11 @@ struct FileConfig {
     /// Handoff announcements, gap warnings, ack reminders (see `rota`).
     #[serde(default)]
     rota: crate::rota::FileRota,
+    /// The dead man's switch (`heartbeat`).
+    deadman: Option<crate::heartbeat::FileDeadman<FileRoute>>,
+    /// Heartbeat monitors (`heartbeat`).
+    #[serde(default)]
+    heartbeats: Vec<crate::heartbeat::FileHeartbeat<FileRoute>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -252,6 +257,8 @@ pub struct Config {
     pub silences: crate::silence::SilenceSettings,
     /// `rota`: handoffs, gaps, ack reminders.
     pub rota: crate::rota::RotaSettings,
+    /// The dead man's switch and heartbeat monitors.
+    pub watch: crate::heartbeat::Watches,
 }
 
 impl Config {
@@ -723,6 +730,35 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         name,
         &mut p,
     );
+    let mut watch_problems = Vec::new();
+    let watch = crate::heartbeat::validate(
+        file.deadman.as_ref(),
+        &file.heartbeats,
+        &|w| file.time_windows.contains_key(w),
+        &mut |r: &FileRoute, key: &str| {
+            if r.channels.is_empty() && r.escalation.is_none() && r.escalation_during.is_empty() {
+                prob(
+                    &mut p,
+                    &format!("{key}.channels"),
+                    "names no channel and no escalation: its alerts would reach nobody".into(),
+                );
+            }
+            let tree = build_route(r, key, &names, name, &mut p);
+            check_policy_names(
+                &tree,
+                key,
+                &file.escalation_policies,
+                &file.time_windows,
+                name,
+                &mut p,
+            );
+            tree
+        },
+        &mut watch_problems,
+    );
+    for (key, reason) in watch_problems {
+        prob(&mut p, &key, reason);
+    }
 
     if p.is_empty() {
         Ok(Config {
@@ -749,6 +785,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             directory,
             silences,
             rota,
+            watch,
         })
     } else {
         Err(ConfigErrors(p))

@@ -101,10 +101,20 @@ pub fn route_event(
     event: crate::model::AlertEvent,
     now_ms: i64,
 ) -> RoutedEvent {
-    let channels = cfg.routes.channels_for(&event.labels);
+    route_event_via(cfg, &cfg.routes, event, now_ms)
+}
+
+/// [`route_event`] through another route tree than the main one (a heartbeat monitor's own
+/// `route`); policies, windows and rotations are the configuration's.
+pub fn route_event_via(
+    cfg: &crate::config::Config,
+    routes: &crate::routing::RouteTree,
+    event: crate::model::AlertEvent,
+    now_ms: i64,
+) -> RoutedEvent {
+    let channels = routes.channels_for(&event.labels);
     let at = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
-    let policy = cfg
-        .routes
+    let policy = routes
         .policy_for(&event.labels, &|w| cfg.directory.in_window(w, at))
         .and_then(|p| cfg.policies.get(&p));
     match policy {
@@ -200,6 +210,19 @@ pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
             return reply(
                 StatusCode::BAD_REQUEST,
                 json!({"error": "bad_request", "reason": e.to_string()}),
+            );
+        }
+    };
+    // The dead man's switch: Watchdog alerts are heartbeats, not alerts to route.
+    let events = match crate::heartbeat::take_watchdog(&app, &live.config, &bytes, events).await {
+        Ok(rest) => rest,
+        Err(e) => {
+            app.metrics.store_up.set(0);
+            outcome("store_error");
+            tracing::error!(error = %e, "cannot store the Watchdog heartbeat; answering 503 so Alertmanager retries");
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "store_unavailable", "reason": "the alert store cannot take the alerts now; retry"}),
             );
         }
     };

@@ -13,6 +13,7 @@ pub mod chart;
 pub mod cli;
 pub mod config;
 pub mod escalation;
+pub mod heartbeat;
 pub mod intake;
 pub mod limits;
 pub mod metrics;
@@ -217,6 +218,7 @@ pub async fn serve(
         *s = Some(Arc::downgrade(&app));
     }
     app.start_workers();
+    let watcher = tokio::spawn(heartbeat::run(app.clone()));
     let housekeeping = {
         let store = app.store.clone();
         tokio::spawn(async move {
@@ -270,6 +272,7 @@ pub async fn serve(
     housekeeping.abort();
     silence_watch.abort();
     rota_watch.abort();
+    watcher.abort();
     Ok(())
 }
 

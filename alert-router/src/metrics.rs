@@ -25,6 +25,8 @@ pub struct Metrics {
     pub calls: IntCounterVec,
     /// Call-status receipts pushed to the router, by what became of them.
     pub call_receipts: IntCounterVec,
+    /// Per heartbeat monitor, when it was last heard (Unix seconds; see `heartbeat`).
+    pub heartbeat_last_seen: prometheus::GaugeVec,
 }
 
 /// Webhook outcomes, pre-created so each series exists at 0 from the start.
@@ -144,8 +146,17 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let heartbeat_last_seen = prometheus::GaugeVec::new(
+            Opts::new(
+                "quantwatch_router_heartbeat_last_seen_seconds",
+                "When each heartbeat monitor was last heard (Unix seconds); for one never heard, when the router started expecting it.",
+            ),
+            &["name"],
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(escalation_steps.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(heartbeat_last_seen.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(escalation_steps.clone()),
             Box::new(escalation_lateness.clone()),
             Box::new(escalation_acks.clone()),
             Box::new(webhooks.clone()),
@@ -183,6 +194,7 @@ impl Metrics {
             escalation_acks,
             calls,
             call_receipts,
+            heartbeat_last_seen,
         }
     }
 

@@ -354,6 +354,18 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
             })
         })
         .collect();
+    let (heartbeats, deadman) = match crate::heartbeat::views(&app).await {
+        Ok(v) => v,
+        Err(e) => return store_unavailable(&e),
+    };
+    let heartbeats: Vec<Value> = heartbeats
+        .iter()
+        .map(|h| json!({"name": h.name, "last_seen": h.last_seen_human, "status": h.status, "window": h.window}))
+        .chain(deadman.iter().map(|d| {
+            json!({"name": format!("Watchdog from {}", if d.alertmanager == "*" { "any Alertmanager" } else { d.alertmanager.as_str() }),
+                   "last_seen": d.last_seen_human, "status": d.status})
+        }))
+        .collect();
     render(
         StatusCode::OK,
         "status.html",
@@ -363,6 +375,7 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
             "resolved": resolved,
             "activity": activity,
             "silences": silences,
+            "heartbeats": heartbeats,
             "version": env!("CARGO_PKG_VERSION"),
         }),
     )

@@ -43,6 +43,11 @@ fn routes() -> Router<Arc<App>> {
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{fingerprint}/ack", post(alerts::ack_api))
         .route("/api/v1/alerts/{fingerprint}/history", get(alerts::history))
+        .route("/api/v1/heartbeats", get(crate::heartbeat::list))
+        .route(
+            "/api/v1/heartbeats/{name}",
+            post(crate::heartbeat::heartbeat_post).get(crate::heartbeat::heartbeat_get),
+        )
         .route(
             "/ack/{token}",
             get(pages::ack_link_page)

@@ -339,6 +339,16 @@ impl Prometheus {
     /// `config_yaml` is a whole prometheus.yml; `rule_files` are written beside it by
     /// relative path (`rules/host.yml` creates `rules/`), as the deploy/ config expects.
     pub fn start(config_yaml: &str, rule_files: &[(&str, &str)]) -> Prometheus {
+        Self::start_with_args(config_yaml, rule_files, &[])
+    }
+
+    /// Like `start`, with extra flags (e.g. `--rules.alert.resend-delay=1s`, so a restarted
+    /// Alertmanager hears the firing alerts within a second instead of a minute).
+    pub fn start_with_args(
+        config_yaml: &str,
+        rule_files: &[(&str, &str)],
+        args: &[&str],
+    ) -> Prometheus {
         let bin = require("prometheus", "prometheus");
         let dir = temp_dir("qw-prom-");
         write_files(dir.path(), rule_files);
@@ -352,7 +362,8 @@ impl Prometheus {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.enable-lifecycle");
+            .arg("--web.enable-lifecycle")
+            .args(args);
         let mut child = Child::spawn("prometheus", cmd, RunAs::Me, &dir.path().join("log"));
         wait_ready(&mut child, port, "Prometheus");
         Prometheus {
@@ -395,6 +406,8 @@ pub struct Alertmanager {
     _dir: TempDir,
     port: u16,
     _child: Child,
+    /// Its command line, to start it again after `stop`.
+    args: Vec<String>,
 }
 
 impl Alertmanager {
@@ -432,35 +445,58 @@ impl Alertmanager {
         let config = dir.path().join("alertmanager.yml");
         write(&config, config_yaml);
         let port = free_port();
-        let mut cmd = Command::new(bin);
-        cmd.arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+        let mut args = vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ];
         match cluster_port {
             None => {
-                cmd.arg("--cluster.listen-address=");
+                args.push("--cluster.listen-address=".into());
             }
             Some(cp) => {
-                cmd.arg(format!("--cluster.listen-address=127.0.0.1:{cp}"))
-                    .arg(format!("--cluster.advertise-address=127.0.0.1:{cp}"))
-                    .arg("--cluster.peer-timeout=2s")
-                    .arg("--cluster.gossip-interval=100ms")
-                    .arg("--cluster.pushpull-interval=1s");
+                args.extend([
+                    format!("--cluster.listen-address=127.0.0.1:{cp}"),
+                    format!("--cluster.advertise-address=127.0.0.1:{cp}"),
+                    "--cluster.peer-timeout=2s".into(),
+                    "--cluster.gossip-interval=100ms".into(),
+                    "--cluster.pushpull-interval=1s".into(),
+                ]);
                 for p in peers {
-                    cmd.arg(format!("--cluster.peer=127.0.0.1:{p}"));
+                    args.push(format!("--cluster.peer=127.0.0.1:{p}"));
                 }
             }
         }
+        let mut cmd = Command::new(bin);
+        cmd.args(&args);
         let mut child = Child::spawn("alertmanager", cmd, RunAs::Me, &dir.path().join("log"));
         wait_ready(&mut child, port, "Alertmanager");
         Alertmanager {
             _dir: dir,
             port,
             _child: child,
+            args,
         }
+    }
+
+    /// Stop it (SIGTERM, then SIGKILL after 5 s): what a dead Alertmanager looks like.
+    pub fn stop(&mut self) {
+        self._child.stop(Duration::from_secs(5));
+    }
+
+    /// Start it again after `stop`: same port, config and data directory.
+    pub fn start_again(&mut self) {
+        let bin = require("prometheus-alertmanager", "prometheus-alertmanager");
+        let mut cmd = Command::new(bin);
+        cmd.args(&self.args);
+        let mut child = Child::spawn(
+            "alertmanager",
+            cmd,
+            RunAs::Me,
+            &self._dir.path().join("log"),
+        );
+        wait_ready(&mut child, self.port, "Alertmanager");
+        self._child = child;
     }
 
     pub fn url(&self) -> String {

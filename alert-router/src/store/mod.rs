@@ -506,6 +506,33 @@ pub trait Store: calls::CallStore + Send + Sync {
         notices: &[Notice],
         now_ms: i64,
     ) -> Result<bool, StoreError>;
+    /// Start expecting these signals (`heartbeat`): a signal not stored yet counts as heard at
+    /// `now_ms`, so a new monitor gets one full period before it can be missed. Signals already
+    /// stored keep their state (a restart does not reset a deadline).
+    async fn expect_signals(&self, names: &[String], now_ms: i64) -> Result<(), StoreError>;
+    /// These signals were heard at `now_ms` (a later time never goes back).
+    async fn signals_heard(&self, names: &[String], now_ms: i64) -> Result<(), StoreError>;
+    /// Every stored signal.
+    async fn signals(&self) -> Result<Vec<SignalRow>, StoreError>;
+    /// Record that the alert `alert` (JSON) starting at `since` was raised for the signal's
+    /// absence. `false` when one is recorded already (another replica, or an earlier tick).
+    async fn signal_missing(&self, name: &str, since: i64, alert: &str)
+    -> Result<bool, StoreError>;
+    /// Clear the alert starting at `since` (its resolve was stored). `false` when it was
+    /// cleared already.
+    async fn signal_back(&self, name: &str, since: i64) -> Result<bool, StoreError>;
+}
+
+/// An expected signal as stored (`heartbeat`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalRow {
+    pub name: String,
+    /// Unix ms of the last time it was heard (or first expected).
+    pub last_seen: i64,
+    /// startsAt of the alert raised for its absence, while that alert fires.
+    pub missing_since: Option<i64>,
+    /// That alert as stored (JSON of `model::AlertEvent`).
+    pub alert: Option<String>,
 }
 
 /// Open the store named by the URL and run its migrations.

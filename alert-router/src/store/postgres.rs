@@ -24,6 +24,10 @@ impl Dialect for Postgres {
     fn ids_from_json(n: usize) -> String {
         format!("SELECT CAST(value AS BIGINT) FROM jsonb_array_elements_text(CAST(${n} AS JSONB))")
     }
+
+    fn rows_affected(r: &sqlx::postgres::PgQueryResult) -> u64 {
+        r.rows_affected()
+    }
 }
 
 pub type PgStore = SqlStore<Postgres>;

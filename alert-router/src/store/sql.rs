@@ -30,6 +30,8 @@ pub trait Dialect: Database {
     const SKIP_LOCKED: &'static str;
     /// A sub-select yielding the ids of a JSON array parameter (`$n`) as rows of one BIGINT.
     fn ids_from_json(n: usize) -> String;
+    /// Rows a statement changed (sqlx has no trait for it).
+    fn rows_affected(r: &Self::QueryResult) -> u64;
 }
 
 /// The store over one dialect.
@@ -90,6 +92,8 @@ macro_rules! sql_impl {
             for<'q> &'q str: Type<$d> + Encode<'q, $d>,
             Option<i64>: for<'q> Encode<'q, $d>,
             Option<String>: for<'q> Encode<'q, $d>,
+            Option<i64>: Type<$d> + for<'r> Decode<'r, $d>,
+            Option<String>: Type<$d> + for<'r> Decode<'r, $d>,
             usize: ColumnIndex<<$d as Database>::Row>,
             for<'a> &'a str: ColumnIndex<<$d as Database>::Row>,
         { $($body)* }
@@ -891,6 +895,88 @@ impl<D> [Store for SqlStore<D>] {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn expect_signals(&self, names: &[String], now_ms: i64) -> Result<(), StoreError> {
+        for chunk in names.chunks(INSERT_CHUNK) {
+            let sql = insert_sql(
+                "expected_signals (name, last_seen)",
+                chunk.len(),
+                2,
+                " ON CONFLICT (name) DO NOTHING",
+            );
+            let mut q = sqlx::query(&sql);
+            for n in chunk {
+                q = q.bind(n).bind(now_ms);
+            }
+            q.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    async fn signals_heard(&self, names: &[String], now_ms: i64) -> Result<(), StoreError> {
+        for chunk in names.chunks(INSERT_CHUNK) {
+            let sql = insert_sql(
+                "expected_signals (name, last_seen)",
+                chunk.len(),
+                2,
+                " ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen
+                  WHERE excluded.last_seen > expected_signals.last_seen",
+            );
+            let mut q = sqlx::query(&sql);
+            for n in chunk {
+                q = q.bind(n).bind(now_ms);
+            }
+            q.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    async fn signals(&self) -> Result<Vec<super::SignalRow>, StoreError> {
+        let rows = sqlx::query_as::<_, (String, i64, Option<i64>, Option<String>)>(
+            "SELECT name, last_seen, missing_since, alert FROM expected_signals ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, last_seen, missing_since, alert)| super::SignalRow {
+                name,
+                last_seen,
+                missing_since,
+                alert,
+            })
+            .collect())
+    }
+
+    async fn signal_missing(
+        &self,
+        name: &str,
+        since: i64,
+        alert: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE expected_signals SET missing_since = $1, alert = $2
+             WHERE name = $3 AND missing_since IS NULL",
+        )
+        .bind(since)
+        .bind(alert)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(D::rows_affected(&done) == 1)
+    }
+
+    async fn signal_back(&self, name: &str, since: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE expected_signals SET missing_since = NULL, alert = NULL
+             WHERE name = $1 AND missing_since = $2",
+        )
+        .bind(name)
+        .bind(since)
+        .execute(&self.pool)
+        .await?;
+        Ok(D::rows_affected(&done) == 1)
     }
 }
 }

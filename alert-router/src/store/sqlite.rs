@@ -21,6 +21,10 @@ impl Dialect for Sqlite {
     fn ids_from_json(n: usize) -> String {
         format!("SELECT value FROM json_each(${n})")
     }
+
+    fn rows_affected(r: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        r.rows_affected()
+    }
 }
 
 pub type SqliteStore = SqlStore<Sqlite>;

@@ -1,0 +1,1 @@
+../portable/0007_expected_signals.sql
