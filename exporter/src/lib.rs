@@ -197,7 +197,7 @@ pub fn load(cli: &Cli) -> Result<(config::Config, web_config::WebSecurity), conf
     Ok((cfg, security))
 }
 
-/// Runs the exporter until SIGTERM/SIGINT.
+/// Runs the exporter until SIGTERM/SIGINT; SIGHUP reloads the configuration (`reload`).
 pub async fn run(cli: Cli) -> Result<(), RunError> {
     match &cli.command {
         Some(Command::Migrate { database_url }) => {
