@@ -7,6 +7,7 @@ pub mod collectors;
 pub mod config;
 pub mod metrics;
 pub mod probe;
+pub mod reload;
 pub mod scrape;
 pub mod simulate;
 pub mod trading;
@@ -196,7 +197,7 @@ pub fn load(cli: &Cli) -> Result<(config::Config, web_config::WebSecurity), conf
     Ok((cfg, security))
 }
 
-/// Runs the exporter until SIGTERM/SIGINT.
+/// Runs the exporter until SIGTERM/SIGINT; SIGHUP reloads the configuration (`reload`).
 pub async fn run(cli: Cli) -> Result<(), RunError> {
     match &cli.command {
         Some(Command::Migrate { database_url }) => {
@@ -217,36 +218,68 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         println!("configuration is valid");
         return Ok(());
     }
-    let collectors = collectors::build(&cfg);
-    let names: Vec<&str> = collectors.iter().map(|c| c.name()).collect();
-    let scraper = Arc::new(scrape::Scraper::new(
-        collectors.clone(),
-        cfg.web.default_scrape_timeout,
-        cfg.web.timeout_offset,
-    ));
-    let probes = Arc::new(probe::Probes::new(&cfg));
-    let app = web::router(web::AppState { scraper, probes }, &security);
-    let listener = tokio::net::TcpListener::bind(&cfg.web.listen_address)
+    // Installed before anything is served: SIGHUP's default action would end the process.
+    let hangups = quantwatch_web::signals::hangup_channel();
+    let live = Arc::new(quantwatch_web::reload::Swap::new(reload::Live::build(
+        cfg, None,
+    )));
+    let security = Arc::new(quantwatch_web::reload::Swap::new(security));
+    let status = Arc::new(quantwatch_web::reload::ReloadStatus::new());
+    let app = web::router(
+        web::AppState {
+            live: live.clone(),
+            reload: status.clone(),
+        },
+        security.clone(),
+    );
+    let listen_address = live.get().config.web.listen_address.clone();
+    let listener = tokio::net::TcpListener::bind(&listen_address)
         .await
         .map_err(|source| RunError::Bind {
-            addr: cfg.web.listen_address.clone(),
+            addr: listen_address.clone(),
             source,
         })?;
     let local = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let sec = security.get();
     tracing::info!(
         address = %local,
-        tls = security.tls.is_some(),
-        basic_auth = security.auth.is_some(),
-        collectors = ?names,
+        tls = sec.tls.is_some(),
+        basic_auth = sec.auth.is_some(),
+        collectors = ?live.get().collector_names(),
         "quantwatch-exporter listening"
     );
-    web::serve(
+    if let Some(hangups) = hangups {
+        let cli = Arc::new(cli);
+        let (live, security) = (live.clone(), security.clone());
+        tokio::spawn(quantwatch_web::reload::reload_on_hangup(
+            hangups,
+            status,
+            move || {
+                let (cli, live, security) = (cli.clone(), live.clone(), security.clone());
+                async move {
+                    // Reading files and hashing the unknown-user bcrypt stay off the async threads.
+                    tokio::task::spawn_blocking(move || reload::reload(&cli, &live, &security))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(config::ConfigError {
+                                problems: vec![config::Problem {
+                                    file: "-".into(),
+                                    key: "-".into(),
+                                    reason: format!("the reload task failed: {e}"),
+                                }],
+                            })
+                        })
+                }
+            },
+        ));
+    }
+    web::serve_with_tls(
         listener,
         app,
-        security.tls.clone(),
+        move || security.get().tls.clone(),
         web::Limits::default(),
         web::shutdown_signal(),
     )

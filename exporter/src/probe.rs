@@ -162,14 +162,12 @@ pub async fn handler(
     let Some(target) = params.target.as_deref().filter(|t| !t.is_empty()) else {
         return bad_request(ProbeError::MissingTarget);
     };
-    let collector = match state
-        .probes
-        .collector(target, params.auth_module.as_deref())
-    {
+    let live = state.live.get();
+    let collector = match live.probes.collector(target, params.auth_module.as_deref()) {
         Ok(c) => c,
         Err(e) => return bad_request(e),
     };
-    let budget: Duration = state.scraper.budget(
+    let budget: Duration = live.scraper.budget(
         headers
             .get("x-prometheus-scrape-timeout-seconds")
             .and_then(|v| v.to_str().ok()),

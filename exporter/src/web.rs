@@ -1,23 +1,27 @@
 //! The exporter's routes. Serving them (TLS, basic auth, headers, timeouts, drain) is the
 //! shared `quantwatch-web` crate's job, the same code the alert router runs.
 
-use crate::scrape::Scraper;
+use crate::reload::Live;
 use crate::web_config::WebSecurity;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use quantwatch_web::reload::{ReloadStatus, Swap};
 use std::sync::Arc;
 
+/// What handlers read: the configuration in force (swapped whole by a SIGHUP reload, so each
+/// request takes one version and keeps it) and how the last reload went.
 #[derive(Clone)]
 pub struct AppState {
-    pub scraper: Arc<Scraper>,
-    pub probes: Arc<crate::probe::Probes>,
+    pub live: Arc<Swap<Live>>,
+    pub reload: Arc<ReloadStatus>,
 }
 
-/// The routes of the contract: `/`, `/metrics`, `/healthz`, `/readyz`.
-pub fn router(state: AppState, security: &WebSecurity) -> Router {
+/// The routes of the contract: `/`, `/metrics`, `/healthz`, `/readyz`, behind the web config in
+/// force (read per request, so a reload's users and headers apply at once).
+pub fn router(state: AppState, security: Arc<Swap<WebSecurity>>) -> Router {
     let app = Router::new()
         .route("/", get(landing))
         .route("/metrics", get(metrics))
@@ -26,16 +30,12 @@ pub fn router(state: AppState, security: &WebSecurity) -> Router {
         .route("/probe", get(crate::probe::handler))
         .route("/scrape", get(crate::probe::handler))
         .with_state(state);
-    security.apply(app, "quantwatch-exporter")
+    WebSecurity::apply_swappable(app, security, "quantwatch-exporter")
 }
 
 async fn landing(State(state): State<AppState>) -> impl IntoResponse {
-    let names: Vec<&str> = state
-        .scraper
-        .collectors()
-        .iter()
-        .map(|c| c.name())
-        .collect();
+    let live = state.live.get();
+    let names = live.collector_names();
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>quantwatch exporter</title>\
          <meta name=\"viewport\" content=\"width=device-width\"></head><body>\
@@ -49,18 +49,21 @@ async fn landing(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
-    let budget = state.scraper.budget(
+    let live = state.live.get();
+    let budget = live.scraper.budget(
         headers
             .get("x-prometheus-scrape-timeout-seconds")
             .and_then(|v| v.to_str().ok()),
     );
-    let body = state.scraper.scrape(budget).await;
+    let mut body = live.scraper.scrape(budget).await;
+    body.push_str(&state.reload.exposition(crate::reload::METRIC_PREFIX));
     ([(header::CONTENT_TYPE, crate::metrics::TEXT_FORMAT)], body)
 }
 
 /// 200 when every configured source answers; 503 with the failing ones named otherwise.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let checks = state
+    let live = state.live.get();
+    let checks = live
         .scraper
         .collectors()
         .iter()
@@ -83,6 +86,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// The shared accept loop (timeouts, connection limit, TLS, drain); see `quantwatch_web::serve`.
-pub use quantwatch_web::serve::{Limits, serve};
+pub use quantwatch_web::serve::{Limits, serve, serve_with_tls};
 /// Resolves on SIGTERM or SIGINT.
 pub use quantwatch_web::signals::shutdown_signal;

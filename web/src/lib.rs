@@ -8,11 +8,13 @@
 //! - [`config`]: `${VAR}` interpolation and YAML parsing whose errors name file, key and
 //!   position but never echo the text of a line (it may hold a password).
 //! - [`auth`]: reading `Authorization` headers and comparing secrets in constant time.
-//! - [`logging`] and [`signals`]: tracing set-up and SIGTERM/SIGINT/SIGHUP plumbing.
+//! - [`logging`] and [`signals`]: tracing set-up and SIGTERM/SIGINT/SIGHUP plumbing;
+//!   [`reload`]: swapping a reloaded configuration in whole and publishing the outcome.
 
 pub mod auth;
 pub mod config;
 pub mod logging;
+pub mod reload;
 pub mod serve;
 pub mod signals;
 pub mod web_config;

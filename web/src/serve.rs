@@ -78,7 +78,19 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    serve_with_tls(listener, app, move || tls.clone(), limits, shutdown).await
+}
+
+/// [`serve`] with the TLS config asked of `tls` for each accepted connection, so a reloaded
+/// web config's certificate (or TLS turned on or off) applies from the next connection on;
+/// connections already open keep the config they were accepted with.
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    app: Router,
+    tls: impl Fn() -> Option<Arc<rustls::ServerConfig>>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let mut warned_full = false;
@@ -124,7 +136,7 @@ pub async fn serve(
             app.clone().oneshot(req)
         });
         let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
+        let acceptor = tls().map(tokio_rustls::TlsAcceptor::from);
         let header_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             let _permit = permit;

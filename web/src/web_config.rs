@@ -180,24 +180,33 @@ impl WebSecurity {
         if let Some(auth) = self.auth.clone() {
             app = app.layer(middleware::from_fn(move |req: Request, next: Next| {
                 let auth = auth.clone();
-                async move {
-                    let ok = match crate::auth::basic_credentials(req.headers()) {
-                        Some((user, pass)) => auth.check_blocking(user, pass).await,
-                        None => false,
-                    };
-                    if ok {
-                        next.run(req).await
-                    } else {
-                        let mut resp = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
-                        if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
-                            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-                        }
-                        resp
-                    }
-                }
+                async move { guard(&auth, req, next, realm).await }
             }));
         }
         self.apply_headers(app)
+    }
+
+    /// [`WebSecurity::apply`] with the security in force read per request from `current`, so
+    /// that the users and headers of a reloaded web config apply from the next request on (TLS
+    /// is per connection: see `serve::serve_with_tls`).
+    pub fn apply_swappable(
+        app: Router,
+        current: Arc<crate::reload::Swap<WebSecurity>>,
+        realm: &'static str,
+    ) -> Router {
+        app.layer(middleware::from_fn(move |req: Request, next: Next| {
+            let sec = current.get();
+            async move {
+                let mut resp = match &sec.auth {
+                    Some(auth) => guard(auth, req, next, realm).await,
+                    None => next.run(req).await,
+                };
+                for (k, v) in sec.headers.iter() {
+                    resp.headers_mut().insert(k.clone(), v.clone());
+                }
+                resp
+            }
+        }))
     }
 
     /// `app` with the configured `http_server_config.headers` on every response.
@@ -216,6 +225,29 @@ impl WebSecurity {
                 resp
             }
         }))
+    }
+}
+
+/// Lets the request through when its credentials check out; 401 with
+/// `WWW-Authenticate: Basic realm="{realm}"` otherwise.
+async fn guard(
+    auth: &BasicAuth,
+    req: Request,
+    next: Next,
+    realm: &'static str,
+) -> axum::response::Response {
+    let ok = match crate::auth::basic_credentials(req.headers()) {
+        Some((user, pass)) => auth.check_blocking(user, pass).await,
+        None => false,
+    };
+    if ok {
+        next.run(req).await
+    } else {
+        let mut resp = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        resp
     }
 }
 
