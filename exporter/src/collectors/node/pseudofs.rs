@@ -202,7 +202,7 @@ mod tests {
         assert!(first.starts_with("Name:"));
         assert!(table().slots.get(p).is_some_and(|s| s.file.is_some()));
         // Grow our own memory so VmRSS/VmData differ, then read through the kept handle.
-        let big: Vec<u8> = vec![1; 16 << 20];
+        let big: Vec<u8> = std::hint::black_box(vec![1; 16 << 20]);
         let second = read_to_string(p).expect("read");
         let fresh = std::fs::read_to_string(p).expect("read");
         let vmdata = |s: &str| {
