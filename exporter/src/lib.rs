@@ -159,6 +159,16 @@ pub fn tune_allocator() {
     }
 }
 
+/// The exporter's async runtime: one thread. A scrape's async work (PostgreSQL and Redis
+/// replies, rendering) is one task that `join_all` polls on a single worker anyway, and the
+/// host collector reads on its own blocking thread; more workers only added thread stacks and
+/// allocator caches to the resident memory (README, "Performance").
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
 /// Sets up `tracing` once for the process.
 pub fn init_tracing(format: LogFormat, level: &str) {
     quantwatch_web::logging::init(format, level);

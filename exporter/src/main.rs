@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     quantwatch_exporter::init_tracing(cli.log_format, &cli.log_level);
     // One rustls provider for every TLS user in the process (sqlx, redis, the web server).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match quantwatch_exporter::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("quantwatch-exporter: cannot start the runtime: {e}");

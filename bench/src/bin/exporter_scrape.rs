@@ -22,6 +22,58 @@ fn rss_kib(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
+/// (anonymous, file-backed) resident KiB from /proc/PID/status, the split of VmRSS: the heap
+/// and stacks against the pages of the binary and its libraries.
+fn rss_split_kib(pid: i32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("RssAnon:"), field("RssFile:") + field("RssShmem:"))
+}
+
+/// Resident KiB per mapping of `pid` (grouped by file name and permissions; `[heap]`,
+/// `[stack]`, anonymous), largest first: where our memory goes.
+fn rss_by_mapping(pid: i32) -> Vec<(String, u64, u64)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut key = String::new();
+    for l in smaps.lines() {
+        let mut it = l.split_whitespace();
+        let first = it.next().unwrap_or_default();
+        if first.contains('-') && !first.ends_with(':') {
+            let perms = it.next().unwrap_or_default();
+            let name = it
+                .nth(3)
+                .map_or("[anon]", |n| n.rsplit('/').next().unwrap_or(n));
+            key = format!("{name} {perms}");
+            continue;
+        }
+        let kib = || {
+            it.clone()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        match first {
+            "Rss:" => by.entry(key.clone()).or_default().0 += kib(),
+            "Private_Dirty:" => by.entry(key.clone()).or_default().1 += kib(),
+            _ => {}
+        }
+    }
+    let mut v: Vec<(String, u64, u64)> = by
+        .into_iter()
+        .filter(|(_, (rss, _))| *rss > 0)
+        .map(|(k, (rss, dirty))| (k, rss, dirty))
+        .collect();
+    v.sort_by_key(|m| std::cmp::Reverse(m.1));
+    v
+}
+
 fn open_fds(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
@@ -176,21 +228,27 @@ fn main() {
         }
     }
     let rss: Vec<u64> = targets.iter().map(|t| rss_kib(t.pid)).collect();
+    let mappings = rss_by_mapping(ours_pid);
+    let split: Vec<(u64, u64)> = targets.iter().map(|t| rss_split_kib(t.pid)).collect();
 
     println!(
         "\n## Exporter scrape benchmark ({SCRAPES} rounds scraping all four, after {WARMUP} warm-up rounds)\n"
     );
-    println!("| exporter | series | node_* series | p50 ms | p99 ms | RSS after scrapes (MiB) |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (t, rss) in targets.iter().zip(&rss) {
+    println!(
+        "| exporter | series | node_* series | p50 ms | p99 ms | RSS after scrapes (MiB) | of which anon / file |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for ((t, rss), (anon, file)) in targets.iter().zip(&rss).zip(&split) {
         println!(
-            "| {} | {} | {} | {} | {} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {:.1} | {:.1} / {:.1} |",
             t.name,
             t.series.0,
             t.series.1,
             ms(t.p(0.50)),
             ms(t.p(0.99)),
-            *rss as f64 / 1024.0
+            *rss as f64 / 1024.0,
+            *anon as f64 / 1024.0,
+            *file as f64 / 1024.0
         );
     }
     let go_p50: Duration = targets[1..].iter().map(|t| t.p(0.50)).sum();
@@ -226,6 +284,13 @@ fn main() {
     println!("|---|---:|");
     for (c, secs) in costs.iter().take(12) {
         println!("| {c} | {:.3} |", secs * 1000.0);
+    }
+
+    println!("\n### Our resident memory by mapping after the rounds (KiB)\n");
+    println!("| mapping | RSS | of which private dirty |");
+    println!("|---|---:|---:|");
+    for (name, rss, dirty) in mappings.iter().filter(|m| m.1 >= 64) {
+        println!("| `{name}` | {rss} | {dirty} |");
     }
 
     let client = client();

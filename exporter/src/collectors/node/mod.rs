@@ -45,6 +45,7 @@ mod powersupplyclass;
 mod pressure;
 mod rapl;
 mod schedstat;
+mod pseudofs;
 mod selinux;
 pub mod settings;
 mod sockstat;
@@ -329,6 +330,7 @@ impl HostCollector {
         out.push(duration);
         out.push(success);
         out.0.push(self.inner.build_info.clone());
+        pseudofs::end_round();
         Ok(out)
     }
 }
@@ -440,7 +442,7 @@ fn build_info() -> MetricFamily {
 
 /// The whole file, with its path in the error.
 pub fn read(path: &Path) -> Result<String, NodeError> {
-    std::fs::read_to_string(path).map_err(|source| NodeError::Io {
+    pseudofs::read_to_string(path).map_err(|source| NodeError::Io {
         path: path.display().to_string(),
         source,
     })
@@ -448,7 +450,7 @@ pub fn read(path: &Path) -> Result<String, NodeError> {
 
 /// A missing file is "no data" (the feature is absent), any other failure an error.
 pub fn read_or_nodata(path: &Path) -> Result<String, NodeError> {
-    match std::fs::read_to_string(path) {
+    match pseudofs::read_to_string(path) {
         Ok(s) => Ok(s),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(NodeError::NoData),
         Err(source) => Err(NodeError::Io {
@@ -460,7 +462,7 @@ pub fn read_or_nodata(path: &Path) -> Result<String, NodeError> {
 
 /// One sysfs attribute, trimmed; `None` when absent or unreadable (EINVAL on a down link).
 pub fn attr(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path)
+    pseudofs::read_to_string(path)
         .ok()
         .map(|s| s.trim_end_matches('\n').to_string())
 }

@@ -27,7 +27,7 @@ impl NodeCollector for Netstat {
         for file in ["net/netstat", "net/snmp"] {
             stats.extend(parse_tables(&read(&ctx.paths.proc(file))?));
         }
-        if let Ok(text) = std::fs::read_to_string(ctx.paths.proc("net/snmp6")) {
+        if let Ok(text) = super::pseudofs::read_to_string(&ctx.paths.proc("net/snmp6")) {
             stats.extend(parse_snmp6(&text));
         }
         let Some(fields) = &self.fields else {
