@@ -4,6 +4,6 @@
 # all four in the same rounds). Prints Markdown tables (README "Performance" holds the last).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p quantwatch-exporter --bin quantwatch-exporter
+scripts/build-exporter --release
 cargo build --release --locked -p quantwatch-bench --bin exporter_scrape
 exec "${CARGO_TARGET_DIR:-target}/release/exporter_scrape"
