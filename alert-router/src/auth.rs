@@ -65,8 +65,8 @@ pub fn is_anonymous(path: &str) -> bool {
         "/runbooks/",
         "/callbacks/",
     ]
-        .iter()
-        .any(|p| path.starts_with(p));
+    .iter()
+    .any(|p| path.starts_with(p));
     listed && !path.contains("/.")
 }
 

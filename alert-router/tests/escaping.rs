@@ -92,9 +92,7 @@ route:
         "{text}"
     );
     assert!(
-        text.contains(
-            "· [Acknowledge](https://router.example/ack/ack.fp-Hostile."
-        ),
+        text.contains("· [Acknowledge](https://router.example/ack/ack.fp-Hostile."),
         "{text}"
     );
     assert!(!text.contains('@') && !text.contains('<'), "{text}");

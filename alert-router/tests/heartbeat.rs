@@ -16,14 +16,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_quantwatch-alert-router");
 const API: &str = "api-token-for-heartbeat-tests";
 const HOOK: &str = "hook-token";
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 fn router_yaml(ding: &str, extra: &str) -> String {
     format!(
         "language: en\ntimezone: Asia/Shanghai\ndelivery:\n  poll_interval: 200ms\n  lease: 2s\nchannels:\n  - type: dingtalk\n    name: ding\n    webhook_url: \"{ding}\"\n    secret: SECdm\nroute:\n  channels: [ding]\n{extra}"
@@ -115,7 +107,7 @@ fn hh_mm(rfc: &str) -> &str {
 
 #[test]
 fn deadman_pages_when_alertmanager_stops_and_resolves_when_it_is_back() {
-    let rt = runtime();
+    let rt = common::runtime();
     let fake = DingTalkFake::start("dm-token", Some("SECdm"));
     let r = rt.block_on(common::start(
         &router_yaml(&fake.webhook_url(), "deadman:\n  deadline: 4s\n"),
@@ -285,7 +277,7 @@ fn two_replicas_on_postgres_page_once_and_resolve_once() {
 
 #[test]
 fn one_silent_alertmanager_of_two_warns_and_both_silent_page() {
-    let rt = runtime();
+    let rt = common::runtime();
     let fake = DingTalkFake::start("ha-token", Some("SECdm"));
     let r = rt.block_on(common::start(
         &router_yaml(&fake.webhook_url(), "deadman:\n  deadline: 3s\n"),
@@ -326,7 +318,7 @@ fn hhmm_utc(at: chrono::DateTime<chrono::Utc>) -> String {
 
 #[test]
 fn heartbeat_monitors_honour_period_grace_and_window_and_resolve_on_the_next_beat() {
-    let rt = runtime();
+    let rt = common::runtime();
     let ding = DingTalkFake::start("hb-token", Some("SECdm"));
     let other = DingTalkFake::start("hb-other", Some("SECo"));
     let now = chrono::Utc::now();

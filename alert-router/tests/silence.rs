@@ -17,32 +17,6 @@ use testkit::fakes::dingtalk::DingTalkFake;
 const SECRET: &str = "silence-test-secret-0123456789abcdef";
 const API: &str = "api-token-for-tests";
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-/// Alertmanager repeating every 2 s, so a silence's effect is visible within seconds.
-fn am_config(router_url: &str) -> String {
-    format!(
-        r#"route:
-  receiver: router
-  group_by: ['alertname']
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 2s
-receivers:
-  - name: router
-    webhook_configs:
-      - url: "{router_url}/webhook/alertmanager"
-        send_resolved: true
-"#
-    )
-}
-
 fn router_yaml(ding: &str, am_urls: &[String]) -> String {
     let urls: Vec<String> = am_urls.iter().map(|u| format!("\"{u}\"")).collect();
     format!(
@@ -161,10 +135,11 @@ fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn a_silence_link_silences_in_alertmanager_until_the_alert_resolves() {
-    let rt = runtime();
+    let rt = common::runtime();
     let fake = DingTalkFake::start("silence-token", None);
     let (listener, url) = rt.block_on(bound());
-    let am = Alertmanager::start(&am_config(&url));
+    // Repeating every 2 s, so a silence's effect is visible within seconds.
+    let am = Alertmanager::start(&common::am_config(&url, "2s", None));
     let r = rt.block_on(start(
         listener,
         &url,
@@ -346,7 +321,7 @@ fn firing_router(
 
 #[test]
 fn forged_expired_and_ack_links_are_refused_and_create_nothing() {
-    let rt = runtime();
+    let rt = common::runtime();
     let am = Alertmanager::start("route:\n  receiver: none\nreceivers:\n  - name: none\n");
     let (r, url, starts, _fake) = firing_router(&rt, &[am.url()]);
     let exp = now_ms() / 1000 + 600;
@@ -478,7 +453,7 @@ fn forged_expired_and_ack_links_are_refused_and_create_nothing() {
 
 #[test]
 fn an_unreachable_alertmanager_is_said_and_nothing_is_recorded() {
-    let rt = runtime();
+    let rt = common::runtime();
     let am = Alertmanager::start("route:\n  receiver: none\nreceivers:\n  - name: none\n");
     let dead_port = testkit::free_port();
     let dead = format!("http://127.0.0.1:{dead_port}");
@@ -538,7 +513,7 @@ fn an_unreachable_alertmanager_is_said_and_nothing_is_recorded() {
 #[test]
 fn silences_are_recorded_and_expired_once_on_postgres() {
     use quantwatch_alert_router::store::{self, AmSilence, SilenceRecord};
-    let rt = runtime();
+    let rt = common::runtime();
     let pg = testkit::Postgres::start();
     let url = pg.create_database("router");
     rt.block_on(async {

@@ -132,6 +132,14 @@ impl RouterUnderTest {
         v["history"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Whether the sample `series` of /metrics reaches exactly `value` within `timeout`.
+    pub async fn metric_reaches(&self, series: &str, value: f64, timeout: Duration) -> bool {
+        eventually(timeout, || async {
+            self.metric(series).await == Some(value)
+        })
+        .await
+    }
+
     pub async fn notifications(&self, token: &str, state: &str) -> Vec<Value> {
         let v: Value = reqwest::Client::new()
             .get(format!(
@@ -181,6 +189,43 @@ pub fn payload(group_key: &str, alerts: Vec<Value>) -> Value {
         "externalURL": "http://alertmanager:9093",
         "alerts": alerts,
     })
+}
+
+/// A runtime of their own for the tests that run on a plain test thread (the harness is
+/// blocking: PostgreSQL, Alertmanager, ...) and drive the in-process router on it.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// An Alertmanager config sending every group (by `alertname`, wait and interval 1 s) to the
+/// router's webhook, resolved alerts too, repeating every `repeat_interval`; with a bearer
+/// `token` when the router has `ROUTER_WEBHOOK_TOKEN`.
+pub fn am_config(router_url: &str, repeat_interval: &str, token: Option<&str>) -> String {
+    let auth = token
+        .map(|t| {
+            format!(
+                "        http_config:\n          authorization:\n            credentials: {t}\n"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        r#"route:
+  receiver: router
+  group_by: ['alertname']
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: {repeat_interval}
+receivers:
+  - name: router
+    webhook_configs:
+      - url: "{router_url}/webhook/alertmanager"
+        send_resolved: true
+{auth}"#
+    )
 }
 
 /// Poll an async condition until true or the timeout passes.
