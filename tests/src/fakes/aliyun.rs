@@ -106,6 +106,25 @@ pub fn code_number(code: &str) -> i64 {
     }
 }
 
+/// The form parameters as the JSON object the fakes record.
+pub(crate) fn params_json(params: &[(String, String)]) -> Value {
+    params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// The HTTP status Aliyun answers a `Code` with: 200 for success and the business (`isv.`)
+/// errors, 400 for the rest.
+pub(crate) fn rpc_status(code: &str) -> axum::http::StatusCode {
+    if code == "OK" || code.starts_with("isv.") {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::BAD_REQUEST
+    }
+}
+
 /// What every Aliyun RPC endpoint checks before the action's own parameters, in Aliyun's
 /// order: the common parameters and the action's `required` ones (`MissingParameter`), the
 /// AccessKeyId (`InvalidAccessKeyId.NotFound`), `Timestamp` within 15 minutes
@@ -183,18 +202,10 @@ async fn send(
         return r;
     }
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let body: Value = params
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect::<serde_json::Map<_, _>>()
-        .into();
+    let body = params_json(&params);
     let answer = |code: &str, msg: &str| {
         super::record(&a.shared, body.clone(), code_number(code));
-        let status = if code == "OK" || code.starts_with("isv.") {
-            axum::http::StatusCode::OK
-        } else {
-            axum::http::StatusCode::BAD_REQUEST
-        };
+        let status = rpc_status(code);
         (
             status,
             Json(json!({"Code": code, "Message": msg, "RequestId": "fake-request"})),
