@@ -191,6 +191,30 @@ pub fn payload(group_key: &str, alerts: Vec<Value>) -> Value {
     })
 }
 
+/// A config loaded from `yaml` and its store opened, without a running router: for tests
+/// that drive the engines (`rota::tick`, intake, claim, ack) with a clock of their own. The
+/// store is a SQLite file in the returned temp dir unless `url` names another (PostgreSQL).
+pub async fn config_and_store(
+    yaml: &str,
+    url: Option<String>,
+) -> (
+    config::Config,
+    std::sync::Arc<dyn quantwatch_alert_router::store::Store>,
+    String,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("router.yml");
+    std::fs::write(&path, yaml).expect("write config");
+    let url = url.unwrap_or_else(|| format!("sqlite://{}/router.db", dir.path().display()));
+    let env: HashMap<String, String> = [("ROUTER_DATABASE_URL".to_string(), url.clone())].into();
+    let cfg = config::load(Some(&path), &env).unwrap_or_else(|e| panic!("config: {e}"));
+    let store = quantwatch_alert_router::store::open(&url, false)
+        .await
+        .expect("open store");
+    (cfg, store, url, dir)
+}
+
 /// A runtime of their own for the tests that run on a plain test thread (the harness is
 /// blocking: PostgreSQL, Alertmanager, ...) and drive the in-process router on it.
 pub fn runtime() -> tokio::runtime::Runtime {
