@@ -71,17 +71,6 @@ async fn get(url: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-/// The status page as the API token sees it (it needs a login or the token).
-async fn status_page(base: &str) -> (u16, String) {
-    let r = reqwest::Client::new()
-        .get(format!("{base}/"))
-        .bearer_auth(API)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
 async fn post_form(url: &str, by: &str) -> (u16, String) {
     let r = reqwest::Client::new()
         .post(url)
@@ -503,7 +492,7 @@ async fn history_lists_events_steps_and_acks_with_who_how_and_address() {
     assert_eq!(resp.status().as_u16(), 404);
 
     // The status page shows the trail: who, how and from where.
-    let (s, page) = status_page(&r.url).await;
+    let (s, page) = r.status_page(API).await;
     assert_eq!(s, 200);
     assert!(
         page.contains("<td>DiskFull</td><td>alice</td><td>link</td><td>127.0.0.1</td>"),
@@ -544,7 +533,7 @@ async fn status_page_lists_every_firing_alert_and_mints_no_links() {
         vec![alert("Gone", "resolved", "2026-01-01T00:00:00Z", &[])],
     ))
     .await;
-    let (s, page) = status_page(&r.url).await;
+    let (s, page) = r.status_page(API).await;
     assert_eq!(s, 200);
     assert!(
         page.contains("<title>quantwatch-alert-router: 2 firing</title>"),

@@ -64,16 +64,6 @@ fn sent_count(url: &str) -> usize {
     v["notifications"].as_array().map_or(0, Vec::len)
 }
 
-fn kill_9(app: &App) {
-    let ok = std::process::Command::new("kill")
-        .arg("-9")
-        .arg(app.child_pid().to_string())
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok);
-}
-
 /// The binary's config file (dead man's deadline 3 s) in a temp dir the caller keeps.
 fn binary_config(fake: &DingTalkFake) -> (tempfile::TempDir, String) {
     let state = tempfile::tempdir().expect("temp dir");
@@ -221,7 +211,7 @@ fn kill_9_during_the_silence_still_pages_once_after_restart() {
     let mut app = App::start(BIN, &["--config", &cfg_arg], &env);
     watchdog(&app.url(), "http://am-a:9093");
     let heard = Instant::now();
-    kill_9(&app);
+    app.kill_9();
     drop(app);
     // The deadline passes while the router is dead.
     std::thread::sleep(Duration::from_secs(4).saturating_sub(heard.elapsed()));
@@ -241,7 +231,7 @@ fn kill_9_during_the_silence_still_pages_once_after_restart() {
         assert!(Instant::now() < deadline, "page never marked sent");
         std::thread::sleep(Duration::from_millis(20));
     }
-    kill_9(&app);
+    app.kill_9();
     drop(app);
     app = App::start(BIN, &["--config", &cfg_arg], &env);
     std::thread::sleep(Duration::from_secs(3));

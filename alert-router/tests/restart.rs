@@ -89,13 +89,7 @@ escalation_policies:
         posted.elapsed() < Duration::from_secs(3),
         "too slow to test"
     );
-    let ok = std::process::Command::new("kill")
-        .arg("-9")
-        .arg(app.child_pid().to_string())
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok);
+    app.kill_9();
     drop(app);
     // Both remaining steps fall due while the router is dead.
     std::thread::sleep(Duration::from_secs(5).saturating_sub(posted.elapsed()));

@@ -251,17 +251,7 @@ fn a_silence_link_silences_in_alertmanager_until_the_alert_resolves() {
         .map(|h| (h["action"].as_str().unwrap(), h["by"].as_str().unwrap()))
         .collect();
     assert_eq!(actions, vec![("silence_resolved", "alice")]);
-    let status_page = rt.block_on(async {
-        reqwest::Client::new()
-            .get(format!("{url}/"))
-            .bearer_auth(API)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let (_, status_page) = rt.block_on(r.status_page(API));
     assert!(status_page.contains("<h2>Silences</h2>"), "{status_page}");
     assert!(
         status_page.contains("/expire\"><button type=\"submit\">Expire</button>"),

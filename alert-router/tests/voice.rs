@@ -167,15 +167,7 @@ async fn calls_until_someone_answers(db: Option<&str>) {
         .expect("the step entry");
     assert_eq!(step["mentions"], serde_json::json!([ANN, BO, CY]));
 
-    let page = reqwest::Client::new()
-        .get(&r.url)
-        .bearer_auth(API)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = r.status_page(API).await;
     for (w, _, text) in &got {
         assert!(
             page.contains(text.as_str()),

@@ -140,6 +140,18 @@ impl RouterUnderTest {
         .await
     }
 
+    /// `GET /` (the status page) with the API bearer: status and HTML.
+    pub async fn status_page(&self, token: &str) -> (u16, String) {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("status page");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.expect("status page body"))
+    }
+
     pub async fn notifications(&self, token: &str, state: &str) -> Vec<Value> {
         let v: Value = reqwest::Client::new()
             .get(format!(
