@@ -53,17 +53,6 @@ fn watchdog(url: &str, peer: &str) {
     assert_eq!(resp.status().as_u16(), 200);
 }
 
-fn sent_count(url: &str) -> usize {
-    let v: Value = client()
-        .get(format!("{url}/api/v1/notifications?state=sent&limit=100"))
-        .bearer_auth(API)
-        .send()
-        .expect("api")
-        .json()
-        .expect("api json");
-    v["notifications"].as_array().map_or(0, Vec::len)
-}
-
 /// The binary's config file (dead man's deadline 3 s) in a temp dir the caller keeps.
 fn binary_config(fake: &DingTalkFake) -> (tempfile::TempDir, String) {
     let state = tempfile::tempdir().expect("temp dir");
@@ -227,7 +216,7 @@ fn kill_9_during_the_silence_still_pages_once_after_restart() {
     assert!(fake.texts()[0].contains("MonitoringPipelineSilent"));
     // Killed again once the page is recorded as sent, and started again: not paged twice.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while sent_count(&app.url()) < 1 {
+    while common::sent_count(&app.url(), API) < 1 {
         assert!(Instant::now() < deadline, "page never marked sent");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -90,18 +90,6 @@ async fn accepted_webhooks(r: &RouterUnderTest) -> f64 {
     n
 }
 
-async fn api_get(r: &RouterUnderTest, path: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}{path}", r.url))
-        .bearer_auth(API)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, String) {
     let resp = reqwest::Client::new()
         .post(url)
@@ -234,7 +222,7 @@ fn a_silence_link_silences_in_alertmanager_until_the_alert_resolves() {
     );
 
     // Recorded: the router's list, the status page, the alert's history.
-    let list = rt.block_on(api_get(&r, "/api/v1/silences"));
+    let list = rt.block_on(r.api_get(API, "/api/v1/silences"));
     assert_eq!(list["silences"].as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list["silences"][0]["duration"], "resolved");
     assert_eq!(list["silences"][0]["created_by"], "alice");
@@ -242,7 +230,7 @@ fn a_silence_link_silences_in_alertmanager_until_the_alert_resolves() {
         .as_str()
         .unwrap()
         .to_string();
-    let hist = rt.block_on(api_get(&r, &format!("/api/v1/alerts/{fp}/history")));
+    let hist = rt.block_on(r.api_get(API, &format!("/api/v1/alerts/{fp}/history")));
     let actions: Vec<(&str, &str)> = hist["history"]
         .as_array()
         .unwrap()
@@ -266,9 +254,9 @@ fn a_silence_link_silences_in_alertmanager_until_the_alert_resolves() {
         "until-resolved silence expired: {}",
         am.silences()
     );
-    let list = rt.block_on(api_get(&r, "/api/v1/silences"));
+    let list = rt.block_on(r.api_get(API, "/api/v1/silences"));
     assert_eq!(list["silences"], json!([]), "{list}");
-    let hist = rt.block_on(api_get(&r, &format!("/api/v1/alerts/{fp}/history")));
+    let hist = rt.block_on(r.api_get(API, &format!("/api/v1/alerts/{fp}/history")));
     assert!(
         hist["history"]
             .as_array()
@@ -374,7 +362,7 @@ fn forged_expired_and_ack_links_are_refused_and_create_nothing() {
     });
     assert!(page.contains("value=\"4h\" checked"), "{page}");
     assert_eq!(am.silences(), json!([]), "Alertmanager holds no silence");
-    let list = rt.block_on(api_get(&r, "/api/v1/silences"));
+    let list = rt.block_on(r.api_get(API, "/api/v1/silences"));
     assert_eq!(list["silences"], json!([]));
     // A bad duration is refused too.
     let (status, page) = rt.block_on(post_form(
@@ -392,7 +380,7 @@ fn forged_expired_and_ack_links_are_refused_and_create_nothing() {
     ));
     assert_eq!(status, 200, "{page}");
     assert_eq!(active(&am.silences()).len(), 1);
-    let id = rt.block_on(api_get(&r, "/api/v1/silences"))["silences"][0]["id"]
+    let id = rt.block_on(r.api_get(API, "/api/v1/silences"))["silences"][0]["id"]
         .as_i64()
         .unwrap();
     let expire = |site: &'static str| {
@@ -417,10 +405,10 @@ fn forged_expired_and_ack_links_are_refused_and_create_nothing() {
     assert!(page.contains("Silence expired"), "{page}");
     assert!(active(&am.silences()).is_empty(), "{}", am.silences());
     assert_eq!(
-        rt.block_on(api_get(&r, "/api/v1/silences"))["silences"],
+        rt.block_on(r.api_get(API, "/api/v1/silences"))["silences"],
         json!([])
     );
-    let hist = rt.block_on(api_get(&r, "/api/v1/alerts/fp-BookStale/history"));
+    let hist = rt.block_on(r.api_get(API, "/api/v1/alerts/fp-BookStale/history"));
     let trail: Vec<(String, String, String)> = hist["history"]
         .as_array()
         .unwrap()
@@ -467,7 +455,7 @@ fn an_unreachable_alertmanager_is_said_and_nothing_is_recorded() {
         "undone: {}",
         am.silences()
     );
-    let list = rt.block_on(api_get(&r, "/api/v1/silences"));
+    let list = rt.block_on(r.api_get(API, "/api/v1/silences"));
     assert_eq!(list["silences"], json!([]));
     // Expiring: a silence Alertmanager does not know (it lost its state) or already expired
     // counts as expired; an unreachable one does not.
@@ -486,7 +474,7 @@ fn an_unreachable_alertmanager_is_said_and_nothing_is_recorded() {
             Err(AmError::Unreachable { .. })
         ));
     });
-    let hist = rt.block_on(api_get(&r, "/api/v1/alerts/fp-BookStale/history"));
+    let hist = rt.block_on(r.api_get(API, "/api/v1/alerts/fp-BookStale/history"));
     assert!(
         !hist["history"]
             .as_array()

@@ -140,6 +140,19 @@ impl RouterUnderTest {
         .await
     }
 
+    /// `GET {path}` of the API with the bearer `token`: the JSON answer.
+    pub async fn api_get(&self, token: &str, path: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("api")
+            .json()
+            .await
+            .expect("api json")
+    }
+
     /// `GET /` (the status page) with the API bearer: status and HTML.
     pub async fn status_page(&self, token: &str) -> (u16, String) {
         let resp = reqwest::Client::new()
@@ -225,6 +238,19 @@ pub async fn config_and_store(
         .await
         .expect("open store");
     (cfg, store, url, dir)
+}
+
+/// How many notifications the router at `url` (a real binary, [`testkit::App`]) has sent, by
+/// its API with the bearer `token` (blocking: for the tests that kill and restart it).
+pub fn sent_count(url: &str, token: &str) -> usize {
+    let v: Value = reqwest::blocking::Client::new()
+        .get(format!("{url}/api/v1/notifications?state=sent&limit=100"))
+        .bearer_auth(token)
+        .send()
+        .expect("api")
+        .json()
+        .expect("api json");
+    v["notifications"].as_array().map_or(0, Vec::len)
 }
 
 /// A runtime of their own for the tests that run on a plain test thread (the harness is
