@@ -137,6 +137,30 @@ impl<D> [SqlStore<D>] {
         Ok(())
     }
 
+    /// One `alert_audit` row for the alert `(fingerprint, starts_at)`, in the caller's
+    /// transaction.
+    async fn audit(
+        tx: &mut <D as Database>::Connection,
+        (fingerprint, starts_at): (&str, i64),
+        at: i64,
+        action: String,
+        by: &str,
+        via: &str,
+        address: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(notices::AUDIT_INSERT)
+            .bind(fingerprint.to_string())
+            .bind(starts_at)
+            .bind(at)
+            .bind(action)
+            .bind(by.to_string())
+            .bind(via.to_string())
+            .bind(address.map(String::from))
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+
     /// Delete the alert's escalation steps that have not gone out. A row claimed by a live
     /// worker (lease not expired) is in flight: it completes and counts as notified.
     async fn cancel_pending(
@@ -813,16 +837,16 @@ impl<D> [Store for SqlStore<D>] {
             .bind(serde_json::to_string(&s.alertmanagers)?)
             .fetch_one(&mut *tx)
             .await?;
-        sqlx::query(notices::AUDIT_INSERT)
-            .bind(s.fingerprint.clone())
-            .bind(s.starts_at)
-            .bind(s.created_at)
-            .bind(format!("silence_{}", s.duration))
-            .bind(s.created_by.clone())
-            .bind(via.to_string())
-            .bind(address.map(String::from))
-            .execute(&mut *tx)
-            .await?;
+        Self::audit(
+            &mut tx,
+            (&s.fingerprint, s.starts_at),
+            s.created_at,
+            format!("silence_{}", s.duration),
+            &s.created_by,
+            via,
+            address,
+        )
+        .await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -862,16 +886,16 @@ impl<D> [Store for SqlStore<D>] {
         else {
             return Ok(false);
         };
-        sqlx::query(notices::AUDIT_INSERT)
-            .bind(fingerprint)
-            .bind(starts_at)
-            .bind(now_ms)
-            .bind("unsilence".to_string())
-            .bind(by.to_string())
-            .bind(via.to_string())
-            .bind(address.map(String::from))
-            .execute(&mut *tx)
-            .await?;
+        Self::audit(
+            &mut tx,
+            (&fingerprint, starts_at),
+            now_ms,
+            "unsilence".to_string(),
+            by,
+            via,
+            address,
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
