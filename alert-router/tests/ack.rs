@@ -53,32 +53,15 @@ async fn start_router(fake: &SlackFake) -> common::RouterUnderTest {
     .await
 }
 
-async fn alerts(url: &str) -> Vec<Value> {
-    let v: Value = reqwest::Client::new()
-        .get(format!("{url}/api/v1/alerts"))
-        .bearer_auth(API)
-        .send()
-        .await
+async fn alerts(r: &common::RouterUnderTest) -> Vec<Value> {
+    r.api_get(API, "/api/v1/alerts").await["alerts"]
+        .as_array()
+        .cloned()
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["alerts"].as_array().cloned().unwrap()
 }
 
 async fn get(url: &str) -> (u16, String) {
     let r = reqwest::get(url).await.unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
-/// The status page as the API token sees it (it needs a login or the token).
-async fn status_page(base: &str) -> (u16, String) {
-    let r = reqwest::Client::new()
-        .get(format!("{base}/"))
-        .bearer_auth(API)
-        .send()
-        .await
-        .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -122,7 +105,7 @@ async fn ack_link_get_confirms_only_post_acks_and_bad_tokens_are_refused() {
         .await
         .unwrap();
     assert_eq!(unauth.status().as_u16(), 401);
-    let list = alerts(&r.url).await;
+    let list = alerts(&r).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["fingerprint"], "fp-DiskFull");
     assert_eq!(list[0]["policy"], "crit");
@@ -141,7 +124,7 @@ async fn ack_link_get_confirms_only_post_acks_and_bad_tokens_are_refused() {
             "{page}"
         );
     }
-    assert_eq!(alerts(&r.url).await[0]["acked_by"], Value::Null);
+    assert_eq!(alerts(&r).await[0]["acked_by"], Value::Null);
 
     // Forged, expired, and another alert's signature: refused, GET and POST alike.
     let now = chrono::Utc::now().timestamp();
@@ -163,13 +146,13 @@ async fn ack_link_get_confirms_only_post_acks_and_bad_tokens_are_refused() {
         assert_eq!(s, status, "POST {t}: {page}");
         assert!(page.contains("Nothing was acknowledged"), "{page}");
     }
-    assert_eq!(alerts(&r.url).await[0]["acked_by"], Value::Null);
+    assert_eq!(alerts(&r).await[0]["acked_by"], Value::Null);
 
     // POST acknowledges, and the ack is announced on the channel that was notified.
     let (s, page) = post_form(&format!("{}/ack/{token}", r.url), "alice").await;
     assert_eq!(s, 200, "{page}");
     assert!(page.contains("Acknowledged by alice"), "{page}");
-    let list = alerts(&r.url).await;
+    let list = alerts(&r).await;
     assert_eq!(list[0]["acked_by"], "alice");
     assert_eq!(list[0]["next_step"], Value::Null);
     let got = fake.server.wait_accepted(2, Duration::from_secs(10));
@@ -359,7 +342,7 @@ async fn a_link_for_one_firing_does_not_ack_the_next_firing() {
     let (s, page) = post_form(&format!("{}/ack/{token_a}", r.url), "mallory").await;
     assert_eq!(s, 410, "{page}");
     assert!(page.contains("Nothing was acknowledged"), "{page}");
-    let list = alerts(&r.url).await;
+    let list = alerts(&r).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["starts_at"], 1_767_312_000_000_i64);
     assert_eq!(
@@ -380,7 +363,7 @@ async fn a_link_for_one_firing_does_not_ack_the_next_firing() {
 
     let (s, page) = post_form(&format!("{}/ack/{token_b}", r.url), "alice").await;
     assert_eq!(s, 200, "{page}");
-    assert_eq!(alerts(&r.url).await[0]["acked_by"], "alice");
+    assert_eq!(alerts(&r).await[0]["acked_by"], "alice");
     r.shutdown().await;
 }
 
@@ -503,7 +486,7 @@ async fn history_lists_events_steps_and_acks_with_who_how_and_address() {
     assert_eq!(resp.status().as_u16(), 404);
 
     // The status page shows the trail: who, how and from where.
-    let (s, page) = status_page(&r.url).await;
+    let (s, page) = r.status_page(API).await;
     assert_eq!(s, 200);
     assert!(
         page.contains("<td>DiskFull</td><td>alice</td><td>link</td><td>127.0.0.1</td>"),
@@ -544,7 +527,7 @@ async fn status_page_lists_every_firing_alert_and_mints_no_links() {
         vec![alert("Gone", "resolved", "2026-01-01T00:00:00Z", &[])],
     ))
     .await;
-    let (s, page) = status_page(&r.url).await;
+    let (s, page) = r.status_page(API).await;
     assert_eq!(s, 200);
     assert!(
         page.contains("<title>quantwatch-alert-router: 2 firing</title>"),

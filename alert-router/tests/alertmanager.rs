@@ -10,26 +10,6 @@ use serde_json::json;
 use testkit::Alertmanager;
 use testkit::fakes::dingtalk::DingTalkFake;
 
-fn am_config(router_url: &str) -> String {
-    format!(
-        r#"route:
-  receiver: router
-  group_by: ['alertname']
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: router
-    webhook_configs:
-      - url: "{router_url}/webhook/alertmanager"
-        send_resolved: true
-        http_config:
-          authorization:
-            credentials: hook-token
-"#
-    )
-}
-
 fn router_yaml(url: &str) -> String {
     format!(
         "language: en\ndelivery:\n  poll_interval: 200ms\nchannels:\n  - type: dingtalk\n    name: ding\n    webhook_url: \"{url}\"\n    secret: SECam\n    at_mobiles: [\"13900000000\"]\nroute:\n  channels: [ding]\n"
@@ -68,25 +48,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// The harness is blocking (its own HTTP client), so these tests run on a plain test thread and
-/// drive the in-process router on a runtime of their own.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 #[test]
 fn alertmanager_to_router_to_dingtalk_firing_then_resolved() {
-    let rt = runtime();
+    let rt = common::runtime();
     let fake = DingTalkFake::start("am-token", Some("SECam"));
     let r = rt.block_on(start(
         &router_yaml(&fake.webhook_url()),
         &[("ROUTER_WEBHOOK_TOKEN", "hook-token")],
     ));
-    let am = Alertmanager::start(&am_config(&r.url));
+    let am = Alertmanager::start(&common::am_config(&r.url, "1h", Some("hook-token")));
     let starts = chrono_now() - 5;
     let alert = |ends: Option<i64>| {
         let mut a = json!({
@@ -157,13 +127,14 @@ fn alertmanager_to_router_to_dingtalk_firing_then_resolved() {
 
 #[test]
 fn ha_pair_of_alertmanagers_notifies_once() {
-    let rt = runtime();
+    let rt = common::runtime();
     let fake = DingTalkFake::start("am-token", Some("SECam"));
     let r = rt.block_on(start(
         &router_yaml(&fake.webhook_url()),
         &[("ROUTER_WEBHOOK_TOKEN", "hook-token")],
     ));
-    let peers = Alertmanager::start_cluster(&am_config(&r.url), 2);
+    let peers =
+        Alertmanager::start_cluster(&common::am_config(&r.url, "1h", Some("hook-token")), 2);
     let a = json!([{
         "labels": {"alertname": "FeedStale", "severity": "warning", "venue": "xshg"},
         "annotations": {"summary": "market data feed stale"},

@@ -41,11 +41,11 @@ async fn signed_sms_is_accepted_with_short_parameters_and_a_wrong_secret_fails()
     ))
     .await;
     assert!(
-        common::eventually(Duration::from_secs(10), || async {
-            r.metric("quantwatch_router_notifications_total{channel=\"sms\",outcome=\"failed\"}")
-                .await
-                == Some(1.0)
-        })
+        r.metric_reaches(
+            "quantwatch_router_notifications_total{channel=\"sms\",outcome=\"failed\"}",
+            1.0,
+            Duration::from_secs(10)
+        )
         .await
     );
     assert_eq!(

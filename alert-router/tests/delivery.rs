@@ -85,11 +85,11 @@ async fn dingtalk_gets_signed_markdown_with_mentions() {
     assert_eq!(m["at"]["isAtAll"], false);
     assert_eq!(fake.server.count_errcode(310000), 0);
     assert!(
-        common::eventually(Duration::from_secs(5), || async {
-            r.metric("quantwatch_router_notifications_total{channel=\"ding\",outcome=\"sent\"}")
-                .await
-                == Some(1.0)
-        })
+        r.metric_reaches(
+            "quantwatch_router_notifications_total{channel=\"ding\",outcome=\"sent\"}",
+            1.0,
+            Duration::from_secs(5)
+        )
         .await
     );
     r.shutdown().await;
@@ -648,7 +648,7 @@ async fn a_banned_dingtalk_robot_hands_its_alerts_to_the_wecom_fallback_once() {
         let url = format!(
             "{}&timestamp={ts}&sign={}",
             ding.webhook_url(),
-            urlencoding(&testkit::fakes::dingtalk::expected_sign(
+            testkit::fakes::percent_encode(&testkit::fakes::dingtalk::expected_sign(
                 "SECs",
                 &ts.to_string()
             ))
@@ -717,27 +717,7 @@ async fn a_banned_dingtalk_robot_hands_its_alerts_to_the_wecom_fallback_once() {
         "never both delivered and failed over"
     );
     // The alert's history records the handover.
-    let h: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/alerts/fp-BannedA/history", r.url))
-        .bearer_auth(API)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap_or_default();
-    let text = h.to_string();
+    let text = serde_json::Value::from(r.history(API, "fp-BannedA").await).to_string();
     assert!(text.contains("failover"), "history: {text}");
     r.shutdown().await;
-}
-
-fn urlencoding(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

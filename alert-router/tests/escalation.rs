@@ -2,13 +2,15 @@
 //! explicit `now` values (intake, claim, ack all take the time), so a 15-minute chain is checked
 //! to the millisecond without waiting.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use quantwatch_alert_router::config::{self, Config};
 use quantwatch_alert_router::intake::route_event;
 use quantwatch_alert_router::model::AlertEvent;
-use quantwatch_alert_router::store::{self, AckOutcome, Store};
+use quantwatch_alert_router::store::{AckOutcome, Store};
 
 const T0: i64 = 1_800_000_000_000;
 const MIN: i64 = 60_000;
@@ -54,13 +56,7 @@ async fn fixture(yaml: &str) -> Fixture {
 
 /// The same fixture on another store URL (PostgreSQL).
 async fn fixture_on(yaml: &str, url: Option<String>) -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("router.yml");
-    std::fs::write(&path, yaml).expect("write config");
-    let url = url.unwrap_or_else(|| format!("sqlite://{}/router.db", dir.path().display()));
-    let env: HashMap<String, String> = [("ROUTER_DATABASE_URL".to_string(), url.clone())].into();
-    let cfg = config::load(Some(&path), &env).unwrap_or_else(|e| panic!("config: {e}"));
-    let store = store::open(&url, false).await.expect("open store");
+    let (cfg, store, _, dir) = common::config_and_store(yaml, url).await;
     Fixture {
         store,
         cfg,

@@ -58,16 +58,7 @@ async fn refused_then_handed_over(db: Option<&str>) {
     assert_eq!(failed.len(), 1, "{failed:?}");
     let text = failed[0].to_string();
     assert!(text.contains("failed over to wx: errcode 310000"), "{text}");
-    let h: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/alerts/fp-Rotated/history", r.url))
-        .bearer_auth(API)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let text = h.to_string();
+    let text = serde_json::Value::from(r.history(API, "fp-Rotated").await).to_string();
     assert!(
         text.contains("\"failover\"") && text.contains("ding -> wx"),
         "history: {text}"
@@ -82,11 +73,7 @@ async fn permanent_refusal_fails_over_once_on_sqlite() {
 
 #[test]
 fn permanent_refusal_fails_over_once_on_postgres() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     let pg = Postgres::start();
     let url = pg.create_database("router");
     rt.block_on(refused_then_handed_over(Some(&url)));

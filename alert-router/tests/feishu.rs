@@ -84,11 +84,11 @@ async fn wrong_secret_is_permanent_and_resolved_is_green() {
         .await;
     assert_eq!(s, 200);
     assert!(
-        common::eventually(Duration::from_secs(10), || async {
-            r.metric("quantwatch_router_notifications_total{channel=\"lark\",outcome=\"failed\"}")
-                .await
-                == Some(1.0)
-        })
+        r.metric_reaches(
+            "quantwatch_router_notifications_total{channel=\"lark\",outcome=\"failed\"}",
+            1.0,
+            Duration::from_secs(10)
+        )
         .await
     );
     assert_eq!(

@@ -16,14 +16,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_quantwatch-alert-router");
 const API: &str = "api-token-for-heartbeat-tests";
 const HOOK: &str = "hook-token";
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 fn router_yaml(ding: &str, extra: &str) -> String {
     format!(
         "language: en\ntimezone: Asia/Shanghai\ndelivery:\n  poll_interval: 200ms\n  lease: 2s\nchannels:\n  - type: dingtalk\n    name: ding\n    webhook_url: \"{ding}\"\n    secret: SECdm\nroute:\n  channels: [ding]\n{extra}"
@@ -61,27 +53,6 @@ fn watchdog(url: &str, peer: &str) {
     assert_eq!(resp.status().as_u16(), 200);
 }
 
-fn sent_count(url: &str) -> usize {
-    let v: Value = client()
-        .get(format!("{url}/api/v1/notifications?state=sent&limit=100"))
-        .bearer_auth(API)
-        .send()
-        .expect("api")
-        .json()
-        .expect("api json");
-    v["notifications"].as_array().map_or(0, Vec::len)
-}
-
-fn kill_9(app: &App) {
-    let ok = std::process::Command::new("kill")
-        .arg("-9")
-        .arg(app.child_pid().to_string())
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok);
-}
-
 /// The binary's config file (dead man's deadline 3 s) in a temp dir the caller keeps.
 fn binary_config(fake: &DingTalkFake) -> (tempfile::TempDir, String) {
     let state = tempfile::tempdir().expect("temp dir");
@@ -115,7 +86,7 @@ fn hh_mm(rfc: &str) -> &str {
 
 #[test]
 fn deadman_pages_when_alertmanager_stops_and_resolves_when_it_is_back() {
-    let rt = runtime();
+    let rt = common::runtime();
     let fake = DingTalkFake::start("dm-token", Some("SECdm"));
     let r = rt.block_on(common::start(
         &router_yaml(&fake.webhook_url(), "deadman:\n  deadline: 4s\n"),
@@ -229,7 +200,7 @@ fn kill_9_during_the_silence_still_pages_once_after_restart() {
     let mut app = App::start(BIN, &["--config", &cfg_arg], &env);
     watchdog(&app.url(), "http://am-a:9093");
     let heard = Instant::now();
-    kill_9(&app);
+    app.kill_9();
     drop(app);
     // The deadline passes while the router is dead.
     std::thread::sleep(Duration::from_secs(4).saturating_sub(heard.elapsed()));
@@ -245,11 +216,11 @@ fn kill_9_during_the_silence_still_pages_once_after_restart() {
     assert!(fake.texts()[0].contains("MonitoringPipelineSilent"));
     // Killed again once the page is recorded as sent, and started again: not paged twice.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while sent_count(&app.url()) < 1 {
+    while common::sent_count(&app.url(), API) < 1 {
         assert!(Instant::now() < deadline, "page never marked sent");
         std::thread::sleep(Duration::from_millis(20));
     }
-    kill_9(&app);
+    app.kill_9();
     drop(app);
     app = App::start(BIN, &["--config", &cfg_arg], &env);
     std::thread::sleep(Duration::from_secs(3));
@@ -285,7 +256,7 @@ fn two_replicas_on_postgres_page_once_and_resolve_once() {
 
 #[test]
 fn one_silent_alertmanager_of_two_warns_and_both_silent_page() {
-    let rt = runtime();
+    let rt = common::runtime();
     let fake = DingTalkFake::start("ha-token", Some("SECdm"));
     let r = rt.block_on(common::start(
         &router_yaml(&fake.webhook_url(), "deadman:\n  deadline: 3s\n"),
@@ -326,7 +297,7 @@ fn hhmm_utc(at: chrono::DateTime<chrono::Utc>) -> String {
 
 #[test]
 fn heartbeat_monitors_honour_period_grace_and_window_and_resolve_on_the_next_beat() {
-    let rt = runtime();
+    let rt = common::runtime();
     let ding = DingTalkFake::start("hb-token", Some("SECdm"));
     let other = DingTalkFake::start("hb-other", Some("SECo"));
     let now = chrono::Utc::now();

@@ -11,17 +11,9 @@ use testkit::Postgres;
 
 const API: &str = "api-secret";
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 #[test]
 fn postgres_store_dedups_answers_503_when_down_and_recovers() {
-    let rt = runtime();
+    let rt = common::runtime();
     let mut pg = Postgres::start();
     let url = pg.create_database("router");
     let r = rt.block_on(start(
@@ -104,7 +96,7 @@ fn postgres_store_dedups_answers_503_when_down_and_recovers() {
 
 #[test]
 fn two_replicas_share_the_outbox_and_send_each_row_once() {
-    let rt = runtime();
+    let rt = common::runtime();
     let pg = Postgres::start();
     let url = pg.create_database("router");
     let yaml = "delivery:\n  poll_interval: 100ms\n  batch_max: 7\n";
@@ -183,7 +175,7 @@ fn two_replicas_share_the_outbox_and_send_each_row_once() {
 
 #[test]
 fn a_hung_database_gets_503_in_bounded_time_not_a_hung_webhook() {
-    let rt = runtime();
+    let rt = common::runtime();
     let pg = Postgres::start();
     let url = pg.create_database("router");
     let r = rt.block_on(start(

@@ -130,14 +130,7 @@ receivers:
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let pid = replicas[holder].as_ref().expect("running").child_pid();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    replicas[holder].as_ref().expect("running").kill_9();
     replicas[holder] = None;
     fakes[1].server.set_mode(Mode::Normal);
     // The survivor takes step 1 over after the 2 s lease, then sends step 2.

@@ -2,6 +2,8 @@
 //! again, and every step that fell due while the router was dead fires within 1 s of the
 //! restart, none is lost, and the step already sent is not sent again.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use testkit::App;
@@ -9,20 +11,6 @@ use testkit::fakes::slack::SlackFake;
 
 const BIN: &str = env!("CARGO_BIN_EXE_quantwatch-alert-router");
 const API: &str = "api";
-
-fn sent_count(app: &App) -> usize {
-    let v: serde_json::Value = reqwest::blocking::Client::new()
-        .get(format!(
-            "{}/api/v1/notifications?state=sent&limit=100",
-            app.url()
-        ))
-        .bearer_auth(API)
-        .send()
-        .expect("api")
-        .json()
-        .expect("api json");
-    v["notifications"].as_array().map_or(0, Vec::len)
-}
 
 #[test]
 fn kill_9_with_steps_pending_then_restart_fires_each_due_step_once_within_1s() {
@@ -81,7 +69,7 @@ escalation_policies:
     );
     // Step 0 is recorded as sent before the kill (so it must never come again).
     let deadline = Instant::now() + Duration::from_secs(5);
-    while sent_count(&app) < 1 {
+    while common::sent_count(&app.url(), API) < 1 {
         assert!(Instant::now() < deadline, "step 0 never marked sent");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -89,13 +77,7 @@ escalation_policies:
         posted.elapsed() < Duration::from_secs(3),
         "too slow to test"
     );
-    let ok = std::process::Command::new("kill")
-        .arg("-9")
-        .arg(app.child_pid().to_string())
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok);
+    app.kill_9();
     drop(app);
     // Both remaining steps fall due while the router is dead.
     std::thread::sleep(Duration::from_secs(5).saturating_sub(posted.elapsed()));
@@ -131,5 +113,5 @@ escalation_policies:
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(first.server.accepted().len(), 2);
     assert_eq!(second.server.accepted().len(), 1);
-    assert_eq!(sent_count(&app), 3);
+    assert_eq!(common::sent_count(&app.url(), API), 3);
 }

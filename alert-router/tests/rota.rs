@@ -4,6 +4,8 @@
 //! once, an ack reminder once per period; a second store handle on the same database (a
 //! restart, a replica) never queues a notice twice.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -72,13 +74,7 @@ async fn fixture() -> Fixture {
 
 /// The same fixture on another store URL (PostgreSQL).
 async fn fixture_on(url: Option<String>) -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("router.yml");
-    std::fs::write(&path, YAML).expect("write config");
-    let url = url.unwrap_or_else(|| format!("sqlite://{}/router.db", dir.path().display()));
-    let env: HashMap<String, String> = [("ROUTER_DATABASE_URL".to_string(), url.clone())].into();
-    let cfg = config::load(Some(&path), &env).unwrap_or_else(|e| panic!("config: {e}"));
-    let store = store::open(&url, false).await.expect("open store");
+    let (cfg, store, url, dir) = common::config_and_store(YAML, url).await;
     Fixture {
         store,
         url,

@@ -17,32 +17,6 @@ use testkit::fakes::dingtalk::DingTalkFake;
 const SECRET: &str = "silence-test-secret-0123456789abcdef";
 const API: &str = "api-token-for-tests";
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-/// Alertmanager repeating every 2 s, so a silence's effect is visible within seconds.
-fn am_config(router_url: &str) -> String {
-    format!(
-        r#"route:
-  receiver: router
-  group_by: ['alertname']
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 2s
-receivers:
-  - name: router
-    webhook_configs:
-      - url: "{router_url}/webhook/alertmanager"
-        send_resolved: true
-"#
-    )
-}
-
 fn router_yaml(ding: &str, am_urls: &[String]) -> String {
     let urls: Vec<String> = am_urls.iter().map(|u| format!("\"{u}\"")).collect();
     format!(
@@ -116,18 +90,6 @@ async fn accepted_webhooks(r: &RouterUnderTest) -> f64 {
     n
 }
 
-async fn api_get(r: &RouterUnderTest, path: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}{path}", r.url))
-        .bearer_auth(API)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, String) {
     let resp = reqwest::Client::new()
         .post(url)
@@ -161,10 +123,11 @@ fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn a_silence_link_silences_in_alertmanager_until_the_alert_resolves() {
-    let rt = runtime();
+    let rt = common::runtime();
     let fake = DingTalkFake::start("silence-token", None);
     let (listener, url) = rt.block_on(bound());
-    let am = Alertmanager::start(&am_config(&url));
+    // Repeating every 2 s, so a silence's effect is visible within seconds.
+    let am = Alertmanager::start(&common::am_config(&url, "2s", None));
     let r = rt.block_on(start(
         listener,
         &url,
@@ -259,7 +222,7 @@ fn a_silence_link_silences_in_alertmanager_until_the_alert_resolves() {
     );
 
     // Recorded: the router's list, the status page, the alert's history.
-    let list = rt.block_on(api_get(&r, "/api/v1/silences"));
+    let list = rt.block_on(r.api_get(API, "/api/v1/silences"));
     assert_eq!(list["silences"].as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list["silences"][0]["duration"], "resolved");
     assert_eq!(list["silences"][0]["created_by"], "alice");
@@ -267,7 +230,7 @@ fn a_silence_link_silences_in_alertmanager_until_the_alert_resolves() {
         .as_str()
         .unwrap()
         .to_string();
-    let hist = rt.block_on(api_get(&r, &format!("/api/v1/alerts/{fp}/history")));
+    let hist = rt.block_on(r.api_get(API, &format!("/api/v1/alerts/{fp}/history")));
     let actions: Vec<(&str, &str)> = hist["history"]
         .as_array()
         .unwrap()
@@ -276,17 +239,7 @@ fn a_silence_link_silences_in_alertmanager_until_the_alert_resolves() {
         .map(|h| (h["action"].as_str().unwrap(), h["by"].as_str().unwrap()))
         .collect();
     assert_eq!(actions, vec![("silence_resolved", "alice")]);
-    let status_page = rt.block_on(async {
-        reqwest::Client::new()
-            .get(format!("{url}/"))
-            .bearer_auth(API)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let (_, status_page) = rt.block_on(r.status_page(API));
     assert!(status_page.contains("<h2>Silences</h2>"), "{status_page}");
     assert!(
         status_page.contains("/expire\"><button type=\"submit\">Expire</button>"),
@@ -301,9 +254,9 @@ fn a_silence_link_silences_in_alertmanager_until_the_alert_resolves() {
         "until-resolved silence expired: {}",
         am.silences()
     );
-    let list = rt.block_on(api_get(&r, "/api/v1/silences"));
+    let list = rt.block_on(r.api_get(API, "/api/v1/silences"));
     assert_eq!(list["silences"], json!([]), "{list}");
-    let hist = rt.block_on(api_get(&r, &format!("/api/v1/alerts/{fp}/history")));
+    let hist = rt.block_on(r.api_get(API, &format!("/api/v1/alerts/{fp}/history")));
     assert!(
         hist["history"]
             .as_array()
@@ -346,7 +299,7 @@ fn firing_router(
 
 #[test]
 fn forged_expired_and_ack_links_are_refused_and_create_nothing() {
-    let rt = runtime();
+    let rt = common::runtime();
     let am = Alertmanager::start("route:\n  receiver: none\nreceivers:\n  - name: none\n");
     let (r, url, starts, _fake) = firing_router(&rt, &[am.url()]);
     let exp = now_ms() / 1000 + 600;
@@ -409,7 +362,7 @@ fn forged_expired_and_ack_links_are_refused_and_create_nothing() {
     });
     assert!(page.contains("value=\"4h\" checked"), "{page}");
     assert_eq!(am.silences(), json!([]), "Alertmanager holds no silence");
-    let list = rt.block_on(api_get(&r, "/api/v1/silences"));
+    let list = rt.block_on(r.api_get(API, "/api/v1/silences"));
     assert_eq!(list["silences"], json!([]));
     // A bad duration is refused too.
     let (status, page) = rt.block_on(post_form(
@@ -427,7 +380,7 @@ fn forged_expired_and_ack_links_are_refused_and_create_nothing() {
     ));
     assert_eq!(status, 200, "{page}");
     assert_eq!(active(&am.silences()).len(), 1);
-    let id = rt.block_on(api_get(&r, "/api/v1/silences"))["silences"][0]["id"]
+    let id = rt.block_on(r.api_get(API, "/api/v1/silences"))["silences"][0]["id"]
         .as_i64()
         .unwrap();
     let expire = |site: &'static str| {
@@ -452,10 +405,10 @@ fn forged_expired_and_ack_links_are_refused_and_create_nothing() {
     assert!(page.contains("Silence expired"), "{page}");
     assert!(active(&am.silences()).is_empty(), "{}", am.silences());
     assert_eq!(
-        rt.block_on(api_get(&r, "/api/v1/silences"))["silences"],
+        rt.block_on(r.api_get(API, "/api/v1/silences"))["silences"],
         json!([])
     );
-    let hist = rt.block_on(api_get(&r, "/api/v1/alerts/fp-BookStale/history"));
+    let hist = rt.block_on(r.api_get(API, "/api/v1/alerts/fp-BookStale/history"));
     let trail: Vec<(String, String, String)> = hist["history"]
         .as_array()
         .unwrap()
@@ -478,7 +431,7 @@ fn forged_expired_and_ack_links_are_refused_and_create_nothing() {
 
 #[test]
 fn an_unreachable_alertmanager_is_said_and_nothing_is_recorded() {
-    let rt = runtime();
+    let rt = common::runtime();
     let am = Alertmanager::start("route:\n  receiver: none\nreceivers:\n  - name: none\n");
     let dead_port = testkit::free_port();
     let dead = format!("http://127.0.0.1:{dead_port}");
@@ -502,7 +455,7 @@ fn an_unreachable_alertmanager_is_said_and_nothing_is_recorded() {
         "undone: {}",
         am.silences()
     );
-    let list = rt.block_on(api_get(&r, "/api/v1/silences"));
+    let list = rt.block_on(r.api_get(API, "/api/v1/silences"));
     assert_eq!(list["silences"], json!([]));
     // Expiring: a silence Alertmanager does not know (it lost its state) or already expired
     // counts as expired; an unreachable one does not.
@@ -521,7 +474,7 @@ fn an_unreachable_alertmanager_is_said_and_nothing_is_recorded() {
             Err(AmError::Unreachable { .. })
         ));
     });
-    let hist = rt.block_on(api_get(&r, "/api/v1/alerts/fp-BookStale/history"));
+    let hist = rt.block_on(r.api_get(API, "/api/v1/alerts/fp-BookStale/history"));
     assert!(
         !hist["history"]
             .as_array()
@@ -538,7 +491,7 @@ fn an_unreachable_alertmanager_is_said_and_nothing_is_recorded() {
 #[test]
 fn silences_are_recorded_and_expired_once_on_postgres() {
     use quantwatch_alert_router::store::{self, AmSilence, SilenceRecord};
-    let rt = runtime();
+    let rt = common::runtime();
     let pg = testkit::Postgres::start();
     let url = pg.create_database("router");
     rt.block_on(async {

@@ -14,6 +14,7 @@ use serde_json::Value;
 use testkit::Postgres;
 use testkit::fakes::aliyun::{code_number, expected_signature};
 use testkit::fakes::aliyun_voice::{AliyunVoiceFake, Answer};
+use testkit::fakes::percent_encode;
 
 const API: &str = "api-secret";
 const SECRET: &str = "voice-access-key-secret-7d1c";
@@ -166,15 +167,7 @@ async fn calls_until_someone_answers(db: Option<&str>) {
         .expect("the step entry");
     assert_eq!(step["mentions"], serde_json::json!([ANN, BO, CY]));
 
-    let page = reqwest::Client::new()
-        .get(&r.url)
-        .bearer_auth(API)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = r.status_page(API).await;
     for (w, _, text) in &got {
         assert!(
             page.contains(text.as_str()),
@@ -223,11 +216,7 @@ async fn a_voice_step_calls_its_people_in_turn_until_one_answers() {
 
 #[test]
 fn a_voice_step_calls_its_people_in_turn_on_postgres() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     let pg = Postgres::start();
     let url = pg.create_database("router");
     rt.block_on(calls_until_someone_answers(Some(&url)));
@@ -369,11 +358,11 @@ async fn a_wrong_secret_fails_permanently_without_showing_it() {
     ))
     .await;
     assert!(
-        common::eventually(Duration::from_secs(10), || async {
-            r.metric("quantwatch_router_notifications_total{channel=\"voice\",outcome=\"failed\"}")
-                .await
-                == Some(1.0)
-        })
+        r.metric_reaches(
+            "quantwatch_router_notifications_total{channel=\"voice\",outcome=\"failed\"}",
+            1.0,
+            Duration::from_secs(10)
+        )
         .await
     );
     assert_eq!(
@@ -426,20 +415,9 @@ fn signed(secret: &str, ts: &str, nonce: &str, over: &[(&str, &str)]) -> Vec<(St
 
 fn form(p: &[(String, String)]) -> String {
     p.iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
         .collect::<Vec<_>>()
         .join("&")
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -564,13 +542,13 @@ async fn the_fake_refuses_what_aliyun_refuses() {
     p.pop();
     let unsorted: String = p
         .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
         .collect::<Vec<_>>()
         .join("&");
     let bad = {
         use base64::Engine;
         use hmac::{Hmac, Mac};
-        let to_sign = format!("POST&%2F&{}", enc(&unsorted));
+        let to_sign = format!("POST&%2F&{}", percent_encode(&unsorted));
         let mut mac = Hmac::<sha1::Sha1>::new_from_slice(format!("{SECRET}&").as_bytes()).unwrap();
         mac.update(to_sign.as_bytes());
         base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())

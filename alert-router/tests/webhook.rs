@@ -66,11 +66,11 @@ async fn a_wrong_secret_is_refused_by_the_receiver_and_fails_permanently() {
     ))
     .await;
     assert!(
-        common::eventually(Duration::from_secs(10), || async {
-            r.metric("quantwatch_router_notifications_total{channel=\"pager\",outcome=\"failed\"}")
-                .await
-                == Some(1.0)
-        })
+        r.metric_reaches(
+            "quantwatch_router_notifications_total{channel=\"pager\",outcome=\"failed\"}",
+            1.0,
+            Duration::from_secs(10)
+        )
         .await
     );
     assert_eq!(rx.server.count_errcode(401), 1);

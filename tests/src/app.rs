@@ -130,6 +130,18 @@ impl App {
         self.child.pid()
     }
 
+    /// `kill -9` the process (a crash: no shutdown path runs); the handle stays for a restart
+    /// test to drop or replace.
+    pub fn kill_9(&self) {
+        let ok = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(self.child_pid().to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -9 {}", self.child_pid());
+    }
+
     pub fn child(&mut self) -> &mut Child {
         &mut self.child
     }

@@ -77,6 +77,12 @@ fn ids_json(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("a list of integers always serialises")
 }
 
+/// A parameter of [`SqlStore::settle`]'s `SET` clause, bound as `$1`, `$2`, … in order.
+enum Bind<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
 /// The type bounds of "sqlx can run our statements on `D`" (Rust does not carry a trait's
 /// where-clauses to its users, so each generic item states them; this macro writes them once).
 macro_rules! sql_impl {
@@ -104,6 +110,57 @@ pub(crate) use sql_impl;
 // The bodies below are the only copy of the store's logic.
 sql_impl! {
 impl<D> [SqlStore<D>] {
+    /// `UPDATE outbox SET {set}` on the rows of `ids`, ending their claim (a worker is done
+    /// with them, whatever the outcome): `binds` are the `$n` of `set`, the id list comes last.
+    async fn settle<'e, E>(
+        e: E,
+        set: &str,
+        binds: &[Bind<'_>],
+        ids: &[i64],
+    ) -> Result<(), StoreError>
+    where
+        E: Executor<'e, Database = D>,
+    {
+        let sep = if set.is_empty() { "" } else { ", " };
+        let sql = format!(
+            "UPDATE outbox SET claimed_by = NULL, lease_until = NULL{sep}{set} WHERE id IN ({})",
+            D::ids_from_json(binds.len() + 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = match *b {
+                Bind::Int(v) => q.bind(v),
+                Bind::Text(t) => q.bind(t.to_string()),
+            };
+        }
+        q.bind(ids_json(ids)).execute(e).await?;
+        Ok(())
+    }
+
+    /// One `alert_audit` row for the alert `(fingerprint, starts_at)`, in the caller's
+    /// transaction.
+    async fn audit(
+        tx: &mut <D as Database>::Connection,
+        (fingerprint, starts_at): (&str, i64),
+        at: i64,
+        action: String,
+        by: &str,
+        via: &str,
+        address: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(notices::AUDIT_INSERT)
+            .bind(fingerprint.to_string())
+            .bind(starts_at)
+            .bind(at)
+            .bind(action)
+            .bind(by.to_string())
+            .bind(via.to_string())
+            .bind(address.map(String::from))
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+
     /// Delete the alert's escalation steps that have not gone out. A row claimed by a live
     /// worker (lease not expired) is in flight: it completes and counts as notified.
     async fn cancel_pending(
@@ -389,17 +446,13 @@ impl<D> [Store for SqlStore<D>] {
     }
 
     async fn mark_sent(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {
-        let sql = format!(
-            "UPDATE outbox SET state = 'sent', sent_at = $1, claimed_by = NULL, lease_until = NULL, attempts = attempts + 1
-             WHERE id IN ({})",
-            D::ids_from_json(2)
-        );
-        sqlx::query(&sql)
-            .bind(now_ms)
-            .bind(ids_json(ids))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        Self::settle(
+            &self.pool,
+            "state = 'sent', sent_at = $1, attempts = attempts + 1",
+            &[Bind::Int(now_ms)],
+            ids,
+        )
+        .await
     }
 
     async fn record_send(&self, channel: &str, now_ms: i64) -> Result<(), StoreError> {
@@ -412,33 +465,23 @@ impl<D> [Store for SqlStore<D>] {
     }
 
     async fn reschedule(&self, ids: &[i64], due_ms: i64, error: &str) -> Result<(), StoreError> {
-        let sql = format!(
-            "UPDATE outbox SET due_at = $1, last_error = $2, attempts = attempts + 1, claimed_by = NULL, lease_until = NULL
-             WHERE id IN ({})",
-            D::ids_from_json(3)
-        );
-        sqlx::query(&sql)
-            .bind(due_ms)
-            .bind(error)
-            .bind(ids_json(ids))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        Self::settle(
+            &self.pool,
+            "due_at = $1, last_error = $2, attempts = attempts + 1",
+            &[Bind::Int(due_ms), Bind::Text(error)],
+            ids,
+        )
+        .await
     }
 
     async fn mark_failed(&self, ids: &[i64], error: &str, now_ms: i64) -> Result<(), StoreError> {
-        let sql = format!(
-            "UPDATE outbox SET state = 'failed', last_error = $1, attempts = attempts + 1, claimed_by = NULL, lease_until = NULL, sent_at = NULL, due_at = $2
-             WHERE id IN ({})",
-            D::ids_from_json(3)
-        );
-        sqlx::query(&sql)
-            .bind(error)
-            .bind(now_ms)
-            .bind(ids_json(ids))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        Self::settle(
+            &self.pool,
+            "state = 'failed', last_error = $1, attempts = attempts + 1, sent_at = NULL, due_at = $2",
+            &[Bind::Text(error), Bind::Int(now_ms)],
+            ids,
+        )
+        .await
     }
 
     async fn fail_over(
@@ -488,34 +531,25 @@ impl<D> [Store for SqlStore<D>] {
         sqlx::query(&sql)
             .bind(now_ms)
             .bind(actor)
-            .bind(moved_json.clone())
-            .execute(&mut *tx)
-            .await?;
-        let sql = format!(
-            "UPDATE outbox SET state = 'failed', last_error = $1, attempts = attempts + 1, claimed_by = NULL, lease_until = NULL, due_at = $2
-             WHERE id IN ({})",
-            D::ids_from_json(3)
-        );
-        sqlx::query(&sql)
-            .bind(format!("failed over to {}: {reason}", to.join(", ")))
-            .bind(now_ms)
             .bind(moved_json)
             .execute(&mut *tx)
             .await?;
+        Self::settle(
+            &mut *tx,
+            "state = 'failed', last_error = $1, attempts = attempts + 1, due_at = $2",
+            &[
+                Bind::Text(&format!("failed over to {}: {reason}", to.join(", "))),
+                Bind::Int(now_ms),
+            ],
+            &moved,
+        )
+        .await?;
         tx.commit().await?;
         Ok(moved)
     }
 
     async fn release(&self, ids: &[i64]) -> Result<(), StoreError> {
-        let sql = format!(
-            "UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE id IN ({})",
-            D::ids_from_json(1)
-        );
-        sqlx::query(&sql)
-            .bind(ids_json(ids))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        Self::settle(&self.pool, "", &[], ids).await
     }
 
     async fn next_due(&self, channel: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
@@ -803,16 +837,16 @@ impl<D> [Store for SqlStore<D>] {
             .bind(serde_json::to_string(&s.alertmanagers)?)
             .fetch_one(&mut *tx)
             .await?;
-        sqlx::query(notices::AUDIT_INSERT)
-            .bind(s.fingerprint.clone())
-            .bind(s.starts_at)
-            .bind(s.created_at)
-            .bind(format!("silence_{}", s.duration))
-            .bind(s.created_by.clone())
-            .bind(via.to_string())
-            .bind(address.map(String::from))
-            .execute(&mut *tx)
-            .await?;
+        Self::audit(
+            &mut tx,
+            (&s.fingerprint, s.starts_at),
+            s.created_at,
+            format!("silence_{}", s.duration),
+            &s.created_by,
+            via,
+            address,
+        )
+        .await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -852,16 +886,16 @@ impl<D> [Store for SqlStore<D>] {
         else {
             return Ok(false);
         };
-        sqlx::query(notices::AUDIT_INSERT)
-            .bind(fingerprint)
-            .bind(starts_at)
-            .bind(now_ms)
-            .bind("unsilence".to_string())
-            .bind(by.to_string())
-            .bind(via.to_string())
-            .bind(address.map(String::from))
-            .execute(&mut *tx)
-            .await?;
+        Self::audit(
+            &mut tx,
+            (&fingerprint, starts_at),
+            now_ms,
+            "unsilence".to_string(),
+            by,
+            via,
+            address,
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }

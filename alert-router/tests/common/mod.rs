@@ -132,6 +132,39 @@ impl RouterUnderTest {
         v["history"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Whether the sample `series` of /metrics reaches exactly `value` within `timeout`.
+    pub async fn metric_reaches(&self, series: &str, value: f64, timeout: Duration) -> bool {
+        eventually(timeout, || async {
+            self.metric(series).await == Some(value)
+        })
+        .await
+    }
+
+    /// `GET {path}` of the API with the bearer `token`: the JSON answer.
+    pub async fn api_get(&self, token: &str, path: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("api")
+            .json()
+            .await
+            .expect("api json")
+    }
+
+    /// `GET /` (the status page) with the API bearer: status and HTML.
+    pub async fn status_page(&self, token: &str) -> (u16, String) {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("status page");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.expect("status page body"))
+    }
+
     pub async fn notifications(&self, token: &str, state: &str) -> Vec<Value> {
         let v: Value = reqwest::Client::new()
             .get(format!(
@@ -181,6 +214,80 @@ pub fn payload(group_key: &str, alerts: Vec<Value>) -> Value {
         "externalURL": "http://alertmanager:9093",
         "alerts": alerts,
     })
+}
+
+/// A config loaded from `yaml` and its store opened, without a running router: for tests
+/// that drive the engines (`rota::tick`, intake, claim, ack) with a clock of their own. The
+/// store is a SQLite file in the returned temp dir unless `url` names another (PostgreSQL).
+pub async fn config_and_store(
+    yaml: &str,
+    url: Option<String>,
+) -> (
+    config::Config,
+    std::sync::Arc<dyn quantwatch_alert_router::store::Store>,
+    String,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("router.yml");
+    std::fs::write(&path, yaml).expect("write config");
+    let url = url.unwrap_or_else(|| format!("sqlite://{}/router.db", dir.path().display()));
+    let env: HashMap<String, String> = [("ROUTER_DATABASE_URL".to_string(), url.clone())].into();
+    let cfg = config::load(Some(&path), &env).unwrap_or_else(|e| panic!("config: {e}"));
+    let store = quantwatch_alert_router::store::open(&url, false)
+        .await
+        .expect("open store");
+    (cfg, store, url, dir)
+}
+
+/// How many notifications the router at `url` (a real binary, [`testkit::App`]) has sent, by
+/// its API with the bearer `token` (blocking: for the tests that kill and restart it).
+pub fn sent_count(url: &str, token: &str) -> usize {
+    let v: Value = reqwest::blocking::Client::new()
+        .get(format!("{url}/api/v1/notifications?state=sent&limit=100"))
+        .bearer_auth(token)
+        .send()
+        .expect("api")
+        .json()
+        .expect("api json");
+    v["notifications"].as_array().map_or(0, Vec::len)
+}
+
+/// A runtime of their own for the tests that run on a plain test thread (the harness is
+/// blocking: PostgreSQL, Alertmanager, ...) and drive the in-process router on it.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// An Alertmanager config sending every group (by `alertname`, wait and interval 1 s) to the
+/// router's webhook, resolved alerts too, repeating every `repeat_interval`; with a bearer
+/// `token` when the router has `ROUTER_WEBHOOK_TOKEN`.
+pub fn am_config(router_url: &str, repeat_interval: &str, token: Option<&str>) -> String {
+    let auth = token
+        .map(|t| {
+            format!(
+                "        http_config:\n          authorization:\n            credentials: {t}\n"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        r#"route:
+  receiver: router
+  group_by: ['alertname']
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: {repeat_interval}
+receivers:
+  - name: router
+    webhook_configs:
+      - url: "{router_url}/webhook/alertmanager"
+        send_resolved: true
+{auth}"#
+    )
 }
 
 /// Poll an async condition until true or the timeout passes.

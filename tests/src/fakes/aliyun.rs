@@ -20,7 +20,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha1::Sha1;
 
-use super::{FakeServer, Shared, mode_gate};
+use super::{FakeServer, Shared, mode_gate, percent_encode};
 
 /// One Aliyun account as the fakes know it: its key, the nonces seen, per-number flow control.
 #[derive(Clone)]
@@ -36,26 +36,15 @@ pub struct AliyunFake {
     pub server: FakeServer,
 }
 
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The signature Aliyun computes for a POST with these parameters.
 pub fn expected_signature(secret: &str, params: &[(String, String)]) -> String {
     let mut p: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != "Signature").collect();
     p.sort_by(|a, b| a.0.cmp(&b.0));
     let canonical: Vec<String> = p
         .iter()
-        .map(|(k, v)| format!("{}={}", percent(k), percent(v)))
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
         .collect();
-    let to_sign = format!("POST&%2F&{}", percent(&canonical.join("&")));
+    let to_sign = format!("POST&%2F&{}", percent_encode(&canonical.join("&")));
     let mut mac = Hmac::<Sha1>::new_from_slice(format!("{secret}&").as_bytes())
         .expect("HMAC takes keys of any length");
     mac.update(to_sign.as_bytes());
@@ -114,6 +103,25 @@ pub fn code_number(code: &str) -> i64 {
         "isv.INVALID_PARAMETERS" => 14,
         "InvalidAction.NotFound" => 15,
         _ => 99,
+    }
+}
+
+/// The form parameters as the JSON object the fakes record.
+pub(crate) fn params_json(params: &[(String, String)]) -> Value {
+    params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// The HTTP status Aliyun answers a `Code` with: 200 for success and the business (`isv.`)
+/// errors, 400 for the rest.
+pub(crate) fn rpc_status(code: &str) -> axum::http::StatusCode {
+    if code == "OK" || code.starts_with("isv.") {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::BAD_REQUEST
     }
 }
 
@@ -194,18 +202,10 @@ async fn send(
         return r;
     }
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let body: Value = params
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect::<serde_json::Map<_, _>>()
-        .into();
+    let body = params_json(&params);
     let answer = |code: &str, msg: &str| {
         super::record(&a.shared, body.clone(), code_number(code));
-        let status = if code == "OK" || code.starts_with("isv.") {
-            axum::http::StatusCode::OK
-        } else {
-            axum::http::StatusCode::BAD_REQUEST
-        };
+        let status = rpc_status(code);
         (
             status,
             Json(json!({"Code": code, "Message": msg, "RequestId": "fake-request"})),

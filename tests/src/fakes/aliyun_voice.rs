@@ -27,7 +27,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::FakeServer;
-use super::aliyun::{Account, check_rpc, code_number};
+use super::aliyun::{Account, check_rpc, code_number, params_json, rpc_status};
 
 /// What the called person does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,18 +210,10 @@ async fn single_call_by_tts(
         return r;
     }
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let body: Value = params
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect::<serde_json::Map<_, _>>()
-        .into();
+    let body = params_json(&params);
     let answer = |code: &str, msg: &str, call_id: Option<&str>| {
         super::record(&c.acct.shared, body.clone(), code_number(code));
-        let status = if code == "OK" || code.starts_with("isv.") {
-            axum::http::StatusCode::OK
-        } else {
-            axum::http::StatusCode::BAD_REQUEST
-        };
+        let status = rpc_status(code);
         let mut v = json!({"Code": code, "Message": msg, "RequestId": "fake-request"});
         if let Some(id) = call_id {
             v["CallId"] = id.into();

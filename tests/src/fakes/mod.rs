@@ -19,6 +19,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Percent-encoding as the vendors sign it (RFC 3986: every byte but the unreserved
+/// `A-Z a-z 0-9 - _ . ~` as `%XX`, upper-case hex): Aliyun's canonical query, DingTalk's `sign`.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// How a fake answers, switchable while it runs (to simulate an outage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

@@ -5,7 +5,7 @@
 //! the driver refuses (EINVAL, EOPNOTSUPP) is skipped and one that does not parse fails the
 //! collector. No `/sys/class/power_supply` is "no data".
 
-use super::sysfs::{io_err, list};
+use super::sysfs::{go_uint, io_err, list};
 use super::{Ctx, NodeCollector, NodeError, parse_err};
 use crate::metrics::{Families, Family};
 use std::collections::BTreeMap;
@@ -102,29 +102,14 @@ const TEXT: [&str; 11] = [
     "scope",
 ];
 
-/// Go's `strconv.ParseInt(s, 0, 64)`: a sign, then `0x`, `0o`, `0b` or a leading `0`
-/// (octal) choose the base.
+/// Go's `strconv.ParseInt(s, 0, 64)`: a sign, then the base prefixes of
+/// [`go_uint`](super::sysfs::go_uint) (`0x`, `0o`, `0b`, a leading `0` for octal).
 fn go_int(s: &str) -> Option<i64> {
     let (neg, body) = match s.strip_prefix('-') {
         Some(b) => (true, b),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    let lower = body.to_ascii_lowercase();
-    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
-        (16, d)
-    } else if let Some(d) = lower.strip_prefix("0o") {
-        (8, d)
-    } else if let Some(d) = lower.strip_prefix("0b") {
-        (2, d)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..])
-    } else {
-        (10, lower.as_str())
-    };
-    if digits.is_empty() || digits.starts_with(['+', '-']) {
-        return None;
-    }
-    let v = i128::from_str_radix(digits, radix).ok()?;
+    let v = i128::from(go_uint(body)?);
     i64::try_from(if neg { -v } else { v }).ok()
 }
 
@@ -212,5 +197,9 @@ mod tests {
         assert_eq!(go_int("0"), Some(0));
         assert_eq!(go_int("abc"), None);
         assert_eq!(go_int(""), None);
+        assert_eq!(go_int("--5"), None);
+        assert_eq!(go_int("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(go_int("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(go_int("9223372036854775808"), None);
     }
 }
