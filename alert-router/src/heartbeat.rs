@@ -647,18 +647,13 @@ fn tick_soon(app: &Arc<App>) {
     });
 }
 
-#[derive(Deserialize)]
-struct PayloadSource {
-    #[serde(rename = "externalURL", default)]
-    external_url: Option<String>,
-}
-
-/// The Alertmanager a webhook came from: its `externalURL`, cut to a bounded length.
-fn peer_of(body: &[u8]) -> String {
-    let url = serde_json::from_slice::<PayloadSource>(body)
-        .ok()
-        .and_then(|p| p.external_url)
-        .map(|u| u.trim().to_string())
+/// The Alertmanager an event came from: the payload's `externalURL`, which intake keeps on
+/// every event (`silence::EXTERNAL_URL`), cut to a bounded length.
+fn peer_of(event: &AlertEvent) -> String {
+    let url = event
+        .annotations
+        .get(crate::silence::EXTERNAL_URL)
+        .map(|u| u.trim())
         .filter(|u| !u.is_empty());
     match url {
         Some(u) => u.chars().take(MAX_PEER_CHARS).collect(),
@@ -673,7 +668,6 @@ fn peer_of(body: &[u8]) -> String {
 pub async fn take_watchdog(
     app: &Arc<App>,
     cfg: &Config,
-    body: &[u8],
     events: Vec<AlertEvent>,
 ) -> Result<Vec<AlertEvent>, StoreError> {
     let Some(d) = &cfg.watch.deadman else {
@@ -682,8 +676,8 @@ pub async fn take_watchdog(
     let (watchdog, rest): (Vec<AlertEvent>, Vec<AlertEvent>) = events
         .into_iter()
         .partition(|e| e.alertname() == d.alertname);
-    if watchdog.iter().any(|e| e.status == "firing") {
-        let names = [KEY_DEADMAN.to_string(), peer_key(&peer_of(body))];
+    if let Some(e) = watchdog.iter().find(|e| e.status == "firing") {
+        let names = [KEY_DEADMAN.to_string(), peer_key(&peer_of(e))];
         app.store
             .signals_heard(&names, crate::worker::now_ms())
             .await?;
@@ -1054,12 +1048,18 @@ mod tests {
 
     #[test]
     fn the_peer_is_the_payloads_external_url_bounded() {
+        // Through intake's parser, as the webhook takes it.
+        let peer = |payload: &str| {
+            let events = crate::model::parse_payload(payload.as_bytes()).expect("payload");
+            peer_of(&events[0])
+        };
+        let alert = r#""alerts":[{"status":"firing","labels":{"alertname":"Watchdog"},"startsAt":"2026-11-30T00:00:00Z"}]"#;
         assert_eq!(
-            peer_of(br#"{"externalURL":"http://am-1:9093","alerts":[]}"#),
+            peer(&format!(r#"{{"externalURL":"http://am-1:9093",{alert}}}"#)),
             "http://am-1:9093"
         );
-        assert_eq!(peer_of(br#"{"alerts":[]}"#), "unknown");
-        let long = format!(r#"{{"externalURL":"{}"}}"#, "é".repeat(500));
-        assert_eq!(peer_of(long.as_bytes()).chars().count(), MAX_PEER_CHARS);
+        assert_eq!(peer(&format!("{{{alert}}}")), "unknown");
+        let long = format!(r#"{{"externalURL":"{}",{alert}}}"#, "é".repeat(500));
+        assert_eq!(peer(&long).chars().count(), MAX_PEER_CHARS);
     }
 }

@@ -214,7 +214,7 @@ pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
         }
     };
     // The dead man's switch: Watchdog alerts are heartbeats, not alerts to route.
-    let events = match crate::heartbeat::take_watchdog(&app, &live.config, &bytes, events).await {
+    let events = match crate::heartbeat::take_watchdog(&app, &live.config, events).await {
         Ok(rest) => rest,
         Err(e) => {
             app.metrics.store_up.set(0);
