@@ -166,7 +166,7 @@ impl<D> [CallStore for SqlStore<D>] {
         rest: &[String],
         due_ms: i64,
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(D::BEGIN_WRITE).await?;
         let mut first = Vec::new();
         for r in &call.rows {
             let earlier: i64 = sqlx::query_scalar(
@@ -234,7 +234,7 @@ impl<D> [CallStore for SqlStore<D>] {
         r: &Receipt,
         now_ms: i64,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(D::BEGIN_WRITE).await?;
         let channel: Option<String> = sqlx::query_scalar(
             "SELECT channel FROM voice_calls WHERE call_id = $1 ORDER BY id LIMIT 1",
         )

@@ -11,6 +11,7 @@ use super::StoreError;
 use super::sql::{Dialect, SqlStore};
 
 impl Dialect for Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
     fn lock_rows(of: &str) -> String {
         if of.is_empty() {
             " FOR UPDATE".into()

@@ -23,7 +23,8 @@ use super::{
 /// What differs between the SQL of the two backends.
 pub trait Dialect: Database {
     /// Row locks on the rows a reading statement selects (` FOR UPDATE [OF tables]`).
-    /// Empty on SQLite, where the one writer connection already serialises the transaction.
+    /// Empty on SQLite, where a write transaction holds the database's write lock from its
+    /// start (`BEGIN_WRITE`).
     fn lock_rows(of: &str) -> String;
     /// Appended to the claim's row selection: on PostgreSQL rows another replica is claiming
     /// are skipped rather than waited for.
@@ -32,6 +33,13 @@ pub trait Dialect: Database {
     fn ids_from_json(n: usize) -> String;
     /// Rows a statement changed (sqlx has no trait for it).
     fn rows_affected(r: &Self::QueryResult) -> u64;
+    /// How a read-then-write transaction begins. SQLite: `BEGIN IMMEDIATE`, so the write lock
+    /// is taken (waiting out `busy_timeout`) before the first read; a deferred transaction
+    /// that read and then tries to write after another connection committed fails at once
+    /// with SQLITE_BUSY_SNAPSHOT ("database is locked"), which `busy_timeout` cannot help.
+    /// The writer connection serialises only its own transactions: the delivery bookkeeping
+    /// writes through the read pool.
+    const BEGIN_WRITE: &'static str;
 }
 
 /// The store over one dialect.
@@ -330,7 +338,7 @@ sql_impl! {
 #[async_trait]
 impl<D> [Store for SqlStore<D>] {
     async fn ingest(&self, events: &[RoutedEvent], now_ms: i64) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(D::BEGIN_WRITE).await?;
         let ids = Self::insert_events(&mut *tx, events, now_ms).await?;
         let mut channels: Vec<Vec<String>> = events.iter().map(|r| r.channels.clone()).collect();
         for (i, r) in events.iter().enumerate() {
@@ -629,7 +637,7 @@ impl<D> [Store for SqlStore<D>] {
         let (fingerprint, by) = (req.fingerprint, req.by);
         // An ack and a resolve (or a second ack) of one alert serialise: the writer
         // connection on SQLite, the row lock on PostgreSQL.
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(D::BEGIN_WRITE).await?;
         let sql = format!(
             "SELECT s.event_id, s.acked_by, s.acked_at, e.payload, e.starts_at FROM alert_state s
              JOIN alert_events e ON e.id = s.event_id WHERE s.fingerprint = $1 AND s.status = 'firing'{}",
@@ -824,7 +832,7 @@ impl<D> [Store for SqlStore<D>] {
         via: &str,
         address: Option<&str>,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(D::BEGIN_WRITE).await?;
         let id: i64 = sqlx::query_scalar(notices::SILENCE_INSERT)
             .bind(s.fingerprint.clone())
             .bind(s.starts_at)
@@ -875,7 +883,7 @@ impl<D> [Store for SqlStore<D>] {
         address: Option<&str>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(D::BEGIN_WRITE).await?;
         let Some((fingerprint, starts_at)) =
             sqlx::query_as::<_, (String, i64)>(notices::SILENCE_EXPIRE)
                 .bind(now_ms)
@@ -908,7 +916,7 @@ impl<D> [Store for SqlStore<D>] {
     ) -> Result<bool, StoreError> {
         // The claim and the rows commit together: a crash leaves both or neither, and a
         // second replica's claim of the same key inserts nothing.
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(D::BEGIN_WRITE).await?;
         let claimed: Option<String> = sqlx::query_scalar(notices::CLAIM)
             .bind(key.to_string())
             .bind(now_ms)
@@ -943,7 +951,7 @@ impl<D> [Store for SqlStore<D>] {
             for n in chunk {
                 q = q.bind(n).bind(now_ms);
             }
-            q.execute(&self.pool).await?;
+            q.execute(&self.writer).await?;
         }
         Ok(())
     }
@@ -961,7 +969,7 @@ impl<D> [Store for SqlStore<D>] {
             for n in chunk {
                 q = q.bind(n).bind(now_ms);
             }
-            q.execute(&self.pool).await?;
+            q.execute(&self.writer).await?;
         }
         Ok(())
     }
@@ -996,7 +1004,7 @@ impl<D> [Store for SqlStore<D>] {
         .bind(since)
         .bind(alert)
         .bind(name)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(D::rows_affected(&done) == 1)
     }
@@ -1008,7 +1016,7 @@ impl<D> [Store for SqlStore<D>] {
         )
         .bind(name)
         .bind(since)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(D::rows_affected(&done) == 1)
     }

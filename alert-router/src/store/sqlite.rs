@@ -12,6 +12,7 @@ use super::StoreError;
 use super::sql::{Dialect, SqlStore};
 
 impl Dialect for Sqlite {
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     fn lock_rows(_of: &str) -> String {
         String::new()
     }
