@@ -233,18 +233,17 @@ pub async fn serve(
     // Expire "until resolved" silences of resolved alerts; announce handoffs, gaps, reminders.
     let silence_watch = tokio::spawn(silence::watch(app.clone()));
     let rota_watch = tokio::spawn(rota::watch(app.clone()));
-    if let Some(mut rx) = reload.take() {
+    if let Some(rx) = reload.take() {
         let app = app.clone();
-        tokio::spawn(async move {
-            while rx.recv().await.is_some() {
-                match app.reload().await {
-                    Ok(()) => tracing::info!("configuration reloaded"),
-                    Err(e) => {
-                        tracing::error!(error = %e, "reload refused; the previous configuration stays in force")
-                    }
-                }
-            }
-        });
+        let status = app.metrics.reload.clone();
+        tokio::spawn(quantwatch_web::reload::reload_on_hangup(
+            rx,
+            status,
+            move || {
+                let app = app.clone();
+                async move { app.reload().await }
+            },
+        ));
     }
     let addr = listener
         .local_addr()

@@ -27,7 +27,13 @@ pub struct Metrics {
     pub call_receipts: IntCounterVec,
     /// Per heartbeat monitor, when it was last heard (Unix seconds; see `heartbeat`).
     pub heartbeat_last_seen: prometheus::GaugeVec,
+    /// Outcome of the last SIGHUP reload, published as Prometheus and the exporter publish
+    /// theirs (`quantwatch_router_config_last_reload_*`), so a refused reload can page.
+    pub reload: std::sync::Arc<quantwatch_web::reload::ReloadStatus>,
 }
+
+/// The prefix of the router's reload families (`<prefix>_config_last_reload_successful`).
+pub const RELOAD_PREFIX: &str = "quantwatch_router";
 
 /// Webhook outcomes, pre-created so each series exists at 0 from the start.
 pub const WEBHOOK_OUTCOMES: [&str; 6] = [
@@ -195,6 +201,7 @@ impl Metrics {
             calls,
             call_receipts,
             heartbeat_last_seen,
+            reload: std::sync::Arc::new(quantwatch_web::reload::ReloadStatus::new()),
         }
     }
 
@@ -213,7 +220,9 @@ impl Metrics {
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
             .expect("text encoding into a Vec cannot fail");
-        String::from_utf8(buf).expect("the text format is UTF-8")
+        let mut text = String::from_utf8(buf).expect("the text format is UTF-8");
+        text.push_str(&self.reload.exposition(RELOAD_PREFIX));
+        text
     }
 }
 

@@ -218,10 +218,18 @@ fn sighup_reloads_keeps_old_config_when_invalid_and_sigterm_exits_0() {
     );
     assert_eq!(post_alert(&base, "BeforeReload"), 200);
 
+    let started = reload_metrics(&base);
+    assert_eq!(started.0, 1.0, "the start counts as a successful load");
+    assert!(started.1 > 1.5e9, "a Unix time: {}", started.1);
+
     std::fs::write(&path, ding_yaml(&fake.webhook_url())).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
     signal(&child, "HUP");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(post_alert(&base, "AfterReload"), 200);
+    let reloaded = reload_metrics(&base);
+    assert_eq!(reloaded.0, 1.0);
+    assert!(reloaded.1 > started.1, "{reloaded:?} after {started:?}");
     let got = fake.server.wait_accepted(1, Duration::from_secs(10));
     assert_eq!(got.len(), 1, "the reloaded route delivers to DingTalk");
     assert!(fake.texts()[0].contains("AfterReload"));
@@ -233,6 +241,11 @@ fn sighup_reloads_keeps_old_config_when_invalid_and_sigterm_exits_0() {
     let got = fake.server.wait_accepted(2, Duration::from_secs(10));
     assert_eq!(got.len(), 2, "the previous config stays in force");
     assert!(fake.texts()[1].contains("AfterBadReload"));
+    assert_eq!(
+        reload_metrics(&base),
+        (0.0, reloaded.1),
+        "a refused reload shows, and the configuration in force keeps its load time"
+    );
 
     signal(&child, "TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -298,4 +311,21 @@ fn zero_config_start_keeps_state_under_data_and_logs_notifications() {
         log.contains("notification") && log.contains("ZeroConfig"),
         "{log}"
     );
+}
+
+/// `quantwatch_router_config_last_reload_successful` and `…_success_timestamp_seconds`.
+fn reload_metrics(base: &str) -> (f64, f64) {
+    let (status, body) = testkit::http_get(&format!("{base}/metrics"));
+    assert_eq!(status, 200, "{body}");
+    let value = |name: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+            .parse()
+            .unwrap()
+    };
+    (
+        value("quantwatch_router_config_last_reload_successful"),
+        value("quantwatch_router_config_last_reload_success_timestamp_seconds"),
+    )
 }
