@@ -4,6 +4,7 @@
 //! value identical — the ioctl device statistics of mounted filesystems, node_exporter's
 //! sysfs fallback for the ones it cannot reach, and procfs' reading of damaged files.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use testkit::btrfs::BtrfsLab;
@@ -76,6 +77,46 @@ fn btrfs_show(mount: &Path) -> Vec<(u64, f64, f64, String)> {
     .collect()
 }
 
+/// `btrfs device stats` of a mount: (device path, error type) → count.
+fn device_stats(mount: &Path) -> HashMap<(String, String), f64> {
+    sh("btrfs", &["device", "stats", &mount.display().to_string()])
+        .lines()
+        .filter_map(|l| {
+            // [/dev/loop5].write_io_errs   0, [/dev/loop5].corruption_errs   1
+            let (key, n) = l.split_once(char::is_whitespace)?;
+            let (dev, ty) = key.strip_prefix('[')?.split_once("].")?;
+            let ty = ty.strip_suffix("_errs")?.trim_end_matches("_io");
+            Some(((dev.to_string(), ty.to_string()), n.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Zeroes the first 4 KiB block of `image` that holds the start of `marker`: one copy of a
+/// file's data, damaged without btrfs knowing.
+fn corrupt_first_block_of(image: &Path, marker: &[u8]) {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .expect("image");
+    let mut block = vec![0u8; 4096];
+    let mut offset = 0u64;
+    loop {
+        match f.read_exact(&mut block) {
+            Ok(()) => {}
+            Err(e) => panic!("marker not found in {}: {e}", image.display()),
+        }
+        if block[..64] == marker[..64] {
+            break;
+        }
+        offset += 4096;
+    }
+    f.write_all_at(&[0u8; 4096], offset).expect("overwrite");
+    f.sync_all().expect("fsync");
+}
+
 #[test]
 fn mounted_filesystems_match_node_exporter_exactly() {
     // Declared first, so it drops last: the exporters (node_exporter keeps its mount-point
@@ -100,10 +141,26 @@ fn mounted_filesystems_match_node_exporter_exactly() {
     lab.mount(&single.devices[0], "single-sub", "subvol=sub");
     lab.bind(&root.join("plain"), "single-plain");
 
-    // Two devices, raid1 data and metadata.
+    // Two devices, raid1 data and metadata, one copy of a file damaged behind btrfs' back
+    // and found by a scrub: corruption errors on that device only.
     let mirror = lab.mkfs("mirror", "mirror", 2, &["-d", "raid1", "-m", "raid1"]);
     let mirror_root = lab.mount(&mirror.devices[0], "mirror", "");
     std::fs::write(mirror_root.join("data"), vec![1u8; 12 << 20]).expect("write");
+    let marker: Vec<u8> = b"quantwatch btrfs corruption marker "
+        .iter()
+        .cycle()
+        .take(64 << 10)
+        .copied()
+        .collect();
+    std::fs::write(mirror_root.join("marked"), &marker).expect("write");
+    lab.settle(&mirror_root);
+    corrupt_first_block_of(&mirror.images[1], &marker);
+    // Exits non-zero when it found errors; what it counted is what is compared.
+    let _ = Command::new("btrfs")
+        .args(["scrub", "start", "-B", &mirror_root.display().to_string()])
+        .output()
+        .expect("btrfs scrub runs");
+    let progs_stats = device_stats(&mirror_root);
 
     // Reachable only through a directory below its root: node_exporter cannot open it for
     // the ioctls and publishes the sysfs device sizes instead.
@@ -170,10 +227,28 @@ fn mounted_filesystems_match_node_exporter_exactly() {
             for ty in ["write", "read", "flush", "corruption", "generation"] {
                 let mut l = labels.to_vec();
                 l.push(("type", ty));
-                assert_eq!(v("node_btrfs_device_errors_total", &l), Some(0.0), "{ty}");
+                let want = if fs.uuid == mirror.uuid {
+                    progs_stats[&(path.clone(), ty.to_string())]
+                } else {
+                    0.0
+                };
+                assert_eq!(
+                    v("node_btrfs_device_errors_total", &l),
+                    Some(want),
+                    "{device} {ty}"
+                );
             }
         }
     }
+    let corrupted = [
+        ("uuid", mirror.uuid.as_str()),
+        ("device", mirror.device_name(1)),
+        ("type", "corruption"),
+    ];
+    assert!(
+        ours.value("node_btrfs_device_errors_total", &corrupted) >= Some(1.0),
+        "the scrub found the damaged copy: {progs_stats:?}"
+    );
     let fallback = ours.matching("node_btrfs_device_size_bytes", &[("uuid", &hidden.uuid)]);
     assert_eq!(fallback.len(), 1, "{fallback:?}");
     assert_eq!(

@@ -29,12 +29,14 @@ fn run(program: &str, args: &[&str]) -> String {
 pub struct Filesystem {
     /// `/dev/loopN`, in the order given to mkfs (devid 1, 2, …).
     pub devices: Vec<String>,
+    /// The image file behind each device.
+    pub images: Vec<PathBuf>,
     /// The filesystem UUID as sysfs names it (`/sys/fs/btrfs/<uuid>`).
     pub uuid: String,
 }
 
 impl Filesystem {
-    /// `loopN` of the first device, as node_exporter labels it.
+    /// `loopN` of device `i`, as node_exporter labels it.
     pub fn device_name(&self, i: usize) -> &str {
         self.devices[i].trim_start_matches("/dev/")
     }
@@ -76,7 +78,7 @@ impl BtrfsLab {
     }
 
     /// A sparse image of `mib` MiB attached to a free loop device.
-    fn attach(&mut self, name: &str, mib: u64) -> String {
+    fn attach(&mut self, name: &str, mib: u64) -> (String, PathBuf) {
         let img = self.dir.path().join(format!("{name}.img"));
         let f = std::fs::File::create(&img).expect("create image");
         f.set_len(mib << 20).expect("size image");
@@ -86,14 +88,14 @@ impl BtrfsLab {
             .to_string();
         assert!(dev.starts_with("/dev/loop"), "losetup printed {dev:?}");
         self.loops.push(dev.clone());
-        dev
+        (dev, img)
     }
 
     /// `mkfs.btrfs -L label <args>` over `count` fresh 300 MiB loop devices.
     pub fn mkfs(&mut self, name: &str, label: &str, count: usize, args: &[&str]) -> Filesystem {
-        let devices: Vec<String> = (0..count)
+        let (devices, images): (Vec<String>, Vec<PathBuf>) = (0..count)
             .map(|i| self.attach(&format!("{name}{i}"), 300))
-            .collect();
+            .unzip();
         let mut a = vec!["-q", "-f", "-L", label];
         a.extend_from_slice(args);
         a.extend(devices.iter().map(String::as_str));
@@ -106,7 +108,11 @@ impl BtrfsLab {
             .trim()
             .to_string();
         assert_eq!(uuid.len(), 36, "blkid UUID {uuid:?}");
-        Filesystem { devices, uuid }
+        Filesystem {
+            devices,
+            images,
+            uuid,
+        }
     }
 
     /// Mounts `device` (with `-o options` if not empty) at `<dir>/<name>`.
