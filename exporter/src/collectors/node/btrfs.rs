@@ -3,8 +3,9 @@
 //! (procfs 0.8's reading), and per-device sizes and error counters from the same ioctls
 //! node_exporter makes through github.com/dennwc/btrfs (`BTRFS_IOC_FS_INFO`,
 //! `BTRFS_IOC_DEV_INFO`, `BTRFS_IOC_GET_DEV_STATS`) on a mount point of the filesystem. A
-//! filesystem the ioctls cannot reach (not mounted here, or only below a subvolume's root)
-//! gets node_exporter's fallback: `node_btrfs_device_size_bytes{device,uuid}` from sysfs.
+//! filesystem the ioctls cannot reach (not mounted here, mounted only through a directory that
+//! is not a subvolume's root, or a mount point this user may not open with `O_NOATIME`) gets
+//! node_exporter's fallback: `node_btrfs_device_size_bytes{device,uuid}` from sysfs.
 //! No btrfs publishes nothing, successfully.
 //!
 //! procfs' reader keeps one error per directory and its quirks decide what is published, so
@@ -431,11 +432,7 @@ const FIRST_FREE_OBJECTID: u64 = 256;
 /// contiguous), until `num_devices` were found; any failure but ENODEV fails the filesystem.
 fn devices(fd: &OwnedFd, info: &ioctl::FsInfo) -> std::io::Result<Vec<Device>> {
     let mut out = Vec::new();
-    let mut id: u64 = 0;
-    loop {
-        if id > info.max_id {
-            break;
-        }
+    for id in 0..=info.max_id {
         match ioctl::dev_info(fd, id) {
             Ok(d) => {
                 let errors = ioctl::dev_stats(fd, id)?;
@@ -452,10 +449,6 @@ fn devices(fd: &OwnedFd, info: &ioctl::FsInfo) -> std::io::Result<Vec<Device>> {
             }
             Err(e) if e == rustix::io::Errno::NODEV => {}
             Err(e) => return Err(e.into()),
-        }
-        match id.checked_add(1) {
-            Some(next) => id = next,
-            None => break,
         }
     }
     Ok(out)
