@@ -9,10 +9,10 @@
 //! (each switched on alone, so `--collector.NAME` is honoured), all together, and over a
 //! damaged copy of the tree where some collectors fail and the others must not notice.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use testkit::prom_text::{Exposition, parse};
-use testkit::{App, GoExporter};
+use testkit::node::{assert_identical, comparable, copy_tree};
+use testkit::prom_text::Exposition;
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_quantwatch-exporter");
 
@@ -57,46 +57,7 @@ fn flags(root: &Path, collectors: &[&str]) -> Vec<String> {
 
 /// Both exporters over `root` with only `collectors` on.
 fn scrape_both(root: &Path, collectors: &[&str]) -> (Exposition, Exposition) {
-    let args = flags(root, collectors);
-    let node = GoExporter::node_with_args(&args);
-    let (status, body) = testkit::http_get(&node.metrics_url());
-    assert_eq!(status, 200);
-    let theirs = parse(&body);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let app = App::start(EXPORTER, &refs, &[]);
-    (theirs, app.scrape())
-}
-
-/// node_ families, minus the two whose values cannot be equal (build info, durations).
-fn comparable(name: &str) -> bool {
-    name.starts_with("node_")
-        && name != "node_exporter_build_info"
-        && name != "node_scrape_collector_duration_seconds"
-}
-
-/// Families, TYPE, HELP and every series with its value: identical.
-fn assert_identical(theirs: &Exposition, ours: &Exposition, what: &str) {
-    let fams = |e: &Exposition| -> BTreeMap<String, (String, String)> {
-        e.types
-            .iter()
-            .filter(|(n, _)| comparable(n))
-            .map(|(n, t)| {
-                let help = e.helps.get(n).cloned().unwrap_or_default();
-                (n.clone(), (t.clone(), help))
-            })
-            .collect()
-    };
-    assert_eq!(fams(ours), fams(theirs), "{what}: families, types, help");
-    let (a, b) = (ours.series(comparable), theirs.series(comparable));
-    let only_ours: Vec<_> = a.iter().filter(|(k, _)| !b.contains_key(*k)).collect();
-    let only_theirs: Vec<_> = b.iter().filter(|(k, _)| !a.contains_key(*k)).collect();
-    assert!(
-        only_ours.is_empty() && only_theirs.is_empty(),
-        "{what}: series only we publish: {only_ours:#?}\nseries only node_exporter publishes: {only_theirs:#?}"
-    );
-    for (k, v) in &b {
-        assert_eq!(a.get(k), Some(v), "{what}: value of {k:?}");
-    }
+    testkit::node::scrape_both(EXPORTER, &flags(root, collectors))
 }
 
 #[test]
@@ -367,24 +328,6 @@ fn all_hardware_collectors_together_match_node_exporter_with_known_values() {
         "29.4M: tenths of 1/1.024, as bcache prints"
     );
     assert_eq!(v("node_bcache_writeback_change", &bdev0), Some(-12_688.0));
-}
-
-/// Copies `from` to `to`, symlinks as symlinks (hwmon's chip names come from them).
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("fixture dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        let ty = entry.file_type().expect("file type");
-        if ty.is_symlink() {
-            let link = std::fs::read_link(entry.path()).expect("readlink");
-            std::os::unix::fs::symlink(link, &target).expect("symlink");
-        } else if ty.is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 #[test]

@@ -10,7 +10,9 @@
 //! signal fires when the *thread* that spawned the child exits.
 
 pub mod app;
+pub mod btrfs;
 pub mod fakes;
+pub mod node;
 pub mod process;
 pub mod prom_text;
 pub mod servers;

@@ -41,17 +41,7 @@ struct Stat {
 
 impl NodeCollector for Filesystem {
     fn update(&self, ctx: &Ctx<'_>, out: &mut Families) -> Result<(), NodeError> {
-        let path = {
-            let one = ctx.paths.proc("1/mounts");
-            if one.exists() {
-                one
-            } else {
-                ctx.paths.proc("mounts")
-            }
-        };
-        let text = read(&path)?;
-        let rootfs = ctx.paths.rootfs.to_string_lossy().into_owned();
-        let mut mounts = parse_mounts(&text, &rootfs).map_err(|l| parse_err(&path, l))?;
+        let mut mounts = read_mounts(ctx)?;
         mounts.retain(|m| {
             !ctx.filters.mount_points.excludes(&m.mountpoint)
                 && !ctx.filters.fs_types.excludes(&m.fstype)
@@ -205,6 +195,22 @@ fn statfs(path: &std::path::Path) -> Option<Stat> {
         files: s.f_files as f64,
         files_free: s.f_ffree as f64,
     })
+}
+
+/// The mount table as node_exporter's `mountPointDetails` reads it (the btrfs collector
+/// uses it too): `<procfs>/1/mounts`, else `<procfs>/mounts` (`/proc/1` hidden by `hidepid`).
+pub fn read_mounts(ctx: &Ctx<'_>) -> Result<Vec<Mount>, NodeError> {
+    let path = {
+        let one = ctx.paths.proc("1/mounts");
+        if one.exists() {
+            one
+        } else {
+            ctx.paths.proc("mounts")
+        }
+    };
+    let text = read(&path)?;
+    let rootfs = ctx.paths.rootfs.to_string_lossy().into_owned();
+    parse_mounts(&text, &rootfs).map_err(|l| parse_err(&path, l))
 }
 
 /// The mounts table (procfs-core's `MountEntry` parser); the mount point keeps node_exporter's

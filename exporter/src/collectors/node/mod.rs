@@ -18,6 +18,7 @@
 mod arp;
 mod bcache;
 mod bonding;
+mod btrfs;
 mod conntrack;
 mod cpu;
 mod cpufreq;
@@ -148,6 +149,7 @@ pub static REGISTRY: &[Entry] = &[
     entry("arp", true, |_| Box::new(arp::Arp)),
     entry("bcache", true, |_| Box::new(bcache::Bcache)),
     entry("bonding", true, |_| Box::new(bonding::Bonding)),
+    entry("btrfs", true, |_| Box::new(btrfs::Btrfs)),
     entry("conntrack", true, |_| Box::new(conntrack::Conntrack)),
     entry("cpu", true, |_| Box::new(cpu::Cpu)),
     entry("cpufreq", true, |_| Box::new(cpufreq::Cpufreq)),
