@@ -138,7 +138,7 @@ fn every_node_exporter_family_is_ours_with_its_type_labels_and_stable_values() {
     // fibrechannel, tapestats, nfs, nfsd, ipvs, zfs: "no data" on this VM); we run all of its
     // collectors but the ones README lists as not implemented.
     let their_collectors = label_set(&before, "node_scrape_collector_success", "collector");
-    let not_implemented = ["btrfs", "systemd"];
+    let not_implemented = ["btrfs"];
     let expected: BTreeSet<String> = their_collectors
         .iter()
         .filter(|c| !not_implemented.contains(&c.as_str()))
