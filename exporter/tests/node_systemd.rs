@@ -437,6 +437,32 @@ fn systemd_families_match_node_exporter_exactly_with_default_and_custom_flags() 
         expected,
         "{tasks_max}"
     );
+
+    // ---- nothing failed any more: the manager is running ----
+    m.busctl(&[
+        "call",
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+        "ResetFailed",
+    ]);
+    let ok = testkit::wait_until(Duration::from_secs(10), || {
+        m.manager_property("SystemState") == "s \"running\""
+    });
+    assert!(ok, "{}", m.manager_property("SystemState"));
+    let (theirs, ours) = scrape_both(&bus, &[]);
+    assert_identical(&theirs, &ours, "running");
+    assert_eq!(ours.value("node_systemd_system_running", &[]), Some(1.0));
+    // (fails.service, reset and unreferenced, may be unloaded by now.)
+    assert_eq!(
+        ours.value("node_systemd_units", &[("state", "failed")]),
+        Some(0.0)
+    );
+    assert!(
+        ours.matching("node_systemd_unit_state", &[("state", "failed")])
+            .iter()
+            .all(|s| s.value == 0.0)
+    );
 }
 
 #[test]

@@ -63,9 +63,6 @@ pub struct HostConfig {
     pub systemd_enable_task_metrics: bool,
     pub systemd_enable_restarts_metrics: bool,
     pub systemd_enable_start_time_metrics: bool,
-    /// Talk to systemd's private socket instead of the system bus (node_exporter's hidden
-    /// `--collector.systemd.private`: root only, for testing).
-    pub systemd_private: bool,
 }
 
 impl Default for HostConfig {
@@ -87,7 +84,6 @@ impl Default for HostConfig {
             systemd_enable_task_metrics: false,
             systemd_enable_restarts_metrics: false,
             systemd_enable_start_time_metrics: false,
-            systemd_private: false,
         }
     }
 }
@@ -215,7 +211,6 @@ impl HostConfig {
 
     pub fn systemd_options(&self) -> super::systemd::Options {
         super::systemd::Options {
-            private: self.systemd_private,
             task_metrics: self.systemd_enable_task_metrics,
             restarts_metrics: self.systemd_enable_restarts_metrics,
             start_time_metrics: self.systemd_enable_start_time_metrics,
@@ -273,15 +268,20 @@ enum Toggle {
     Tasks,
     Restarts,
     StartTime,
-    Private,
 }
 
 const TOGGLES: &[(&str, Toggle)] = &[
     ("systemd.enable-task-metrics", Toggle::Tasks),
     ("systemd.enable-restarts-metrics", Toggle::Restarts),
     ("systemd.enable-start-time-metrics", Toggle::StartTime),
-    ("systemd.private", Toggle::Private),
 ];
+
+/// node_exporter's hidden `--collector.systemd.private` (systemd's own socket instead of the
+/// bus, "for testing purposes only"): there systemd puts the well-known name
+/// `org.freedesktop.systemd1` in the sender field of its replies, where zbus (5.19, and 6)
+/// accepts only a unique name (5.19's reader task panics on it), so the collector could never
+/// succeed with it. Refused at start, naming why.
+const SYSTEMD_PRIVATE: &str = "--collector.systemd.private";
 
 const SETTINGS: &[(&str, Setting)] = &[
     (
@@ -334,6 +334,13 @@ impl NodeFlags {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (s.to_string(), None),
             };
+            if name == SYSTEMD_PRIVATE {
+                return Err(format!(
+                    "flag {name} is not supported: systemd's private socket answers under a \
+                     sender name the D-Bus client refuses; the collector reads the system bus \
+                     (DBUS_SYSTEM_BUS_ADDRESS)"
+                ));
+            }
             if name == "--collector.disable-defaults" {
                 if inline.is_some() {
                     return Err(format!("flag {name} takes no value"));
@@ -432,7 +439,6 @@ impl NodeFlags {
                 Toggle::Tasks => &mut host.systemd_enable_task_metrics,
                 Toggle::Restarts => &mut host.systemd_enable_restarts_metrics,
                 Toggle::StartTime => &mut host.systemd_enable_start_time_metrics,
-                Toggle::Private => &mut host.systemd_private,
             };
             *field = *on;
         }
@@ -501,7 +507,7 @@ mod tests {
         let mut host = HostConfig::default();
         flags.apply(&mut host);
         let o = host.systemd_options();
-        assert!(o.task_metrics && !o.restarts_metrics && !o.start_time_metrics && !o.private);
+        assert!(o.task_metrics && !o.restarts_metrics && !o.start_time_metrics);
         let (inc, exc) = host.systemd_unit_filters().expect("filters compile");
         // Anchored: the whole name must match.
         assert!(inc.is_match("a.service") && !inc.is_match("xa.service"));
@@ -537,9 +543,15 @@ mod tests {
         ]))
         .expect_err("mutually exclusive");
         assert!(err.contains("mutually exclusive"), "{err}");
-        let err = NodeFlags::extract(args(&["prog", "--collector.systemd.private=true"]))
+        let err = NodeFlags::extract(args(&["prog", "--collector.systemd.enable-task-metrics=1"]))
             .expect_err("a switch takes no value");
         assert!(err.contains("takes no value"), "{err}");
+        let err = NodeFlags::extract(args(&["prog", "--collector.systemd.private"]))
+            .expect_err("not supported");
+        assert!(
+            err.contains("--collector.systemd.private is not supported"),
+            "{err}"
+        );
 
         let bad = HostConfig {
             systemd_unit_include: "(".into(),

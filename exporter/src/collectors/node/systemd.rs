@@ -1,8 +1,7 @@
 //! node_exporter 1.5's `systemd` collector: unit states, timers, sockets and the manager's
-//! state, read from systemd's D-Bus API where node_exporter reads them — the system bus
-//! (`DBUS_SYSTEM_BUS_ADDRESS`, else `/var/run/dbus/system_bus_socket`), or, with the hidden
-//! `--collector.systemd.private`, systemd's own socket `/run/systemd/private` (no bus daemon,
-//! so no `Hello`).
+//! state, read from systemd's D-Bus API where node_exporter reads them: the system bus
+//! (`DBUS_SYSTEM_BUS_ADDRESS`, else `/var/run/dbus/system_bus_socket`). node_exporter's hidden
+//! `--collector.systemd.private` is refused at start (`settings.rs` says why).
 //!
 //! One connection per scrape, as node_exporter: nothing is held between scrapes, and a bus
 //! that restarted is simply connected to afresh. The whole exchange runs under [`DEADLINE`],
@@ -22,6 +21,7 @@ use futures::StreamExt as _;
 use regex::Regex;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use zbus::address::transport::{Transport, UnixSocket};
 use zbus::zvariant::{ObjectPath, OwnedValue};
 
 const DEST: &str = "org.freedesktop.systemd1";
@@ -29,7 +29,6 @@ const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
 const DEFAULT_SYSTEM_BUS: &str = "unix:path=/var/run/dbus/system_bus_socket";
-const PRIVATE_SOCKET: &str = "unix:path=/run/systemd/private";
 
 /// The states `node_systemd_units` and `node_systemd_unit_state` always carry.
 const STATES: [&str; 5] = ["active", "activating", "deactivating", "inactive", "failed"];
@@ -48,7 +47,6 @@ const IN_FLIGHT: usize = 16;
 /// What the flags and `host:` keys set (node_exporter's `--collector.systemd.*`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
-    pub private: bool,
     pub task_metrics: bool,
     pub restarts_metrics: bool,
     pub start_time_metrics: bool,
@@ -138,15 +136,23 @@ struct Details {
     refused: Option<u32>,
 }
 
-async fn connect(private: bool) -> zbus::Result<zbus::Connection> {
-    let builder = if private {
-        zbus::connection::Builder::address(PRIVATE_SOCKET)?.p2p()
-    } else {
-        // godbus takes an empty variable as unset.
-        let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
-            .ok()
-            .filter(|a| !a.is_empty());
-        zbus::connection::Builder::address(address.as_deref().unwrap_or(DEFAULT_SYSTEM_BUS))?
+async fn connect() -> zbus::Result<zbus::Connection> {
+    // godbus takes an empty variable as unset.
+    let text = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+        .ok()
+        .filter(|a| !a.is_empty());
+    let address: zbus::Address = text.as_deref().unwrap_or(DEFAULT_SYSTEM_BUS).parse()?;
+    // A socket file (what a system bus is) we connect ourselves, on the runtime's reactor:
+    // zbus would connect it with `spawn_blocking`, a second thread (and malloc arena) kept
+    // alive between scrapes, while this thread is the blocking one already.
+    let builder = match address.transport() {
+        Transport::Unix(unix) => match unix.path() {
+            UnixSocket::File(path) => {
+                zbus::connection::Builder::unix_stream(tokio::net::UnixStream::connect(path).await?)
+            }
+            _ => zbus::connection::Builder::address(address)?,
+        },
+        _ => zbus::connection::Builder::address(address)?,
     };
     builder
         .auth_mechanism(zbus::AuthMechanism::External)
@@ -156,7 +162,7 @@ async fn connect(private: bool) -> zbus::Result<zbus::Connection> {
 }
 
 async fn scrape(opts: Options, include: &Regex, exclude: &Regex) -> Result<Families, String> {
-    let conn = connect(opts.private)
+    let conn = connect()
         .await
         .map_err(|e| format!("couldn't get dbus connection: {e}"))?;
     let mut out = Families::default();
