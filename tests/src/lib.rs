@@ -17,6 +17,7 @@ pub mod process;
 pub mod prom_text;
 pub mod servers;
 pub mod stack;
+pub mod systemd;
 pub mod tls;
 
 pub use app::App;

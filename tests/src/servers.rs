@@ -682,6 +682,14 @@ impl GoExporter {
         Self::spawn("prometheus-node-exporter", &args, &[], port)
     }
 
+    /// prometheus-node-exporter with extra flags and environment (`DBUS_SYSTEM_BUS_ADDRESS`).
+    pub fn node_with_env(extra: &[String], env: &[(&str, &str)]) -> GoExporter {
+        let port = free_port();
+        let mut args = vec![format!("--web.listen-address=127.0.0.1:{port}")];
+        args.extend(extra.iter().cloned());
+        Self::spawn("prometheus-node-exporter", &args, env, port)
+    }
+
     /// prometheus-postgres-exporter against `url`.
     pub fn postgres(url: &str) -> GoExporter {
         Self::postgres_with_args(url, &[])

@@ -53,6 +53,7 @@ mod sockstat;
 mod softnet;
 mod stat;
 mod sysfs;
+mod systemd;
 mod tapestats;
 mod textfile;
 mod thermal_zone;
@@ -187,6 +188,7 @@ pub static REGISTRY: &[Entry] = &[
     entry("sockstat", true, |_| Box::new(sockstat::Sockstat)),
     entry("softnet", true, |_| Box::new(softnet::Softnet)),
     entry("stat", true, |_| Box::new(stat::Stat)),
+    entry("systemd", true, |c| Box::new(systemd::Systemd::new(c))),
     entry("tapestats", true, |_| Box::new(tapestats::Tapestats)),
     entry("thermal_zone", true, |_| {
         Box::new(thermal_zone::ThermalZone)

@@ -23,6 +23,10 @@ pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|co
 pub const DEFAULT_NETDEV_EXCLUDE: &str = "^lo$";
 pub const DEFAULT_TEXTFILE_DIRECTORY: &str = "/var/lib/prometheus/node-exporter";
 pub const DEFAULT_DISKSTATS_EXCLUDE: &str = "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$";
+/// The systemd collector's unit filters (anchored as `^(?:RE)$` when compiled): 1.5's
+/// include, and Debian's exclude, which adds `target` to upstream's list.
+pub const DEFAULT_SYSTEMD_UNIT_INCLUDE: &str = ".+";
+pub const DEFAULT_SYSTEMD_UNIT_EXCLUDE: &str = ".+\\.(automount|device|mount|scope|slice|target)";
 
 /// An exclusion filter: a regular expression (node_exporter's form, what the flags set) or,
 /// in the file, a list (mount-point prefixes, or exact names for types and devices).
@@ -51,6 +55,14 @@ pub struct HostConfig {
     pub disable_defaults: bool,
     /// Per-collector switches by node_exporter's collector name (`netstat: false`).
     pub collectors: BTreeMap<String, bool>,
+    /// The systemd collector's units: those matching the include and not the exclude
+    /// (regular expressions over the whole unit name).
+    pub systemd_unit_include: String,
+    pub systemd_unit_exclude: String,
+    /// node_exporter's optional systemd families (`--collector.systemd.enable-*-metrics`).
+    pub systemd_enable_task_metrics: bool,
+    pub systemd_enable_restarts_metrics: bool,
+    pub systemd_enable_start_time_metrics: bool,
 }
 
 impl Default for HostConfig {
@@ -67,6 +79,11 @@ impl Default for HostConfig {
             rootfs: "/".into(),
             disable_defaults: false,
             collectors: BTreeMap::new(),
+            systemd_unit_include: DEFAULT_SYSTEMD_UNIT_INCLUDE.into(),
+            systemd_unit_exclude: DEFAULT_SYSTEMD_UNIT_EXCLUDE.into(),
+            systemd_enable_task_metrics: false,
+            systemd_enable_restarts_metrics: false,
+            systemd_enable_start_time_metrics: false,
         }
     }
 }
@@ -126,6 +143,13 @@ impl HostConfig {
                 });
             }
         }
+        if let Err((key, reason)) = self.systemd_unit_filters() {
+            out.push(Problem {
+                file: file.to_string(),
+                key: format!("host.{key}"),
+                reason,
+            });
+        }
         for name in self.collectors.keys() {
             if !REGISTRY.iter().any(|e| e.name == name) {
                 out.push(Problem {
@@ -172,6 +196,27 @@ impl HostConfig {
         if bad.is_empty() { Ok(f) } else { Err(bad) }
     }
 
+    /// The systemd collector's include and exclude, anchored as node_exporter anchors them;
+    /// the first that does not compile, by its key.
+    pub fn systemd_unit_filters(&self) -> Result<(Regex, Regex), (&'static str, String)> {
+        let compile = |key: &'static str, re: &str| {
+            Regex::new(&format!("^(?:{re})$"))
+                .map_err(|e| (key, format!("invalid regular expression: {e}")))
+        };
+        Ok((
+            compile("systemd_unit_include", &self.systemd_unit_include)?,
+            compile("systemd_unit_exclude", &self.systemd_unit_exclude)?,
+        ))
+    }
+
+    pub fn systemd_options(&self) -> super::systemd::Options {
+        super::systemd::Options {
+            task_metrics: self.systemd_enable_task_metrics,
+            restarts_metrics: self.systemd_enable_restarts_metrics,
+            start_time_metrics: self.systemd_enable_start_time_metrics,
+        }
+    }
+
     /// Whether collector `name` runs: its switch, else its default (unless defaults are off).
     pub fn is_enabled(&self, name: &str, default_on: bool) -> bool {
         match self.collectors.get(name) {
@@ -195,6 +240,7 @@ pub struct NodeFlags {
     switches: Vec<(String, bool)>,
     disable_defaults: bool,
     settings: Vec<(Setting, String)>,
+    toggles: Vec<(Toggle, bool)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -207,7 +253,35 @@ enum Setting {
     Procfs,
     Sysfs,
     Rootfs,
+    SystemdInclude,
+    SystemdExclude,
+    /// 1.5's deprecated spellings (hidden flags): they apply unless the new flag is given
+    /// too, which is an error there and here.
+    SystemdWhitelist,
+    SystemdBlacklist,
 }
+
+/// node_exporter's boolean flags (all the systemd collector's): `--collector.X` sets,
+/// `--no-collector.X` clears.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Toggle {
+    Tasks,
+    Restarts,
+    StartTime,
+}
+
+const TOGGLES: &[(&str, Toggle)] = &[
+    ("systemd.enable-task-metrics", Toggle::Tasks),
+    ("systemd.enable-restarts-metrics", Toggle::Restarts),
+    ("systemd.enable-start-time-metrics", Toggle::StartTime),
+];
+
+/// node_exporter's hidden `--collector.systemd.private` (systemd's own socket instead of the
+/// bus, "for testing purposes only"): there systemd puts the well-known name
+/// `org.freedesktop.systemd1` in the sender field of its replies, where zbus (5.19, and 6)
+/// accepts only a unique name (5.19's reader task panics on it), so the collector could never
+/// succeed with it. Refused at start, naming why.
+const SYSTEMD_PRIVATE: &str = "--collector.systemd.private";
 
 const SETTINGS: &[(&str, Setting)] = &[
     (
@@ -224,6 +298,16 @@ const SETTINGS: &[(&str, Setting)] = &[
     ("--path.procfs", Setting::Procfs),
     ("--path.sysfs", Setting::Sysfs),
     ("--path.rootfs", Setting::Rootfs),
+    ("--collector.systemd.unit-include", Setting::SystemdInclude),
+    ("--collector.systemd.unit-exclude", Setting::SystemdExclude),
+    (
+        "--collector.systemd.unit-whitelist",
+        Setting::SystemdWhitelist,
+    ),
+    (
+        "--collector.systemd.unit-blacklist",
+        Setting::SystemdBlacklist,
+    ),
 ];
 
 impl NodeFlags {
@@ -250,6 +334,13 @@ impl NodeFlags {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (s.to_string(), None),
             };
+            if name == SYSTEMD_PRIVATE {
+                return Err(format!(
+                    "flag {name} is not supported: systemd's private socket answers under a \
+                     sender name the D-Bus client refuses; the collector reads the system bus \
+                     (DBUS_SYSTEM_BUS_ADDRESS)"
+                ));
+            }
             if name == "--collector.disable-defaults" {
                 if inline.is_some() {
                     return Err(format!("flag {name} takes no value"));
@@ -268,6 +359,18 @@ impl NodeFlags {
                 flags.settings.push((*setting, value));
                 continue;
             }
+            let toggle = name
+                .strip_prefix("--collector.")
+                .map(|t| (t, true))
+                .or_else(|| name.strip_prefix("--no-collector.").map(|t| (t, false)))
+                .and_then(|(t, on)| TOGGLES.iter().find(|(n, _)| *n == t).map(|x| (x.1, on)));
+            if let Some((toggle, on)) = toggle {
+                if inline.is_some() {
+                    return Err(format!("flag {name} takes no value"));
+                }
+                flags.toggles.push((toggle, on));
+                continue;
+            }
             let (collector, on) = match name.strip_prefix("--no-collector.") {
                 Some(c) => (c, false),
                 None => (name.trim_start_matches("--collector."), true),
@@ -279,6 +382,27 @@ impl NodeFlags {
                 return Err(format!("unknown flag {s}"));
             }
             flags.switches.push((collector.to_string(), on));
+        }
+        let given = |s: Setting| flags.settings.iter().any(|(x, v)| *x == s && !v.is_empty());
+        for (old, new, old_name, new_name) in [
+            (
+                Setting::SystemdWhitelist,
+                Setting::SystemdInclude,
+                "unit-whitelist",
+                "unit-include",
+            ),
+            (
+                Setting::SystemdBlacklist,
+                Setting::SystemdExclude,
+                "unit-blacklist",
+                "unit-exclude",
+            ),
+        ] {
+            if given(old) && flags.settings.iter().any(|(x, _)| *x == new) {
+                return Err(format!(
+                    "--collector.systemd.{old_name} and --collector.systemd.{new_name} are mutually exclusive"
+                ));
+            }
         }
         Ok((flags, rest))
     }
@@ -302,7 +426,21 @@ impl NodeFlags {
                 Setting::Procfs => host.procfs = v.into(),
                 Setting::Sysfs => host.sysfs = v.into(),
                 Setting::Rootfs => host.rootfs = v.into(),
+                Setting::SystemdInclude => host.systemd_unit_include = v,
+                Setting::SystemdExclude => host.systemd_unit_exclude = v,
+                // An empty deprecated flag is ignored, as in node_exporter.
+                Setting::SystemdWhitelist if !v.is_empty() => host.systemd_unit_include = v,
+                Setting::SystemdBlacklist if !v.is_empty() => host.systemd_unit_exclude = v,
+                Setting::SystemdWhitelist | Setting::SystemdBlacklist => {}
             }
+        }
+        for (toggle, on) in &self.toggles {
+            let field = match toggle {
+                Toggle::Tasks => &mut host.systemd_enable_task_metrics,
+                Toggle::Restarts => &mut host.systemd_enable_restarts_metrics,
+                Toggle::StartTime => &mut host.systemd_enable_start_time_metrics,
+            };
+            *field = *on;
         }
     }
 }
@@ -351,6 +489,77 @@ mod tests {
         }
         let err = NodeFlags::extract(args(&["prog", "--path.procfs"])).expect_err("no value");
         assert!(err.contains("--path.procfs needs a value"), "{err}");
+    }
+
+    #[test]
+    fn systemd_flags_are_node_exporters() {
+        let (flags, rest) = NodeFlags::extract(args(&[
+            "prog",
+            "--collector.systemd.enable-task-metrics",
+            "--collector.systemd.enable-restarts-metrics",
+            "--no-collector.systemd.enable-restarts-metrics",
+            "--collector.systemd.unit-include=(a|b)\\.service",
+            "--collector.systemd.unit-exclude",
+            "b\\..+",
+        ]))
+        .expect("valid flags");
+        assert_eq!(rest, args(&["prog"]));
+        let mut host = HostConfig::default();
+        flags.apply(&mut host);
+        let o = host.systemd_options();
+        assert!(o.task_metrics && !o.restarts_metrics && !o.start_time_metrics);
+        let (inc, exc) = host.systemd_unit_filters().expect("filters compile");
+        // Anchored: the whole name must match.
+        assert!(inc.is_match("a.service") && !inc.is_match("xa.service"));
+        assert!(exc.is_match("b.service") && !exc.is_match("a.service"));
+
+        // Debian's default exclude leaves targets out too.
+        let (inc, exc) = HostConfig::default()
+            .systemd_unit_filters()
+            .expect("defaults compile");
+        assert!(inc.is_match("ssh.service") && !exc.is_match("ssh.service"));
+        for excluded in [
+            "multi-user.target",
+            "-.mount",
+            "user.slice",
+            "dev-sda.device",
+        ] {
+            assert!(exc.is_match(excluded), "{excluded}");
+        }
+
+        // 1.5's deprecated spellings: aliases, but not together with the new flag.
+        let (flags, _) = NodeFlags::extract(args(&[
+            "prog",
+            "--collector.systemd.unit-whitelist=x\\.service",
+        ]))
+        .expect("valid flags");
+        let mut host = HostConfig::default();
+        flags.apply(&mut host);
+        assert_eq!(host.systemd_unit_include, "x\\.service");
+        let err = NodeFlags::extract(args(&[
+            "prog",
+            "--collector.systemd.unit-blacklist=x",
+            "--collector.systemd.unit-exclude=y",
+        ]))
+        .expect_err("mutually exclusive");
+        assert!(err.contains("mutually exclusive"), "{err}");
+        let err = NodeFlags::extract(args(&["prog", "--collector.systemd.enable-task-metrics=1"]))
+            .expect_err("a switch takes no value");
+        assert!(err.contains("takes no value"), "{err}");
+        let err = NodeFlags::extract(args(&["prog", "--collector.systemd.private"]))
+            .expect_err("not supported");
+        assert!(
+            err.contains("--collector.systemd.private is not supported"),
+            "{err}"
+        );
+
+        let bad = HostConfig {
+            systemd_unit_include: "(".into(),
+            ..HostConfig::default()
+        };
+        let problems = bad.validate("f.yml");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "host.systemd_unit_include");
     }
 
     #[test]
