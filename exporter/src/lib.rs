@@ -8,6 +8,7 @@ pub mod config;
 pub mod metrics;
 pub mod probe;
 pub mod reload;
+pub mod residency;
 pub mod scrape;
 pub mod simulate;
 pub mod trading;
@@ -261,6 +262,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         collectors = ?live.get().collector_names(),
         "quantwatch-exporter listening"
     );
+    residency::release_and_log("start");
     if let Some(hangups) = hangups {
         let cli = Arc::new(cli);
         let (live, security) = (live.clone(), security.clone());
@@ -271,17 +273,21 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
                 let (cli, live, security) = (cli.clone(), live.clone(), security.clone());
                 async move {
                     // Reading files and hashing the unknown-user bcrypt stay off the async threads.
-                    tokio::task::spawn_blocking(move || reload::reload(&cli, &live, &security))
-                        .await
-                        .unwrap_or_else(|e| {
-                            Err(config::ConfigError {
-                                problems: vec![config::Problem {
-                                    file: "-".into(),
-                                    key: "-".into(),
-                                    reason: format!("the reload task failed: {e}"),
-                                }],
-                            })
+                    tokio::task::spawn_blocking(move || {
+                        let outcome = reload::reload(&cli, &live, &security);
+                        residency::release_and_log("reload");
+                        outcome
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(config::ConfigError {
+                            problems: vec![config::Problem {
+                                file: "-".into(),
+                                key: "-".into(),
+                                reason: format!("the reload task failed: {e}"),
+                            }],
                         })
+                    })
                 }
             },
         ));
