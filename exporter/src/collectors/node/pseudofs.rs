@@ -13,7 +13,11 @@
 //! `*.prom`, `/etc/os-release`, a test fixture tree) can be replaced by a rename, which an open
 //! handle would not see. When a kept handle fails (a removed device answers `ENODEV`) or reads
 //! empty, it is closed and the file opened afresh, so the result is always what a fresh open
-//! would give. Handles not used by the last two host scrapes are closed (an interface or disk
+//! would give — unless a fresh open of that path gave that very outcome last time: an
+//! attribute the kernel refuses while a link is down (`speed`: `EINVAL`) or one that is empty
+//! (`ifalias`) is then answered by its kept handle too, since the kernel regenerates the
+//! outcome on every read just as it does content (reopening such files every scrape was most
+//! of netclass' time on a host with a few idle interfaces). Handles not used by the last two host scrapes are closed (an interface or disk
 //! that went away), and at most [`max_open`] are kept, well under the open-files limit.
 
 use std::collections::HashMap;
@@ -42,9 +46,21 @@ fn max_open() -> usize {
     *MAX
 }
 
+/// What a fresh open of a kept path read when it read no content: a kept handle that reads
+/// the same is trusted with it.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Quiet {
+    Empty,
+    Errno(i32),
+}
+
+/// Errors that mean the file behind a kept handle is gone: always opened afresh.
+const GONE: [i32; 4] = [libc::ENODEV, libc::ENOENT, libc::ENXIO, libc::ESTALE];
+
 struct Slot {
     /// `None` while a reader holds it (or after a reader gave it up).
     file: Option<File>,
+    quiet: Option<Quiet>,
     /// The host scrape round that last asked for this path.
     used: u64,
 }
@@ -70,23 +86,33 @@ pub fn read_to_string(path: &Path) -> io::Result<String> {
         let round = t.round;
         t.slots.get_mut(path).and_then(|s| {
             s.used = round;
-            s.file.take()
+            s.file.take().map(|f| (f, s.quiet))
         })
     };
-    // A kept handle that fails or reads empty is closed (dropped) here, and the fresh open
-    // below decides the result.
-    if let Some(file) = kept
-        && let Ok(text) = read_from_start(&file)
-        && !text.is_empty()
-    {
-        keep(path, file);
-        return Ok(text);
+    // A kept handle that fails or reads empty, where the last fresh open did not, is closed
+    // (dropped) here, and the fresh open below decides the result.
+    if let Some((file, quiet)) = kept {
+        match read_from_start(&file) {
+            Ok(text) if !text.is_empty() => {
+                keep(path, file, None);
+                return Ok(text);
+            }
+            Ok(text) if quiet == Some(Quiet::Empty) => {
+                keep(path, file, quiet);
+                return Ok(text);
+            }
+            Err(e) if quiet.is_some() && quiet == e.raw_os_error().map(Quiet::Errno) => {
+                keep(path, file, quiet);
+                return Err(e);
+            }
+            _ => {}
+        }
     }
     let mut file = File::open(path)?;
     match read_from_start(&file) {
         Ok(text) => {
-            if !text.is_empty() && is_pseudo(&file) {
-                keep(path, file);
+            if is_pseudo(&file) {
+                keep(path, file, text.is_empty().then_some(Quiet::Empty));
             }
             Ok(text)
         }
@@ -96,7 +122,15 @@ pub fn read_to_string(path: &Path) -> io::Result<String> {
             file.read_to_string(&mut text)?;
             Ok(text)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            if let Some(errno) = e.raw_os_error()
+                && !GONE.contains(&errno)
+                && is_pseudo(&file)
+            {
+                keep(path, file, Some(Quiet::Errno(errno)));
+            }
+            Err(e)
+        }
     }
 }
 
@@ -109,13 +143,14 @@ pub fn end_round() {
     t.round += 1;
 }
 
-fn keep(path: &Path, file: File) {
+fn keep(path: &Path, file: File, quiet: Option<Quiet>) {
     let mut t = table();
     let round = t.round;
     let full = t.slots.len() >= max_open();
     match t.slots.get_mut(path) {
         Some(slot) if slot.file.is_none() => {
             slot.file = Some(file);
+            slot.quiet = quiet;
             slot.used = round;
         }
         // Another scrape put its handle back first: ours is closed.
@@ -125,6 +160,7 @@ fn keep(path: &Path, file: File) {
                 path.to_path_buf(),
                 Slot {
                     file: Some(file),
+                    quiet,
                     used: round,
                 },
             );
@@ -173,8 +209,17 @@ fn is_pseudo(file: &File) -> bool {
 mod tests {
     use super::*;
 
+    /// The table is process-wide and `end_round` closes what other tests kept: the tests
+    /// that look at it run one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn serial() -> MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     #[test]
     fn regular_files_are_read_fresh_and_never_kept() {
+        let _serial = serial();
         let dir = tempfile::tempdir().expect("temp dir");
         let p = dir.path().join("value");
         std::fs::write(&p, "1\n").expect("write");
@@ -195,6 +240,7 @@ mod tests {
 
     #[test]
     fn proc_files_are_kept_and_give_fresh_content() {
+        let _serial = serial();
         // A kept handle must show the current content, the same as a fresh open. This
         // thread's own voluntary context switches change only by what this thread does (a
         // sleep adds one), so other test threads cannot make the comparison race, as a
@@ -219,5 +265,38 @@ mod tests {
         end_round();
         end_round();
         assert!(!table().slots.contains_key(p));
+    }
+
+    #[test]
+    fn refusals_and_empty_attributes_are_kept_once_a_fresh_open_showed_them() {
+        let _serial = serial();
+        // `lo` is on every Linux host: its `speed` is refused (EINVAL) and its `ifalias`
+        // empty, read after read; both stay open and give what a fresh open gives.
+        let speed = Path::new("/sys/class/net/lo/speed");
+        let alias = Path::new("/sys/class/net/lo/ifalias");
+        let fresh_speed = std::fs::read_to_string(speed).expect_err("lo has no speed");
+        let fresh_alias = std::fs::read_to_string(alias).expect("alias");
+        for _ in 0..3 {
+            let e = read_to_string(speed).expect_err("refused");
+            assert_eq!(e.raw_os_error(), fresh_speed.raw_os_error());
+            assert_eq!(read_to_string(alias).expect("alias"), fresh_alias);
+        }
+        let t = table();
+        let errno = fresh_speed.raw_os_error().expect("an errno");
+        assert!(
+            t.slots
+                .get(speed)
+                .is_some_and(|s| s.file.is_some() && s.quiet == Some(Quiet::Errno(errno)))
+        );
+        assert!(
+            t.slots
+                .get(alias)
+                .is_some_and(|s| s.file.is_some() && s.quiet == Some(Quiet::Empty))
+        );
+        drop(t);
+        // A path that does not exist is never kept.
+        let absent = Path::new("/sys/class/net/lo/no-such-attribute");
+        assert!(read_to_string(absent).is_err());
+        assert!(!table().slots.contains_key(absent));
     }
 }
