@@ -142,27 +142,7 @@ fn comparable(name: &str) -> bool {
 
 /// Families, TYPE, HELP and every series with its value: identical.
 fn assert_identical(theirs: &Exposition, ours: &Exposition, what: &str) {
-    let fams = |e: &Exposition| -> BTreeMap<String, (String, String)> {
-        e.types
-            .iter()
-            .filter(|(n, _)| comparable(n))
-            .map(|(n, t)| {
-                let help = e.helps.get(n).cloned().unwrap_or_default();
-                (n.clone(), (t.clone(), help))
-            })
-            .collect()
-    };
-    assert_eq!(fams(ours), fams(theirs), "{what}: families, types, help");
-    let (a, b) = (ours.series(comparable), theirs.series(comparable));
-    let only_ours: Vec<_> = a.iter().filter(|(k, _)| !b.contains_key(*k)).collect();
-    let only_theirs: Vec<_> = b.iter().filter(|(k, _)| !a.contains_key(*k)).collect();
-    assert!(
-        only_ours.is_empty() && only_theirs.is_empty(),
-        "{what}: series only we publish: {only_ours:#?}\nseries only node_exporter publishes: {only_theirs:#?}"
-    );
-    for (k, v) in &b {
-        assert_eq!(a.get(k), Some(v), "{what}: value of {k:?}");
-    }
+    testkit::node::assert_identical_where(theirs, ours, what, comparable);
 }
 
 /// Both exporters with only the systemd collector and `flags`, against `bus`.

@@ -27,10 +27,20 @@ pub fn comparable(name: &str) -> bool {
 
 /// Families, TYPE, HELP and every series with its value: identical.
 pub fn assert_identical(theirs: &Exposition, ours: &Exposition, what: &str) {
+    assert_identical_where(theirs, ours, what, comparable);
+}
+
+/// [`assert_identical`] over the families `keep` selects.
+pub fn assert_identical_where(
+    theirs: &Exposition,
+    ours: &Exposition,
+    what: &str,
+    keep: fn(&str) -> bool,
+) {
     let fams = |e: &Exposition| -> std::collections::BTreeMap<String, (String, String)> {
         e.types
             .iter()
-            .filter(|(n, _)| comparable(n))
+            .filter(|(n, _)| keep(n))
             .map(|(n, t)| {
                 let help = e.helps.get(n).cloned().unwrap_or_default();
                 (n.clone(), (t.clone(), help))
@@ -38,7 +48,7 @@ pub fn assert_identical(theirs: &Exposition, ours: &Exposition, what: &str) {
             .collect()
     };
     assert_eq!(fams(ours), fams(theirs), "{what}: families, types, help");
-    let (a, b) = (ours.series(comparable), theirs.series(comparable));
+    let (a, b) = (ours.series(keep), theirs.series(keep));
     let only_ours: Vec<_> = a.iter().filter(|(k, _)| !b.contains_key(*k)).collect();
     let only_theirs: Vec<_> = b.iter().filter(|(k, _)| !a.contains_key(*k)).collect();
     assert!(
