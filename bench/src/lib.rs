@@ -1,5 +1,7 @@
 //! What the benchmark binaries share.
 
+pub mod scrape;
+
 /// The `q`-quantile (0.0–1.0) of an ascending slice, nearest rank: the element at
 /// round((n − 1) · q). `None` for an empty slice, so a run with no samples says so instead of
 /// printing a made-up figure.
