@@ -114,6 +114,16 @@ impl Target {
     }
 }
 
+/// Our exporter's binary, beside the running benchmark's (cargo puts both in the profile's
+/// directory); `build` says how to make it when it is missing.
+pub fn our_exporter(build: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let ours = exe.with_file_name("quantwatch-exporter");
+    assert!(ours.exists(), "{} missing: {build}", ours.display());
+    ours
+}
+
+/// One scrape, as Prometheus sends it; the body of a successful answer.
 pub fn fetch(client: &reqwest::blocking::Client, url: &str) -> String {
     let resp = client
         .get(url)

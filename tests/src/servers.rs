@@ -664,22 +664,13 @@ pub struct GoExporter {
 impl GoExporter {
     /// prometheus-node-exporter with its default collectors.
     pub fn node() -> GoExporter {
-        let port = free_port();
-        Self::spawn(
-            "prometheus-node-exporter",
-            &[format!("--web.listen-address=127.0.0.1:{port}")],
-            &[],
-            port,
-        )
+        Self::node_with_env(&[], &[])
     }
 
     /// prometheus-node-exporter with extra flags (`--path.sysfs=DIR`,
     /// `--collector.disable-defaults`, `--collector.NAME`, ...).
     pub fn node_with_args(extra: &[String]) -> GoExporter {
-        let port = free_port();
-        let mut args = vec![format!("--web.listen-address=127.0.0.1:{port}")];
-        args.extend(extra.iter().cloned());
-        Self::spawn("prometheus-node-exporter", &args, &[], port)
+        Self::node_with_env(extra, &[])
     }
 
     /// prometheus-node-exporter with extra flags and environment (`DBUS_SYSTEM_BUS_ADDRESS`).

@@ -3,7 +3,9 @@
 //!
 //! Run: `bench/exporter.sh` (builds release binaries, then runs this).
 
-use quantwatch_bench::scrape::{Target, WARMUP, client, fetch, ms, rss_kib, rss_split_kib};
+use quantwatch_bench::scrape::{
+    Target, WARMUP, client, fetch, ms, our_exporter, rss_kib, rss_split_kib,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use testkit::{App, GoExporter, Postgres, Redis};
@@ -55,13 +57,7 @@ fn open_fds(pid: i32) -> usize {
 }
 
 fn main() {
-    let exe = std::env::current_exe().expect("current exe");
-    let ours_bin = exe.with_file_name("quantwatch-exporter");
-    assert!(
-        ours_bin.exists(),
-        "{} missing: run `cargo build --release -p quantwatch-exporter` (bench/exporter.sh does)",
-        ours_bin.display()
-    );
+    let ours_bin = our_exporter("run `scripts/build-exporter --release` (bench/exporter.sh does)");
     let mut pg = Postgres::start();
     let redis = Redis::start();
     for db in 0..4 {

@@ -11,6 +11,7 @@
 //! Run: `cargo build -p quantwatch-exporter && cargo run -p quantwatch-bench --bin pg_scrape_cost`
 //! (the exporter binary is taken from the same target directory as this one).
 
+use quantwatch_bench::scrape::{fetch, our_exporter};
 use std::time::Duration;
 use testkit::{App, GoExporter, Postgres};
 
@@ -42,13 +43,7 @@ const FLUSH: Duration = Duration::from_secs(12);
 
 fn scrape_n(client: &reqwest::blocking::Client, url: &str, n: usize) {
     for _ in 0..n {
-        let r = client
-            .get(url)
-            .header("X-Prometheus-Scrape-Timeout-Seconds", "10")
-            .send()
-            .expect("scrape");
-        assert!(r.status().is_success(), "{url}: {}", r.status());
-        let _ = r.bytes();
+        fetch(client, url);
     }
 }
 
@@ -74,13 +69,7 @@ fn measure(pg: &Postgres, client: &reqwest::blocking::Client, url: &str) -> (f64
 }
 
 fn main() {
-    let exe = std::env::current_exe().expect("current exe");
-    let ours_bin = exe.with_file_name("quantwatch-exporter");
-    assert!(
-        ours_bin.exists(),
-        "{} missing: run `cargo build -p quantwatch-exporter` first",
-        ours_bin.display()
-    );
+    let ours_bin = our_exporter("run `cargo build -p quantwatch-exporter` first");
     let mut pg = Postgres::start();
     pg.psql(
         "postgres",

@@ -8,7 +8,7 @@
 //!
 //! Run: `scripts/build-exporter --release && cargo run --release --locked -p quantwatch-bench --bin systemd_scrape`
 
-use quantwatch_bench::scrape::{Target, WARMUP, ms, rss_kib};
+use quantwatch_bench::scrape::{Target, WARMUP, ms, our_exporter, rss_kib};
 use testkit::systemd::SystemdUser;
 use testkit::{App, GoExporter};
 
@@ -20,13 +20,7 @@ const TIMERS: usize = 20;
 const SOCKETS: usize = 10;
 
 fn main() {
-    let exe = std::env::current_exe().expect("current exe");
-    let ours_bin = exe.with_file_name("quantwatch-exporter");
-    assert!(
-        ours_bin.exists(),
-        "{} missing: run `scripts/build-exporter --release` first",
-        ours_bin.display()
-    );
+    let ours_bin = our_exporter("run `scripts/build-exporter --release` first");
     let mut units: Vec<(String, String)> = Vec::new();
     for i in 0..SERVICES {
         units.push((

@@ -7,7 +7,7 @@
 //! reported with `node_filesystem_device_error 1` (and no sizes) until its call returns, and
 //! no second call is made on it meanwhile.
 
-use super::{Ctx, NodeCollector, NodeError, parse_err, read};
+use super::{Ctx, NodeCollector, NodeError, lock, parse_err, read};
 use crate::metrics::{Families, Family};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -178,10 +178,6 @@ impl Filesystem {
         }
         out
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn statfs(path: &std::path::Path) -> Option<Stat> {

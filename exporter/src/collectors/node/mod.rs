@@ -356,7 +356,9 @@ impl HostCollector {
 /// How long one node collector may block before the others continue without it.
 const PER_COLLECTOR_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// A poisoned lock still holds valid data here (a collector that panicked only left its own
+/// outcome unrecorded): take it.
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -45,7 +45,7 @@ impl NodeCollector for Netstat {
         if let Some(text) = &snmp6 {
             stats.extend(parse_snmp6(text));
         }
-        let mut selected = self.selected.lock().unwrap_or_else(|p| p.into_inner());
+        let mut selected = super::lock(&self.selected);
         let mut key = String::with_capacity(64);
         for (proto, name, value) in stats {
             key.clear();
