@@ -6,8 +6,10 @@
 //! inserted `new` and resolves after an exchange-like latency: filled in one to three fills,
 //! partially filled then cancelled, cancelled or rejected. Positions carry average prices and
 //! are marked to market; each strategy writes an equity snapshot every `snapshot_interval`
-//! and a heartbeat every second. `--force-drawdown NAME` makes a strategy lose 1 % of its
-//! equity per snapshot; `--stop-heartbeat NAME` makes it look like a hung process (status
+//! and a heartbeat every second. `--force-drawdown NAME` makes a strategy's equity end each
+//! snapshot 1 % below the one before, whatever its positions did in between (so its drawdown
+//! crosses -15 % at the 17th snapshot, not whenever marked-to-market noise allows: the demo
+//! and the end-to-end tests wait for that page); `--stop-heartbeat NAME` makes it look like a hung process (status
 //! stays `active`, nothing more is written for it). Everything is deterministic given
 //! `--seed`, apart from wall-clock timing.
 
@@ -63,7 +65,7 @@ pub struct SimulateArgs {
     /// Time between two equity snapshots of a strategy.
     #[arg(long = "snapshot-interval", default_value = "2s", value_parser = humantime::parse_duration)]
     pub snapshot_interval: Duration,
-    /// Make this strategy lose 1 % of its equity per snapshot (repeatable).
+    /// Make this strategy's equity fall 1 % per snapshot, whatever the market does (repeatable).
     #[arg(long = "force-drawdown")]
     pub force_drawdown: Vec<String>,
     /// Stop this strategy's heartbeat and activity while its status stays active (repeatable).
@@ -150,6 +152,8 @@ struct Strat {
     positions: HashMap<&'static str, Position>,
     drawdown: bool,
     dead: bool,
+    /// Equity written at the last snapshot (the forced drawdown's reference).
+    last_equity: Option<Decimal>,
 }
 
 impl Strat {
@@ -157,6 +161,16 @@ impl Strat {
         self.positions.iter().fold(self.cash, |acc, (sym, p)| {
             acc + p.qty * prices.get(sym).copied().unwrap_or_default()
         })
+    }
+
+    /// The forced drawdown: a loss (or, after a market loss deeper than 1 %, a gain) booked
+    /// to cash and realized PnL so the equity at `marks` is 1 % below the last snapshot's.
+    fn force_loss(&mut self, marks: &HashMap<&'static str, Decimal>) {
+        let equity = self.equity(marks);
+        let reference = self.last_equity.unwrap_or(equity);
+        let loss = equity - (reference * Decimal::new(99, 2)).round_dp(2);
+        self.cash -= loss;
+        self.realized -= loss;
     }
 
     /// Applies a fill of signed quantity `q` at `price`: cash, average price, realized PnL.
@@ -338,17 +352,17 @@ pub async fn run(
             let ts: DateTime<Utc> = Utc::now();
             for s in strats.iter_mut().filter(|s| !s.dead) {
                 if s.drawdown {
-                    let loss = (s.equity(&marks) * Decimal::new(1, 2)).round_dp(2);
-                    s.cash -= loss;
-                    s.realized -= loss;
+                    s.force_loss(&marks);
                 }
+                let equity = s.equity(&marks).round_dp(2);
+                s.last_equity = Some(equity);
                 sqlx::query(
                     "INSERT INTO equity_snapshots (strategy_id, ts, equity, realized_pnl) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 )
                 .bind(s.id)
                 .bind(ts)
-                .bind(s.equity(&marks).round_dp(2))
+                .bind(equity)
                 .bind(s.realized.round_dp(2))
                 .execute(&pool)
                 .await?;
@@ -413,6 +427,7 @@ async fn setup(
             positions: HashMap::new(),
             drawdown: args.force_drawdown.contains(name),
             dead: args.stop_heartbeat.contains(name),
+            last_equity: last.map(|(equity, _)| equity),
         });
     }
     Ok(out)
@@ -532,6 +547,7 @@ mod tests {
             positions: HashMap::new(),
             drawdown: false,
             dead: false,
+            last_equity: None,
         };
         s.apply_fill("AAPL", Decimal::from(10), Decimal::from(10), Decimal::ZERO);
         s.apply_fill("AAPL", Decimal::from(10), Decimal::from(20), Decimal::ZERO);
@@ -549,5 +565,39 @@ mod tests {
         // = 1000 + realized 274.
         let prices = HashMap::from([("AAPL", Decimal::from(30))]);
         assert_eq!(s.equity(&prices), Decimal::from(1274));
+    }
+
+    #[test]
+    fn a_forced_drawdown_ends_each_snapshot_one_percent_lower_whatever_the_market() {
+        let mut s = Strat {
+            id: 1,
+            cash: Decimal::from(1_000_000),
+            realized: Decimal::ZERO,
+            positions: HashMap::new(),
+            drawdown: true,
+            dead: false,
+            last_equity: Some(Decimal::from(1_000_000)),
+        };
+        // Long 5 000 at 100; the market then rises 10 %: equity 1 050 000, forced to 990 000.
+        s.apply_fill(
+            "AAPL",
+            Decimal::from(5000),
+            Decimal::from(100),
+            Decimal::ZERO,
+        );
+        let up = HashMap::from([("AAPL", Decimal::from(110))]);
+        s.force_loss(&up);
+        assert_eq!(s.equity(&up), Decimal::from(990_000));
+        assert_eq!(s.realized, Decimal::from(-60_000));
+        s.last_equity = Some(s.equity(&up));
+        // It falls 50 %: equity 715 000, lifted to 980 100 (990 000 less 1 %).
+        let down = HashMap::from([("AAPL", Decimal::from(55))]);
+        s.force_loss(&down);
+        assert_eq!(s.equity(&down), Decimal::from(980_100));
+        assert_eq!(s.realized, Decimal::from(-60_000 + 265_100));
+        // No snapshot yet (a new strategy): 1 % of today's equity.
+        s.last_equity = None;
+        s.force_loss(&down);
+        assert_eq!(s.equity(&down), Decimal::from(970_299));
     }
 }
