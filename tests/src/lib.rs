@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod btrfs;
+pub mod demo;
 pub mod fakes;
 pub mod node;
 pub mod process;
