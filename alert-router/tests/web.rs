@@ -667,3 +667,37 @@ fn idle_connections_at_a_soft_limit_of_1024_raised_to_the_hard_limit() {
 fn idle_connections_at_a_hard_limit_of_1024_are_closed_to_make_room() {
     idle_flood(1024, 1024, 512);
 }
+
+/// hyper's header timeout is also the first-byte deadline and the keep-alive idle limit: a
+/// connection that never sends a byte, and one idle after its answer, are both closed by the
+/// server once it passes (1 s here), not left open.
+#[test]
+fn idle_and_kept_alive_connections_are_closed_after_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("router.yml");
+    std::fs::write(&cfg, "web:\n  header_read_timeout: 1s\n").unwrap();
+    let app = App::start(BIN, &["--config", cfg.to_str().unwrap()], &[]);
+    let addr = format!("127.0.0.1:{}", app.port());
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    let mut kept = TcpStream::connect(&addr).unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 12];
+    kept.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200", "answered, and kept alive");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    assert!(
+        closed_by_server(&mut silent, deadline),
+        "a connection that never sent a byte is still open after 20 s"
+    );
+    assert!(
+        closed_by_server(&mut kept, deadline),
+        "an idle keep-alive connection is still open after 20 s"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed before the 1 s timeout: {:?}",
+        started.elapsed()
+    );
+}
