@@ -184,11 +184,19 @@ pub async fn serve_with_tls(
                 // At the limit: make room by closing the connection idle the longest. Only if
                 // every connection is busy does this one wait for a slot (and the next ones
                 // in the listen backlog).
-                if !conns.close_idlest() && !warned_full {
-                    tracing::warn!(
-                        max_connections = limits.max_connections,
-                        "connection limit reached with every connection busy; new connections wait in the listen backlog"
-                    );
+                let closed = conns.close_idlest();
+                if !warned_full {
+                    if closed {
+                        tracing::warn!(
+                            max_connections = limits.max_connections,
+                            "connection limit reached; closing the connections idle the longest to make room"
+                        );
+                    } else {
+                        tracing::warn!(
+                            max_connections = limits.max_connections,
+                            "connection limit reached with every connection busy; new connections wait in the listen backlog"
+                        );
+                    }
                     warned_full = true;
                 }
                 tokio::select! {
