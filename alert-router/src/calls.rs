@@ -357,7 +357,6 @@ async fn send_failed(
 ) -> Option<i64> {
     let name = ch.name();
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let now = now_ms();
     let attempts = rows.iter().map(|r| r.attempts).max().unwrap_or(0);
     let (reason, wait, outcome) = match e {
         SendError::Retryable(reason) => (reason, None, "retry"),
@@ -367,9 +366,13 @@ async fn send_failed(
         } => (reason, retry_after, "rate_limited"),
         SendError::Permanent(reason) | SendError::TooLarge(reason) => {
             let moved = if ch.fallback().is_empty() {
-                Vec::new()
+                Some(Vec::new())
             } else {
                 worker::hand_over(ch, ctx, &ids, &reason).await
+            };
+            // `None`: the store would not take the handover; the rows retry rather than fail.
+            let Some(moved) = moved else {
+                return retry_later(ctx, name, &ids, attempts, reason, None, "retry").await;
             };
             let rest: Vec<i64> = ids.into_iter().filter(|i| !moved.contains(i)).collect();
             if !rest.is_empty() {
@@ -378,6 +381,20 @@ async fn send_failed(
             return None;
         }
     };
+    retry_later(ctx, name, &ids, attempts, reason, wait, outcome).await
+}
+
+/// Put the rows back, due after `wait` (else the delivery backoff), counted as `outcome`.
+async fn retry_later(
+    ctx: &WorkerCtx,
+    name: &str,
+    ids: &[i64],
+    attempts: i64,
+    reason: String,
+    wait: Option<std::time::Duration>,
+    outcome: &str,
+) -> Option<i64> {
+    let now = now_ms();
     let wait = wait
         .unwrap_or_else(|| backoff(attempts, ctx.delivery.retry_initial, ctx.delivery.retry_max));
     let due = now + i64::try_from(wait.as_millis()).unwrap_or(0);
@@ -385,7 +402,7 @@ async fn send_failed(
         .notifications
         .with_label_values(&[name, outcome])
         .inc_by(ids.len() as u64);
-    worker::reschedule(ctx, name, &ids, due, &reason).await;
+    worker::reschedule(ctx, name, ids, due, &reason).await;
     tracing::warn!(channel = %name, error = %reason, retry_in_ms = due - now, "call failed; will retry");
     Some(due)
 }

@@ -138,7 +138,9 @@ pub async fn run(
                 "channel blocked by its vendor for {} s more",
                 (banned_until - now) / 1000
             );
-            let moved = hand_over(ch.as_ref(), &ctx, &ids, &reason).await;
+            let moved = hand_over(ch.as_ref(), &ctx, &ids, &reason)
+                .await
+                .unwrap_or_default();
             let rest: Vec<i64> = ids.into_iter().filter(|i| !moved.contains(i)).collect();
             if !rest.is_empty() {
                 // Copies that already failed over once wait for the ban to end.
@@ -353,7 +355,7 @@ async fn deliver(
             let mut rest = ids.clone();
             if wait >= FAILOVER_AFTER && !ch.fallback().is_empty() {
                 *banned_until = due;
-                let moved = hand_over(ch, ctx, &ids, &reason).await;
+                let moved = hand_over(ch, ctx, &ids, &reason).await.unwrap_or_default();
                 rest.retain(|i| !moved.contains(i));
             }
             if !rest.is_empty() {
@@ -380,8 +382,20 @@ async fn deliver(
         Err(SendError::Permanent(reason) | SendError::TooLarge(reason)) => {
             let moved = if ch.fallback().is_empty() {
                 Vec::new()
+            } else if let Some(moved) = hand_over(ch, ctx, &ids, &reason).await {
+                moved
             } else {
-                hand_over(ch, ctx, &ids, &reason).await
+                // The store would not take the handover (it was down, or stayed locked past
+                // every retry): a failed write must not fail the page. The rows wait and come
+                // back to this channel, which refuses and hands them over again.
+                let due = now
+                    + i64::try_from(
+                        backoff(attempts, ctx.delivery.retry_initial, ctx.delivery.retry_max)
+                            .as_millis(),
+                    )
+                    .unwrap_or(0);
+                reschedule(ctx, name, &ids, due, &reason).await;
+                return Some(due);
             };
             let rest: Vec<i64> = ids.into_iter().filter(|i| !moved.contains(i)).collect();
             if !rest.is_empty() {
@@ -428,13 +442,14 @@ fn split_to_fit(ch: &dyn Channel, msg: &Message, max: usize) -> Vec<Message> {
 pub const FAILOVER_AFTER: Duration = Duration::from_secs(120);
 
 /// Hand these rows to the channel's fallbacks (once; see `Store::fail_over`). Returns the ids
-/// handed over; the others stay with the caller.
+/// handed over (the others stay with the caller), or `None` when the store failed: then
+/// nothing was handed over and the rows must not be marked failed.
 pub(crate) async fn hand_over(
     ch: &dyn Channel,
     ctx: &WorkerCtx,
     ids: &[i64],
     reason: &str,
-) -> Vec<i64> {
+) -> Option<Vec<i64>> {
     let name = ch.name();
     let to = ch.fallback();
     match ctx.store.fail_over(ids, name, to, reason, now_ms()).await {
@@ -448,11 +463,11 @@ pub(crate) async fn hand_over(
                 }
                 tracing::warn!(channel = %name, to = ?to, alerts = moved.len(), error = %reason, "handed notifications to the fallback channel(s)");
             }
-            moved
+            Some(moved)
         }
         Err(e) => {
             tracing::warn!(channel = %name, error = %e, "cannot hand notifications to the fallback; they stay with this channel");
-            Vec::new()
+            None
         }
     }
 }

@@ -223,20 +223,17 @@ fn sighup_reloads_keeps_old_config_when_invalid_and_sigterm_exits_0() {
     assert!(started.1 > 1.5e9, "a Unix time: {}", started.1);
 
     std::fs::write(&path, ding_yaml(&fake.webhook_url())).unwrap();
-    std::thread::sleep(Duration::from_millis(20));
     signal(&child, "HUP");
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(post_alert(&base, "AfterReload"), 200);
-    let reloaded = reload_metrics(&base);
+    let reloaded = wait_reload(&base, "the reload after SIGHUP", |m| m.1 > started.1);
     assert_eq!(reloaded.0, 1.0);
-    assert!(reloaded.1 > started.1, "{reloaded:?} after {started:?}");
+    assert_eq!(post_alert(&base, "AfterReload"), 200);
     let got = fake.server.wait_accepted(1, Duration::from_secs(10));
     assert_eq!(got.len(), 1, "the reloaded route delivers to DingTalk");
     assert!(fake.texts()[0].contains("AfterReload"));
 
     std::fs::write(&path, "channels:\n  - type: carrier-pigeon\n").unwrap();
     signal(&child, "HUP");
-    std::thread::sleep(Duration::from_secs(1));
+    wait_reload(&base, "the refused reload after SIGHUP", |m| m.0 == 0.0);
     assert_eq!(post_alert(&base, "AfterBadReload"), 200);
     let got = fake.server.wait_accepted(2, Duration::from_secs(10));
     assert_eq!(got.len(), 2, "the previous config stays in force");
@@ -295,7 +292,23 @@ fn zero_config_start_keeps_state_under_data_and_logs_notifications() {
         Duration::from_secs(20)
     ));
     assert_eq!(post_alert(&base, "ZeroConfig"), 200);
-    std::thread::sleep(Duration::from_secs(2));
+    // The log channel has written the notification once it counts as sent.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, metrics) = testkit::http_get(&format!("{base}/metrics"));
+        if metrics.lines().any(|l| {
+            l.starts_with("quantwatch_router_notifications_total{")
+                && l.contains("outcome=\"sent\"")
+                && l.ends_with(" 1")
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the notification was not sent within 20 s: {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     signal(&child, "TERM");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
@@ -311,6 +324,23 @@ fn zero_config_start_keeps_state_under_data_and_logs_notifications() {
         log.contains("notification") && log.contains("ZeroConfig"),
         "{log}"
     );
+}
+
+/// [`reload_metrics`] once `done` holds for them (a reload has been processed); fails naming
+/// `what` after 20 s.
+fn wait_reload(base: &str, what: &str, done: impl Fn(&(f64, f64)) -> bool) -> (f64, f64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = reload_metrics(base);
+        if done(&m) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not seen within 20 s: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `quantwatch_router_config_last_reload_successful` and `…_success_timestamp_seconds`.

@@ -226,7 +226,10 @@ async fn storm_of_1000_alerts_stays_under_the_robot_limit_and_arrives_within_60s
     let fake = DingTalkFake::start("tok", Some("SECs"));
     let r = start(&dingtalk_yaml(&fake.webhook_url(), "SECs", ""), &[]).await;
     let t0 = Instant::now();
+    // One webhook every 95 ms on a fixed schedule (a slow answer does not stretch the storm).
+    let mut pace = tokio::time::interval(Duration::from_millis(95));
     for batch in 0..100 {
+        pace.tick().await;
         let alerts = (0..10)
             .map(|i| {
                 alert(
@@ -239,10 +242,11 @@ async fn storm_of_1000_alerts_stays_under_the_robot_limit_and_arrives_within_60s
             .collect();
         let (s, _) = r.post(&payload(&format!("g{batch}"), alerts)).await;
         assert_eq!(s, 200);
-        tokio::time::sleep(Duration::from_millis(95)).await;
     }
+    // 9.5 s of schedule; more only if the webhook answered slowly (a busy machine: the
+    // delivery bound below counts from the storm's start either way).
     assert!(
-        t0.elapsed() < Duration::from_secs(12),
+        t0.elapsed() < Duration::from_secs(20),
         "storm took {:?}",
         t0.elapsed()
     );

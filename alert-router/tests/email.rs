@@ -123,17 +123,26 @@ async fn a_server_silent_after_auth_is_retried_not_waited_on_forever() {
         .replace("timeout: 5s", "timeout: 1s");
     let r = start(&yaml, &[("ROUTER_API_TOKEN", API)]).await;
     assert_eq!(r.post(&payload("g", vec![margin_alert()])).await.0, 200);
+    // The retry is counted before the row records its error: wait for the row.
+    let pending = common::wait_for(
+        Duration::from_secs(20),
+        "the notification is pending with the timeout as its last error",
+        || async {
+            let pending = r.notifications(API, "pending").await;
+            if pending.len() == 1 && pending[0]["last_error"].is_string() {
+                Ok(pending)
+            } else {
+                Err(pending)
+            }
+        },
+    )
+    .await;
     assert!(
-        common::eventually(Duration::from_secs(15), || async {
-            r.metric("quantwatch_router_notifications_total{channel=\"mail\",outcome=\"retry\"}")
-                .await
-                .unwrap_or(0.0)
-                >= 1.0
-        })
-        .await
+        r.metric("quantwatch_router_notifications_total{channel=\"mail\",outcome=\"retry\"}")
+            .await
+            .unwrap_or(0.0)
+            >= 1.0
     );
-    let pending = r.notifications(API, "pending").await;
-    assert_eq!(pending.len(), 1, "kept until delivered");
     let err = pending[0]["last_error"].as_str().unwrap_or_default();
     assert!(err.contains("timeout"), "{err}");
     assert!(

@@ -594,3 +594,110 @@ fn stalled_connections_cannot_starve_healthz_or_the_webhook() {
     );
     assert_eq!(app.get("/healthz").0, 200);
 }
+
+/// 1,100 connections that never send a byte, against a router started with a soft
+/// open-files limit of 1,024 (systemd's default): it answers `/healthz` and the webhook at
+/// once. With a higher hard limit it raised its soft limit at start (and so its connection
+/// limit); with the hard limit at 1,024 too it closes the connections idle the longest to
+/// make room, well before their header timeout (10 s by default) would.
+fn idle_flood(soft: u64, hard: u64, max_connections: u64) {
+    let nofile = testkit::app::raise_own_nofile(4096);
+    assert!(
+        nofile >= 2048,
+        "need 2,048 open files for this test, have {nofile}"
+    );
+    let app = App::start_with_nofile_limits(BIN, &[], &[("ROUTER_LOG_FORMAT", "json")], soft, hard);
+    let log = app.log();
+    for want in [
+        format!("\"soft_before\":{soft}"),
+        format!("\"soft\":{hard}"),
+        format!("\"hard\":{hard}"),
+        format!("\"max_connections\":{max_connections}"),
+    ] {
+        assert!(log.contains(&want), "the log lacks {want}: {log}");
+    }
+    let addr = format!("127.0.0.1:{}", app.port()).parse().unwrap();
+    let idle: Vec<TcpStream> = (0..1100)
+        .map(|i| {
+            TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("connect {i}: {e}"))
+        })
+        .collect();
+    let started = Instant::now();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("{}/healthz", app.url()))
+        .send()
+        .unwrap_or_else(|e| panic!("/healthz behind 1,100 idle connections: {e}"));
+    assert_eq!(health.status().as_u16(), 200);
+    let body = serde_json::to_vec(&payload(
+        "g",
+        vec![alert(
+            "AfterIdleFlood",
+            "firing",
+            "2026-01-01T00:00:00Z",
+            &[],
+        )],
+    ))
+    .unwrap();
+    let hook = client
+        .post(format!("{}/webhook/alertmanager", app.url()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .unwrap_or_else(|e| panic!("the webhook behind 1,100 idle connections: {e}"));
+    assert_eq!(hook.status().as_u16(), 200);
+    let answered = started.elapsed();
+    assert!(
+        answered < Duration::from_secs(8),
+        "healthz and webhook took {answered:?} behind 1,100 idle connections"
+    );
+    drop(idle);
+}
+
+#[test]
+fn idle_connections_at_a_soft_limit_of_1024_raised_to_the_hard_limit() {
+    idle_flood(1024, 8192, 4096);
+}
+
+#[test]
+fn idle_connections_at_a_hard_limit_of_1024_are_closed_to_make_room() {
+    idle_flood(1024, 1024, 512);
+}
+
+/// hyper's header timeout is also the first-byte deadline and the keep-alive idle limit: a
+/// connection that never sends a byte, and one idle after its answer, are both closed by the
+/// server once it passes (1 s here), not left open.
+#[test]
+fn idle_and_kept_alive_connections_are_closed_after_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("router.yml");
+    std::fs::write(&cfg, "web:\n  header_read_timeout: 1s\n").unwrap();
+    let app = App::start(BIN, &["--config", cfg.to_str().unwrap()], &[]);
+    let addr = format!("127.0.0.1:{}", app.port());
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    let mut kept = TcpStream::connect(&addr).unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 12];
+    kept.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200", "answered, and kept alive");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    assert!(
+        closed_by_server(&mut silent, deadline),
+        "a connection that never sent a byte is still open after 20 s"
+    );
+    assert!(
+        closed_by_server(&mut kept, deadline),
+        "an idle keep-alive connection is still open after 20 s"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed before the 1 s timeout: {:?}",
+        started.elapsed()
+    );
+}

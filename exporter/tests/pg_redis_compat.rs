@@ -349,21 +349,8 @@ fn user_tables_and_statements_come_from_the_connected_database() {
             > 0.0
     );
     // We read both views' columns in one pass over pg_class: every value must be the views'.
-    // (Read after a second scrape, so both see the same flushed statistics.)
-    std::thread::sleep(Duration::from_millis(1200));
-    let e = app.scrape();
-    let views = pg.psql(
-        "trading",
-        "SELECT seq_scan, seq_tup_read, COALESCE(idx_scan, 0), COALESCE(idx_tup_fetch, 0), \
-                n_tup_ins, n_tup_upd, n_tup_del, n_tup_hot_upd, n_live_tup, n_dead_tup, \
-                heap_blks_read, heap_blks_hit, COALESCE(idx_blks_read, 0), \
-                COALESCE(idx_blks_hit, 0), COALESCE(toast_blks_read, 0), \
-                COALESCE(toast_blks_hit, 0), COALESCE(tidx_blks_read, 0), \
-                COALESCE(tidx_blks_hit, 0) \
-         FROM pg_stat_user_tables t JOIN pg_statio_user_tables USING (relid) \
-         WHERE t.relname = 'fills'",
-    );
-    let want: Vec<f64> = views.split('|').map(|v| v.parse().unwrap()).collect();
+    // Statistics are flushed by each backend at most once a second: scrape and query the
+    // views again until both see the same flushed numbers.
     let names = [
         "pg_stat_user_tables_seq_scan",
         "pg_stat_user_tables_seq_tup_read",
@@ -384,11 +371,31 @@ fn user_tables_and_statements_come_from_the_connected_database() {
         "pg_statio_user_tables_tidx_blocks_read",
         "pg_statio_user_tables_tidx_blocks_hit",
     ];
-    let got: Vec<f64> = names.iter().map(|n| e.value(n, &fills).unwrap()).collect();
-    assert_eq!(
-        got, want,
-        "ours vs pg_stat_user_tables + pg_statio_user_tables"
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let got = loop {
+        let e = app.scrape();
+        let views = pg.psql(
+            "trading",
+            "SELECT seq_scan, seq_tup_read, COALESCE(idx_scan, 0), COALESCE(idx_tup_fetch, 0), \
+                    n_tup_ins, n_tup_upd, n_tup_del, n_tup_hot_upd, n_live_tup, n_dead_tup, \
+                    heap_blks_read, heap_blks_hit, COALESCE(idx_blks_read, 0), \
+                    COALESCE(idx_blks_hit, 0), COALESCE(toast_blks_read, 0), \
+                    COALESCE(toast_blks_hit, 0), COALESCE(tidx_blks_read, 0), \
+                    COALESCE(tidx_blks_hit, 0) \
+             FROM pg_stat_user_tables t JOIN pg_statio_user_tables USING (relid) \
+             WHERE t.relname = 'fills'",
+        );
+        let want: Vec<f64> = views.split('|').map(|v| v.parse().unwrap()).collect();
+        let got: Vec<f64> = names.iter().map(|n| e.value(n, &fills).unwrap()).collect();
+        if got == want {
+            break got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ours vs pg_stat_user_tables + pg_statio_user_tables, still different after 20 s:\n{got:?}\n{want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(
         got[12] + got[13] > 0.0,
         "the primary key's index blocks are counted"

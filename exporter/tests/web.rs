@@ -255,3 +255,47 @@ fn an_invalid_web_config_header_is_refused_at_load() {
     assert!(err.contains("is not a valid HTTP header name"), "{err}");
     assert!(!err.contains("Set-Cookie"), "{err}");
 }
+
+/// The exporter shares the router's accept loop: started under systemd's default soft limit
+/// of 1,024 open files (hard limit 1,024 too, so raising it cannot help), 1,100 connections
+/// that never send a byte do not keep a scrape out: the ones idle the longest are closed to
+/// make room.
+#[test]
+fn idle_connections_at_a_1024_open_files_limit_do_not_lock_out_a_scrape() {
+    let nofile = testkit::app::raise_own_nofile(4096);
+    assert!(
+        nofile >= 2048,
+        "need 2,048 open files for this test, have {nofile}"
+    );
+    let app = App::start_with_nofile_limits(EXPORTER, &["--log.format", "json"], &[], 1024, 1024);
+    let log = app.log();
+    assert!(
+        log.contains("\"soft\":1024") && log.contains("\"max_connections\":512"),
+        "the open-files limit is logged: {log}"
+    );
+    let addr = format!("127.0.0.1:{}", app.port()).parse().unwrap();
+    let idle: Vec<std::net::TcpStream> = (0..1100)
+        .map(|i| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("connect {i}: {e}"))
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(8))
+        .build()
+        .unwrap();
+    for path in ["/healthz", "/metrics"] {
+        let resp = client
+            .get(format!("{}{path}", app.url()))
+            .send()
+            .unwrap_or_else(|e| panic!("{path} behind 1,100 idle connections: {e}"));
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+    }
+    let answered = started.elapsed();
+    assert!(
+        answered < Duration::from_secs(10),
+        "healthz and a scrape took {answered:?} behind 1,100 idle connections"
+    );
+    drop(idle);
+}

@@ -46,14 +46,26 @@ impl App {
         env: &[(&str, &str)],
         nofile: u64,
     ) -> App {
-        App::start_limited(binary, args, env, Some(nofile))
+        App::start_limited(binary, args, env, Some((nofile, nofile)))
+    }
+
+    /// [`App::start`] with the child's open-files limit set to `soft` and `hard` separately
+    /// (systemd's default is soft 1,024, hard 524,288): for tests of raising it at start.
+    pub fn start_with_nofile_limits(
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        soft: u64,
+        hard: u64,
+    ) -> App {
+        App::start_limited(binary, args, env, Some((soft, hard)))
     }
 
     fn start_limited(
         binary: &str,
         args: &[&str],
         env: &[(&str, &str)],
-        nofile: Option<u64>,
+        nofile: Option<(u64, u64)>,
     ) -> App {
         let dir = tempfile::Builder::new()
             .prefix("qw-app-")
@@ -71,14 +83,14 @@ impl App {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        if let Some(n) = nofile {
+        if let Some((soft, hard)) = nofile {
             use std::os::unix::process::CommandExt;
             // SAFETY: setrlimit is async-signal-safe; nothing else runs in the closure.
             unsafe {
                 cmd.pre_exec(move || {
                     let lim = libc::rlimit {
-                        rlim_cur: n,
-                        rlim_max: n,
+                        rlim_cur: soft,
+                        rlim_max: hard,
                     };
                     if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
                         return Err(std::io::Error::last_os_error());

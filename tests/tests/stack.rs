@@ -493,8 +493,40 @@ fn the_deployed_stack_publishes_every_name_answers_every_panel_and_pages_in_time
         Duration::from_secs(60),
     );
     prom.wait_for("trading_fills_total", Duration::from_secs(60));
-    // Rate windows need a few samples; the simulator needs a few seconds of fills.
-    std::thread::sleep(Duration::from_secs(20));
+    // Every dashboard panel query that should have data, run now: the ones without.
+    let panels_without_data = || {
+        let mut empty = Vec::new();
+        for (file, title, expr) in dashboard_exprs() {
+            if title.starts_with("variable ") {
+                continue;
+            }
+            let q = grafana_to_promql(&expr);
+            // A list of what is firing right now is rightly empty in a healthy stack.
+            if q.trim() == "ALERTS{alertstate=\"firing\"}" {
+                continue;
+            }
+            // The desk's own services are not part of this stack: their panels (the row
+            // "Trading services": their HTTP metrics, and `up` of every job but ours) have no data.
+            if metric_names(&q)
+                .iter()
+                .any(|n| APPLICATION_METRICS.contains(&n.as_str()))
+                || q.contains("up{job!~\"quantwatch-exporter|quantwatch-alert-router\"}")
+            {
+                continue;
+            }
+            let r = prom.query(&q);
+            if r.as_array().is_none_or(|a| a.is_empty()) {
+                empty.push(format!("{file}: {title}: {q}"));
+            }
+        }
+        empty
+    };
+    // Rate windows need a few samples and the simulator a few seconds of fills: wait until
+    // every panel has data (what section 2 checks), at most 90 s.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !panels_without_data().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+    }
 
     // 1. Every metric name a rule or dashboard uses is published (or recorded, or built in).
     let mut published = scraped_names(&stack.exporter);
@@ -542,30 +574,7 @@ fn the_deployed_stack_publishes_every_name_answers_every_panel_and_pages_in_time
         (!unknown.is_empty()).then(|| format!("names nobody publishes:\n{}", unknown.join("\n")));
 
     // 2. Every dashboard panel query is valid PromQL and returns data.
-    let mut empty = Vec::new();
-    for (file, title, expr) in dashboard_exprs() {
-        if title.starts_with("variable ") {
-            continue;
-        }
-        let q = grafana_to_promql(&expr);
-        // A list of what is firing right now is rightly empty in a healthy stack.
-        if q.trim() == "ALERTS{alertstate=\"firing\"}" {
-            continue;
-        }
-        // The desk's own services are not part of this stack: their panels (the row
-        // "Trading services": their HTTP metrics, and `up` of every job but ours) have no data.
-        if metric_names(&q)
-            .iter()
-            .any(|n| APPLICATION_METRICS.contains(&n.as_str()))
-            || q.contains("up{job!~\"quantwatch-exporter|quantwatch-alert-router\"}")
-        {
-            continue;
-        }
-        let r = prom.query(&q);
-        if r.as_array().is_none_or(|a| a.is_empty()) {
-            empty.push(format!("{file}: {title}: {q}"));
-        }
-    }
+    let empty = panels_without_data();
     eprintln!("panels without data: {empty:#?}");
     let panels_problem =
         (!empty.is_empty()).then(|| format!("panels without data:\n{}", empty.join("\n")));

@@ -8,8 +8,12 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber; a second call (tests) is a no-op.
+/// Installs the global subscriber; a second call (tests) is a no-op. Both binaries call this
+/// first thing, so it also raises the open-files limit
+/// ([`crate::serve::raise_open_files_limit`]) before any configuration reads it; the accept
+/// loop logs the outcome.
 pub fn init(format: LogFormat, level: &str) {
+    crate::serve::raise_open_files_limit();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()

@@ -8,8 +8,8 @@
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
-use super::StoreError;
 use super::sql::{Dialect, SqlStore, sql_impl};
+use super::{StoreError, retry_busy};
 use crate::calls::{CallRow, CallView, Outcome, PlacedCall, Receipt};
 
 /// The columns a [`CallView`] is read from.
@@ -166,6 +166,7 @@ impl<D> [CallStore for SqlStore<D>] {
         rest: &[String],
         due_ms: i64,
     ) -> Result<Vec<i64>, StoreError> {
+        retry_busy!("call_placed", async {
         let mut tx = self.writer.begin_with(D::BEGIN_WRITE).await?;
         let mut first = Vec::new();
         for r in &call.rows {
@@ -199,6 +200,7 @@ impl<D> [CallStore for SqlStore<D>] {
         }
         tx.commit().await?;
         Ok(first)
+    })
     }
 
     async fn call_skipped(
@@ -206,12 +208,14 @@ impl<D> [CallStore for SqlStore<D>] {
         call: &PlacedCall,
         outcome: Outcome,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        retry_busy!("call_skipped", async {
+        let mut tx = self.pool.begin_with(D::BEGIN_WRITE).await?;
         for r in &call.rows {
             Self::insert_call(&mut *tx, call, r, Some(outcome)).await?;
         }
         tx.commit().await?;
         Ok(())
+    })
     }
 
     async fn call_requeue(
@@ -221,12 +225,14 @@ impl<D> [CallStore for SqlStore<D>] {
         due_ms: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        retry_busy!("call_requeue", async {
+        let mut tx = self.pool.begin_with(D::BEGIN_WRITE).await?;
         for id in ids {
             Self::wait_row(&mut *tx, *id, mentions, due_ms, Some(reason.to_string())).await?;
         }
         tx.commit().await?;
         Ok(())
+    })
     }
 
     async fn call_receipt(
@@ -234,6 +240,7 @@ impl<D> [CallStore for SqlStore<D>] {
         r: &Receipt,
         now_ms: i64,
     ) -> Result<Option<String>, StoreError> {
+        retry_busy!("call_receipt", async {
         let mut tx = self.writer.begin_with(D::BEGIN_WRITE).await?;
         let channel: Option<String> = sqlx::query_scalar(
             "SELECT channel FROM voice_calls WHERE call_id = $1 ORDER BY id LIMIT 1",
@@ -286,6 +293,7 @@ impl<D> [CallStore for SqlStore<D>] {
         }
         tx.commit().await?;
         Ok(Some(channel))
+    })
     }
 
     async fn calls_of(

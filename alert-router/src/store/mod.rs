@@ -39,6 +39,82 @@ pub enum StoreError {
     Payload(#[from] serde_json::Error),
 }
 
+impl StoreError {
+    /// Whether the operation lost a race for a lock and may simply run again: SQLite's
+    /// `SQLITE_BUSY` / `SQLITE_LOCKED` and their extended codes (`database is locked`, a stale
+    /// snapshot), PostgreSQL's serialization failure, deadlock and lock timeout, or no pooled
+    /// connection free in time. Nothing of a failed attempt was committed.
+    pub fn is_busy(&self) -> bool {
+        let StoreError::Db(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::PoolTimedOut => true,
+            sqlx::Error::Database(d) => d.code().is_some_and(|code| match code.parse::<i32>() {
+                // SQLite reports the extended code; its low byte is the primary one.
+                Ok(n) => matches!(n & 0xff, SQLITE_BUSY | SQLITE_LOCKED),
+                Err(_) => matches!(&*code, "40001" | "40P01" | "55P03"),
+            }),
+            _ => false,
+        }
+    }
+}
+
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+
+/// How often a store write that lost a lock race (see [`StoreError::is_busy`]) runs before
+/// its error reaches the caller. Each SQLite attempt already waits up to `busy_timeout` for the
+/// lock, so this is for the conflicts waiting cannot solve (a stale snapshot, a deadlock
+/// victim, a pool that stayed full), not a replacement for it.
+pub(crate) const BUSY_ATTEMPTS: u32 = 8;
+
+/// The pause before attempt `attempt + 1`: 20 ms doubling up to 1 s, jittered (a half to the
+/// full value) so that the writers that collided do not collide again.
+pub(crate) fn busy_backoff(attempt: u32) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let full = std::time::Duration::from_millis(20u64 << attempt.min(6))
+        .min(std::time::Duration::from_secs(1));
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    let frac = (h.finish() % 1000) as u32;
+    full / 2 + full / 2 * frac / 1000
+}
+
+/// The result type of a store operation's body, named so that [`retry_busy!`] can type an
+/// `async` block that uses `?`.
+pub(crate) fn store_op<T, F>(f: F) -> F
+where
+    F: std::future::Future<Output = Result<T, StoreError>>,
+{
+    f
+}
+
+/// Run `$body` (an `async` block: one whole store operation, its transaction included) again
+/// while it fails with [`StoreError::is_busy`], at most [`BUSY_ATTEMPTS`] times with
+/// [`busy_backoff`] between. A failed attempt rolled back (its transaction was dropped), so
+/// running it again is safe; a lock conflict must never turn a page into `failed`.
+macro_rules! retry_busy {
+    ($what:literal, $body:expr) => {{
+        let mut attempt: u32 = 1;
+        loop {
+            match $crate::store::store_op($body).await {
+                Err(e) if e.is_busy() && attempt < $crate::store::BUSY_ATTEMPTS => {
+                    tracing::debug!(operation = $what, attempt, error = %e, "store busy; trying again");
+                    tokio::time::sleep($crate::store::busy_backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) if e.is_busy() => {
+                    tracing::warn!(operation = $what, attempts = attempt, error = %e, "store still busy; giving up");
+                    break Err(e);
+                }
+                r => break r,
+            }
+        }
+    }};
+}
+pub(crate) use retry_busy;
+
 /// Rows per multi-row INSERT: 8 parameters each stays far below SQLite's 32,766 and
 /// PostgreSQL's 65,535 bind parameters.
 pub(crate) const INSERT_CHUNK: usize = 1000;

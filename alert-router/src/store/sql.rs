@@ -3,10 +3,13 @@
 //! and PostgreSQL. What really differs — row locks, the list-of-ids parameter, the pools and
 //! their durability, the migrations — is the [`Dialect`] (`sqlite.rs`, `postgres.rs`).
 //!
-//! Consistency between concurrent writers comes from the dialect: on SQLite every
-//! state-changing transaction that reads before it writes (ingest, ack) runs on the single
-//! writer connection, so they serialise; on PostgreSQL the same statements take row locks
-//! (`Dialect::lock_rows`), and claims skip rows another replica holds.
+//! Consistency between concurrent writers comes from the dialect: on SQLite every write
+//! transaction begins IMMEDIATE (`Dialect::BEGIN_WRITE`), taking the database's write lock
+//! before its first read, and those that must not interleave (ingest, ack) also share the
+//! single writer connection; on PostgreSQL the same statements take row locks
+//! (`Dialect::lock_rows`), and claims skip rows another replica holds. Every write runs in
+//! [`retry_busy!`]: a lock conflict (`database is locked`, a deadlock victim) is tried again,
+//! never handed to the caller as a delivery failure.
 
 use std::collections::HashMap;
 
@@ -14,6 +17,7 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 
 use super::notices;
+use super::retry_busy;
 use super::{
     AckOutcome, AckRequest, AlertView, AuditEntry, CurrentAlert, HistoryEntry, INSERT_CHUNK,
     KIND_ACK, KIND_ESCALATE, KIND_NOTIFY, NotificationView, OutboxRow, QueueStats, RoutedEvent,
@@ -33,12 +37,13 @@ pub trait Dialect: Database {
     fn ids_from_json(n: usize) -> String;
     /// Rows a statement changed (sqlx has no trait for it).
     fn rows_affected(r: &Self::QueryResult) -> u64;
-    /// How a read-then-write transaction begins. SQLite: `BEGIN IMMEDIATE`, so the write lock
-    /// is taken (waiting out `busy_timeout`) before the first read; a deferred transaction
-    /// that read and then tries to write after another connection committed fails at once
-    /// with SQLITE_BUSY_SNAPSHOT ("database is locked"), which `busy_timeout` cannot help.
-    /// The writer connection serialises only its own transactions: the delivery bookkeeping
-    /// writes through the read pool.
+    /// How every write transaction begins, on either pool. SQLite: `BEGIN IMMEDIATE`, so the
+    /// write lock is taken (waiting out `busy_timeout`) before the first read; a deferred
+    /// transaction that read and then tries to write after another connection committed fails
+    /// at once with SQLITE_BUSY_SNAPSHOT ("database is locked"), which `busy_timeout` cannot
+    /// help. The writer connection serialises only its own transactions: the delivery
+    /// bookkeeping (claims, failover) writes through the read pool. A single statement outside
+    /// a transaction needs nothing: SQLite waits for the lock before it reads.
     const BEGIN_WRITE: &'static str;
 }
 
@@ -338,6 +343,7 @@ sql_impl! {
 #[async_trait]
 impl<D> [Store for SqlStore<D>] {
     async fn ingest(&self, events: &[RoutedEvent], now_ms: i64) -> Result<Vec<bool>, StoreError> {
+        retry_busy!("ingest", async {
         let mut tx = self.writer.begin_with(D::BEGIN_WRITE).await?;
         let ids = Self::insert_events(&mut *tx, events, now_ms).await?;
         let mut channels: Vec<Vec<String>> = events.iter().map(|r| r.channels.clone()).collect();
@@ -398,6 +404,7 @@ impl<D> [Store for SqlStore<D>] {
         }
         tx.commit().await?;
         Ok(ids.iter().map(Option::is_some).collect())
+    })
     }
 
     async fn claim(
@@ -408,6 +415,7 @@ impl<D> [Store for SqlStore<D>] {
         owner: &str,
         lease_ms: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
+        retry_busy!("claim", async {
         let sql = format!(
             "UPDATE outbox SET claimed_by = $1, lease_until = $2
              WHERE id IN (
@@ -451,9 +459,11 @@ impl<D> [Store for SqlStore<D>] {
         }
         out.sort_by_key(|r| r.id);
         Ok(out)
+    })
     }
 
     async fn mark_sent(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {
+        retry_busy!("mark_sent", async {
         Self::settle(
             &self.pool,
             "state = 'sent', sent_at = $1, attempts = attempts + 1",
@@ -461,18 +471,22 @@ impl<D> [Store for SqlStore<D>] {
             ids,
         )
         .await
+    })
     }
 
     async fn record_send(&self, channel: &str, now_ms: i64) -> Result<(), StoreError> {
+        retry_busy!("record_send", async {
         sqlx::query("INSERT INTO channel_sends (channel, sent_at) VALUES ($1, $2)")
             .bind(channel)
             .bind(now_ms)
             .execute(&self.pool)
             .await?;
         Ok(())
+    })
     }
 
     async fn reschedule(&self, ids: &[i64], due_ms: i64, error: &str) -> Result<(), StoreError> {
+        retry_busy!("reschedule", async {
         Self::settle(
             &self.pool,
             "due_at = $1, last_error = $2, attempts = attempts + 1",
@@ -480,9 +494,11 @@ impl<D> [Store for SqlStore<D>] {
             ids,
         )
         .await
+    })
     }
 
     async fn mark_failed(&self, ids: &[i64], error: &str, now_ms: i64) -> Result<(), StoreError> {
+        retry_busy!("mark_failed", async {
         Self::settle(
             &self.pool,
             "state = 'failed', last_error = $1, attempts = attempts + 1, sent_at = NULL, due_at = $2",
@@ -490,6 +506,7 @@ impl<D> [Store for SqlStore<D>] {
             ids,
         )
         .await
+    })
     }
 
     async fn fail_over(
@@ -500,7 +517,11 @@ impl<D> [Store for SqlStore<D>] {
         reason: &str,
         now_ms: i64,
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        retry_busy!("fail_over", async {
+        // On the pool, not the writer (delivery bookkeeping is not fsynced per commit), yet
+            // IMMEDIATE like every write transaction: a deferred one reads, and its first
+            // write after another connection's commit fails with SQLITE_BUSY_SNAPSHOT.
+            let mut tx = self.pool.begin_with(D::BEGIN_WRITE).await?;
         let sql = format!(
             "SELECT id FROM outbox WHERE id IN ({}) AND state = 'pending' AND failover_from IS NULL
              ORDER BY id{}",
@@ -554,10 +575,13 @@ impl<D> [Store for SqlStore<D>] {
         .await?;
         tx.commit().await?;
         Ok(moved)
+    })
     }
 
     async fn release(&self, ids: &[i64]) -> Result<(), StoreError> {
+        retry_busy!("release", async {
         Self::settle(&self.pool, "", &[], ids).await
+    })
     }
 
     async fn next_due(&self, channel: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
@@ -634,6 +658,7 @@ impl<D> [Store for SqlStore<D>] {
         req: &AckRequest<'_>,
         now_ms: i64,
     ) -> Result<AckOutcome, StoreError> {
+        retry_busy!("acknowledge", async {
         let (fingerprint, by) = (req.fingerprint, req.by);
         // An ack and a resolve (or a second ack) of one alert serialise: the writer
         // connection on SQLite, the row lock on PostgreSQL.
@@ -700,6 +725,7 @@ impl<D> [Store for SqlStore<D>] {
         }
         tx.commit().await?;
         Ok(AckOutcome::Acked { announced })
+    })
     }
 
     async fn list_alerts(&self) -> Result<Vec<AlertView>, StoreError> {
@@ -808,11 +834,13 @@ impl<D> [Store for SqlStore<D>] {
     }
 
     async fn prune_sends(&self, before_ms: i64) -> Result<(), StoreError> {
+        retry_busy!("prune_sends", async {
         sqlx::query("DELETE FROM channel_sends WHERE sent_at < $1")
             .bind(before_ms)
             .execute(&self.pool)
             .await?;
         Ok(())
+    })
     }
 
     async fn current_event(
@@ -832,6 +860,7 @@ impl<D> [Store for SqlStore<D>] {
         via: &str,
         address: Option<&str>,
     ) -> Result<i64, StoreError> {
+        retry_busy!("record_silence", async {
         let mut tx = self.writer.begin_with(D::BEGIN_WRITE).await?;
         let id: i64 = sqlx::query_scalar(notices::SILENCE_INSERT)
             .bind(s.fingerprint.clone())
@@ -857,6 +886,7 @@ impl<D> [Store for SqlStore<D>] {
         .await?;
         tx.commit().await?;
         Ok(id)
+    })
     }
 
     async fn active_silences(
@@ -883,6 +913,7 @@ impl<D> [Store for SqlStore<D>] {
         address: Option<&str>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        retry_busy!("expire_silence", async {
         let mut tx = self.writer.begin_with(D::BEGIN_WRITE).await?;
         let Some((fingerprint, starts_at)) =
             sqlx::query_as::<_, (String, i64)>(notices::SILENCE_EXPIRE)
@@ -906,6 +937,7 @@ impl<D> [Store for SqlStore<D>] {
         .await?;
         tx.commit().await?;
         Ok(true)
+    })
     }
 
     async fn enqueue_once(
@@ -914,6 +946,7 @@ impl<D> [Store for SqlStore<D>] {
         notices: &[super::Notice],
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        retry_busy!("enqueue_once", async {
         // The claim and the rows commit together: a crash leaves both or neither, and a
         // second replica's claim of the same key inserts nothing.
         let mut tx = self.writer.begin_with(D::BEGIN_WRITE).await?;
@@ -937,9 +970,11 @@ impl<D> [Store for SqlStore<D>] {
         }
         tx.commit().await?;
         Ok(true)
+    })
     }
 
     async fn expect_signals(&self, names: &[String], now_ms: i64) -> Result<(), StoreError> {
+        retry_busy!("expect_signals", async {
         for chunk in names.chunks(INSERT_CHUNK) {
             let sql = insert_sql(
                 "expected_signals (name, last_seen)",
@@ -954,9 +989,11 @@ impl<D> [Store for SqlStore<D>] {
             q.execute(&self.writer).await?;
         }
         Ok(())
+    })
     }
 
     async fn signals_heard(&self, names: &[String], now_ms: i64) -> Result<(), StoreError> {
+        retry_busy!("signals_heard", async {
         for chunk in names.chunks(INSERT_CHUNK) {
             let sql = insert_sql(
                 "expected_signals (name, last_seen)",
@@ -972,6 +1009,7 @@ impl<D> [Store for SqlStore<D>] {
             q.execute(&self.writer).await?;
         }
         Ok(())
+    })
     }
 
     async fn signals(&self) -> Result<Vec<super::SignalRow>, StoreError> {
@@ -997,6 +1035,7 @@ impl<D> [Store for SqlStore<D>] {
         since: i64,
         alert: &str,
     ) -> Result<bool, StoreError> {
+        retry_busy!("signal_missing", async {
         let done = sqlx::query(
             "UPDATE expected_signals SET missing_since = $1, alert = $2
              WHERE name = $3 AND missing_since IS NULL",
@@ -1007,9 +1046,11 @@ impl<D> [Store for SqlStore<D>] {
         .execute(&self.writer)
         .await?;
         Ok(D::rows_affected(&done) == 1)
+    })
     }
 
     async fn signal_back(&self, name: &str, since: i64) -> Result<bool, StoreError> {
+        retry_busy!("signal_back", async {
         let done = sqlx::query(
             "UPDATE expected_signals SET missing_since = NULL, alert = NULL
              WHERE name = $1 AND missing_since = $2",
@@ -1019,6 +1060,7 @@ impl<D> [Store for SqlStore<D>] {
         .execute(&self.writer)
         .await?;
         Ok(D::rows_affected(&done) == 1)
+    })
     }
 }
 }

@@ -307,3 +307,23 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Poll `f` until it yields `Some` and return that; past `timeout`, fail the test saying that
+/// `what` did not happen, with the last value seen (`f` yields it as `Err`).
+pub async fn wait_for<T, L, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    L: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, L>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("{what}: not within {timeout:?}; last seen: {last:#?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
