@@ -537,7 +537,12 @@ fn the_api_gives_unrealized_pnl_current_rates_heartbeat_and_state() {
     close("trading_pnl_unrealized", &s("SampleStrategy"), 9.25);
     close("trading_pnl_unrealized", &s("OldStrategy"), 0.0);
     close("trading_strategy_up", &s("SampleStrategy"), 1.0);
-    close("trading_strategy_up", &s("OldStrategy"), 0.0);
+    // A strategy the bot ran before: no state of its own (no alert on it forever).
+    assert_eq!(
+        e.value("trading_strategy_up", &s("OldStrategy")),
+        None,
+        "{text}"
+    );
     close(
         "trading_strategy_heartbeat_age_seconds",
         &s("SampleStrategy"),

@@ -400,6 +400,16 @@ struct State {
     rebuild: bool,
 }
 
+impl State {
+    /// Back to nothing (the next read folds all rows), keeping which columns were logged.
+    fn reset(&mut self) {
+        *self = State {
+            warned: std::mem::take(&mut self.warned),
+            ..State::default()
+        };
+    }
+}
+
 /// What one read of the store returned.
 struct Delta {
     schema: Schema,
@@ -433,12 +443,6 @@ impl Source for Freqtrade {
     fn read<'a>(&'a self, ctx: ReadContext) -> BoxFuture<'a, Result<TradingData, SourceError>> {
         Box::pin(async move {
             let mut state = self.state.lock().await;
-            if state.rebuild {
-                *state = State {
-                    warned: std::mem::take(&mut state.warned),
-                    ..State::default()
-                };
-            }
             let api = async {
                 match &self.api {
                     Some(api) => Some(self.read_api(api).await),
@@ -451,13 +455,17 @@ impl Source for Freqtrade {
                 // freqtrade migrated its tables under us: what was folded may lack a column
                 // that is there now. Start over from all rows (watermarks back at 0).
                 tracing::info!(source = %self.name, "freqtrade: the tables' columns changed; recomputing from all rows");
-                *state = State {
-                    warned: std::mem::take(&mut state.warned),
-                    ..State::default()
-                };
+                state.reset();
                 delta = self.read_store(&state, ctx).await?;
             }
             self.apply(&mut state, delta, ctx);
+            if state.rebuild {
+                // A closed trade older than the settled curve: fold everything again, once.
+                tracing::info!(source = %self.name, "freqtrade: a trade closed before already-settled ones; recomputing the equity curve from all rows");
+                state.reset();
+                let delta = self.read_store(&state, ctx).await?;
+                self.apply(&mut state, delta, ctx);
+            }
             Ok(self.data(&state, api, ctx))
         })
     }
@@ -737,8 +745,9 @@ impl Freqtrade {
                     "stopped" => "stopped",
                     _ => "error",
                 },
-                // A strategy the bot does not run (any more): not active.
-                _ => "stopped",
+                // A strategy the bot does not run now (an earlier one in its trades): no
+                // state of its own, so no `trading_strategy_up` to alert on forever.
+                _ => "",
             };
             strategies.push(StrategyRow {
                 id: sid,
