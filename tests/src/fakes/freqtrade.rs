@@ -1,7 +1,7 @@
 //! A loopback fake of freqtrade's REST API (`freqtrade/rpc/api_server`) for the trading
-//! sources' tests. It enforces what freqtrade enforces: HTTP basic auth on every `/api/v1/`
-//! route (a missing or wrong `Authorization` answers 401 `{"detail":"Unauthorized"}` with
-//! `WWW-Authenticate: Basic`), and answers `/status`, `/health` and `/show_config` with the
+//! sources' tests. It enforces what freqtrade enforces (`api_auth.http_basic_or_jwt_token`):
+//! HTTP basic auth on every `/api/v1/` route (a missing or wrong `Authorization` answers 401
+//! `{"detail":"Unauthorized"}`), and answers `/status`, `/health` and `/show_config` with the
 //! shapes freqtrade's own schemas give them (only the fields the exporter reads are filled).
 
 use super::{FakeServer, mode_gate, record};
@@ -80,7 +80,6 @@ async fn answer(
         record(&shared, json!({ "endpoint": endpoint }), 401);
         return (
             StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic")],
             axum::Json(json!({"detail": "Unauthorized"})),
         )
             .into_response();

@@ -657,7 +657,8 @@ impl Freqtrade {
         }
         match config {
             Ok(c) => {
-                if let Some(st) = c["state"].as_str() {
+                // An empty state: the API runs without a bot (webserver mode).
+                if let Some(st) = c["state"].as_str().filter(|s| !s.is_empty()) {
                     view.config = Some((
                         st.to_ascii_lowercase(),
                         c["strategy"].as_str().map(str::to_string),
@@ -741,7 +742,8 @@ impl Freqtrade {
             let status = match (&api.config, &running) {
                 (Some((st, _)), Some(r)) if r == name => match st.as_str() {
                     "running" => "active",
-                    "paused" => "paused",
+                    // RELOAD_CONFIG lasts seconds: not trading meanwhile, not an error.
+                    "paused" | "reload_config" => "paused",
                     "stopped" => "stopped",
                     _ => "error",
                 },
