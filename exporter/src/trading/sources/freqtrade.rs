@@ -473,8 +473,8 @@ impl Source for Freqtrade {
 
 impl Freqtrade {
     async fn read_store(&self, state: &State, ctx: ReadContext) -> Result<Delta, SourceError> {
-        let trades_filter = state.trades_wm.filter("t.id");
-        let orders_filter = state.orders_wm.filter("o.id");
+        let trades_filter = state.trades_wm.conditions("t.id");
+        let orders_filter = state.orders_wm.conditions("o.id");
         match &self.store {
             Store::Sqlite(store) => {
                 let r = store
@@ -898,8 +898,8 @@ impl Freqtrade {
 /// Reads the columns present and the rows past the watermarks, in one transaction.
 async fn read_sqlite(
     conn: &mut SqliteConnection,
-    trades_filter: &str,
-    orders_filter: &str,
+    trades_filter: &[String],
+    orders_filter: &[String],
 ) -> Result<Delta, sqlx::Error> {
     let cols = |table: &'static str| format!("SELECT name FROM pragma_table_info('{table}')");
     let trades: Vec<String> = sqlx::query_scalar(&cols("trades"))
@@ -938,8 +938,8 @@ async fn read_sqlite(
 
 async fn read_pg(
     conn: &mut PgConnection,
-    trades_filter: &str,
-    orders_filter: &str,
+    trades_filter: &[String],
+    orders_filter: &[String],
 ) -> Result<Delta, sqlx::Error> {
     let cols = "SELECT table_name::text, column_name::text FROM information_schema.columns \
                 WHERE table_schema = current_schema() AND table_name IN ('trades', 'orders')";
@@ -1001,28 +1001,34 @@ fn select_list(
     (cols, idx)
 }
 
-fn trades_sql(schema: &Schema, filter: &str) -> (String, Index) {
+fn trades_sql(schema: &Schema, conditions: &[String]) -> (String, Index) {
     let (cols, idx) = select_list(&schema.trades, &TRADE_COLUMNS, "t");
-    (
-        format!(
-            "SELECT {} FROM trades t WHERE {filter} ORDER BY t.id",
-            cols.join(", ")
-        ),
-        idx,
-    )
+    let one = |c: &String| format!("SELECT {} FROM trades t WHERE {c}", cols.join(", "));
+    (union_all(conditions, one), idx)
 }
 
-fn orders_sql(schema: &Schema, filter: &str) -> (String, Index) {
+fn orders_sql(schema: &Schema, conditions: &[String]) -> (String, Index) {
     let (mut cols, mut idx) = select_list(&schema.orders, &ORDER_COLUMNS, "o");
     idx.insert("strategy", cols.len());
     cols.push("t.strategy".into());
-    (
+    // CROSS JOIN: SQLite then keeps `orders` as the outer loop, reading only the rows asked
+    // for by primary key (a plain JOIN may let it scan all trades).
+    let one = |c: &String| {
         format!(
-            "SELECT {} FROM orders o JOIN trades t ON t.id = o.ft_trade_id WHERE {filter} ORDER BY o.id",
+            "SELECT {} FROM orders o CROSS JOIN trades t WHERE t.id = o.ft_trade_id AND {c}",
             cols.join(", ")
-        ),
-        idx,
-    )
+        )
+    };
+    (union_all(conditions, one), idx)
+}
+
+/// One SELECT per condition (each a primary-key range or lookup), joined by `UNION ALL`.
+fn union_all(conditions: &[String], one: impl Fn(&String) -> String) -> String {
+    conditions
+        .iter()
+        .map(one)
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
 }
 
 fn get<'a>(row: &'a [Val], idx: &Index, col: &str) -> &'a Val {
