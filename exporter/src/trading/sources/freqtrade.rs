@@ -17,6 +17,7 @@ use crate::trading::queries::{
 };
 use crate::trading::session;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
@@ -919,19 +920,18 @@ async fn read_sqlite(
     };
     if delta.schema.trades_ok() {
         let (sql, idx) = trades_sql(&delta.schema, trades_filter);
-        let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
-        delta.trades = rows
-            .iter()
-            .filter_map(|r| trade_row(&sqlite_row(r), &idx))
-            .collect();
+        // Streamed: a first read folds all history, and a driver row costs far more than ours.
+        let mut rows = sqlx::query(&sql).fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await? {
+            delta.trades.extend(trade_row(&sqlite_row(&r), &idx));
+        }
     }
     if delta.schema.orders_ok() {
         let (sql, idx) = orders_sql(&delta.schema, orders_filter);
-        let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
-        delta.orders = rows
-            .iter()
-            .filter_map(|r| order_row(&sqlite_row(r), &idx))
-            .collect();
+        let mut rows = sqlx::query(&sql).fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await? {
+            delta.orders.extend(order_row(&sqlite_row(&r), &idx));
+        }
     }
     Ok(delta)
 }
@@ -959,25 +959,17 @@ async fn read_pg(
     };
     if delta.schema.trades_ok() {
         let (sql, idx) = trades_sql(&delta.schema, trades_filter);
-        let rows = sqlx::query(&sql)
-            .persistent(false)
-            .fetch_all(&mut *conn)
-            .await?;
-        delta.trades = rows
-            .iter()
-            .filter_map(|r| trade_row(&pg_row(r), &idx))
-            .collect();
+        let mut rows = sqlx::query(&sql).persistent(false).fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await? {
+            delta.trades.extend(trade_row(&pg_row(&r), &idx));
+        }
     }
     if delta.schema.orders_ok() {
         let (sql, idx) = orders_sql(&delta.schema, orders_filter);
-        let rows = sqlx::query(&sql)
-            .persistent(false)
-            .fetch_all(&mut *conn)
-            .await?;
-        delta.orders = rows
-            .iter()
-            .filter_map(|r| order_row(&pg_row(r), &idx))
-            .collect();
+        let mut rows = sqlx::query(&sql).persistent(false).fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await? {
+            delta.orders.extend(order_row(&pg_row(&r), &idx));
+        }
     }
     Ok(delta)
 }
