@@ -178,6 +178,11 @@ pub struct Freqtrade {
     state: tokio::sync::Mutex<State>,
 }
 
+/// New rows read per table and transaction (see `read`).
+const CHUNK: i64 = 5_000;
+/// Time a further chunk needs at least; with less left the read stops and says so.
+const CHUNK_MARGIN: Duration = Duration::from_millis(300);
+
 /// The columns of `trades` and `orders` the families need; freqtrade adds columns with its
 /// versions (`migrations.py`), so a read asks only for those present.
 const TRADE_COLUMNS: [&str; 12] = [
@@ -426,6 +431,23 @@ struct ApiTrade {
     current_rate: Option<f64>,
 }
 
+impl Delta {
+    /// Rows past the watermarks (the part of a read that LIMIT bounds).
+    fn new_rows(&self, state: &State) -> i64 {
+        let t = self
+            .trades
+            .iter()
+            .filter(|t| t.id > state.trades_wm.high)
+            .count();
+        let o = self
+            .orders
+            .iter()
+            .filter(|o| o.id > state.orders_wm.high)
+            .count();
+        t.max(o) as i64
+    }
+}
+
 /// What the REST API said (each part absent when its call failed).
 #[derive(Default)]
 struct ApiView {
@@ -459,13 +481,29 @@ impl Source for Freqtrade {
                 state.reset();
                 delta = self.read_store(&state, ctx).await?;
             }
-            self.apply(&mut state, delta, ctx);
-            if state.rebuild {
-                // A closed trade older than the settled curve: fold everything again, once.
-                tracing::info!(source = %self.name, "freqtrade: a trade closed before already-settled ones; recomputing the equity curve from all rows");
-                state.reset();
-                let delta = self.read_store(&state, ctx).await?;
-                self.apply(&mut state, delta, ctx);
+            let mut rebuilt = false;
+            loop {
+                // At most CHUNK new rows per table and transaction: a first read (or one after
+                // a long outage) folds history over several transactions, each persisted, so
+                // a deadline cuts it short without losing what was folded.
+                let more = delta.new_rows(&state) >= CHUNK;
+                self.apply(&mut state, delta, ctx, !more);
+                if state.rebuild && !rebuilt {
+                    // A closed trade older than the settled curve: fold everything again, once.
+                    tracing::info!(source = %self.name, "freqtrade: a trade closed before already-settled ones; recomputing the equity curve from all rows");
+                    rebuilt = true;
+                    state.reset();
+                } else if !more {
+                    break;
+                }
+                if Instant::now() + CHUNK_MARGIN >= ctx.deadline {
+                    return Err(SourceError::Busy(format!(
+                        "catching up with the bot's history ({} trades and {} orders folded so \
+                         far); the next reads go on",
+                        state.trades_wm.high, state.orders_wm.high
+                    )));
+                }
+                delta = self.read_store(&state, ctx).await?;
             }
             Ok(self.data(&state, api, ctx))
         })
@@ -510,7 +548,9 @@ impl Freqtrade {
     }
 
     /// Folds final rows into the state and replaces the open ones (after a consistent read).
-    fn apply(&self, state: &mut State, delta: Delta, ctx: ReadContext) {
+    /// `settle`: fold the curves' old points (not while catching up: history arrives in id
+    /// order, not close-date order).
+    fn apply(&self, state: &mut State, delta: Delta, ctx: ReadContext, settle: bool) {
         state.schema = Some(delta.schema.clone());
         for (family, column) in delta.schema.absent() {
             if state.warned.insert(column.clone()) {
@@ -561,8 +601,10 @@ impl Freqtrade {
                 .min(ctx.now.naive_utc() - chrono::TimeDelta::seconds(60)),
             i64::MIN,
         );
-        for c in state.curves.values_mut().chain(state.account.iter_mut()) {
-            c.settle(&settle_before);
+        if settle {
+            for c in state.curves.values_mut().chain(state.account.iter_mut()) {
+                c.settle(&settle_before);
+            }
         }
         // Orders.
         let seen: Vec<(i64, bool)> = delta
@@ -996,7 +1038,7 @@ fn select_list(
 fn trades_sql(schema: &Schema, conditions: &[String]) -> (String, Index) {
     let (cols, idx) = select_list(&schema.trades, &TRADE_COLUMNS, "t");
     let one = |c: &String| format!("SELECT {} FROM trades t WHERE {c}", cols.join(", "));
-    (union_all(conditions, one), idx)
+    (union_all(conditions, one, "t.id"), idx)
 }
 
 fn orders_sql(schema: &Schema, conditions: &[String]) -> (String, Index) {
@@ -1011,14 +1053,25 @@ fn orders_sql(schema: &Schema, conditions: &[String]) -> (String, Index) {
             cols.join(", ")
         )
     };
-    (union_all(conditions, one), idx)
+    (union_all(conditions, one, "o.id"), idx)
 }
 
-/// One SELECT per condition (each a primary-key range or lookup), joined by `UNION ALL`.
-fn union_all(conditions: &[String], one: impl Fn(&String) -> String) -> String {
+/// One SELECT per condition (each a primary-key range or lookup), joined by `UNION ALL`; the
+/// first (`id > high`) reads at most [`CHUNK`] rows, lowest ids first.
+fn union_all(conditions: &[String], one: impl Fn(&String) -> String, id: &str) -> String {
     conditions
         .iter()
-        .map(one)
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 0 {
+                format!(
+                    "SELECT * FROM ({} ORDER BY {id} LIMIT {CHUNK}) AS part",
+                    one(c)
+                )
+            } else {
+                one(c)
+            }
+        })
         .collect::<Vec<_>>()
         .join(" UNION ALL ")
 }
