@@ -692,3 +692,63 @@ fn history_longer_than_a_read_budget_is_folded_across_scrapes_exactly() {
     }
     eprintln!("caught up after {downs} scrapes reporting the source down");
 }
+
+/// The reference schema given as a `reference` entry, beside a freqtrade bot: its series keep
+/// the reference labels, both report `trading_source_up`, and the exposition has one TYPE line
+/// per family although two collectors publish the same families.
+#[test]
+fn a_reference_entry_and_a_bot_side_by_side() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("tradesv3.sqlite");
+    generate(&format!("sqlite:///{}", db.display()));
+    let pg = Postgres::start();
+    let url = pg.create_database("desk");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(quantwatch_exporter::trading::migrate::run(
+        &url,
+        &quantwatch_exporter::config::DEFAULT_FILL_LATENCY_BUCKETS,
+    ))
+    .expect("migrate the reference schema");
+    pg.psql(
+        "desk",
+        "INSERT INTO strategies (name, status) VALUES ('alpha', 'active')",
+    );
+    let cfg = dir.path().join("exporter.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "host:\n  enabled: false\ntrading:\n  sources:\n\
+             \x20   - {{name: desk, type: reference, url: '{url}'}}\n\
+             \x20   - {{name: ftbot, type: freqtrade, url: '{}', starting_capital: 1000}}\n",
+            sqlite_url(&db)
+        ),
+    )
+    .unwrap();
+    let app = App::start(EXPORTER, &["--config", cfg.to_str().unwrap()], &[]);
+    let (status, text) = app.get("/metrics");
+    assert_eq!(status, 200);
+    let mut types = BTreeSet::new();
+    for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        assert!(types.insert(l.to_string()), "duplicate {l}\n{text}");
+    }
+    let e = parse(&text);
+    assert_eq!(
+        e.value("trading_source_up", &[("source", "desk")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        e.value("trading_source_up", &[("source", "ftbot")]),
+        Some(1.0),
+        "{text}"
+    );
+    // The reference strategy: no source label.
+    let alpha = e.matching("trading_strategy_up", &[("strategy", "alpha")]);
+    assert_eq!(alpha.len(), 1, "{text}");
+    assert!(!alpha[0].labels.contains_key("source"), "{text}");
+    assert_eq!(
+        e.matching("trading_equity", &[("source", "ftbot")]).len(),
+        2,
+        "{text}"
+    );
+}
