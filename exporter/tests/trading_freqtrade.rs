@@ -752,3 +752,67 @@ fn a_reference_entry_and_a_bot_side_by_side() {
         "{text}"
     );
 }
+
+/// PostgreSQL hands out ids before commit: an order whose transaction commits after a later
+/// id was read must still be counted (the watermark keeps asking for the id it skipped).
+#[test]
+fn postgres_ids_committed_out_of_order_are_not_missed() {
+    use sqlx::Connection;
+    let pg = Postgres::start();
+    let url = pg.create_database("freqtrade");
+    let expected = generate(&url.replacen("postgres://", "postgresql+psycopg://", 1));
+    let c = collector(
+        &format!("    - {{name: ft, type: freqtrade, url: '{url}', starting_capital: 1000}}\n"),
+        &[],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sells = |e: &Exposition| {
+        e.value(
+            "trading_orders_total",
+            &[
+                ("source", "ft"),
+                ("strategy", "SampleStrategy"),
+                ("side", "sell"),
+            ],
+        )
+        .expect("sell orders")
+    };
+    let (_, e0) = rt.block_on(scrape(&c, &expected.now));
+    let base = sells(&e0);
+    // A copy of order 14 (a filled sell of SampleStrategy) under a new order_id.
+    let insert = |tag: &str| {
+        format!(
+            "INSERT INTO orders (ft_trade_id, ft_order_side, ft_pair, ft_is_open, ft_amount, \
+             ft_price, order_id, status, symbol, order_type, side, price, average, amount, \
+             filled, remaining, cost, order_date, order_filled_date) \
+             SELECT ft_trade_id, ft_order_side, ft_pair, ft_is_open, ft_amount, ft_price, \
+             '{tag}', status, symbol, order_type, side, price, average, amount, filled, \
+             remaining, cost, order_date, order_filled_date FROM orders WHERE id = 14"
+        )
+    };
+    rt.block_on(async {
+        let mut early = sqlx::PgConnection::connect(&url).await.expect("connect");
+        let mut late = sqlx::PgConnection::connect(&url).await.expect("connect");
+        // `early` takes the next id and stays uncommitted; `late` takes the one after.
+        sqlx::query("BEGIN").execute(&mut early).await.unwrap();
+        sqlx::query(&insert("early"))
+            .execute(&mut early)
+            .await
+            .unwrap();
+        sqlx::query(&insert("late"))
+            .execute(&mut late)
+            .await
+            .unwrap();
+        let (text, e) = scrape(&c, &expected.now).await;
+        assert_eq!(sells(&e), base + 1.0, "only the committed one\n{text}");
+        sqlx::query("COMMIT").execute(&mut early).await.unwrap();
+        let (text, e) = scrape(&c, &expected.now).await;
+        assert_eq!(
+            sells(&e),
+            base + 2.0,
+            "the late-committed id is counted\n{text}"
+        );
+        let (text, e) = scrape(&c, &expected.now).await;
+        assert_eq!(sells(&e), base + 2.0, "and only once\n{text}");
+    });
+}
