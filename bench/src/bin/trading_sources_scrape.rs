@@ -52,8 +52,13 @@ fn main() {
     for extra in [993u64, 99_993] {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("tradesv3.sqlite");
-        let counts = run_script("bulk.py", &[db.to_str().expect("UTF-8"), &extra.to_string()]);
-        let mut it = counts.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
+        let counts = run_script(
+            "bulk.py",
+            &[db.to_str().expect("UTF-8"), &extra.to_string()],
+        );
+        let mut it = counts
+            .split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(0));
         let (trades, orders) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
         let cfg = dir.path().join("exporter.yml");
         std::fs::write(
@@ -96,7 +101,10 @@ fn main() {
     }
     let mut rows = Vec::new();
     for r in &runs {
-        let up = r.app.scrape().value("trading_source_up", &[("source", "ft")]);
+        let up = r
+            .app
+            .scrape()
+            .value("trading_source_up", &[("source", "ft")]);
         assert_eq!(up, Some(1.0), "the source must be up after warm-up");
         let mut coll = r
             .target
