@@ -13,6 +13,7 @@ pub mod app;
 pub mod btrfs;
 pub mod demo;
 pub mod fakes;
+pub mod freqtrade;
 pub mod node;
 pub mod process;
 pub mod prom_text;

@@ -299,6 +299,8 @@ fn grafana_to_promql(expr: &str) -> String {
         .replace("$instance", ".*")
         .replace("${strategy}", ".*")
         .replace("$strategy", ".*")
+        .replace("${source}", ".*")
+        .replace("$source", ".*")
         .replace("${datname}", ".*")
         .replace("$datname", ".*")
 }
