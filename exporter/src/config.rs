@@ -157,6 +157,16 @@ pub struct TradingConfig {
     /// database's summary by `quantwatch-exporter migrate`.
     pub histogram_buckets: Vec<f64>,
     pub custom_metrics: Vec<CustomMetric>,
+    /// The bots' stores (freqtrade, hummingbot) and the reference schema, each with a name
+    /// (`crate::trading::sources`); a `reference` entry is another way to write `url`.
+    pub sources: Vec<crate::trading::sources::SourceConfig>,
+    /// The `source` label value of the reference schema's `trading_source_up`: its entry's
+    /// name, else "reference" (`url` / `TRADING_DATABASE_URL`). Set by validation.
+    #[serde(skip)]
+    pub reference_name: String,
+    /// Whether `TRADING_DATABASE_URL` set `url` (env wins over a reference entry's url).
+    #[serde(skip)]
+    pub url_from_env: bool,
     /// Parsed `timezone`, set by validation.
     #[serde(skip)]
     pub tz: chrono_tz::Tz,
@@ -164,6 +174,9 @@ pub struct TradingConfig {
     #[serde(skip)]
     pub day_start_time: chrono::NaiveTime,
 }
+
+/// The `source` label of the reference schema when no `trading.sources` entry names it.
+pub const DEFAULT_REFERENCE_NAME: &str = "reference";
 
 /// The default fill-latency buckets: 5 ms to 1 min, for both algorithmic and manual flows.
 pub const DEFAULT_FILL_LATENCY_BUCKETS: [f64; 13] = [
@@ -183,6 +196,9 @@ impl Default for TradingConfig {
             connect_timeout: Duration::from_secs(3),
             histogram_buckets: DEFAULT_FILL_LATENCY_BUCKETS.to_vec(),
             custom_metrics: Vec::new(),
+            sources: Vec::new(),
+            reference_name: DEFAULT_REFERENCE_NAME.to_string(),
+            url_from_env: false,
             tz: chrono_tz::Tz::UTC,
             day_start_time: chrono::NaiveTime::MIN,
         }
@@ -329,6 +345,7 @@ impl Config {
         }
         if let Some(url) = env.var("TRADING_DATABASE_URL") {
             config.trading.url = Some(Secret(url));
+            config.trading.url_from_env = true;
         }
         if let Some(tz) = env.var("TRADING_TIMEZONE") {
             config.trading.timezone = tz;
@@ -404,6 +421,12 @@ impl Config {
         if self.trading.url.as_ref().is_some_and(|u| u.0.is_empty()) {
             self.trading.url = None;
         }
+        let url_from_env = self.trading.url_from_env;
+        out.extend(crate::trading::sources::validate_all(
+            &mut self.trading,
+            file,
+            url_from_env,
+        ));
         match self.trading.enabled {
             Some(false) => self.trading.url = None,
             Some(true) if self.trading.url.is_none() => {
@@ -779,6 +802,74 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("summary"), "{err}");
+    }
+
+    #[test]
+    fn trading_sources_are_checked_by_key_and_never_echo_secrets() {
+        use crate::trading::sources::SourceConfig;
+        let yaml = "trading:\n  sources:\n    - {name: desk, type: reference, url: 'postgres://u:pw@h/t'}\n    - {name: ftbot, type: freqtrade, url: 'sqlite:///srv/ft/tradesv3.sqlite', starting_capital: 1000, api_url: 'http://127.0.0.1:8080', api_username: '${FT_USER}', api_password: '${FT_PASS}', timeout: 2s}\n";
+        let c = load_str(
+            yaml,
+            &env(&[("FT_USER", "freq"), ("FT_PASS", "s3cr3t-pass")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.trading.url.as_ref().unwrap().expose(),
+            "postgres://u:pw@h/t"
+        );
+        assert_eq!(c.trading.reference_name, "desk");
+        let SourceConfig::Freqtrade(ft) = &c.trading.sources[1] else {
+            panic!("freqtrade expected")
+        };
+        assert_eq!(ft.api_username.as_deref(), Some("freq"));
+        assert_eq!(ft.api_password.as_ref().unwrap().expose(), "s3cr3t-pass");
+        assert_eq!(ft.timeout, Duration::from_secs(2));
+        assert!(!format!("{c:?}").contains("s3cr3t-pass"));
+        // TRADING_DATABASE_URL wins over the reference entry's url.
+        let c = load_str(
+            yaml,
+            &env(&[
+                ("FT_USER", "freq"),
+                ("FT_PASS", "s3cr3t-pass"),
+                ("TRADING_DATABASE_URL", "postgres://env/t"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.trading.url.unwrap().expose(), "postgres://env/t");
+
+        let bad = "trading:\n  url: postgres://file/t\n  sources:\n    - {name: 'a b', type: freqtrade, url: 'sqlite://rel.sqlite', starting_capital: -1, api_password: 'hunter2'}\n    - {name: ok, type: freqtrade, url: 'mysql://u:hunter2@h/db', api_url: 'ftp://x', api_username: u}\n    - {name: ok, type: reference, url: 'postgres://x/y'}\n    - {name: r2, type: reference, url: 'sqlite:///x'}\n";
+        let err = load_str(bad, &env(&[])).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "trading.sources[0].name",
+                "trading.sources[0].url",
+                "trading.sources[0].starting_capital",
+                "trading.sources[0].api_url",
+                "trading.sources[1].url",
+                "trading.sources[1].api_url",
+                "trading.sources[2].name",
+                "trading.sources[2].type",
+                "trading.sources[3].url",
+                "trading.sources[3].type",
+            ],
+            "{err}"
+        );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        // Unknown keys and types are errors too.
+        let err = load_str(
+            "trading:\n  sources:\n    - {name: x, type: freqtrade, url: 'sqlite:///x', api_pass: y}\n",
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("api_pass"), "{err}");
+        let err = load_str(
+            "trading:\n  sources:\n    - {name: x, type: zipline, url: 'sqlite:///x'}\n",
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("zipline"), "{err}");
     }
 
     #[test]

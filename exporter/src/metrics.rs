@@ -80,6 +80,10 @@ impl MetricFamily {
 /// One metric family under construction.
 pub struct Family {
     mf: MetricFamily,
+    /// Labels written first on every series (already rendered, `name="value",` each): a
+    /// trading source's `source` label, added without touching the code that builds the
+    /// family's own labels.
+    constant: String,
 }
 
 impl Family {
@@ -92,7 +96,20 @@ impl Family {
                 body: String::new(),
                 samples: 0,
             },
+            constant: String::new(),
         }
+    }
+
+    /// Puts `labels` on every series added from now on, before the series' own labels.
+    pub fn with_constant_labels(mut self, labels: &[(&str, &str)]) -> Family {
+        self.constant.clear();
+        for (k, v) in labels {
+            self.constant.push_str(k);
+            self.constant.push_str("=\"");
+            escape_label_value(v, &mut self.constant);
+            self.constant.push_str("\",");
+        }
+        self
     }
 
     pub fn gauge(name: &str, help: &str) -> Family {
@@ -127,7 +144,15 @@ impl Family {
 
     /// Adds one sample with `labels` (name, value) pairs.
     pub fn add(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Family {
-        write_line(&mut self.mf.body, &self.mf.name, "", labels, None, value);
+        write_line(
+            &mut self.mf.body,
+            &self.constant,
+            &self.mf.name,
+            "",
+            labels,
+            None,
+            value,
+        );
         self.mf.samples += 1;
         self
     }
@@ -135,7 +160,15 @@ impl Family {
     /// Adds one sample line named `sample` (the family's name, or its `_bucket`, `_sum`,
     /// `_count` series), for families copied from elsewhere (the textfile collector).
     pub fn add_sample(&mut self, sample: &str, labels: &[(&str, &str)], value: f64) -> &mut Family {
-        write_line(&mut self.mf.body, sample, "", labels, None, value);
+        write_line(
+            &mut self.mf.body,
+            &self.constant,
+            sample,
+            "",
+            labels,
+            None,
+            value,
+        );
         self.mf.samples += 1;
         self
     }
@@ -149,22 +182,31 @@ impl Family {
         count: u64,
         sum: f64,
     ) -> &mut Family {
-        let (body, name) = (&mut self.mf.body, &self.mf.name);
+        let (body, c, name) = (&mut self.mf.body, &self.constant, &self.mf.name);
         let mut le = String::new();
         for (bound, n) in buckets.iter().filter(|(b, _)| b.is_finite()) {
             le.clear();
             write_value(&mut le, *bound);
-            write_line(body, name, "_bucket", labels, Some(("le", &le)), *n as f64);
+            write_line(
+                body,
+                c,
+                name,
+                "_bucket",
+                labels,
+                Some(("le", &le)),
+                *n as f64,
+            );
         }
         write_line(
             body,
+            c,
             name,
             "_bucket",
             labels,
             Some(("le", "+Inf")),
             count as f64,
         );
-        write_sum_count(body, name, labels, sum, count);
+        write_sum_count(body, c, name, labels, sum, count);
         self.mf.samples += 1;
         self
     }
@@ -178,14 +220,14 @@ impl Family {
         count: u64,
         sum: f64,
     ) -> &mut Family {
-        let (body, name) = (&mut self.mf.body, &self.mf.name);
+        let (body, c, name) = (&mut self.mf.body, &self.constant, &self.mf.name);
         let mut q = String::new();
         for (quantile, v) in quantiles {
             q.clear();
             write_value(&mut q, *quantile);
-            write_line(body, name, "", labels, Some(("quantile", &q)), *v);
+            write_line(body, c, name, "", labels, Some(("quantile", &q)), *v);
         }
-        write_sum_count(body, name, labels, sum, count);
+        write_sum_count(body, c, name, labels, sum, count);
         self.mf.samples += 1;
         self
     }
@@ -195,9 +237,11 @@ impl Family {
     }
 }
 
-/// One exposition line: `name` + `suffix`, the labels (plus `extra`), the value.
+/// One exposition line: `name` + `suffix`, the labels (`constant` first, `extra` last), the
+/// value.
 fn write_line(
     out: &mut String,
+    constant: &str,
     name: &str,
     suffix: &str,
     labels: &[(&str, &str)],
@@ -206,24 +250,38 @@ fn write_line(
 ) {
     out.push_str(name);
     out.push_str(suffix);
-    write_labels(out, labels, extra);
+    write_labels(out, constant, labels, extra);
     out.push(' ');
     write_value(out, value);
     out.push('\n');
 }
 
 /// The `_sum` and `_count` lines every histogram and summary series ends with.
-fn write_sum_count(out: &mut String, name: &str, labels: &[(&str, &str)], sum: f64, count: u64) {
-    write_line(out, name, "_sum", labels, None, sum);
-    write_line(out, name, "_count", labels, None, count as f64);
+fn write_sum_count(
+    out: &mut String,
+    constant: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+    sum: f64,
+    count: u64,
+) {
+    write_line(out, constant, name, "_sum", labels, None, sum);
+    write_line(out, constant, name, "_count", labels, None, count as f64);
 }
 
 /// `extra` is the one label a series of a histogram (`le`) or summary (`quantile`) adds.
-fn write_labels(out: &mut String, labels: &[(&str, &str)], extra: Option<(&str, &str)>) {
-    if labels.is_empty() && extra.is_none() {
+fn write_labels(
+    out: &mut String,
+    constant: &str,
+    labels: &[(&str, &str)],
+    extra: Option<(&str, &str)>,
+) {
+    if constant.is_empty() && labels.is_empty() && extra.is_none() {
         return;
     }
     out.push('{');
+    // `constant` ends with a comma, dropped below when no other label follows.
+    out.push_str(constant);
     let mut first = true;
     for (k, v) in labels.iter().copied().chain(extra) {
         if !first {
@@ -232,17 +290,24 @@ fn write_labels(out: &mut String, labels: &[(&str, &str)], extra: Option<(&str, 
         first = false;
         out.push_str(k);
         out.push_str("=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
+        escape_label_value(v, out);
         out.push('"');
     }
+    if first && !constant.is_empty() {
+        out.pop();
+    }
     out.push('}');
+}
+
+fn escape_label_value(v: &str, out: &mut String) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
 }
 
 fn escape_help(help: &str, out: &mut String) {
@@ -302,6 +367,33 @@ impl Families {
     }
 }
 
+/// Joins families of the same name into one, at the place of the first, so that a name has
+/// one `# TYPE` line and its series stay together, as the text format requires (several
+/// trading sources, each labelled `source`, publish the same families). A later family of
+/// another kind under the same name would make the exposition invalid: it is dropped.
+pub fn merge_same_names(families: Vec<MetricFamily>) -> Vec<MetricFamily> {
+    let mut out: Vec<MetricFamily> = Vec::with_capacity(families.len());
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for f in families {
+        match index.get(f.name.as_str()) {
+            Some(&i) => {
+                let first = &mut out[i];
+                if first.kind == f.kind {
+                    first.body.push_str(&f.body);
+                    first.samples += f.samples;
+                } else {
+                    tracing::warn!(family = %f.name, "two kinds under one family name; dropped the second");
+                }
+            }
+            None => {
+                index.insert(f.name.clone(), out.len());
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
 /// Renders families in the Prometheus text format (version 0.0.4).
 pub fn encode(families: &[MetricFamily]) -> String {
     let mut out = String::with_capacity(families.iter().map(|f| f.body.len() + 128).sum());
@@ -330,6 +422,33 @@ mod tests {
             "# HELP a_total Help with \\\\ and\\nnewline.\n# TYPE a_total counter\n\
              a_total{x=\"q\\\"b\\\\s\\nn\",y=\"\"} 12\na_total 0.11900000000000001\n\
              # HELP g G.\n# TYPE g gauge\ng NaN\ng -Inf\ng -125000\n"
+        );
+    }
+
+    #[test]
+    fn constant_labels_come_first_and_same_names_merge() {
+        let mut a = Family::gauge("g", "G.").with_constant_labels(&[("source", "ft\"bot")]);
+        a.add(&[], 1.0).add(&[("strategy", "s")], 2.0);
+        let mut h = Family::histogram("h", "H.").with_constant_labels(&[("source", "x")]);
+        h.add_histogram(&[], &[(1.0, 1)], 2, 3.0);
+        let mut b = Family::gauge("g", "G2.");
+        b.add(&[("strategy", "t")], 3.0);
+        let mut c = Family::counter("g", "C.");
+        c.add(&[], 4.0);
+        let merged = merge_same_names(vec![
+            a.into_inner(),
+            h.into_inner(),
+            b.into_inner(),
+            c.into_inner(),
+        ]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].len(), 3);
+        assert_eq!(
+            encode(&merged),
+            "# HELP g G.\n# TYPE g gauge\ng{source=\"ft\\\"bot\"} 1\n\
+             g{source=\"ft\\\"bot\",strategy=\"s\"} 2\ng{strategy=\"t\"} 3\n\
+             # HELP h H.\n# TYPE h histogram\nh_bucket{source=\"x\",le=\"1\"} 1\n\
+             h_bucket{source=\"x\",le=\"+Inf\"} 2\nh_sum{source=\"x\"} 3\nh_count{source=\"x\"} 2\n"
         );
     }
 

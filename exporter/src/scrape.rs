@@ -5,7 +5,7 @@
 //! `*_up 0`, so one dead or hung source never makes the whole scrape late or empty.
 
 use crate::collectors::{Collector, ScrapeContext};
-use crate::metrics::{Families, Family, MetricFamily, encode};
+use crate::metrics::{Families, Family, MetricFamily, encode, merge_same_names};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,7 +112,8 @@ impl Scraper {
         process_families(&mut own);
         all.extend(own.0);
         all.push(self.build_info.clone());
-        encode(&all)
+        // The reference trading collector and the trading sources publish the same families.
+        encode(&merge_same_names(all))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod pg_conn;
 pub mod postgres;
 pub mod redis;
 pub mod trading;
+pub mod trading_sources;
 
 use crate::config::Config;
 use crate::metrics::Families;
@@ -68,6 +69,9 @@ pub fn build(config: &Config) -> Vec<Arc<dyn Collector>> {
         out.push(Arc::new(r));
     }
     if let Some(t) = trading::TradingCollector::from_config(&config.trading) {
+        out.push(Arc::new(t));
+    }
+    if let Some(t) = trading_sources::TradingSourcesCollector::from_config(&config.trading) {
         out.push(Arc::new(t));
     }
     out

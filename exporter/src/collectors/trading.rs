@@ -18,6 +18,7 @@ use crate::trading::queries::{
     PORTFOLIO_BASE_SQL, PORTFOLIO_PEAK_SQL, PORTFOLIO_TAIL_SQL, SnapshotRow, TradingData, read_all,
 };
 use crate::trading::session;
+use crate::trading::sources::SourceHealth;
 use crate::trading::{custom, queries};
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
@@ -56,6 +57,9 @@ pub struct TradingCollector {
     fixed_now: Mutex<Option<DateTime<Utc>>>,
     portfolio: Arc<tokio::sync::Mutex<Option<Settled>>>,
     portfolio_loading: Arc<AtomicBool>,
+    /// This reference source's `source` label value on `trading_source_up` and its
+    /// last-success time (its other series carry no `source` label: contract).
+    health: SourceHealth,
 }
 
 /// Whether the portfolio's all-time peak is known yet (its one-time pass may still run).
@@ -103,6 +107,7 @@ impl TradingCollector {
             fixed_now: Mutex::new(None),
             portfolio: Arc::new(tokio::sync::Mutex::new(None)),
             portfolio_loading: Arc::new(AtomicBool::new(false)),
+            health: SourceHealth::new(&config.reference_name),
         }
     }
 
@@ -134,6 +139,7 @@ impl TradingCollector {
         );
         fams.0.extend(builtin?.0);
         fams.0.extend(custom.0);
+        fams.0.extend(self.health.succeeded().0);
         Ok(fams)
     }
 
@@ -295,6 +301,21 @@ pub fn render(
     max_symbols: usize,
     portfolio_peak: PortfolioPeak,
 ) -> Families {
+    render_labelled(data, now, max_symbols, portfolio_peak, &[])
+}
+
+/// [`render`] with `constant` labels on every series (a trading source's `source`), and the
+/// source's [`crate::trading::queries::Overrides`] applied.
+pub fn render_labelled(
+    data: &TradingData,
+    now: DateTime<Utc>,
+    max_symbols: usize,
+    portfolio_peak: PortfolioPeak,
+    constant: &[(&str, &str)],
+) -> Families {
+    let gauge = |name: &str, help: &str| Family::gauge(name, help).with_constant_labels(constant);
+    let counter =
+        |name: &str, help: &str| Family::counter(name, help).with_constant_labels(constant);
     let mut books: HashMap<i64, Book> = HashMap::new();
     for p in &data.positions {
         let b = books.entry(p.strategy_id).or_default();
@@ -335,91 +356,91 @@ pub fn render(
     }
 
     let mut fams = Families::default();
-    let mut up = Family::gauge(
+    let mut up = gauge(
         "trading_strategy_up",
         "1 if the strategy's status is 'active', else 0.",
     );
-    let mut status = Family::gauge(
+    let mut status = gauge(
         "trading_strategy_status",
         "1 for the strategy's current status, 0 for the other three.",
     );
-    let mut heartbeat = Family::gauge(
+    let mut heartbeat = gauge(
         "trading_strategy_heartbeat_age_seconds",
         "Seconds since the strategy process last wrote heartbeat_at (absent if it never did).",
     );
-    let mut equity = Family::gauge(
+    let mut equity = gauge(
         "trading_equity",
         "Equity of the strategy's latest snapshot, in account currency.",
     );
-    let mut peak = Family::gauge(
+    let mut peak = gauge(
         "trading_equity_peak",
         "Highest equity over all of the strategy's snapshots.",
     );
-    let mut drawdown = Family::gauge(
+    let mut drawdown = gauge(
         "trading_drawdown_ratio",
         "Latest equity / peak equity - 1 (0 at a new high, -0.1 ten percent below it).",
     );
-    let mut max_dd = Family::gauge(
+    let mut max_dd = gauge(
         "trading_max_drawdown_ratio",
         "Deepest drawdown ever: min over snapshots of equity / running peak - 1.",
     );
-    let mut realized = Family::gauge(
+    let mut realized = gauge(
         "trading_pnl_realized",
         "Cumulative realized PnL of the latest snapshot.",
     );
-    let mut unrealized = Family::gauge(
+    let mut unrealized = gauge(
         "trading_pnl_unrealized",
         "Sum over positions of quantity * (market_price - avg_price).",
     );
-    let mut daily = Family::gauge(
+    let mut daily = gauge(
         "trading_pnl_daily",
         "Latest equity minus the equity at the start of the trading day.",
     );
-    let mut open_pos = Family::gauge(
+    let mut open_pos = gauge(
         "trading_positions_open",
         "Positions with a non-zero quantity.",
     );
-    let mut notional_f = Family::gauge(
+    let mut notional_f = gauge(
         "trading_position_notional",
         "|quantity| * market_price per symbol (beyond max_symbols per strategy, summed as symbol=\"other\").",
     );
-    let mut gross_f = Family::gauge(
+    let mut gross_f = gauge(
         "trading_gross_exposure",
         "Sum over positions of |quantity| * market_price.",
     );
-    let mut net_f = Family::gauge(
+    let mut net_f = gauge(
         "trading_net_exposure",
         "Sum over positions of quantity * market_price (short positions count negative).",
     );
-    let mut conc = Family::gauge(
+    let mut conc = gauge(
         "trading_position_concentration_ratio",
         "Largest position notional / gross exposure (0 when flat).",
     );
-    let mut budget = Family::gauge(
+    let mut budget = gauge(
         "trading_risk_budget_usage_ratio",
         "Gross exposure / risk_budget (absent when the strategy has no risk budget).",
     );
-    let mut orders_total = Family::counter("trading_orders_total", "Orders created, all time.");
-    let mut closed = Family::counter(
+    let mut orders_total = counter("trading_orders_total", "Orders created, all time.");
+    let mut closed = counter(
         "trading_orders_closed_total",
         "Orders now in a terminal status (filled, cancelled, rejected).",
     );
-    let mut open_orders =
-        Family::gauge("trading_orders_open", "Orders now new or partially filled.");
-    let mut fills_f = Family::counter("trading_fills_total", "Fills, all time.");
-    let mut traded = Family::counter(
+    let mut open_orders = gauge("trading_orders_open", "Orders now new or partially filled.");
+    let mut fills_f = counter("trading_fills_total", "Fills, all time.");
+    let mut traded = counter(
         "trading_traded_notional_total",
         "Sum over fills of quantity * price, all time.",
     );
-    let mut fees = Family::counter("trading_fees_total", "Sum over fills of fee, all time.");
-    let mut exec = Family::gauge(
+    let mut fees = counter("trading_fees_total", "Sum over fills of fee, all time.");
+    let mut exec = gauge(
         "trading_execution_rate_ratio",
         "Of the orders created since the trading-day start that are terminal, the fraction filled.",
     );
     let mut lat = Family::histogram(
         "trading_order_fill_latency_seconds",
         "Per fill: filled_at - the order's created_at.",
-    );
+    )
+    .with_constant_labels(constant);
 
     let mut portfolio_equity: Option<Decimal> = None;
     let mut before_day: Option<Decimal> = None;
@@ -471,7 +492,16 @@ pub fn render(
         }
 
         let mut book = books.remove(&s.id).unwrap_or_default();
-        unrealized.add(&l, f(book.unrealized));
+        match &data.overrides.unrealized {
+            None => {
+                unrealized.add(&l, f(book.unrealized));
+            }
+            Some(given) => {
+                if let Some(u) = given.get(&s.id) {
+                    unrealized.add(&l, f(*u));
+                }
+            }
+        }
         open_pos.add(&l, book.open as f64);
         gross_f.add(&l, f(book.gross));
         net_f.add(&l, f(book.net));
@@ -556,6 +586,7 @@ pub fn render(
         lat.add_histogram(&l, &buckets, count.max(0) as u64, f(sum));
     }
 
+    let absent = &data.overrides.absent;
     for fam in [
         up,
         status,
@@ -582,11 +613,33 @@ pub fn render(
         exec,
         lat,
     ] {
-        fams.push(fam);
+        if !absent.contains(&fam.name()) {
+            fams.push(fam);
+        }
     }
 
+    // The account's own figures when the source gives them, else the sum over strategies.
+    let (portfolio_equity, portfolio_peak, base) = match &data.overrides.portfolio {
+        Some(p) => (
+            Some(p.equity),
+            PortfolioPeak::Known(Some(p.peak)),
+            p.day_base,
+        ),
+        None => (
+            portfolio_equity,
+            portfolio_peak,
+            before_day.or(first_of_day.map(|(_, v)| v)),
+        ),
+    };
     if let Some(pe) = portfolio_equity {
-        fams.gauge(
+        let mut one = |name: &'static str, help: &str, v: f64| {
+            if !absent.contains(&name) {
+                let mut fam = gauge(name, help);
+                fam.add(&[], v);
+                fams.push(fam);
+            }
+        };
+        one(
             "trading_portfolio_equity",
             "Sum over strategies of each one's latest equity.",
             f(pe),
@@ -595,15 +648,14 @@ pub fn render(
             && p > Decimal::ZERO
             && let Some(r) = ratio(pe, p)
         {
-            fams.gauge(
+            one(
                 "trading_portfolio_drawdown_ratio",
                 "Portfolio equity / peak of the portfolio equity series - 1.",
                 r - 1.0,
             );
         }
-        let base = before_day.or(first_of_day.map(|(_, v)| v));
         if let Some(b) = base {
-            fams.gauge(
+            one(
                 "trading_portfolio_pnl_daily",
                 "Portfolio equity minus the portfolio equity at the start of the trading day.",
                 f(pe - b),
@@ -629,6 +681,7 @@ impl Collector for TradingCollector {
             "Whether the trading database answered the last scrape (1) or not (0).",
             0.0,
         );
+        f.0.extend(self.health.failed().0);
         f
     }
 

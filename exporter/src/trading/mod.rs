@@ -6,7 +6,8 @@
 //! - [`portfolio`]: the portfolio equity series, folded incrementally in memory;
 //! - [`custom`]: operator-supplied SQL metrics for schemas that differ from ours;
 //! - [`session`]: read-only transactions on the fail-fast scrape pool;
-//! - [`migrate`]: the reference schema and its summary triggers, applied on request only.
+//! - [`migrate`]: the reference schema and its summary triggers, applied on request only;
+//! - [`sources`]: the stores of bots (freqtrade, hummingbot) read where they are.
 
 pub mod custom;
 pub mod day;
@@ -14,10 +15,13 @@ pub mod migrate;
 pub mod portfolio;
 pub mod queries;
 pub mod session;
+pub mod sources;
 
 /// Every family the trading collector can produce; custom metrics may not reuse these names.
-pub const BUILTIN_FAMILIES: [&str; 30] = [
+pub const BUILTIN_FAMILIES: [&str; 32] = [
     "trading_up",
+    "trading_source_up",
+    "trading_source_last_success_timestamp_seconds",
     "trading_strategy_up",
     "trading_strategy_status",
     "trading_strategy_heartbeat_age_seconds",

@@ -144,6 +144,36 @@ pub struct TradingData {
     pub latency_buckets: Vec<f64>,
     pub latency: Vec<LatencyRow>,
     pub execution: Vec<ExecutionRow>,
+    /// What a trading source (`crate::trading::sources`) defines differently from the
+    /// reference schema; the default is the reference definitions.
+    pub overrides: Overrides,
+}
+
+/// Where a source's definition of a family differs from the reference one (contract, "Trading
+/// sources"). Every field's default leaves the reference behaviour unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Families the source cannot define (e.g. `trading_strategy_up` for a freqtrade bot
+    /// without its REST API, `trading_pnl_unrealized` without current prices, the equity
+    /// families without a starting capital): left out of its output.
+    pub absent: Vec<&'static str>,
+    /// Unrealized PnL per strategy id as the source states it (freqtrade's `profit_abs`),
+    /// instead of Σ quantity × (market − average price) over positions. A strategy not in
+    /// the map has no `trading_pnl_unrealized` series.
+    pub unrealized: Option<std::collections::HashMap<i64, Decimal>>,
+    /// The account's own figures for the portfolio families, for a source whose strategies
+    /// share one account (one starting capital): summing each strategy's equity would count
+    /// the capital once per strategy.
+    pub portfolio: Option<PortfolioFigures>,
+}
+
+/// One account's equity series: its latest value, peak and trading-day baseline.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PortfolioFigures {
+    pub equity: Decimal,
+    pub peak: Decimal,
+    /// The equity at the trading-day start (the last point before it, else the day's first).
+    pub day_base: Option<Decimal>,
 }
 
 /// Reads everything except the portfolio tail; `conn` is inside a read-only transaction.
@@ -185,5 +215,6 @@ pub async fn read_all(
         latency_buckets,
         latency,
         execution,
+        overrides: Overrides::default(),
     })
 }
