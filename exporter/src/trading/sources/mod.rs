@@ -19,6 +19,7 @@
 
 pub mod curve;
 pub mod freqtrade;
+pub mod hummingbot;
 pub mod rows;
 pub mod sqlite;
 
@@ -65,6 +66,7 @@ macro_rules! source_types {
 source_types! {
     Reference => ReferenceConfig,
     Freqtrade => freqtrade::FreqtradeConfig,
+    Hummingbot => hummingbot::HummingbotConfig,
 }
 
 /// What every source type's config provides: validation at load, and its running source.
