@@ -215,6 +215,14 @@ impl Schema {
         let os = present("OrderStatus");
         let mut missing = Vec::new();
         let mut need = |cols: &HashSet<String>, table: &str, names: &[&str], what: &'static str| {
+            if cols.is_empty() {
+                // The whole table is missing (a bot that never ran): one line for it.
+                let t = format!("{table} (table)");
+                if !missing.iter().any(|(m, _)| *m == t) {
+                    missing.push((t, what));
+                }
+                return false;
+            }
             let mut ok = true;
             for n in names {
                 if !cols.contains(*n) {
@@ -1371,6 +1379,17 @@ mod tests {
         assert_eq!(order_class("OrderFailure", false), "rejected");
         assert_eq!(order_class("OrderFilled", true), "partially_filled");
         assert_eq!(order_class("BuyOrderCreated", false), "new");
+    }
+
+    #[test]
+    fn missing_tables_are_one_line_each() {
+        let (s, missing) = Schema::from_columns(&|_: &str| HashSet::new());
+        assert_eq!(s, Schema::default());
+        let names: Vec<&str> = missing.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(
+            names,
+            ["TradeFill (table)", "Order (table)", "OrderStatus (table)"]
+        );
     }
 
     #[test]
