@@ -33,12 +33,14 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// hummingbot's own connection settings: rollback journal, no busy timeout.
+/// hummingbot's own connection settings (SQLAlchemy's defaults): rollback journal, no busy
+/// timeout, foreign keys not enforced.
 async fn bot_connection(path: &Path) -> SqliteConnection {
     SqliteConnectOptions::new()
         .filename(path)
         .journal_mode(SqliteJournalMode::Delete)
         .busy_timeout(Duration::ZERO)
+        .foreign_keys(false)
         .connect()
         .await
         .unwrap()
@@ -545,4 +547,132 @@ fn a_locking_reader_does_make_the_bot_see_busy() {
         assert!(is_busy(code.as_deref()), "{err}");
         read.rollback().await.unwrap();
     });
+}
+
+async fn insert_fill(c: &mut SqliteConnection, id: &str, ts: i64, side: &str, price: i64) {
+    sqlx::query(
+        "INSERT INTO TradeFill (config_file_path, strategy, market, symbol, base_asset, \
+         quote_asset, timestamp, order_id, trade_type, order_type, price, amount, leverage, \
+         trade_fee, trade_fee_in_quote, exchange_trade_id, position) VALUES ('conf_l.yml', \
+         'late', 'binance', 'ADA-USDT', 'ADA', 'USDT', ?2, ?1, ?3, 'LIMIT', ?4, 1000000, 1, \
+         '{}', 0, ?1, 'NIL')",
+    )
+    .bind(id)
+    .bind(ts)
+    .bind(side)
+    .bind(price * 1_000_000)
+    .execute(&mut *c)
+    .await
+    .unwrap();
+}
+
+/// A fill committed an hour after fills with later timestamps (beyond the reorder window):
+/// the source refolds every fill once in (timestamp, exchange_trade_id) order, counting each
+/// fill once.
+#[test]
+fn a_fill_recorded_an_hour_late_is_folded_in_time_order() {
+    let exp = expected();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, day_start) = fixture_copy(dir.path(), &exp);
+    let app = start(dir.path(), &db, &day_start);
+    scrape_up(&app);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    rt().block_on(async {
+        let mut c = bot_connection(&db).await;
+        insert_fill(&mut c, "L1", now, "BUY", 100).await;
+        insert_fill(&mut c, "L2", now + 1, "BUY", 110).await;
+        c.close().await.unwrap();
+    });
+    let l = [SRC, ("strategy", "late")];
+    let mut seen = None;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            seen = app.scrape().value("trading_positions_open", &l);
+            seen == Some(1.0)
+        }),
+        "the two buys were not read: {seen:?}"
+    );
+    rt().block_on(async {
+        let mut c = bot_connection(&db).await;
+        insert_fill(&mut c, "L0", now - 3_600_000, "SELL", 90).await;
+        c.close().await.unwrap();
+    });
+    // In time order: short 1 @ 90, buy 1 @ 100 closes it (−10), buy 1 @ 110 opens a long.
+    // (In commit order it would be long 2 @ 105, then −15 on the sell.)
+    let mut e = None;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let x = app.scrape();
+            let done = x.value(
+                "trading_fills_total",
+                &[SRC, ("strategy", "late"), ("side", "sell")],
+            ) == Some(1.0);
+            e = Some(x);
+            done
+        }),
+        "the late fill was not read"
+    );
+    let e = e.unwrap();
+    close(e.value("trading_pnl_realized", &l), -10.0, "late realized");
+    close(
+        e.value("trading_pnl_unrealized", &l),
+        0.0,
+        "late unrealized",
+    );
+    close(
+        e.value(
+            "trading_position_notional",
+            &[SRC, ("strategy", "late"), ("symbol", "ADA-USDT")],
+        ),
+        110.0,
+        "late notional",
+    );
+    // The refold counted the fixture's fills once.
+    let s = &exp["strategies"]["pure_market_making"];
+    let pmm = [SRC, ("strategy", "pure_market_making")];
+    close(
+        e.value(
+            "trading_fills_total",
+            &[SRC, ("strategy", "pure_market_making"), ("side", "buy")],
+        ),
+        f(&s["fills"]["buy"]),
+        "pmm fills after the refold",
+    );
+    close(
+        e.value("trading_pnl_realized", &pmm),
+        f(&s["pnl_realized"]),
+        "pmm realized after the refold",
+    );
+    close(
+        e.value("trading_max_drawdown_ratio", &pmm),
+        f(&s["max_drawdown_ratio"]),
+        "pmm max drawdown after the refold",
+    );
+}
+
+/// The file missing is this source's failure only; once the bot creates it, it is read.
+#[test]
+fn a_missing_file_is_down_until_it_appears() {
+    let exp = expected();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, day_start) = fixture_copy(dir.path(), &exp);
+    let later = dir.path().join("later.sqlite");
+    std::fs::rename(&db, &later).unwrap();
+    let app = start(dir.path(), &db, &day_start);
+    let e = app.scrape();
+    assert_eq!(e.value("trading_source_up", &[SRC]), Some(0.0));
+    assert!(
+        e.value("node_load1", &[]).is_some(),
+        "the rest of the scrape is there"
+    );
+    std::fs::rename(&later, &db).unwrap();
+    let e = scrape_up(&app);
+    close(
+        e.value("trading_portfolio_equity", &[SRC]),
+        f(&exp["portfolio"]["equity"]),
+        "portfolio equity once the file exists",
+    );
 }
