@@ -179,6 +179,8 @@ struct Row {
     max: Duration,
     collector_p99_ms: f64,
     busy: u64,
+    /// The exporter's anonymous resident memory after the scrapes, KiB.
+    rss_anon_kib: u64,
 }
 
 fn run(fills: i64, scrapes: usize, rt: &tokio::runtime::Runtime) -> Result<Row> {
@@ -249,6 +251,7 @@ fn run(fills: i64, scrapes: usize, rt: &tokio::runtime::Runtime) -> Result<Row> 
         coll.sort_by(f64::total_cmp);
         let collector_p99_ms =
             quantwatch_bench::percentile(&coll, 0.99).unwrap_or(f64::NAN) * 1000.0;
+        let (rss_anon_kib, _) = quantwatch_bench::scrape::rss_split_kib(child.id() as i32);
         Ok(Row {
             fills,
             generate_s,
@@ -258,6 +261,7 @@ fn run(fills: i64, scrapes: usize, rt: &tokio::runtime::Runtime) -> Result<Row> 
             max: target.p(1.0),
             collector_p99_ms,
             busy,
+            rss_anon_kib,
         })
     })();
     let _ = child.kill();
@@ -283,7 +287,7 @@ fn main() -> Result<()> {
     for fills in [1_000, large] {
         let r = run(fills, scrapes, &rt)?;
         println!(
-            "{:>9} fills: generated in {:.1} s, first fold {:.2} s; scrape p50 {} ms, p99 {} ms, max {} ms; trading_sources collector p99 {:.2} ms; writer SQLITE_BUSY {}",
+            "{:>9} fills: generated in {:.1} s, first fold {:.2} s; scrape p50 {} ms, p99 {} ms, max {} ms; trading_sources collector p99 {:.2} ms; writer SQLITE_BUSY {}; exporter RssAnon {} KiB",
             r.fills,
             r.generate_s,
             r.first_fold_s,
@@ -291,7 +295,8 @@ fn main() -> Result<()> {
             ms(r.p99),
             ms(r.max),
             r.collector_p99_ms,
-            r.busy
+            r.busy,
+            r.rss_anon_kib
         );
         rows.push(r);
     }
