@@ -372,6 +372,12 @@ impl Families {
 /// trading sources, each labelled `source`, publish the same families). A later family of
 /// another kind under the same name would make the exposition invalid: it is dropped.
 pub fn merge_same_names(families: Vec<MetricFamily>) -> Vec<MetricFamily> {
+    // The common case (no name twice) costs one set of borrowed names, no copies.
+    let mut names = std::collections::HashSet::with_capacity(families.len());
+    if families.iter().all(|f| names.insert(f.name.as_str())) {
+        return families;
+    }
+    drop(names);
     let mut out: Vec<MetricFamily> = Vec::with_capacity(families.len());
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for f in families {

@@ -35,7 +35,13 @@ impl App {
     /// Starts `binary` with `--web.listen-address 127.0.0.1:PORT` plus `args` and `env`, and
     /// waits until `/healthz` answers 200.
     pub fn start(binary: &str, args: &[&str], env: &[(&str, &str)]) -> App {
-        App::start_limited(binary, args, env, None)
+        App::start_limited(binary, args, env, None, RunAs::Me)
+    }
+
+    /// [`App::start`] as another user (uid, gid): for tests of what an unprivileged service
+    /// may not read, which root (the CI user) always could.
+    pub fn start_as(binary: &str, args: &[&str], env: &[(&str, &str)], uid: u32, gid: u32) -> App {
+        App::start_limited(binary, args, env, None, RunAs::User(uid, gid))
     }
 
     /// [`App::start`] with the child's open-files limit (`RLIMIT_NOFILE`, soft and hard) set
@@ -46,7 +52,7 @@ impl App {
         env: &[(&str, &str)],
         nofile: u64,
     ) -> App {
-        App::start_limited(binary, args, env, Some(nofile))
+        App::start_limited(binary, args, env, Some(nofile), RunAs::Me)
     }
 
     fn start_limited(
@@ -54,6 +60,7 @@ impl App {
         args: &[&str],
         env: &[(&str, &str)],
         nofile: Option<u64>,
+        run_as: RunAs,
     ) -> App {
         let dir = tempfile::Builder::new()
             .prefix("qw-app-")
@@ -91,7 +98,8 @@ impl App {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| binary.to_string());
-        let mut child = Child::spawn(&name, cmd, RunAs::Me, &dir.path().join("app.log"));
+        run_as.own(dir.path());
+        let mut child = Child::spawn(&name, cmd, run_as, &dir.path().join("app.log"));
         let url = format!("http://127.0.0.1:{port}/healthz");
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(2))

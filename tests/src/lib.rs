@@ -12,6 +12,7 @@
 pub mod app;
 pub mod btrfs;
 pub mod fakes;
+pub mod freqtrade;
 pub mod node;
 pub mod process;
 pub mod prom_text;

@@ -448,12 +448,15 @@ pub fn render_labelled(
     for s in &data.strategies {
         let name = s.name.as_str();
         let l = [("strategy", name)];
-        up.add(&l, if s.status == "active" { 1.0 } else { 0.0 });
-        for st in STATUSES {
-            status.add(
-                &[("strategy", name), ("status", st)],
-                if s.status == st { 1.0 } else { 0.0 },
-            );
+        // An empty status is unknown (a bot's strategy it does not run now): no series.
+        if !s.status.is_empty() {
+            up.add(&l, if s.status == "active" { 1.0 } else { 0.0 });
+            for st in STATUSES {
+                status.add(
+                    &[("strategy", name), ("status", st)],
+                    if s.status == st { 1.0 } else { 0.0 },
+                );
+            }
         }
         if let Some(hb) = s.heartbeat_at {
             let age = (now - hb).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;

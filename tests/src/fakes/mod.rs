@@ -11,6 +11,7 @@ pub mod aliyun;
 pub mod aliyun_voice;
 pub mod dingtalk;
 pub mod feishu;
+pub mod freqtrade;
 pub mod slack;
 pub mod webhook;
 pub mod wecom;

@@ -19,9 +19,11 @@
 
 pub mod curve;
 pub mod freqtrade;
+pub mod http;
 pub mod hummingbot;
 pub mod rows;
 pub mod sqlite;
+pub mod watermark;
 
 use crate::config::{Problem, Secret, TradingConfig};
 use crate::metrics::{Families, Family};

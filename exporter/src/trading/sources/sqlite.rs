@@ -1,9 +1,9 @@
 //! Reading a bot's SQLite file without ever disturbing the bot.
 //!
-//! The bot's writer (SQLAlchemy's defaults: rollback journal, no busy timeout) must never see
-//! `SQLITE_BUSY` because of us. In rollback-journal mode any reader holding the file's SHARED
-//! lock makes a committing writer fail at once when it has no busy timeout, however short the
-//! read. So we take no lock at all:
+//! The bot's writer (SQLAlchemy's default rollback journal, perhaps no busy timeout) must
+//! never wait or see `SQLITE_BUSY` because of us. In rollback-journal mode any reader holding
+//! the file's SHARED lock makes a committing writer wait, or fail at once when it has no busy
+//! timeout, however short the read. So we take no lock at all:
 //!
 //! - the file is opened read-only (`SQLITE_OPEN_READONLY`, never created) through SQLite's
 //!   `unix-none` VFS (the `nolock=1` behaviour): no POSIX lock is ever taken, nothing is
