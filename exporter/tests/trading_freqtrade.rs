@@ -616,3 +616,79 @@ fn close_exp(e: &Exposition, text: &str, name: &str, labels: &[(&str, &str)], wa
         "{name}{labels:?} = {v}, want {want}\n{text}"
     );
 }
+
+/// More history than one read takes (5,000 new rows per table and transaction), with a read
+/// budget too short to fold it in one scrape: the source reports itself down while it catches
+/// up, keeps what it folded, and ends with the numbers a SQL aggregate over the file gives.
+#[test]
+fn history_longer_than_a_read_budget_is_folded_across_scrapes_exactly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("big.sqlite");
+    let out = run_script("bulk.py", &[db.to_str().unwrap(), "45000"]);
+    assert_eq!(out.split_whitespace().next(), Some("45007"), "{out}");
+    let c = collector(
+        &format!(
+            "    - {{name: ft, type: freqtrade, url: '{}', starting_capital: 1000, timeout: 400ms}}\n",
+            sqlite_url(&db)
+        ),
+        &[],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let now = "2024-05-10T12:00:00Z";
+    let mut downs = 0;
+    let started = Instant::now();
+    let (text, e) = loop {
+        let (text, e) = rt.block_on(scrape(&c, now));
+        if e.value("trading_source_up", &[("source", "ft")]) == Some(1.0) {
+            break (text, e);
+        }
+        downs += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never caught up\n{text}"
+        );
+    };
+    // The same file aggregated by SQLite itself.
+    let code = "import sqlite3,sys,json; c=sqlite3.connect(sys.argv[1]); q=lambda s: c.execute(s).fetchone()[0]; \
+        print(json.dumps({'sell': q(\"SELECT count(*) FROM orders o JOIN trades t ON t.id=o.ft_trade_id WHERE t.strategy='SampleStrategy' AND o.side='sell'\"), \
+        'buy': q(\"SELECT count(*) FROM orders o JOIN trades t ON t.id=o.ft_trade_id WHERE t.strategy='SampleStrategy' AND o.side='buy'\"), \
+        'realized': q(\"SELECT sum(CASE WHEN is_open=0 THEN close_profit_abs ELSE realized_profit END) FROM trades WHERE strategy='SampleStrategy'\"), \
+        'equity': 1000 + q(\"SELECT sum(close_profit_abs) FROM trades WHERE is_open=0 AND strategy='SampleStrategy'\")}))";
+    let out = std::process::Command::new(testkit::freqtrade::python())
+        .args(["-c", code, db.to_str().unwrap()])
+        .output()
+        .expect("python runs");
+    let want: serde_json::Value = serde_json::from_slice(&out.stdout).expect("aggregate JSON");
+    let l = |side: &'static str| {
+        [
+            ("source", "ft"),
+            ("strategy", "SampleStrategy"),
+            ("side", side),
+        ]
+    };
+    let s = [("source", "ft"), ("strategy", "SampleStrategy")];
+    assert_eq!(
+        e.value("trading_orders_total", &l("sell")),
+        want["sell"].as_f64(),
+        "{text}"
+    );
+    assert_eq!(
+        e.value("trading_orders_total", &l("buy")),
+        want["buy"].as_f64(),
+        "{text}"
+    );
+    for (name, key) in [
+        ("trading_pnl_realized", "realized"),
+        ("trading_equity", "equity"),
+    ] {
+        let (got, w) = (
+            e.value(name, &s).unwrap_or(f64::NAN),
+            want[key].as_f64().unwrap(),
+        );
+        assert!(
+            (got - w).abs() < 1e-6 * w.abs().max(1.0),
+            "{name} {got} vs {w}"
+        );
+    }
+    eprintln!("caught up after {downs} scrapes reporting the source down");
+}

@@ -17,6 +17,7 @@ use crate::trading::queries::{
 };
 use crate::trading::session;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
@@ -176,6 +177,11 @@ pub struct Freqtrade {
     buckets: Vec<f64>,
     state: tokio::sync::Mutex<State>,
 }
+
+/// New rows read per table and transaction (see `read`).
+const CHUNK: i64 = 5_000;
+/// Time a further chunk needs at least; with less left the read stops and says so.
+const CHUNK_MARGIN: Duration = Duration::from_millis(300);
 
 /// The columns of `trades` and `orders` the families need; freqtrade adds columns with its
 /// versions (`migrations.py`), so a read asks only for those present.
@@ -425,6 +431,23 @@ struct ApiTrade {
     current_rate: Option<f64>,
 }
 
+impl Delta {
+    /// Rows past the watermarks (the part of a read that LIMIT bounds).
+    fn new_rows(&self, state: &State) -> i64 {
+        let t = self
+            .trades
+            .iter()
+            .filter(|t| t.id > state.trades_wm.high)
+            .count();
+        let o = self
+            .orders
+            .iter()
+            .filter(|o| o.id > state.orders_wm.high)
+            .count();
+        t.max(o) as i64
+    }
+}
+
 /// What the REST API said (each part absent when its call failed).
 #[derive(Default)]
 struct ApiView {
@@ -458,13 +481,29 @@ impl Source for Freqtrade {
                 state.reset();
                 delta = self.read_store(&state, ctx).await?;
             }
-            self.apply(&mut state, delta, ctx);
-            if state.rebuild {
-                // A closed trade older than the settled curve: fold everything again, once.
-                tracing::info!(source = %self.name, "freqtrade: a trade closed before already-settled ones; recomputing the equity curve from all rows");
-                state.reset();
-                let delta = self.read_store(&state, ctx).await?;
-                self.apply(&mut state, delta, ctx);
+            let mut rebuilt = false;
+            loop {
+                // At most CHUNK new rows per table and transaction: a first read (or one after
+                // a long outage) folds history over several transactions, each persisted, so
+                // a deadline cuts it short without losing what was folded.
+                let more = delta.new_rows(&state) >= CHUNK;
+                self.apply(&mut state, delta, ctx, !more);
+                if state.rebuild && !rebuilt {
+                    // A closed trade older than the settled curve: fold everything again, once.
+                    tracing::info!(source = %self.name, "freqtrade: a trade closed before already-settled ones; recomputing the equity curve from all rows");
+                    rebuilt = true;
+                    state.reset();
+                } else if !more {
+                    break;
+                }
+                if Instant::now() + CHUNK_MARGIN >= ctx.deadline {
+                    return Err(SourceError::Busy(format!(
+                        "catching up with the bot's history ({} trades and {} orders folded so \
+                         far); the next reads go on",
+                        state.trades_wm.high, state.orders_wm.high
+                    )));
+                }
+                delta = self.read_store(&state, ctx).await?;
             }
             Ok(self.data(&state, api, ctx))
         })
@@ -473,8 +512,8 @@ impl Source for Freqtrade {
 
 impl Freqtrade {
     async fn read_store(&self, state: &State, ctx: ReadContext) -> Result<Delta, SourceError> {
-        let trades_filter = state.trades_wm.filter("t.id");
-        let orders_filter = state.orders_wm.filter("o.id");
+        let trades_filter = state.trades_wm.conditions("t.id");
+        let orders_filter = state.orders_wm.conditions("o.id");
         match &self.store {
             Store::Sqlite(store) => {
                 let r = store
@@ -509,7 +548,9 @@ impl Freqtrade {
     }
 
     /// Folds final rows into the state and replaces the open ones (after a consistent read).
-    fn apply(&self, state: &mut State, delta: Delta, ctx: ReadContext) {
+    /// `settle`: fold the curves' old points (not while catching up: history arrives in id
+    /// order, not close-date order).
+    fn apply(&self, state: &mut State, delta: Delta, ctx: ReadContext, settle: bool) {
         state.schema = Some(delta.schema.clone());
         for (family, column) in delta.schema.absent() {
             if state.warned.insert(column.clone()) {
@@ -560,8 +601,10 @@ impl Freqtrade {
                 .min(ctx.now.naive_utc() - chrono::TimeDelta::seconds(60)),
             i64::MIN,
         );
-        for c in state.curves.values_mut().chain(state.account.iter_mut()) {
-            c.settle(&settle_before);
+        if settle {
+            for c in state.curves.values_mut().chain(state.account.iter_mut()) {
+                c.settle(&settle_before);
+            }
         }
         // Orders.
         let seen: Vec<(i64, bool)> = delta
@@ -898,8 +941,8 @@ impl Freqtrade {
 /// Reads the columns present and the rows past the watermarks, in one transaction.
 async fn read_sqlite(
     conn: &mut SqliteConnection,
-    trades_filter: &str,
-    orders_filter: &str,
+    trades_filter: &[String],
+    orders_filter: &[String],
 ) -> Result<Delta, sqlx::Error> {
     let cols = |table: &'static str| format!("SELECT name FROM pragma_table_info('{table}')");
     let trades: Vec<String> = sqlx::query_scalar(&cols("trades"))
@@ -919,27 +962,26 @@ async fn read_sqlite(
     };
     if delta.schema.trades_ok() {
         let (sql, idx) = trades_sql(&delta.schema, trades_filter);
-        let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
-        delta.trades = rows
-            .iter()
-            .filter_map(|r| trade_row(&sqlite_row(r), &idx))
-            .collect();
+        // Streamed: a first read folds all history, and a driver row costs far more than ours.
+        let mut rows = sqlx::query(&sql).fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await? {
+            delta.trades.extend(trade_row(&sqlite_row(&r), &idx));
+        }
     }
     if delta.schema.orders_ok() {
         let (sql, idx) = orders_sql(&delta.schema, orders_filter);
-        let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
-        delta.orders = rows
-            .iter()
-            .filter_map(|r| order_row(&sqlite_row(r), &idx))
-            .collect();
+        let mut rows = sqlx::query(&sql).fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await? {
+            delta.orders.extend(order_row(&sqlite_row(&r), &idx));
+        }
     }
     Ok(delta)
 }
 
 async fn read_pg(
     conn: &mut PgConnection,
-    trades_filter: &str,
-    orders_filter: &str,
+    trades_filter: &[String],
+    orders_filter: &[String],
 ) -> Result<Delta, sqlx::Error> {
     let cols = "SELECT table_name::text, column_name::text FROM information_schema.columns \
                 WHERE table_schema = current_schema() AND table_name IN ('trades', 'orders')";
@@ -959,25 +1001,17 @@ async fn read_pg(
     };
     if delta.schema.trades_ok() {
         let (sql, idx) = trades_sql(&delta.schema, trades_filter);
-        let rows = sqlx::query(&sql)
-            .persistent(false)
-            .fetch_all(&mut *conn)
-            .await?;
-        delta.trades = rows
-            .iter()
-            .filter_map(|r| trade_row(&pg_row(r), &idx))
-            .collect();
+        let mut rows = sqlx::query(&sql).persistent(false).fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await? {
+            delta.trades.extend(trade_row(&pg_row(&r), &idx));
+        }
     }
     if delta.schema.orders_ok() {
         let (sql, idx) = orders_sql(&delta.schema, orders_filter);
-        let rows = sqlx::query(&sql)
-            .persistent(false)
-            .fetch_all(&mut *conn)
-            .await?;
-        delta.orders = rows
-            .iter()
-            .filter_map(|r| order_row(&pg_row(r), &idx))
-            .collect();
+        let mut rows = sqlx::query(&sql).persistent(false).fetch(&mut *conn);
+        while let Some(r) = rows.try_next().await? {
+            delta.orders.extend(order_row(&pg_row(&r), &idx));
+        }
     }
     Ok(delta)
 }
@@ -1001,28 +1035,45 @@ fn select_list(
     (cols, idx)
 }
 
-fn trades_sql(schema: &Schema, filter: &str) -> (String, Index) {
+fn trades_sql(schema: &Schema, conditions: &[String]) -> (String, Index) {
     let (cols, idx) = select_list(&schema.trades, &TRADE_COLUMNS, "t");
-    (
-        format!(
-            "SELECT {} FROM trades t WHERE {filter} ORDER BY t.id",
-            cols.join(", ")
-        ),
-        idx,
-    )
+    let one = |c: &String| format!("SELECT {} FROM trades t WHERE {c}", cols.join(", "));
+    (union_all(conditions, one, "t.id"), idx)
 }
 
-fn orders_sql(schema: &Schema, filter: &str) -> (String, Index) {
+fn orders_sql(schema: &Schema, conditions: &[String]) -> (String, Index) {
     let (mut cols, mut idx) = select_list(&schema.orders, &ORDER_COLUMNS, "o");
     idx.insert("strategy", cols.len());
     cols.push("t.strategy".into());
-    (
+    // CROSS JOIN: SQLite then keeps `orders` as the outer loop, reading only the rows asked
+    // for by primary key (a plain JOIN may let it scan all trades).
+    let one = |c: &String| {
         format!(
-            "SELECT {} FROM orders o JOIN trades t ON t.id = o.ft_trade_id WHERE {filter} ORDER BY o.id",
+            "SELECT {} FROM orders o CROSS JOIN trades t WHERE t.id = o.ft_trade_id AND {c}",
             cols.join(", ")
-        ),
-        idx,
-    )
+        )
+    };
+    (union_all(conditions, one, "o.id"), idx)
+}
+
+/// One SELECT per condition (each a primary-key range or lookup), joined by `UNION ALL`; the
+/// first (`id > high`) reads at most [`CHUNK`] rows, lowest ids first.
+fn union_all(conditions: &[String], one: impl Fn(&String) -> String, id: &str) -> String {
+    conditions
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 0 {
+                format!(
+                    "SELECT * FROM ({} ORDER BY {id} LIMIT {CHUNK}) AS part",
+                    one(c)
+                )
+            } else {
+                one(c)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
 }
 
 fn get<'a>(row: &'a [Val], idx: &Index, col: &str) -> &'a Val {

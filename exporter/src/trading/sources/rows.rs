@@ -122,10 +122,14 @@ pub fn sqlite_row(row: &SqliteRow) -> Vec<Val> {
             if v.is_null() {
                 return Val::Null;
             }
-            let ty = v.type_info().name().to_string();
-            match ty.as_str() {
-                "INTEGER" => <i64 as Decode<Sqlite>>::decode(v).map_or(Val::Null, Val::Int),
-                "REAL" => <f64 as Decode<Sqlite>>::decode(v).map_or(Val::Null, Val::Real),
+            let kind = match v.type_info().name() {
+                "INTEGER" => 0,
+                "REAL" => 1,
+                _ => 2,
+            };
+            match kind {
+                0 => <i64 as Decode<Sqlite>>::decode(v).map_or(Val::Null, Val::Int),
+                1 => <f64 as Decode<Sqlite>>::decode(v).map_or(Val::Null, Val::Real),
                 _ => <String as Decode<Sqlite>>::decode(v).map_or(Val::Null, Val::Text),
             }
         })

@@ -39,7 +39,21 @@ impl Watermark {
             .collect()
     }
 
-    /// `WHERE` clause selecting the rows to read (`column` is the id column).
+    /// The conditions selecting the rows to read, each a primary-key lookup: `column > high`
+    /// and, when there are ids to re-read, `column IN (…)`. They select disjoint rows: query
+    /// each and join with `UNION ALL` (SQLite does not use the primary key for the two
+    /// joined with `OR`: it scans the table).
+    pub fn conditions(&self, column: &str) -> Vec<String> {
+        let mut out = vec![format!("{column} > {}", self.high)];
+        let ids = self.recheck();
+        if !ids.is_empty() {
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            out.push(format!("{column} IN ({})", list.join(",")));
+        }
+        out
+    }
+
+    /// The same as one `WHERE` clause (for engines that plan `OR` on a key well).
     pub fn filter(&self, column: &str) -> String {
         let ids = self.recheck();
         if ids.is_empty() {
@@ -132,6 +146,7 @@ mod tests {
         assert_eq!(w.advance(&[(1, true), (2, false), (4, true)], t0), [1, 4]);
         assert_eq!(w.high, 4);
         assert_eq!(w.filter("o.id"), "(o.id > 4 OR o.id IN (2,3))");
+        assert_eq!(w.conditions("o.id"), ["o.id > 4", "o.id IN (2,3)"]);
         // 3 commits, 2 becomes final, 5 arrives.
         assert_eq!(w.advance(&[(2, true), (3, true), (5, false)], t0), [2, 3]);
         assert_eq!(w.filter("id"), "(id > 5 OR id IN (5))");
