@@ -20,6 +20,7 @@
 pub mod curve;
 pub mod freqtrade;
 pub mod http;
+pub mod hummingbot;
 pub mod rows;
 pub mod sqlite;
 pub mod watermark;
@@ -67,6 +68,7 @@ macro_rules! source_types {
 source_types! {
     Reference => ReferenceConfig,
     Freqtrade => freqtrade::FreqtradeConfig,
+    Hummingbot => hummingbot::HummingbotConfig,
 }
 
 /// What every source type's config provides: validation at load, and its running source.
