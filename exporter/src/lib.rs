@@ -7,6 +7,7 @@ pub mod collectors;
 pub mod config;
 pub mod metrics;
 pub mod probe;
+pub mod process;
 pub mod reload;
 pub mod residency;
 pub mod scrape;
