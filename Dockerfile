@@ -13,7 +13,7 @@ WORKDIR /src
 # manifest and targets here and silently rot when the workspace changes (no Docker engine
 # runs in CI to notice). Cargo.lock is honoured (--locked).
 COPY . .
-# The exporter links glibc statically (scripts/build-exporter says why and how).
+# The exporter is a static PIE (scripts/build-exporter says why and how).
 RUN cargo build --release --locked -p quantwatch-alert-router \
  && scripts/build-exporter --release \
  && install -D -m 0755 target/release/quantwatch-exporter /out/quantwatch-exporter \

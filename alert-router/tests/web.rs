@@ -381,10 +381,15 @@ async fn html_answers_are_hardened_and_cross_site_posts_refused() {
 }
 
 fn check_config(args: &[&str]) -> (i32, String) {
+    check_config_env(args, &[])
+}
+
+fn check_config_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = Command::new(BIN)
         .args(args)
         .arg("check-config")
         .env_remove("ROUTER_WEB_CONFIG_FILE")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
@@ -398,18 +403,46 @@ fn config_errors_never_print_a_secret_and_bad_headers_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("router.yml");
     let p = path.to_str().unwrap();
-    for yaml in [
+    for (yaml, expected) in [
         // Syntax error on the line holding the password.
-        "channels:\n  - type: email\n    name: mail\n    host: smtp\n    tls: starttls\n    password: [\"hunter2-leak\"\n    from: a@b\n    to: [c@d]\n",
+        (
+            "channels:\n  - type: email\n    name: mail\n    host: smtp\n    tls: starttls\n    password: [\"hunter2-leak\"\n    from: a@b\n    to: [c@d]\n",
+            "channels[0].password: illegal placement of ':' indicator at line 7, column 9",
+        ),
         // A type error on it.
-        "ack_secret: {value: hunter2-leak}\n",
+        (
+            "ack_secret: {value: hunter2-leak}\n",
+            "ack_secret: expected string scalar at line 1, column 13",
+        ),
         // A tab inside the secret's line.
-        "webhook:\n\ttoken: hunter2-leak\n",
+        (
+            "webhook:\n\ttoken: hunter2-leak\n",
+            "line 2:2: tabs disallowed within this context (block indentation) at line 2, column 2",
+        ),
+        // Key paths: nested, through list indexes, under names of the operator's; a number
+        // or a list where a secret went, never the secret.
+        (
+            "webhook:\n  max_body_bytes: ${SECRET}\n",
+            "webhook.max_body_bytes: invalid u64 at line 2, column 19",
+        ),
+        (
+            "route:\n  channels: [log]\n  routes:\n    - matchers: ['a=\"b\"']\n    - matchers: {team: ${SECRET}}\n",
+            "route.routes[1].matchers: expected sequence start at line 5, column 17",
+        ),
+        (
+            "escalation_policies:\n  desk:\n    steps:\n      - delay: 5m\n        channels: [log]\n      - delay: 10m\n        channels: [log]\n        rotations: {desk: ${SECRET}}\n",
+            "escalation_policies.desk.steps[1].rotations: expected sequence start at line 8, column 20",
+        ),
+        (
+            // Inside a `type:`-selected channel serde buffers the item: the path stops there.
+            "channels:\n  - type: log\n    name: log\n  - type: webhook\n    name: ops\n    url: [${SECRET}]\n",
+            "channels[1]: invalid type: sequence, expected a string at line 4, column 5",
+        ),
     ] {
         std::fs::write(&path, yaml).unwrap();
-        let (code, err) = check_config(&["--config", p]);
+        let (code, err) = check_config_env(&["--config", p], &[("SECRET", "hunter2-leak")]);
         assert_eq!(code, 64, "{yaml}: {err}");
-        assert!(err.contains(&format!("{p}: line ")), "{err}");
+        assert!(err.contains(&format!("{p}: {expected}\n")), "{yaml}: {err}");
         assert!(!err.contains("hunter2"), "a secret leaked: {err}");
     }
     let web = dir.path().join("web.yml");

@@ -708,7 +708,7 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("exporter.yml"), "{text}");
         assert!(text.contains("statment_timeout"), "{text}");
-        assert_eq!(err.problems[0].key, "statment_timeout");
+        assert_eq!(err.problems[0].key, "postgres.statment_timeout");
     }
 
     #[test]

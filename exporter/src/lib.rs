@@ -7,6 +7,7 @@ pub mod collectors;
 pub mod config;
 pub mod metrics;
 pub mod probe;
+pub mod process;
 pub mod reload;
 pub mod residency;
 pub mod scrape;
@@ -151,12 +152,18 @@ impl RunError {
 /// arena (tokio's workers, the blocking thread the host collector reads on, the statfs
 /// thread); each keeps its high-water mark resident, which measured ~2 MiB of our RSS. Our
 /// threads allocate little and rarely at the same time, so sharing one arena costs nothing
-/// measurable. Call before any thread is started.
+/// measurable. And no padding at the heap's top: glibc grows the heap by 128 KiB more than
+/// asked and gives back only what exceeds another 128 KiB, so a scrape's buffers left up to
+/// ~0.25 MiB of dirty, unused pages above the live data; with no pad and a 64 KiB trim
+/// threshold the heap after 300 scrapes measured 1296 → 824 KiB (README, "Performance"), for
+/// a `brk` or two per scrape. Call before any thread is started.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
+    // SAFETY: mallopt only sets allocator parameters; called before other threads exist.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_TOP_PAD, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 * 1024);
     }
 }
 

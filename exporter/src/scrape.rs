@@ -109,36 +109,11 @@ impl Scraper {
         let mut own = Families::default();
         own.push(success);
         own.push(duration);
-        process_families(&mut own);
+        crate::process::families(&mut own);
         all.extend(own.0);
         all.push(self.build_info.clone());
         // The reference trading collector and the trading sources publish the same families.
         encode(&merge_same_names(all))
-    }
-}
-
-/// The exporter's own resident memory and open descriptors (what the benchmarks watch).
-fn process_families(fams: &mut Families) {
-    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm")
-        && let Some(rss_pages) = statm
-            .split_ascii_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse::<f64>().ok())
-    {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
-        fams.gauge(
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            rss_pages * page,
-        );
-    }
-    if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
-        fams.gauge(
-            "process_open_fds",
-            "Number of open file descriptors.",
-            rd.count() as f64,
-        );
     }
 }
 

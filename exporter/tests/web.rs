@@ -215,20 +215,58 @@ fn absurd_scrape_timeout_headers_get_a_bounded_scrape() {
 }
 
 #[test]
-fn yaml_errors_never_print_the_line_holding_a_secret() {
+fn yaml_errors_name_the_key_path_and_never_print_the_line_holding_a_secret() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("exporter.yml");
     let p = path.to_str().unwrap();
-    // A syntax error on the password's line, and a type error on it.
-    for yaml in [
-        "postgres:\n  url: [\"postgres://u:hunter2-leak@db/x\"\nredis:\n  url: x\n",
-        "postgres:\n  url: {dsn: \"postgres://u:hunter2-leak@db/x\"}\n",
+    for (yaml, expected) in [
+        // A syntax error on the password's line, and a type error on it.
+        (
+            "postgres:\n  url: [\"postgres://u:hunter2-leak@db/x\"\nredis:\n  url: x\n",
+            "postgres.url: expected string scalar at line 2, column 8",
+        ),
+        (
+            "postgres:\n  url: {dsn: \"postgres://u:hunter2-leak@db/x\"}\n",
+            "postgres.url: expected string scalar at line 2, column 8",
+        ),
+        // Nested keys, a list index, a map key of the operator's.
+        (
+            "host:\n  filesystem_mount_points_exclude: {prefix: /mnt}\n",
+            "host.filesystem_mount_points_exclude: data did not match any variant of untagged enum Exclude at line 2, column 36",
+        ),
+        (
+            "probe:\n  targets:\n    - redis://a:6379\n    - [x]\n",
+            "probe.targets[1]: expected string scalar at line 4, column 7",
+        ),
+        // Interpolated secrets where they do not belong: the key, never the value.
+        (
+            "probe:\n  auth_modules:\n    desk:\n      username: u\n      password: {value: ${PW}}\n",
+            "probe.auth_modules.desk.password: expected string scalar at line 5, column 17",
+        ),
+        (
+            "host:\n  collectors:\n    netstat: ${PW}\n",
+            "host.collectors.netstat: invalid boolean at line 3, column 14",
+        ),
+        (
+            "probe:\n  auth_modules:\n    desk:\n      pasword: ${PW}\n",
+            "probe.auth_modules.desk.pasword: unknown field `pasword`, expected one of username, password at line 4, column 7",
+        ),
     ] {
         std::fs::write(&path, yaml).unwrap();
-        let out = run_exporter(&["--config", p, "check-config"]);
+        let out = Command::new(EXPORTER)
+            .args(["--config", p, "check-config"])
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env("PW", "hunter2-leak")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(64), "{yaml}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(&format!("{p}: line ")), "{err}");
+        assert_eq!(
+            err.trim_end(),
+            format!("quantwatch-exporter: invalid configuration: {p}: {expected}"),
+            "{yaml}"
+        );
         assert!(!err.contains("hunter2"), "a secret leaked: {err}");
     }
 }

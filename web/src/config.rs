@@ -91,38 +91,112 @@ pub fn interpolate(
     }
 }
 
-/// Parses YAML into `T`. serde-saphyr's default error quotes the offending line (a snippet),
-/// which after interpolation may be `password: hunter2`; we turn snippets off and report the
-/// field the error names (when it names one), the line and column, and the parser's reason.
+/// Parses YAML into `T`. Problems name the key path the error is at
+/// (`host.collectors.netstat`, `probe.targets[1]`), tracked by `serde_path_to_error` while
+/// serde-saphyr deserializes, and the line and column; an error outside any key (a syntax
+/// error before the first) names the line and column only. serde-saphyr's default error
+/// quotes the offending line (a snippet), and serde's type errors quote the scalar
+/// (`invalid type: string "hunter2", expected u16`); after interpolation either may be a
+/// password, so snippets are off and a scalar's text is reduced to its kind.
+///
+/// Inside an internally tagged enum (a list of `type:`-selected items) serde buffers the
+/// item before choosing its variant, so the path stops at the item (`channels[2]`); the line
+/// and column still point into it.
 pub fn parse_yaml<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, Problem> {
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
-    serde_saphyr::from_str_with_options::<T>(text, options).map_err(|e| {
+    let mut at = None;
+    serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        let mut track = serde_path_to_error::Track::new();
+        let parsed = T::deserialize(serde_path_to_error::Deserializer::new(de, &mut track));
+        if parsed.is_err() {
+            at = Some(track.path());
+        }
+        parsed
+    })
+    .map_err(|e| {
         let e = e.without_snippet();
-        let reason = e.to_string();
-        let key = match (yaml_error_key(&reason), e.location()) {
-            (Some(k), _) => k,
-            (None, Some(l)) if l.line() > 0 => format!("line {}:{}", l.line(), l.column()),
-            _ => "-".to_string(),
-        };
         Problem {
             file: file.to_string(),
-            key,
-            reason,
+            key: error_key(at.as_ref(), e),
+            reason: error_reason(e),
         }
     })
 }
 
-/// Best effort: the field a serde error complains about, for the "key" part of the message.
-fn yaml_error_key(msg: &str) -> Option<String> {
-    for marker in ["unknown field `", "missing field `", "duplicate field `"] {
-        if let Some(rest) = msg.split(marker).nth(1)
-            && let Some(name) = rest.split('`').next()
-        {
-            return Some(name.to_string());
+/// The key path of an error (`servers[1].ports[0]`): where serde was when it failed, plus
+/// the field a missing or duplicate field error names (serde raises those from the
+/// enclosing map; an unknown field is already in the path).
+fn error_key(at: Option<&serde_path_to_error::Path>, e: &serde_saphyr::Error) -> String {
+    use serde_path_to_error::Segment;
+    use serde_saphyr::Error as E;
+    let mut key = String::new();
+    let push = |key: &mut String, name: &str| {
+        if !key.is_empty() {
+            key.push('.');
+        }
+        key.push_str(name);
+    };
+    for segment in at.into_iter().flat_map(|p| p.iter()) {
+        match segment {
+            Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+            Segment::Map { key: name } | Segment::Enum { variant: name } => push(&mut key, name),
+            // A key that is not a string: nothing to name it by.
+            Segment::Unknown => {}
         }
     }
-    None
+    match e {
+        E::SerdeMissingField { field, .. } => push(&mut key, field),
+        E::DuplicateMappingKey { key: Some(k), .. } => push(&mut key, k),
+        _ => {}
+    }
+    if !key.is_empty() {
+        return key;
+    }
+    match e.location() {
+        Some(l) if l.line() > 0 => format!("line {}:{}", l.line(), l.column()),
+        _ => "-".to_string(),
+    }
+}
+
+/// serde-saphyr's message, without the text of any scalar it would quote.
+fn error_reason(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    let (what, unexpected, expected) = match e {
+        E::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        } => ("invalid type", unexpected, expected),
+        E::SerdeInvalidValue {
+            unexpected,
+            expected,
+            ..
+        } => ("invalid value", unexpected, expected),
+        E::QuotingRequired { .. } => return at_location("a string value must be quoted", e),
+        _ => return e.to_string(),
+    };
+    at_location(
+        &format!("{what}: {}, expected {expected}", scalar_kind(unexpected)),
+        e,
+    )
+}
+
+/// serde's `Unexpected` as text is the kind, then the value quoted with `"` or a backtick
+/// (`string "x"`, `integer `5``, `boolean `true``): the kind alone.
+fn scalar_kind(unexpected: &str) -> &str {
+    unexpected
+        .split(['"', '`', '\''])
+        .next()
+        .unwrap_or(unexpected)
+        .trim_end()
+}
+
+fn at_location(msg: &str, e: &serde_saphyr::Error) -> String {
+    match e.location() {
+        Some(l) if l.line() > 0 => format!("{msg} at line {}, column {}", l.line(), l.column()),
+        _ => msg.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -174,25 +248,95 @@ mod tests {
         name: String,
         port: Option<u16>,
         password: Option<String>,
+        #[serde(default)]
+        servers: Vec<Server>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Server {
+        host: String,
+        #[serde(default)]
+        ports: Vec<u16>,
+    }
+
+    /// A `type:`-selected list item, as the router's channels are.
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    #[allow(dead_code)]
+    enum Item {
+        Plain(Server),
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Items {
+        items: Vec<Item>,
     }
 
     #[test]
-    fn yaml_errors_name_the_position_but_never_print_the_line() {
+    fn yaml_errors_name_the_key_path_but_never_print_the_line() {
+        let p = |text: &str| parse_yaml::<Cfg>(text, "r.yml").unwrap_err().to_string();
         // A syntax error on the line holding the password (an unterminated flow sequence).
-        let text = "name: x\npassword: [hunter2-secret, \nport: 1\n";
-        let p = parse_yaml::<Cfg>(text, "r.yml").unwrap_err();
-        let shown = p.to_string();
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.starts_with("r.yml: line "), "{shown}");
-        // A type error on such a line: the reason, the position, no text of the line.
-        let text = "name: x\npassword: {user: hunter2-secret}\n";
-        let p = parse_yaml::<Cfg>(text, "r.yml").unwrap_err();
-        let shown = p.to_string();
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert_eq!(p.key, "line 2:11", "{shown}");
-        // An unknown key is named.
-        let p = parse_yaml::<Cfg>("name: x\npasword: hunter2\n", "r.yml").unwrap_err();
-        assert_eq!(p.key, "pasword");
-        assert!(!p.to_string().contains("hunter2"), "{p}");
+        let shown = p("name: x\npassword: [hunter2-secret, \nport: 1\n");
+        assert_eq!(
+            shown,
+            "r.yml: password: expected string scalar at line 2, column 11"
+        );
+        // Before any key: the position alone.
+        assert_eq!(
+            p("]\n"),
+            "r.yml: line 1:1: misplaced bracket at line 1, column 1"
+        );
+        // A type error on such a line: the key, the reason, the position.
+        assert_eq!(
+            p("name: x\npassword: {user: hunter2-secret}\n"),
+            "r.yml: password: expected string scalar at line 2, column 11"
+        );
+        assert_eq!(
+            p("name: x\nport: hunter2-secret\n"),
+            "r.yml: port: invalid u16 at line 2, column 7"
+        );
+        // Nested, through list indexes.
+        assert_eq!(
+            p("name: x\nservers:\n  - host: a\n  - host: b\n    ports: [1, 70000]\n"),
+            "r.yml: servers[1].ports[1]: invalid u16 at line 5, column 16"
+        );
+        // Unknown, missing and duplicate fields: the path of the field.
+        assert_eq!(
+            p("name: x\nservers:\n  - host: a\n    pasword: hunter2-secret\n"),
+            "r.yml: servers[0].pasword: unknown field `pasword`, expected one of host, ports at line 4, column 5"
+        );
+        assert_eq!(
+            p("name: x\nservers:\n  - ports: [1]\n"),
+            "r.yml: servers[0].host: missing field `host` at line 3, column 5"
+        );
+        assert_eq!(
+            p("name: x\nservers:\n  - host: a\n    host: b\n"),
+            "r.yml: servers[0].host: duplicate mapping key: host, set DuplicateKeyPolicy in Options if acceptable at line 4, column 5"
+        );
+        assert_eq!(
+            p("name: x\npasword: hunter2\n"),
+            "r.yml: pasword: unknown field `pasword`, expected one of name, port, password, servers at line 2, column 1"
+        );
+    }
+
+    #[test]
+    fn a_type_error_inside_a_tagged_item_names_the_item_and_never_the_value() {
+        let p = |text: &str| parse_yaml::<Items>(text, "r.yml").unwrap_err().to_string();
+        // serde buffers the item to find its `type`, then reports through serde's own
+        // `invalid type`, which would quote the string: the kind only.
+        assert_eq!(
+            p(
+                "items:\n  - type: plain\n    host: a\n  - type: plain\n    host: b\n    ports: [hunter2-secret]\n"
+            ),
+            "r.yml: items[1]: invalid type: string, expected u16 at line 4, column 5"
+        );
+        assert_eq!(
+            p("items:\n  - type: plane\n    host: a\n"),
+            "r.yml: items[0].type: unknown variant `plane`, expected one of plain at line 2, column 5"
+        );
     }
 }

@@ -56,8 +56,22 @@ fn open_fds(pid: i32) -> usize {
         .unwrap_or(0)
 }
 
+/// The ELF type of the binary measured (`e_type`, bytes 16–17): the figures hold for a
+/// position-independent executable (`DYN`), what ships.
+fn elf_type(path: &std::path::Path) -> &'static str {
+    use std::io::Read;
+    let mut head = [0u8; 18];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    match (read, &head[16..18]) {
+        (Ok(()), [3, 0]) => "DYN (position-independent executable)",
+        (Ok(()), [2, 0]) => "EXEC (position-dependent)",
+        _ => "unknown",
+    }
+}
+
 fn main() {
     let ours_bin = our_exporter("run `scripts/build-exporter --release` (bench/exporter.sh does)");
+    let ours_type = elf_type(&ours_bin);
     let mut pg = Postgres::start();
     let redis = Redis::start();
     for db in 0..4 {
@@ -109,6 +123,10 @@ fn main() {
         "\n## Exporter scrape benchmark ({SCRAPES} rounds scraping all four, after {WARMUP} warm-up rounds)\n"
     );
     println!(
+        "Our binary: {}, ELF type {ours_type}.\n",
+        ours_bin.display()
+    );
+    println!(
         "| exporter | series | node_* series | p50 ms | p99 ms | RSS after scrapes (MiB) | of which anon / file |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
@@ -127,21 +145,29 @@ fn main() {
     }
     let go_p50: Duration = targets[1..].iter().map(|t| t.p(0.50)).sum();
     let go_min_rss = rss[1..].iter().copied().min().unwrap_or(0);
+    let go_min_anon = split[1..].iter().map(|s| s.0).min().unwrap_or(0);
     let ratio = targets[0].p(0.50).as_secs_f64() / go_p50.as_secs_f64();
+    let anon_ratio = split[0].0 as f64 / go_min_anon as f64;
     let mem_ratio = rss[0] as f64 / go_min_rss as f64;
+    let mark = |ok: bool| if ok { "✔" } else { "✘" };
     println!("\n| figure | measured | target |");
     println!("|---|---:|---:|");
     println!(
         "| our p50 / sum of Go p50s ({} ms) | {:.3} | ≤ 0.25 {} |",
         ms(go_p50),
         ratio,
-        if ratio <= 0.25 { "✔" } else { "✘" }
+        mark(ratio <= 0.25)
     );
     println!(
-        "| our RSS / smallest Go RSS ({:.1} MiB) | {:.3} | ≤ 0.5 {} |",
+        "| our anonymous RSS (`RssAnon`) / smallest Go one ({:.1} MiB) | {:.3} | ≤ 0.3 {} |",
+        go_min_anon as f64 / 1024.0,
+        anon_ratio,
+        mark(anon_ratio <= 0.3)
+    );
+    println!(
+        "| our RSS / smallest Go RSS ({:.1} MiB), for reference | {:.3} | – |",
         go_min_rss as f64 / 1024.0,
         mem_ratio,
-        if mem_ratio <= 0.5 { "✔" } else { "✘" }
     );
     let mut costs: Vec<(String, f64)> = targets[0]
         .collectors

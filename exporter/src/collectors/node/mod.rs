@@ -20,7 +20,7 @@ mod bcache;
 mod bonding;
 mod btrfs;
 mod conntrack;
-mod cpu;
+pub(crate) mod cpu;
 mod cpufreq;
 mod diskstats;
 mod dmi;
