@@ -1050,24 +1050,13 @@ impl Hummingbot {
             let (rows, seen) = self.order_rows(deadline, schema, &st.orders_wm).await?;
             let mut returned = Vec::with_capacity(rows.len());
             for r in rows {
-                let class = match st.open.remove(&r.rowid) {
+                // An open order read again, or a new one (its first fill time seen now).
+                let (o, first_fill) = match st.open.remove(&r.rowid) {
                     Some(mut o) => {
                         o.side = o.side.or(r.side);
-                        if !o.has_fill
-                            && let Some(ff) = r.first_fill
-                        {
-                            o.has_fill = true;
-                            if let Some(c) = o.created {
-                                st.observe_latency(o.strategy, ff - c, &self.buckets);
-                            }
-                        }
-                        let class = order_class(&r.last_status, o.has_fill);
-                        if terminal(class) {
-                            st.count_terminal(&o, class, day_start_ms);
-                        } else {
-                            st.open.insert(r.rowid, o);
-                        }
-                        class
+                        let first_fill = r.first_fill.filter(|_| !o.has_fill);
+                        o.has_fill |= first_fill.is_some();
+                        (o, first_fill)
                     }
                     None => {
                         if r.rowid > st.order_guard.rowid {
@@ -1076,26 +1065,26 @@ impl Hummingbot {
                                 guard: r.id.clone(),
                             };
                         }
-                        let sid = st.strategies.id(&r.strategy);
                         let o = OpenOrder {
-                            strategy: sid,
+                            strategy: st.strategies.id(&r.strategy),
                             side: r.side,
                             created: r.created,
                             has_fill: r.first_fill.is_some(),
                         };
-                        if let (Some(ff), Some(c)) = (r.first_fill, r.created) {
-                            st.observe_latency(sid, ff - c, &self.buckets);
-                        }
-                        let class = order_class(&r.last_status, o.has_fill);
-                        if terminal(class) {
-                            st.count_terminal(&o, class, day_start_ms);
-                        } else {
-                            st.open.insert(r.rowid, o);
-                        }
-                        class
+                        (o, r.first_fill)
                     }
                 };
-                returned.push((r.rowid, terminal(class)));
+                if let (Some(ff), Some(c)) = (first_fill, o.created) {
+                    st.observe_latency(o.strategy, ff - c, &self.buckets);
+                }
+                let class = order_class(&r.last_status, o.has_fill);
+                let done = terminal(class);
+                if done {
+                    st.count_terminal(&o, class, day_start_ms);
+                } else {
+                    st.open.insert(r.rowid, o);
+                }
+                returned.push((r.rowid, done));
             }
             // Terminal orders were counted above, once (a terminal order is never re-read);
             // the watermark forgets open orders that are gone.
