@@ -676,3 +676,71 @@ fn a_missing_file_is_down_until_it_appears() {
         "portfolio equity once the file exists",
     );
 }
+
+/// An order open at one scrape (o7: a sell with only its created status) that the bot
+/// cancels afterwards moves from open to closed at the next scrape, counted once.
+#[test]
+fn an_open_order_that_ends_moves_to_closed_once() {
+    let exp = expected();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, day_start) = fixture_copy(dir.path(), &exp);
+    let app = start(dir.path(), &db, &day_start);
+    let e = scrape_up(&app);
+    let open = [
+        SRC,
+        ("strategy", "pure_market_making"),
+        ("side", "sell"),
+        ("status", "new"),
+    ];
+    let cancelled = [
+        SRC,
+        ("strategy", "pure_market_making"),
+        ("side", "sell"),
+        ("status", "cancelled"),
+    ];
+    let total = [SRC, ("strategy", "pure_market_making"), ("side", "sell")];
+    let open_before = e.value("trading_orders_open", &open).unwrap_or(0.0);
+    let cancelled_before = e
+        .value("trading_orders_closed_total", &cancelled)
+        .unwrap_or(0.0);
+    let total_before = e.value("trading_orders_total", &total);
+    assert!(open_before >= 1.0, "o7 is not open in the fixture");
+    rt().block_on(async {
+        let mut c = bot_connection(&db).await;
+        let mut tx = c.begin().await.unwrap();
+        sqlx::query("UPDATE \"Order\" SET last_status = 'OrderCancelled' WHERE id = 'o7'")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO OrderStatus (order_id, timestamp, status) \
+             SELECT 'o7', max(timestamp) + 1, 'OrderCancelled' FROM OrderStatus",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        c.close().await.unwrap();
+    });
+    let mut last = None;
+    let ok = wait_until(Duration::from_secs(20), || {
+        let e = app.scrape();
+        let done =
+            e.value("trading_orders_closed_total", &cancelled) == Some(cancelled_before + 1.0);
+        last = Some(e);
+        done
+    });
+    let e = last.unwrap();
+    assert!(ok, "o7's cancel was never counted; log:\n{}", app.log());
+    assert_eq!(
+        e.value("trading_orders_open", &open).unwrap_or(0.0),
+        open_before - 1.0
+    );
+    assert_eq!(e.value("trading_orders_total", &total), total_before);
+    // Counted once: a further scrape says the same.
+    let again = app.scrape();
+    assert_eq!(
+        again.value("trading_orders_closed_total", &cancelled),
+        Some(cancelled_before + 1.0)
+    );
+}

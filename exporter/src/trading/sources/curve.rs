@@ -84,9 +84,9 @@ impl<K: Ord + Clone> Curve<K> {
             let (k, profit) = entry.remove_entry();
             self.cum = self.cum.saturating_add(profit);
             self.high = self.high.max(self.cum);
-            self.max_drawdown = self
-                .max_drawdown
-                .min(ratio(self.capital, self.cum, self.high));
+            self.max_drawdown =
+                self.max_drawdown
+                    .min(drawdown_ratio(self.capital, self.cum, self.high));
             self.until = Some(k);
         }
     }
@@ -107,7 +107,7 @@ impl<K: Ord + Clone> Curve<K> {
             }
             cum = cum.saturating_add(*profit);
             high = high.max(cum);
-            max_drawdown = max_drawdown.min(ratio(self.capital, cum, high));
+            max_drawdown = max_drawdown.min(drawdown_ratio(self.capital, cum, high));
             if k < day_start {
                 before_day = Some(cum);
             }
@@ -131,7 +131,8 @@ impl<K: Ord + Clone> Curve<K> {
 }
 
 /// (C + cum) / (C + high) − 1, 0 when the peak is not positive (the ratio means nothing).
-fn ratio(capital: Decimal, cum: Decimal, high: Decimal) -> f64 {
+/// Shared with hummingbot's fill fold, whose per-fill curve has the same definition.
+pub fn drawdown_ratio(capital: Decimal, cum: Decimal, high: Decimal) -> f64 {
     let peak = capital.saturating_add(high);
     if peak <= Decimal::ZERO {
         return 0.0;

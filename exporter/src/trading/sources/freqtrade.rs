@@ -4,7 +4,7 @@
 use super::curve::Curve;
 use super::http::{BaseUrl, get_json};
 use super::rows::{Val, pg_row, sqlite_row};
-use super::sqlite::{SqliteError, SqliteStore};
+use super::sqlite::SqliteStore;
 use super::watermark::Watermark;
 use super::{
     ReadContext, Shared, Source, SourceError, SourceSpec, StoreUrl, StrategyIds, latency_bucket,
@@ -523,11 +523,7 @@ impl Freqtrade {
                         tx.finish(r).await
                     })
                     .await;
-                r.map_err(|e| match e {
-                    SqliteError::Open { .. } => SourceError::Unreachable(e.to_string()),
-                    SqliteError::Busy => SourceError::Busy(e.to_string()),
-                    SqliteError::Query(q) => SourceError::Query(q.to_string()),
-                })
+                r.map_err(SourceError::from)
             }
             Store::Postgres(pool) => {
                 let wait = ctx.deadline.saturating_duration_since(Instant::now());

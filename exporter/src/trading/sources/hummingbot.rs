@@ -18,12 +18,17 @@
 //!   latest fill) in a sorted tail over a settled state: a fill landing inside the tail
 //!   refolds the tail only; one older than the settled state (rare: a fill recorded more than
 //!   ten minutes late) makes the source refold all fills once, in key order;
-//! - orders with `rowid` above the order watermark, each classified once, with its side (its
-//!   first `BuyOrderCreated`/`SellOrderCreated` status, else its first fill's `trade_type`) and
-//!   its first fill time (the first `OrderFilled` status: hummingbot writes one, with the
-//!   fill's timestamp, in the same transaction as each fill; `OrderStatus` is indexed by
-//!   (order_id, timestamp), `TradeFill` has no index on `order_id`);
-//! - the orders still open at the last scrape, again (`last_status` changes in place).
+//! - orders with `rowid` above the order watermark (the shared [`super::watermark`]), each
+//!   classified once when terminal, with its side (its first `BuyOrderCreated`/
+//!   `SellOrderCreated` status, else its first fill's `trade_type`) and its first fill time
+//!   (the first `OrderFilled` status: hummingbot writes one, with the fill's timestamp, in
+//!   the same transaction as each fill; `OrderStatus` is indexed by (order_id, timestamp),
+//!   `TradeFill` has no index on `order_id`);
+//! - the orders still open at the last scrape, again, in the same transaction as each chunk
+//!   (`last_status` changes in place); the watermark forgets an open order that is gone.
+//!
+//! Fills keep their own high mark rather than a [`Watermark`]: a fill is final when written
+//! (nothing to re-read), and the key-order refold moves the mark by key, not by rowid.
 //!
 //! A terminal order is final: a fill recorded after its order's terminal status (a cancel
 //! racing a fill) counts as a fill but does not move the order back to open, and is not its
@@ -35,8 +40,10 @@
 //! Schema drift: the columns present are read; a missing one makes only the families that
 //! need it absent, with one log line naming it (see [`Schema`]).
 
+use super::curve::{Stale, drawdown_ratio};
 use super::rows::{Val, sqlite_row};
-use super::sqlite::{SqliteError, SqliteStore};
+use super::sqlite::SqliteStore;
+use super::watermark::Watermark;
 use super::{
     ReadContext, Shared, Source, SourceError, SourceSpec, StoreUrl, StrategyIds, latency_bucket,
 };
@@ -48,7 +55,7 @@ use crate::trading::queries::{
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::prelude::FromPrimitive;
 use serde::Deserialize;
 use sqlx::SqliteConnection;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -161,14 +168,6 @@ impl Source for Hummingbot {
 
     fn read<'a>(&'a self, ctx: ReadContext) -> BoxFuture<'a, Result<TradingData, SourceError>> {
         Box::pin(self.read_now(ctx))
-    }
-}
-
-fn sql_err(e: SqliteError) -> SourceError {
-    match e {
-        SqliteError::Open { .. } => SourceError::Unreachable(e.to_string()),
-        SqliteError::Busy => SourceError::Busy(e.to_string()),
-        SqliteError::Query(q) => SourceError::Query(q.to_string()),
     }
 }
 
@@ -365,12 +364,7 @@ impl Drawdown {
         self.cum = cum;
         self.high = self.high.max(cum);
         if let Some(c) = capital {
-            let peak = c.saturating_add(self.high);
-            if peak > Decimal::ZERO
-                && let Some(r) = c.saturating_add(cum).checked_div(peak)
-            {
-                self.worst = self.worst.min(r.to_f64().unwrap_or(0.0) - 1.0);
-            }
+            self.worst = self.worst.min(drawdown_ratio(c, cum, self.high));
         }
     }
 }
@@ -446,10 +440,6 @@ impl Book {
         self.last_price.insert(f.symbol, f.price);
     }
 }
-
-/// A fill older than the settled part of the fold arrived: refold everything in key order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stale;
 
 /// The fold, settled up to `until`, plus a sorted tail of recent fills.
 #[derive(Debug, Clone, Default)]
@@ -640,7 +630,10 @@ struct State {
     symbols: HashMap<String, u32>,
     symbol_names: Vec<String>,
     fill_mark: Mark,
-    order_mark: Mark,
+    /// Orders by rowid: the open ones are re-read until terminal.
+    orders_wm: Watermark,
+    /// The highest order row read, checked by each probe like `fill_mark`.
+    order_guard: Mark,
     fold: Fold,
     /// A stale fill was seen: refold from the start in key order, up to this rowid.
     sorted_until: Option<(i64, Option<Key>)>,
@@ -718,7 +711,8 @@ fn fill_sql(schema: &Schema, sorted: bool) -> String {
     }
 }
 
-fn order_sql(schema: &Schema, open: bool) -> String {
+/// `filter`: one of [`Watermark::conditions`] (with its ORDER BY/LIMIT, if any).
+fn order_sql(schema: &Schema, filter: &str) -> String {
     let created = if schema.created {
         "o.creation_timestamp"
     } else {
@@ -729,11 +723,6 @@ fn order_sql(schema: &Schema, open: bool) -> String {
          ORDER BY f.timestamp, f.exchange_trade_id LIMIT 1)"
     } else {
         "NULL"
-    };
-    let filter = if open {
-        "o.rowid IN (SELECT value FROM json_each(?1))"
-    } else {
-        "o.rowid > ?1 ORDER BY o.rowid LIMIT ?2"
     };
     // coalesce() evaluates its second argument only when the first is NULL: the fill lookup
     // (no index on TradeFill.order_id) runs only for orders without a created status.
@@ -884,14 +873,14 @@ impl Hummingbot {
                 }
             })
             .await
-            .map_err(sql_err)
+            .map_err(SourceError::from)
     }
 
     async fn read_now(&self, ctx: ReadContext) -> Result<TradingData, SourceError> {
         let mut st = self.state.lock().await;
         let deadline = ctx.deadline.checked_sub(MARGIN).unwrap_or(ctx.deadline);
         let day_start_ms = ctx.day_start.timestamp_millis();
-        let (fm, om) = (st.fill_mark.rowid, st.order_mark.rowid);
+        let (fm, om) = (st.fill_mark.rowid, st.order_guard.rowid);
         let p = self
             .store
             .retry_until(deadline, || async move {
@@ -900,7 +889,7 @@ impl Hummingbot {
                 tx.finish(r).await
             })
             .await
-            .map_err(sql_err)?;
+            .map_err(SourceError::from)?;
         let present = |t: &str| p.tables.get(t).cloned().unwrap_or_default();
         let (schema, missing) = Schema::from_columns(&present);
         for (column, families) in missing {
@@ -914,7 +903,7 @@ impl Hummingbot {
             }
         }
         let replaced = (fm > 0 && p.fill_guard.as_deref() != Some(st.fill_mark.guard.as_str()))
-            || (om > 0 && p.order_guard.as_deref() != Some(st.order_mark.guard.as_str()));
+            || (om > 0 && p.order_guard.as_deref() != Some(st.order_guard.guard.as_str()));
         if st.schema.is_some_and(|s| s != schema) || replaced {
             tracing::info!(source = %self.name, "hummingbot: the database changed under its watermarks; recomputing");
             let logged = std::mem::take(&mut st.logged);
@@ -939,7 +928,7 @@ impl Hummingbot {
         if !caught_up {
             return Err(SourceError::Busy(format!(
                 "still folding the history (fill rowid {}, order rowid {})",
-                st.fill_mark.rowid, st.order_mark.rowid
+                st.fill_mark.rowid, st.orders_wm.high
             )));
         }
         st.execution
@@ -1045,6 +1034,8 @@ impl Hummingbot {
         }
     }
 
+    /// Reads orders chunk by chunk, each chunk with the orders still open (their
+    /// `last_status` changes in place); false when the deadline came first.
     async fn read_orders(
         &self,
         st: &mut State,
@@ -1052,80 +1043,102 @@ impl Hummingbot {
         day_start_ms: i64,
         deadline: Instant,
     ) -> Result<bool, SourceError> {
-        // Open orders first: those read below in this scrape are already current.
-        if !st.open.is_empty() {
-            let ids: Vec<i64> = st.open.keys().copied().collect();
-            let json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-            let (rows, _) = self
-                .rows(
-                    deadline,
-                    &order_sql(schema, true),
-                    vec![Bind::S(json)],
-                    order_row,
-                )
-                .await?;
-            let mut still: HashSet<i64> = HashSet::new();
-            for r in rows {
-                still.insert(r.rowid);
-                let Some(mut o) = st.open.remove(&r.rowid) else {
-                    continue;
-                };
-                o.side = o.side.or(r.side);
-                if !o.has_fill
-                    && let Some(ff) = r.first_fill
-                {
-                    o.has_fill = true;
-                    if let Some(c) = o.created {
-                        st.observe_latency(o.strategy, ff - c, &self.buckets);
-                    }
-                }
-                let class = order_class(&r.last_status, o.has_fill);
-                if terminal(class) {
-                    st.count_terminal(&o, class, day_start_ms);
-                } else {
-                    st.open.insert(r.rowid, o);
-                }
-            }
-            st.open.retain(|k, _| still.contains(k));
-        }
         loop {
             if Instant::now() >= deadline {
                 return Ok(false);
             }
-            let (rows, seen) = self
-                .rows(
-                    deadline,
-                    &order_sql(schema, false),
-                    vec![Bind::I(st.order_mark.rowid), Bind::I(CHUNK)],
-                    order_row,
-                )
-                .await?;
+            let (rows, seen) = self.order_rows(deadline, schema, &st.orders_wm).await?;
+            let mut returned = Vec::with_capacity(rows.len());
             for r in rows {
-                st.order_mark = Mark {
-                    rowid: r.rowid,
-                    guard: r.id.clone(),
+                // An open order read again, or a new one (its first fill time seen now).
+                let (o, first_fill) = match st.open.remove(&r.rowid) {
+                    Some(mut o) => {
+                        o.side = o.side.or(r.side);
+                        let first_fill = r.first_fill.filter(|_| !o.has_fill);
+                        o.has_fill |= first_fill.is_some();
+                        (o, first_fill)
+                    }
+                    None => {
+                        if r.rowid > st.order_guard.rowid {
+                            st.order_guard = Mark {
+                                rowid: r.rowid,
+                                guard: r.id.clone(),
+                            };
+                        }
+                        let o = OpenOrder {
+                            strategy: st.strategies.id(&r.strategy),
+                            side: r.side,
+                            created: r.created,
+                            has_fill: r.first_fill.is_some(),
+                        };
+                        (o, r.first_fill)
+                    }
                 };
-                let sid = st.strategies.id(&r.strategy);
-                let o = OpenOrder {
-                    strategy: sid,
-                    side: r.side,
-                    created: r.created,
-                    has_fill: r.first_fill.is_some(),
-                };
-                if let (Some(ff), Some(c)) = (r.first_fill, r.created) {
-                    st.observe_latency(sid, ff - c, &self.buckets);
+                if let (Some(ff), Some(c)) = (first_fill, o.created) {
+                    st.observe_latency(o.strategy, ff - c, &self.buckets);
                 }
                 let class = order_class(&r.last_status, o.has_fill);
-                if terminal(class) {
+                let done = terminal(class);
+                if done {
                     st.count_terminal(&o, class, day_start_ms);
                 } else {
                     st.open.insert(r.rowid, o);
                 }
+                returned.push((r.rowid, done));
             }
+            // Terminal orders were counted above, once (a terminal order is never re-read);
+            // the watermark forgets open orders that are gone.
+            st.orders_wm.advance(&returned, Instant::now());
+            let open: HashSet<i64> = st.orders_wm.recheck().into_iter().collect();
+            st.open.retain(|k, _| open.contains(k));
             if (seen as i64) < CHUNK {
                 return Ok(true);
             }
         }
+    }
+
+    /// One read transaction: the next [`CHUNK`] new orders and the ones to re-read (see
+    /// [`Watermark::conditions`]). Also returns how many new rows there were.
+    async fn order_rows(
+        &self,
+        deadline: Instant,
+        schema: &Schema,
+        wm: &Watermark,
+    ) -> Result<(Vec<OrderRow>, usize), SourceError> {
+        let sqls: Vec<String> = wm
+            .conditions("o.rowid")
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match i {
+                0 => order_sql(schema, &format!("{c} ORDER BY o.rowid LIMIT {CHUNK}")),
+                _ => order_sql(schema, c),
+            })
+            .collect();
+        let sqls = &sqls;
+        self.store
+            .retry_until(deadline, || async move {
+                let mut tx = self.store.begin().await?;
+                let mut r: Result<(Vec<OrderRow>, usize), sqlx::Error> = Ok((Vec::new(), 0));
+                for (i, sql) in sqls.iter().enumerate() {
+                    match fetch_rows(tx.conn(), sql, Vec::new(), order_row).await {
+                        Ok((rows, seen)) => {
+                            if let Ok((all, new)) = &mut r {
+                                if i == 0 {
+                                    *new = seen;
+                                }
+                                all.extend(rows);
+                            }
+                        }
+                        Err(e) => {
+                            r = Err(e);
+                            break;
+                        }
+                    }
+                }
+                tx.finish(r).await
+            })
+            .await
+            .map_err(SourceError::from)
     }
 
     /// The state as the reference rows [`crate::collectors::trading::render_labelled`] takes.

@@ -59,6 +59,17 @@ impl SqliteError {
     }
 }
 
+/// How a failed SQLite read shows in `trading_source_up 0` (the same for every source).
+impl From<SqliteError> for super::SourceError {
+    fn from(e: SqliteError) -> Self {
+        match e {
+            SqliteError::Open { .. } => super::SourceError::Unreachable(e.to_string()),
+            SqliteError::Busy => super::SourceError::Busy(e.to_string()),
+            SqliteError::Query(q) => super::SourceError::Query(q.to_string()),
+        }
+    }
+}
+
 /// The facts of the database header a read depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Header {
