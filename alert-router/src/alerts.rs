@@ -72,11 +72,9 @@ pub async fn history(State(app): State<Arc<App>>, Path(fingerprint): Path<String
         Ok((mut h, calls)) if !calls.is_empty() => {
             // Calls of a voice step, each with its outcome ("called ann: no answer 03:02:11").
             let live = app.live();
-            h.extend(
-                calls
-                    .iter()
-                    .map(|c| c.history_entry(&live.config.directory, live.config.timezone)),
-            );
+            h.extend(calls.iter().map(|c| {
+                crate::render::calls::history_entry(c, &live.config.directory, live.config.timezone)
+            }));
             Ok(crate::store::finish_history(h))
         }
         other => other.map(|(h, _)| h),
@@ -131,7 +129,10 @@ pub(crate) async fn do_ack(
     app: &App,
     req: &AckRequest<'_>,
 ) -> Result<AckOutcome, crate::store::StoreError> {
-    let out = app.store.acknowledge(req, crate::worker::now_ms()).await?;
+    let out = app
+        .store
+        .acknowledge(req, crate::core::clock::now_ms())
+        .await?;
     if let AckOutcome::Acked { announced } = &out {
         app.metrics.escalation_acks.inc();
         let live = app.live();

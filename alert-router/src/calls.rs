@@ -22,168 +22,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::App;
 use crate::channels::{CallError, Caller, Channel, SendError};
-use crate::model::AlertEvent;
+use crate::core::clock::now_ms;
+use crate::core::model::{AlertEvent, CallOutcome};
 use crate::store::OutboxRow;
-use crate::worker::{self, WorkerCtx, backoff, now_ms};
-
-/// What became of one call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Answered,
-    NoAnswer,
-    Busy,
-    /// Unreachable, switched off, suspended, illegal number, rejected.
-    Failed,
-    /// No receipt within the channel's `receipt_timeout`: counted as unanswered.
-    NoReceipt,
-    /// The vendor's per-number flow control refused to place it.
-    FlowControl,
-    /// The vendor refused the number itself.
-    Refused,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Answered => "answered",
-            Outcome::NoAnswer => "no_answer",
-            Outcome::Busy => "busy",
-            Outcome::Failed => "failed",
-            Outcome::NoReceipt => "no_receipt",
-            Outcome::FlowControl => "flow_control",
-            Outcome::Refused => "refused",
-        }
-    }
-
-    /// How the status page and history say it.
-    pub fn words(s: &str) -> &'static str {
-        match s {
-            "answered" => "answered",
-            "no_answer" => "no answer",
-            "busy" => "busy",
-            "failed" => "not reachable",
-            "no_receipt" => "no receipt in time",
-            "flow_control" => "not called (vendor flow control)",
-            "refused" => "not called (number refused)",
-            _ => "ringing",
-        }
-    }
-
-    /// Aliyun's call status codes (`status_code` of a VoiceReport). Anything else counts as
-    /// answered only when the receipt shows a connected call (a start time or a duration).
-    pub fn of_aliyun(status_code: &str, connected: bool) -> Outcome {
-        match status_code {
-            // 200000 heard to the end, 200001 hung up early, 200008 key-press timeout: someone
-            // picked up.
-            "200000" | "200001" | "200008" => Outcome::Answered,
-            "200002" => Outcome::Busy,
-            "200003" => Outcome::NoAnswer,
-            _ if connected => Outcome::Answered,
-            _ => Outcome::Failed,
-        }
-    }
-}
-
-/// A call (or an attempt the vendor refused) about some outbox rows.
-#[derive(Debug, Clone)]
-pub struct PlacedCall {
-    /// The vendor's call id (Aliyun `CallId`), the key receipts name; `None` when the vendor
-    /// would not place the call.
-    pub call_id: Option<String>,
-    pub channel: String,
-    /// The outbox rows (alerts) this call is about.
-    pub rows: Vec<CallRow>,
-    pub number: String,
-    pub at: i64,
-}
-
-/// One outbox row a call is about.
-#[derive(Debug, Clone)]
-pub struct CallRow {
-    pub id: i64,
-    pub fingerprint: String,
-    pub starts_at: i64,
-    pub step: Option<i64>,
-}
-
-impl PlacedCall {
-    pub fn ids(&self) -> Vec<i64> {
-        self.rows.iter().map(|r| r.id).collect()
-    }
-}
-
-/// One call-status receipt as stored.
-#[derive(Debug, Clone)]
-pub struct Receipt {
-    pub call_id: String,
-    pub outcome: Outcome,
-    pub status_code: String,
-    pub status_msg: String,
-    /// The receipt as pushed (one array element), kept for audit.
-    pub raw: String,
-}
-
-/// One call as the history and the status page show it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct CallView {
-    pub fingerprint: String,
-    pub starts_at: i64,
-    pub channel: String,
-    pub step: Option<i64>,
-    pub number: String,
-    pub call_id: Option<String>,
-    pub placed_at: i64,
-    /// `None` while ringing (no receipt yet).
-    pub outcome: Option<String>,
-    pub settled_at: Option<i64>,
-}
-
-impl CallView {
-    /// `called ann: no answer 03:02:11` — the person's name when the directory knows the
-    /// number (else only its last four digits), the time of the outcome (of the call while it rings) in the router's zone.
-    pub fn line(&self, dir: &crate::oncall::Directory, tz: chrono_tz::Tz) -> String {
-        // A number is personal data: pages show whose it is, or only its last digits.
-        let who = match dir.person_with(&self.channel, &self.number) {
-            Some(p) => p.to_string(),
-            None => {
-                let digits: Vec<char> = self.number.chars().collect();
-                let tail: String = digits[digits.len().saturating_sub(4)..].iter().collect();
-                format!("number …{tail}")
-            }
-        };
-        let at = self.settled_at.unwrap_or(self.placed_at);
-        let clock = chrono::DateTime::from_timestamp_millis(at)
-            .map(|t| crate::timefmt::clock(t, tz, true))
-            .unwrap_or_default();
-        format!(
-            "called {who}: {} {clock}",
-            Outcome::words(self.outcome.as_deref().unwrap_or(""))
-        )
-    }
-
-    /// The history entry of this call (`action: "call"`).
-    pub fn history_entry(
-        &self,
-        dir: &crate::oncall::Directory,
-        tz: chrono_tz::Tz,
-    ) -> crate::store::HistoryEntry {
-        let mut e = crate::store::HistoryEntry::new(self.placed_at, "call", self.starts_at);
-        e.step = self.step;
-        e.channel = Some(self.channel.clone());
-        e.callee = Some(self.number.clone());
-        e.by = dir
-            .person_with(&self.channel, &self.number)
-            .map(str::to_string);
-        e.outcome = Some(self.outcome.clone().unwrap_or_else(|| "ringing".into()));
-        e.text = Some(self.line(dir, tz));
-        e
-    }
-}
+use crate::store::calls::{CallRow, PlacedCall, Receipt};
+use crate::worker::{self, WorkerCtx, backoff};
 
 /// Deliver claimed rows of a calling channel: call their people in turn until a call is
 /// placed. Returns a channel-wide pause like `worker::deliver`.
@@ -207,7 +54,7 @@ pub async fn deliver(
     // Resolutions and ack announcements are not phoned: they reach the chain's chat channels.
     let (same, quiet): (Vec<OutboxRow>, Vec<OutboxRow>) = same
         .into_iter()
-        .partition(|r| r.kind != crate::store::KIND_ACK && r.event.status == "firing");
+        .partition(|r| r.kind != crate::store::OutboxKind::Ack && r.event.status == "firing");
     if !quiet.is_empty() {
         let ids: Vec<i64> = quiet.iter().map(|r| r.id).collect();
         if let Err(e) = ctx.store.mark_sent(&ids, now_ms()).await {
@@ -278,7 +125,7 @@ pub async fn deliver(
                     Ok(first) => {
                         // A step has gone out with its first call (its sequence follows).
                         for r in same.iter().filter(|r| {
-                            r.kind == crate::store::KIND_ESCALATE && first.contains(&r.id)
+                            r.kind == crate::store::OutboxKind::Escalate && first.contains(&r.id)
                         }) {
                             ctx.metrics.escalation_steps.inc();
                             ctx.metrics
@@ -301,12 +148,12 @@ pub async fn deliver(
             }) => {
                 wait_for = wait_for.max(retry_after);
                 tracing::warn!(channel = %name, error = %reason, "number flow-controlled by the vendor; calling the next person");
-                record_skip(ctx, name, &skipped, Outcome::FlowControl).await;
+                record_skip(ctx, name, &skipped, CallOutcome::FlowControl).await;
                 waiting.push(number.clone());
             }
             Err(CallError::Number(reason)) => {
                 tracing::warn!(channel = %name, error = %reason, "number refused by the vendor; calling the next person");
-                record_skip(ctx, name, &skipped, Outcome::Refused).await;
+                record_skip(ctx, name, &skipped, CallOutcome::Refused).await;
                 refusals.push(reason);
             }
             Err(CallError::Send(e)) => return send_failed(ch, ctx, &same, e).await,
@@ -338,7 +185,7 @@ pub async fn deliver(
     None
 }
 
-async fn record_skip(ctx: &WorkerCtx, name: &str, call: &PlacedCall, outcome: Outcome) {
+async fn record_skip(ctx: &WorkerCtx, name: &str, call: &PlacedCall, outcome: CallOutcome) {
     ctx.metrics
         .calls
         .with_label_values(&[name, outcome.as_str()])
@@ -419,7 +266,7 @@ pub fn parse_voice_report(v: &Value) -> Option<Receipt> {
             .parse::<u64>()
             .is_ok_and(|d| d > 0);
     Some(Receipt {
-        outcome: Outcome::of_aliyun(&status_code, connected),
+        outcome: crate::channels::aliyun_voice::call_outcome(&status_code, connected),
         call_id,
         status_code,
         status_msg: field(v, "status_msg"),
@@ -479,7 +326,7 @@ pub async fn aliyun_voice_receipt(
                     .calls
                     .with_label_values(&[channel.as_str(), r.outcome.as_str()])
                     .inc();
-                if r.outcome != Outcome::Answered
+                if r.outcome != CallOutcome::Answered
                     && let Some(w) = live.wake.get(&channel)
                 {
                     // The next person is called now, not at the next poll.
@@ -511,59 +358,26 @@ mod tests {
             r(
                 json!({"call_id": "1^2", "status_code": "200000", "start_time": "2026-11-30 03:02:11", "duration": "12"})
             ),
-            Some(Outcome::Answered)
+            Some(CallOutcome::Answered)
         );
         assert_eq!(
             r(
                 json!({"call_id": "1^2", "status_code": "200003", "start_time": "", "duration": "0"})
             ),
-            Some(Outcome::NoAnswer)
+            Some(CallOutcome::NoAnswer)
         );
         assert_eq!(
             r(json!({"call_id": "1^2", "status_code": "200002", "duration": 0})),
-            Some(Outcome::Busy)
+            Some(CallOutcome::Busy)
         );
         assert_eq!(
             r(json!({"call_id": "1^2", "status_code": "200010", "duration": "0"})),
-            Some(Outcome::Failed)
+            Some(CallOutcome::Failed)
         );
         assert_eq!(
             r(json!({"call_id": "1^2", "status_code": "209999", "duration": "7"})),
-            Some(Outcome::Answered)
+            Some(CallOutcome::Answered)
         );
         assert_eq!(r(json!({"status_code": "200000"})), None);
-    }
-
-    #[test]
-    fn a_call_line_names_the_person_and_the_local_time() {
-        let mut dir = crate::oncall::Directory::default();
-        dir.people.insert(
-            "ann".into(),
-            [("voice".to_string(), "13800000001".to_string())].into(),
-        );
-        let v = CallView {
-            fingerprint: "f".into(),
-            starts_at: 0,
-            channel: "voice".into(),
-            step: Some(0),
-            number: "13800000001".into(),
-            call_id: Some("1^2".into()),
-            placed_at: 1_764_442_800_000,
-            outcome: Some("no_answer".into()),
-            // 2025-11-29 19:02:11 UTC = 2025-11-30 03:02:11 in Shanghai.
-            settled_at: Some(1_764_442_931_000),
-        };
-        let tz: chrono_tz::Tz = "Asia/Shanghai".parse().unwrap();
-        assert_eq!(v.line(&dir, tz), "called ann: no answer 03:02:11");
-        let other = CallView {
-            number: "13900000000".into(),
-            outcome: None,
-            settled_at: None,
-            ..v
-        };
-        assert_eq!(
-            other.line(&dir, tz),
-            "called number …0000: ringing 03:00:00"
-        );
     }
 }

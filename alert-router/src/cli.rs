@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::RunError;
-use crate::config::{Config, Env, ProcessEnv};
-use crate::model::AlertEvent;
+use crate::config::Config;
+use crate::core::settings::{Env, ProcessEnv};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,34 +70,6 @@ impl Env for CliEnv<'_> {
     }
 }
 
-/// A synthetic alert that says what it is.
-pub fn test_alert() -> AlertEvent {
-    let now = crate::worker::now_ms();
-    AlertEvent {
-        group_key: "test-send".into(),
-        fingerprint: format!("test-{now}"),
-        status: "firing".into(),
-        labels: [
-            ("alertname", "QuantwatchTestNotification"),
-            ("severity", "info"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-        annotations: [
-            ("summary", "Test notification from quantwatch-alert-router"),
-            ("description", "If you can read this, the channel works."),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-        starts_at: now,
-        ends_at: None,
-        generator_url: None,
-        receiver: None,
-    }
-}
-
 pub async fn test_send(config: &Config, channel: &str) -> Result<(), RunError> {
     let chans = config.build_channels().map_err(RunError::Channel)?;
     let Some(ch) = chans.iter().find(|c| c.name() == channel) else {
@@ -108,7 +80,7 @@ pub async fn test_send(config: &Config, channel: &str) -> Result<(), RunError> {
         )));
     };
     let msg = ch
-        .render(&[test_alert()])
+        .render(&[crate::core::model::test_alert(crate::core::clock::now_ms())])
         .map_err(|e| RunError::Channel(e.to_string()))?;
     ch.send(&msg)
         .await

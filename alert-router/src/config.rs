@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::routing::{Matcher, RouteTree};
+use crate::plan::routing::{Matcher, RouteTree};
 
 /// Default listen address of the router (contract: "Both binaries").
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9878";
@@ -17,14 +17,15 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/router.db";
 
 /// One problem found in the configuration, printed as `file: key: reason` (the type both
 /// binaries and the web config share).
-pub use quantwatch_web::Problem;
+pub use crate::core::settings::{Env, Problem, ProcessEnv};
+use crate::core::settings::{duration, signing_secret};
 
 /// Every problem of a configuration; never empty.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("invalid configuration ({} problem(s)):\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigErrors(pub Vec<Problem>);
 
-pub use crate::template::Language;
+use crate::core::language::Language;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -59,27 +60,27 @@ struct FileConfig {
     channels: Vec<ChannelConfig>,
     route: Option<FileRoute>,
     #[serde(default)]
-    escalation_policies: std::collections::BTreeMap<String, crate::escalation::FilePolicy>,
+    escalation_policies: std::collections::BTreeMap<String, crate::plan::escalation::FilePolicy>,
     /// Person -> channel name -> contact.
     #[serde(default)]
     people: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
     #[serde(default)]
-    rotations: std::collections::BTreeMap<String, crate::oncall::FileRotation>,
+    rotations: std::collections::BTreeMap<String, crate::plan::oncall::FileRotation>,
     #[serde(default)]
-    time_windows: std::collections::BTreeMap<String, crate::oncall::FileWindow>,
+    time_windows: std::collections::BTreeMap<String, crate::plan::oncall::FileWindow>,
     /// Alertmanagers that silences from message links are made on (see `silence`).
     #[serde(default)]
     alertmanager_urls: Vec<String>,
     #[serde(default)]
-    silences: crate::silence::FileSilences,
+    silences: crate::plan::silence::FileSilences,
     /// Handoff announcements, gap warnings, ack reminders (see `rota`).
     #[serde(default)]
-    rota: crate::rota::FileRota,
+    rota: crate::plan::rota::FileRota,
     /// The dead man's switch (`heartbeat`).
-    deadman: Option<crate::heartbeat::FileDeadman<FileRoute>>,
+    deadman: Option<crate::plan::heartbeat::FileDeadman<FileRoute>>,
     /// Heartbeat monitors (`heartbeat`).
     #[serde(default)]
-    heartbeats: Vec<crate::heartbeat::FileHeartbeat<FileRoute>>,
+    heartbeats: Vec<crate::plan::heartbeat::FileHeartbeat<FileRoute>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -250,15 +251,15 @@ pub struct Config {
     pub channels: Vec<ChannelConfig>,
     pub routes: RouteTree,
     /// Escalation policies by name; routes refer to them.
-    pub policies: std::collections::BTreeMap<String, crate::escalation::Policy>,
+    pub policies: std::collections::BTreeMap<String, crate::plan::escalation::Policy>,
     /// People, on-call rotations and time windows.
-    pub directory: crate::oncall::Directory,
+    pub directory: crate::plan::oncall::Directory,
     /// `alertmanager_urls` and `silences`.
-    pub silences: crate::silence::SilenceSettings,
+    pub silences: crate::plan::silence::SilenceSettings,
     /// `rota`: handoffs, gaps, ack reminders.
-    pub rota: crate::rota::RotaSettings,
+    pub rota: crate::plan::rota::RotaSettings,
     /// The dead man's switch and heartbeat monitors.
-    pub watch: crate::heartbeat::Watches,
+    pub watch: crate::plan::heartbeat::Watches,
 }
 
 impl Config {
@@ -269,13 +270,13 @@ impl Config {
             &specs,
             channels::Settings {
                 language: self.language,
-                links: crate::template::LinkSettings {
+                links: crate::render::template::LinkSettings {
                     public_url: self.public_url.clone(),
                     ack_secret: self.ack_secret.clone(),
                     ack_link_ttl: self.ack_link_ttl,
                     alertmanager_silences: !self.silences.alertmanager_urls.is_empty(),
                 },
-                message: crate::template::MessageSettings {
+                message: crate::render::template::MessageSettings {
                     tz: self.timezone,
                     runbook_base_url: self
                         .runbook_base_url
@@ -285,25 +286,6 @@ impl Config {
                 },
             },
         )
-    }
-}
-
-/// Where environment values come from; a trait so tests do not mutate the process env.
-pub trait Env {
-    fn get(&self, key: &str) -> Option<String>;
-}
-
-/// The process environment.
-pub struct ProcessEnv;
-impl Env for ProcessEnv {
-    fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl Env for std::collections::HashMap<String, String> {
-    fn get(&self, key: &str) -> Option<String> {
-        std::collections::HashMap::get(self, key).cloned()
     }
 }
 
@@ -339,72 +321,6 @@ pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigErrors> 
         }
     };
     validate(file, &file_name, env)
-}
-
-pub(crate) fn duration(
-    problems: &mut Vec<Problem>,
-    file: &str,
-    key: &str,
-    v: Option<&str>,
-    default: Duration,
-) -> Duration {
-    match v {
-        None => default,
-        Some(s) => match humantime::parse_duration(s) {
-            Ok(d) if !d.is_zero() => d,
-            Ok(_) => {
-                problems.push(Problem {
-                    file: file.into(),
-                    key: key.into(),
-                    reason: "must be greater than zero".into(),
-                });
-                default
-            }
-            Err(e) => {
-                problems.push(Problem {
-                    file: file.into(),
-                    key: key.into(),
-                    reason: format!("{s:?} is not a duration like \"30s\" or \"5m\": {e}"),
-                });
-                default
-            }
-        },
-    }
-}
-
-/// Shortest signing secret accepted. A link carries its HMAC, so a short key can be searched
-/// offline from one link; 32 bytes is HMAC-SHA256's own output size.
-pub const MIN_SECRET_BYTES: usize = 32;
-
-/// A signing secret, or a problem naming where it came from and why it is refused (never its
-/// value). Empty counts too: `${ACK_SECRET:-}` with the variable unset must not sign with "".
-/// Every secret the router itself signs with goes through here (a vendor's own sign secret,
-/// like DingTalk's, is the vendor's format and is not).
-pub(crate) fn signing_secret(
-    p: &mut Vec<Problem>,
-    v: String,
-    file: &str,
-    key: &str,
-) -> Option<String> {
-    let reason = if v.is_empty() {
-        format!(
-            "is empty (after ${{VAR}} interpolation); remove it to run without ack links, or set \
-             at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
-        )
-    } else if v.len() < MIN_SECRET_BYTES {
-        format!(
-            "is {} bytes; a signing secret needs at least {MIN_SECRET_BYTES} (e.g. `openssl rand -hex 32`)",
-            v.len()
-        )
-    } else {
-        return Some(v);
-    };
-    p.push(Problem {
-        file: file.into(),
-        key: key.into(),
-        reason,
-    });
-    None
 }
 
 fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, ConfigErrors> {
@@ -475,7 +391,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         name,
         "ack_link_ttl",
         file.ack_link_ttl.as_deref(),
-        crate::template::DEFAULT_ACK_LINK_TTL,
+        crate::render::template::DEFAULT_ACK_LINK_TTL,
     );
     let webhook_token = env
         .get("ROUTER_WEBHOOK_TOKEN")
@@ -509,14 +425,14 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
     };
     let timezone = match env.get("ROUTER_TIMEZONE").or(file.timezone) {
         None => chrono_tz::Tz::UTC,
-        Some(z) => crate::timefmt::parse_zone(&z).unwrap_or_else(|reason| {
+        Some(z) => crate::core::timefmt::parse_zone(&z).unwrap_or_else(|reason| {
             prob(&mut p, "timezone", reason);
             chrono_tz::Tz::UTC
         }),
     };
     let mut base_url = |key: &str, var: &str, v: Option<String>| {
         let v = env.get(var).or(v).filter(|u| !u.is_empty())?;
-        if crate::template::safe_url(&v).is_none() {
+        if crate::core::text::safe_url(&v).is_none() {
             prob(
                 &mut p,
                 key,
@@ -621,7 +537,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         let key = format!("channels[{i}] ({})", c.name());
         let mut found = Vec::new();
         if let Some(z) = c.spec().timezone()
-            && let Err(reason) = crate::timefmt::parse_zone(z)
+            && let Err(reason) = crate::core::timefmt::parse_zone(z)
         {
             found.push(("timezone".to_string(), reason));
         }
@@ -666,7 +582,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         );
     }
     let routes = build_route(&route, "route", &names, name, &mut p);
-    let mut directory = crate::oncall::Directory::default();
+    let mut directory = crate::plan::oncall::Directory::default();
     let mut dir_problems = Vec::new();
     for (who, contacts) in &file.people {
         for ch in contacts.keys() {
@@ -687,13 +603,13 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         .collect();
     for (rname, r) in &file.rotations {
         if let Some(rot) =
-            crate::oncall::validate_rotation(rname, r, &file.people, &mut dir_problems)
+            crate::plan::oncall::validate_rotation(rname, r, &file.people, &mut dir_problems)
         {
             directory.rotations.insert(rname.clone(), rot);
         }
     }
     for (wname, w) in &file.time_windows {
-        if let Some(win) = crate::oncall::validate_window(wname, w, &mut dir_problems) {
+        if let Some(win) = crate::plan::oncall::validate_window(wname, w, &mut dir_problems) {
             directory.windows.insert(wname.clone(), win);
         }
     }
@@ -703,7 +619,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
     let rotation_names: BTreeSet<String> = file.rotations.keys().cloned().collect();
     let mut policies = std::collections::BTreeMap::new();
     for (pname, fp) in &file.escalation_policies {
-        match crate::escalation::validate(pname, fp, &names, &rotation_names) {
+        match crate::plan::escalation::validate(pname, fp, &names, &rotation_names) {
             Ok(pol) => {
                 policies.insert(pname.clone(), pol);
             }
@@ -714,14 +630,14 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             }
         }
     }
-    let silences = crate::silence::validate(
+    let silences = crate::plan::silence::validate(
         file.alertmanager_urls.clone(),
         file.silences.clone(),
         env.get("ROUTER_ALERTMANAGER_URLS"),
         name,
         &mut p,
     );
-    let rota = crate::rota::validate(file.rota.clone(), &names, name, &mut p);
+    let rota = crate::plan::rota::validate(file.rota.clone(), &names, name, &mut p);
     check_policy_names(
         &routes,
         "route",
@@ -731,7 +647,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         &mut p,
     );
     let mut watch_problems = Vec::new();
-    let watch = crate::heartbeat::validate(
+    let watch = crate::plan::heartbeat::validate(
         file.deadman.as_ref(),
         &file.heartbeats,
         &|w| file.time_windows.contains_key(w),
@@ -1024,7 +940,7 @@ route:
 
     #[test]
     fn short_or_empty_signing_secrets_are_refused_without_their_value() {
-        let long = "x".repeat(MIN_SECRET_BYTES);
+        let long = "x".repeat(crate::core::settings::MIN_SECRET_BYTES);
         assert_eq!(
             load_text(&format!("ack_secret: {long}\n"), &env(&[]))
                 .unwrap()

@@ -12,85 +12,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::App;
-use crate::model::parse_payload;
-use crate::store::{RoutedEvent, Store};
-
-/// Events of one request waiting for the group commit.
-struct Job {
-    events: Vec<RoutedEvent>,
-    reply: oneshot::Sender<Result<Vec<bool>, String>>,
-}
-
-/// Handle to the group-commit writer.
-#[derive(Clone)]
-pub struct Ingestor {
-    tx: mpsc::Sender<Job>,
-}
+use crate::core::model::parse_payload;
+use crate::store::RoutedEvent;
 
 /// Longest a webhook waits for its commit before answering 503.
 const INGEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// Most events stored in one transaction; bounds the time one commit holds the write lock.
-const MAX_EVENTS_PER_COMMIT: usize = 10_000;
-
-impl Ingestor {
-    /// Start the writer task; `after_commit` runs after each successful commit (wakes workers).
-    pub fn start(store: Arc<dyn Store>, after_commit: impl Fn() + Send + 'static) -> Ingestor {
-        let (tx, mut rx) = mpsc::channel::<Job>(4096);
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut jobs = vec![first];
-                let mut total = jobs[0].events.len();
-                while total < MAX_EVENTS_PER_COMMIT {
-                    match rx.try_recv() {
-                        Ok(j) => {
-                            total += j.events.len();
-                            jobs.push(j);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                // One slice for the store; each job keeps only its count to take its flags back.
-                let counts: Vec<usize> = jobs.iter().map(|j| j.events.len()).collect();
-                let all: Vec<RoutedEvent> = jobs
-                    .iter_mut()
-                    .flat_map(|j| std::mem::take(&mut j.events))
-                    .collect();
-                match store.ingest(&all, crate::worker::now_ms()).await {
-                    Ok(flags) => {
-                        let mut it = flags.into_iter();
-                        for (j, n) in jobs.into_iter().zip(counts) {
-                            let mine: Vec<bool> = it.by_ref().take(n).collect();
-                            let _ = j.reply.send(Ok(mine));
-                        }
-                        after_commit();
-                    }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        for j in jobs {
-                            let _ = j.reply.send(Err(msg.clone()));
-                        }
-                    }
-                }
-            }
-        });
-        Ingestor { tx }
-    }
-
-    /// Store events durably; per event, whether it was new.
-    pub async fn ingest(&self, events: Vec<RoutedEvent>) -> Result<Vec<bool>, String> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job { events, reply })
-            .await
-            .map_err(|_| "the store writer has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the store writer has stopped".to_string())?
-    }
-}
 
 /// Route one event. An alert whose route names an escalation policy is notified by the
 /// policy's steps (the chain), not by the route's channels; its resolve goes to the channels
@@ -98,7 +26,7 @@ impl Ingestor {
 /// `now_ms` decides which time windows are open and who is on call at each step's due time.
 pub fn route_event(
     cfg: &crate::config::Config,
-    event: crate::model::AlertEvent,
+    event: crate::core::model::AlertEvent,
     now_ms: i64,
 ) -> RoutedEvent {
     route_event_via(cfg, &cfg.routes, event, now_ms)
@@ -108,8 +36,8 @@ pub fn route_event(
 /// `route`); policies, windows and rotations are the configuration's.
 pub fn route_event_via(
     cfg: &crate::config::Config,
-    routes: &crate::routing::RouteTree,
-    event: crate::model::AlertEvent,
+    routes: &crate::plan::routing::RouteTree,
+    event: crate::core::model::AlertEvent,
     now_ms: i64,
 ) -> RoutedEvent {
     let channels = routes.channels_for(&event.labels);
@@ -214,7 +142,7 @@ pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
         }
     };
     // The dead man's switch: Watchdog alerts are heartbeats, not alerts to route.
-    let events = match crate::heartbeat::take_watchdog(&app, &live.config, events).await {
+    let events = match crate::plan::heartbeat::take_watchdog(&app, &live.config, events).await {
         Ok(rest) => rest,
         Err(e) => {
             app.metrics.store_up.set(0);
@@ -228,7 +156,7 @@ pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
     };
     let routed: Vec<RoutedEvent> = events
         .into_iter()
-        .map(|event| route_event(&live.config, event, crate::worker::now_ms()))
+        .map(|event| route_event(&live.config, event, crate::core::clock::now_ms()))
         .collect();
     let n = routed.len();
     // A hung database must not hang Alertmanager: answer 503 and let it retry. Should the

@@ -4,7 +4,6 @@
 //! Flow: `intake` (webhook → group commit into the `store`) → outbox rows per routed channel →
 //! `worker` per channel (rate limiter → claim with lease → render digest → send → mark).
 
-pub mod ack;
 pub mod alerts;
 pub mod auth;
 pub mod calls;
@@ -12,22 +11,15 @@ pub mod channels;
 pub mod chart;
 pub mod cli;
 pub mod config;
-pub mod escalation;
-pub mod heartbeat;
+pub mod core;
 pub mod intake;
 pub mod limits;
-pub mod metrics;
-pub mod model;
-pub mod oncall;
 pub mod pages;
-pub mod rota;
-pub mod routing;
+pub mod plan;
+pub mod render;
 pub mod runbooks;
 pub mod server;
-pub mod silence;
 pub mod store;
-pub mod template;
-pub mod timefmt;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -39,7 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::channels::Channel;
 use crate::config::{Config, ConfigErrors};
-use crate::metrics::Metrics;
+use crate::core::metrics::Metrics;
 use crate::store::Store;
 
 pub use cli::{Cli, Command};
@@ -105,7 +97,7 @@ struct Workers {
 pub struct App {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
-    pub ingest: intake::Ingestor,
+    pub ingest: store::ingest::Ingestor,
     live: RwLock<Arc<Live>>,
     owner: String,
     workers: Mutex<Option<Workers>>,
@@ -163,7 +155,7 @@ impl App {
         let mut live = Live::build(cfg)?;
         live.charts.keep_images_of(&self.live().charts);
         self.stop_workers(Duration::from_secs(30)).await;
-        timefmt::set_router_zone(live.config.timezone);
+        crate::core::timefmt::set_router_zone(live.config.timezone);
         if let Ok(mut l) = self.live.write() {
             *l = Arc::new(live);
         }
@@ -190,10 +182,10 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     metrics.store_up.set(1);
     let live = Arc::new(Live::build(config)?);
-    timefmt::set_router_zone(live.config.timezone);
+    crate::core::timefmt::set_router_zone(live.config.timezone);
     let app_slot: Arc<RwLock<Option<std::sync::Weak<App>>>> = Arc::new(RwLock::new(None));
     let slot = app_slot.clone();
-    let ingest = intake::Ingestor::start(store.clone(), move || {
+    let ingest = store::ingest::Ingestor::start(store.clone(), move || {
         if let Some(app) = slot
             .read()
             .ok()
@@ -204,7 +196,12 @@ pub async fn serve(
             }
         }
     });
-    let owner = format!("{}-{}-{}", hostname(), std::process::id(), worker::now_ms());
+    let owner = format!(
+        "{}-{}-{}",
+        hostname(),
+        std::process::id(),
+        crate::core::clock::now_ms()
+    );
     let app = Arc::new(App {
         store,
         metrics,
@@ -218,21 +215,24 @@ pub async fn serve(
         *s = Some(Arc::downgrade(&app));
     }
     app.start_workers();
-    let watcher = tokio::spawn(heartbeat::run(app.clone()));
+    let watcher = tokio::spawn(crate::plan::heartbeat::run(app.clone()));
     let housekeeping = {
         let store = app.store.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(600)).await;
-                if let Err(e) = store.prune_sends(worker::now_ms() - 3_600_000).await {
+                if let Err(e) = store
+                    .prune_sends(crate::core::clock::now_ms() - 3_600_000)
+                    .await
+                {
                     tracing::warn!(error = %e, "cannot prune old send records");
                 }
             }
         })
     };
     // Expire "until resolved" silences of resolved alerts; announce handoffs, gaps, reminders.
-    let silence_watch = tokio::spawn(silence::watch(app.clone()));
-    let rota_watch = tokio::spawn(rota::watch(app.clone()));
+    let silence_watch = tokio::spawn(crate::plan::silence::watch(app.clone()));
+    let rota_watch = tokio::spawn(crate::plan::rota::watch(app.clone()));
     if let Some(rx) = reload.take() {
         let app = app.clone();
         let status = app.metrics.reload.clone();

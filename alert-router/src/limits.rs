@@ -11,32 +11,6 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// Split `text` into parts of at most `max_bytes` bytes, preferring line breaks, never cutting
-/// a UTF-8 character.
-pub fn split_utf8(text: &str, max_bytes: usize) -> Vec<String> {
-    let max_bytes = max_bytes.max(4);
-    let mut parts = Vec::new();
-    let mut rest = text;
-    while rest.len() > max_bytes {
-        let mut cut = max_bytes;
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        // Prefer the last newline in the second half of the window.
-        if let Some(nl) = rest[..cut].rfind('\n')
-            && nl >= cut / 2
-        {
-            cut = nl + 1;
-        }
-        parts.push(rest[..cut].to_string());
-        rest = &rest[cut..];
-    }
-    if !rest.is_empty() || parts.is_empty() {
-        parts.push(rest.to_string());
-    }
-    parts
-}
-
 /// At most `max` sends in any `window`, sends at least `window / max` apart, and no send before
 /// a vendor-imposed `blocked_until` (Retry-After, a rate-limit errcode).
 #[derive(Debug, Clone)]
@@ -109,6 +83,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::text::split_utf8;
 
     #[test]
     fn a_message_of_two_requests_waits_for_two_free_slots() {

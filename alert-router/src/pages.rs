@@ -20,11 +20,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::App;
-use crate::ack::{self, Purpose, TokenError};
 use crate::alerts::{MAX_BY_CHARS, Peer, acker, client_address, do_ack};
 use crate::auth::Principal;
+use crate::core::signing::{self, Purpose, TokenError};
+use crate::core::text::path_segment;
+use crate::render::template::format_time;
 use crate::store::{AckOutcome, AckRequest, AckVia, AlertView, StoreError};
-use crate::template::{format_time, path_segment};
 
 /// Resolutions shown on the status page.
 const RECENT_RESOLVED: i64 = 20;
@@ -154,7 +155,7 @@ fn token_problem(e: &TokenError) -> Response {
     )
 }
 
-fn verify_token(app: &App, token: &str) -> Result<ack::Link, Box<Response>> {
+fn verify_token(app: &App, token: &str) -> Result<signing::Link, Box<Response>> {
     let live = app.live();
     let Some(secret) = &live.config.ack_secret else {
         return Err(Box::new(message(
@@ -163,7 +164,13 @@ fn verify_token(app: &App, token: &str) -> Result<ack::Link, Box<Response>> {
             "ROUTER_ACK_SECRET is not set.",
         )));
     };
-    ack::verify(secret, Purpose::Ack, token, crate::worker::now_ms() / 1000).map_err(|e| {
+    signing::verify(
+        secret,
+        Purpose::Ack,
+        token,
+        crate::core::clock::now_ms() / 1000,
+    )
+    .map_err(|e| {
         tracing::warn!(error = %e, "ack link refused");
         Box::new(token_problem(&e))
     })
@@ -294,10 +301,10 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
     };
     let silences = match app
         .store
-        .active_silences(crate::worker::now_ms(), 200)
+        .active_silences(crate::core::clock::now_ms(), 200)
         .await
     {
-        Ok(s) => crate::silence::status_rows(&s),
+        Ok(s) => crate::plan::silence::status_rows(&s),
         Err(e) => return store_unavailable(&e),
     };
     let by_fp: HashMap<&str, &AlertView> = escalated
@@ -312,7 +319,7 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
     // Calls of voice steps, by firing: "called ann: no answer 03:02:11".
     let calls = app
         .store
-        .recent_calls(crate::worker::now_ms() - RECENT_CALLS_MS, MAX_CALLS)
+        .recent_calls(crate::core::clock::now_ms() - RECENT_CALLS_MS, MAX_CALLS)
         .await
         .unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot read recent calls");
@@ -326,7 +333,9 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
             row["calls"] = calls
                 .iter()
                 .filter(|c| c.fingerprint == a.fingerprint && c.starts_at == a.starts_at)
-                .map(|c| c.line(&live.config.directory, live.config.timezone))
+                .map(|c| {
+                    crate::render::calls::line(c, &live.config.directory, live.config.timezone)
+                })
                 .collect();
             row
         })
@@ -354,7 +363,7 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
             })
         })
         .collect();
-    let (heartbeats, deadman) = match crate::heartbeat::views(&app).await {
+    let (heartbeats, deadman) = match crate::plan::heartbeat::views(&app).await {
         Ok(v) => v,
         Err(e) => return store_unavailable(&e),
     };

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 
-use crate::template::Markup;
+use crate::render::template::Markup;
 
 /// `docs/runbooks.md` as built.
 pub const DOCUMENT: &str = include_str!("../../docs/runbooks.md");
@@ -72,7 +72,7 @@ fn inline(text: &str) -> String {
         {
             let label = &after[..mid];
             let url = &after[mid + 2..mid + 2 + end];
-            match crate::template::safe_url(url) {
+            match crate::core::text::safe_url(url) {
                 Some(u) => out.push_str(&format!("<a href=\"{}\">{}</a>", esc(&u), inline(label))),
                 // A link into the repository (another .md) does not exist here: its text stays.
                 None => out.push_str(&inline(label)),

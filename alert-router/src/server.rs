@@ -43,10 +43,10 @@ fn routes() -> Router<Arc<App>> {
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{fingerprint}/ack", post(alerts::ack_api))
         .route("/api/v1/alerts/{fingerprint}/history", get(alerts::history))
-        .route("/api/v1/heartbeats", get(crate::heartbeat::list))
+        .route("/api/v1/heartbeats", get(crate::plan::heartbeat::list))
         .route(
             "/api/v1/heartbeats/{name}",
-            post(crate::heartbeat::heartbeat_post).get(crate::heartbeat::heartbeat_get),
+            post(crate::plan::heartbeat::heartbeat_post).get(crate::plan::heartbeat::heartbeat_get),
         )
         .route(
             "/ack/{token}",
@@ -64,13 +64,16 @@ fn routes() -> Router<Arc<App>> {
         )
         .route(
             "/silence/{token}",
-            get(crate::silence::link_page)
-                .post(crate::silence::link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
+            get(crate::plan::silence::link_page).post(
+                crate::plan::silence::link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY)),
+            ),
         )
-        .route("/api/v1/silences", get(crate::silence::list_api))
+        .route("/api/v1/silences", get(crate::plan::silence::list_api))
         .route(
             "/api/v1/silences/{id}/expire",
-            post(crate::silence::expire_api.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
+            post(
+                crate::plan::silence::expire_api.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY)),
+            ),
         )
 }
 
@@ -92,7 +95,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             app.metrics.queue_depth.set(s.pending);
             let age = s
                 .oldest_created_at
-                .map(|t| (crate::worker::now_ms() - t).max(0) as f64 / 1000.0)
+                .map(|t| (crate::core::clock::now_ms() - t).max(0) as f64 / 1000.0)
                 .unwrap_or(0.0);
             app.metrics.oldest_pending.set(age);
         }

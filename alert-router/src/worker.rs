@@ -9,14 +9,12 @@ use tokio::sync::{Notify, watch};
 
 use crate::channels::{Channel, Message, SendError};
 use crate::config::Delivery;
-use crate::limits::{RateLimiter, split_utf8};
-use crate::metrics::Metrics;
-use crate::model::AlertEvent;
+use crate::core::clock::now_ms;
+use crate::core::metrics::Metrics;
+use crate::core::model::AlertEvent;
+use crate::core::text::split_utf8;
+use crate::limits::RateLimiter;
 use crate::store::{OutboxRow, Store};
-
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// Exponential backoff with "equal jitter": half fixed, half random, capped.
 pub fn backoff(attempts: i64, initial: Duration, max: Duration) -> Duration {
@@ -203,7 +201,7 @@ async fn deliver(
                 && !row
                     .event
                     .annotations
-                    .contains_key(crate::template::ACKED_BY) =>
+                    .contains_key(crate::core::annotations::ACKED_BY) =>
         {
             Some(charts.attachments(&row.event, charts.deadline()).await)
         }
@@ -256,7 +254,7 @@ async fn deliver(
         .map(|a| &a.chart)
         .filter(|c| c.png.is_some() && n == 1);
     let chart_requests = usize::from(
-        chart.is_some() && ch.chart_delivery() == crate::channels::ChartDelivery::Image,
+        chart.is_some() && ch.chart_delivery() == crate::render::chart::ChartDelivery::Image,
     );
     for (i, part) in parts.iter().enumerate() {
         let requests = 1 + if i == 0 { chart_requests } else { 0 };
@@ -306,7 +304,7 @@ async fn deliver(
                 .inc_by(count);
             for r in used
                 .iter()
-                .filter(|r| r.kind == crate::store::KIND_ESCALATE)
+                .filter(|r| r.kind == crate::store::OutboxKind::Escalate)
             {
                 ctx.metrics.escalation_steps.inc();
                 ctx.metrics

@@ -11,7 +11,7 @@ use std::time::Duration;
 use quantwatch_alert_router::chart::render::{self, PALETTE, THRESHOLD_COLOUR};
 use quantwatch_alert_router::chart::{ChartService, expr, prom, serve};
 use quantwatch_alert_router::config;
-use quantwatch_alert_router::model::AlertEvent;
+use quantwatch_alert_router::core::model::AlertEvent;
 use testkit::servers::Prometheus;
 use tokio::time::Instant;
 
@@ -364,7 +364,7 @@ async fn chart_urls_on_the_router_refuse_altered_and_expired_tokens() {
     let (s, b) = get(format!("/charts/{expired}.png")).await;
     assert_eq!((s, b["error"].as_str()), (410, Some("expired")), "{b}");
     assert_eq!(b["reason"], "the chart link expired");
-    let ack = quantwatch_alert_router::ack::token(
+    let ack = quantwatch_alert_router::core::signing::token(
         SECRET,
         "00112233445566778899aabbccddeeff",
         0,

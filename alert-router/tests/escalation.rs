@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use quantwatch_alert_router::config::{self, Config};
+use quantwatch_alert_router::core::model::AlertEvent;
 use quantwatch_alert_router::intake::route_event;
-use quantwatch_alert_router::model::AlertEvent;
 use quantwatch_alert_router::store::{AckOutcome, Store};
 
 const T0: i64 = 1_800_000_000_000;
@@ -104,7 +104,7 @@ impl Fixture {
             out.extend(rows.into_iter().map(|r| {
                 (
                     r.channel,
-                    r.kind,
+                    r.kind.as_str().to_string(),
                     r.step,
                     r.event.status.clone(),
                     r.mentions,
@@ -187,7 +187,7 @@ async fn ack_between_steps_stops_the_rest_and_is_announced_where_notified() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].kind, "ack");
+    assert_eq!(rows[0].kind.as_str(), "ack");
     let marks = &rows[0].event.annotations;
     assert_eq!(marks["quantwatch_acked_by"], "alice", "{marks:?}");
     assert_eq!(marks["quantwatch_acked_at"], (T0 + MIN).to_string());

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use quantwatch_alert_router::config::{self, Config};
+use quantwatch_alert_router::core::model::AlertEvent;
 use quantwatch_alert_router::intake::route_event;
-use quantwatch_alert_router::model::AlertEvent;
-use quantwatch_alert_router::rota::{self, TickReport};
+use quantwatch_alert_router::plan::rota::{self, TickReport};
 use quantwatch_alert_router::store::{self, OutboxRow, Store};
 
 const YAML: &str = r#"

@@ -18,8 +18,9 @@ use super::http::{self, Class, ErrorTable};
 use super::{
     Channel, ChannelSpec, Common, Limits, Message, Render, SendError, WINDOW_MARGIN, check,
 };
-use crate::model::AlertEvent;
-use crate::template::{Language, TemplateError};
+use crate::core::language::Language;
+use crate::core::model::AlertEvent;
+use crate::render::template::TemplateError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,7 +247,7 @@ impl Channel for Feishu {
                     m.buttons.push((l.into(), u.into()));
                 }
             }
-            let links = crate::template::alert_links(a, &self.render.message);
+            let links = crate::render::template::alert_links(a, &self.render.message);
             for (label, url) in [(runbook, links.runbook), (dashboard, links.dashboard)] {
                 if let Some(u) = url.filter(|u| http_url(u)) {
                     m.buttons.push((label.into(), u));
@@ -260,7 +261,7 @@ impl Channel for Feishu {
         http::body_bytes(&self.payload(msg, 1_700_000_000)).len()
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
-        let body = self.payload(msg, chrono::Utc::now().timestamp());
+        let body = self.payload(msg, crate::core::clock::now().timestamp());
         let text = http::post_json(
             &self.common.http,
             self.url.clone(),

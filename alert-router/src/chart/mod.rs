@@ -31,32 +31,12 @@ use tokio::time::Instant;
 pub use settings::ChartSettings;
 
 use crate::config::Config;
-use crate::model::AlertEvent;
+use crate::core::annotations;
+use crate::core::model::AlertEvent;
+use crate::render::chart::{ChartDelivery, ChartOutcome, EMAIL_CID};
 
 /// How long a render is reused for the same alert event by other channels.
 pub const REUSE_FOR: Duration = Duration::from_secs(60);
-
-/// What a message gets: the image (for WeCom's base64 message and email's inline part), its
-/// URL (for DingTalk and Slack, whose servers fetch it), and a one-line note when there is no
-/// chart for a reason the reader should know (`None` when charts are simply not configured or
-/// the alert is resolved).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ChartOutcome {
-    pub png: Option<Arc<Vec<u8>>>,
-    /// `{public_url}/charts/{token}.png`; `None` without `ROUTER_PUBLIC_URL` or
-    /// `ROUTER_ACK_SECRET`.
-    pub url: Option<String>,
-    pub note: Option<String>,
-}
-
-impl ChartOutcome {
-    fn note(text: String) -> ChartOutcome {
-        ChartOutcome {
-            note: Some(text),
-            ..Default::default()
-        }
-    }
-}
 
 type Memo = HashMap<String, (Instant, Arc<OnceCell<ChartOutcome>>)>;
 type ContextMemo = HashMap<String, (Instant, Arc<OnceCell<context::ContextTable>>)>;
@@ -68,16 +48,6 @@ pub struct Attachments {
     pub chart: ChartOutcome,
     pub context: context::ContextTable,
 }
-
-/// Internal annotations through which the attachments reach the templates (see
-/// `template::context_for`); the intake refuses `quantwatch_*` annotations from outside.
-pub const ANN_CHART_URL: &str = "quantwatch_chart_url";
-pub const ANN_CHART_CID: &str = "quantwatch_chart_cid";
-pub const ANN_CHART_NOTE: &str = "quantwatch_chart_note";
-pub const ANN_CONTEXT: &str = "quantwatch_context";
-
-/// The `Content-ID` of the chart in an email (`cid:` in the HTML part).
-pub const EMAIL_CID: &str = "chart@quantwatch";
 
 impl Attachments {
     /// The one line a message says when it carries less than it should (chart or context
@@ -93,22 +63,21 @@ impl Attachments {
 
     /// Mark `event` with what a channel delivering charts as `delivery` shows: the image URL
     /// (DingTalk, Slack), the inline image's cid (email), the context rows and the note.
-    pub fn annotate(&self, event: &mut AlertEvent, delivery: crate::channels::ChartDelivery) {
-        use crate::channels::ChartDelivery;
+    pub fn annotate(&self, event: &mut AlertEvent, delivery: ChartDelivery) {
         let ann = &mut event.annotations;
         match delivery {
             ChartDelivery::Url => {
                 if let Some(u) = &self.chart.url {
-                    ann.insert(ANN_CHART_URL.into(), u.clone());
+                    ann.insert(annotations::CHART_URL.into(), u.clone());
                 }
             }
             ChartDelivery::Inline if self.chart.png.is_some() => {
-                ann.insert(ANN_CHART_CID.into(), EMAIL_CID.into());
+                ann.insert(annotations::CHART_CID.into(), EMAIL_CID.into());
             }
             _ => {}
         }
         if let Some(n) = self.note() {
-            ann.insert(ANN_CHART_NOTE.into(), n);
+            ann.insert(annotations::CHART_NOTE.into(), n);
         }
         if !self.context.rows.is_empty() {
             let rows: Vec<(&str, &str)> = self
@@ -118,7 +87,7 @@ impl Attachments {
                 .map(|r| (r.title.as_str(), r.value.as_str()))
                 .collect();
             ann.insert(
-                ANN_CONTEXT.into(),
+                annotations::CONTEXT.into(),
                 serde_json::to_string(&rows).unwrap_or_default(),
             );
         }
@@ -138,7 +107,7 @@ pub struct ChartService {
     memo: Arc<Mutex<Memo>>,
     context_memo: Arc<Mutex<ContextMemo>>,
     /// The route tree, for each alert's route `context:` queries.
-    routes: Arc<crate::routing::RouteTree>,
+    routes: Arc<crate::plan::routing::RouteTree>,
 }
 
 impl std::fmt::Debug for ChartService {
@@ -278,7 +247,7 @@ impl ChartService {
                 .1
                 .clone()
         };
-        let time = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+        let time = crate::core::clock::now().timestamp_millis() as f64 / 1000.0;
         let work =
             cell.get_or_init(|| context::run(client, queries, &alert.labels, time, deadline));
         match tokio::time::timeout_at(deadline, work).await {
@@ -300,7 +269,7 @@ impl ChartService {
         deadline: Instant,
     ) -> ChartOutcome {
         let plan = expr::plan(&expression);
-        let now = chrono::Utc::now();
+        let now = crate::core::clock::now();
         let end = now.timestamp_millis() as f64 / 1000.0;
         let points = (self.settings.width / 2).max(60);
         let series = match client

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::settings::{PromAuth, PromTarget};
-use crate::model::AlertEvent;
+use crate::core::model::AlertEvent;
 
 /// One series of a range result; non-finite samples are dropped (`NaN`, `±Inf` cannot be
 /// plotted and would wreck the scale).

@@ -20,7 +20,7 @@ use plotters::style::FontStyle;
 
 use super::expr::CmpOp;
 use super::prom::Series;
-use crate::timefmt;
+use crate::core::timefmt;
 
 /// DejaVu Sans, subset (see `alert-router/assets/README.md`).
 pub const EMBEDDED_FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");

@@ -2,7 +2,7 @@
 //!
 //! DingTalk and Slack show an image only from a URL their servers fetch, without our
 //! credentials, so the URL itself is the credential: a link of the router's one signer
-//! (`ack::sign`, purpose `chart`, the chart id in place of a fingerprint), so one secret and one
+//! (`signing::sign`, purpose `chart`, the chart id in place of a fingerprint), so one secret and one
 //! MAC construction serve ack, silence and chart links, and the purpose keeps a chart link from
 //! ever acting as another.
 //!
@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::App;
 
-use crate::ack::{self, Link, Purpose};
+use crate::core::signing::{self, Link, Purpose};
 
 /// Why a chart URL is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +38,7 @@ pub enum TokenError {
 
 /// `chart.{id}.0.{expires}.{mac}`; ids are lowercase hex, so the token needs no escaping.
 pub fn token(secret: &str, id: &str, expires_s: i64) -> String {
-    ack::sign(
+    signing::sign(
         secret,
         &Link {
             purpose: Purpose::Chart,
@@ -53,9 +53,9 @@ pub fn token(secret: &str, id: &str, expires_s: i64) -> String {
 /// first, so a stretched expiry reads as altered (403), not as expired (410); another
 /// purpose's link (an ack link) is refused as malformed for this path.
 pub fn verify(secret: &str, token: &str, now_s: i64) -> Result<String, TokenError> {
-    let link = ack::verify(secret, Purpose::Chart, token, now_s).map_err(|e| match e {
-        ack::TokenError::Expired => TokenError::Expired,
-        ack::TokenError::BadSignature => TokenError::BadSignature,
+    let link = signing::verify(secret, Purpose::Chart, token, now_s).map_err(|e| match e {
+        signing::TokenError::Expired => TokenError::Expired,
+        signing::TokenError::BadSignature => TokenError::BadSignature,
         _ => TokenError::Malformed,
     })?;
     if link.starts_at != 0
@@ -165,7 +165,7 @@ fn refuse(status: StatusCode, error: &str, reason: String) -> Response {
 /// `GET /charts/{token}.png`: see [`respond`].
 pub async fn get_chart(State(app): State<Arc<App>>, Path(file): Path<String>) -> Response {
     let live = app.live();
-    respond(&live.charts, &file, chrono::Utc::now().timestamp())
+    respond(&live.charts, &file, crate::core::clock::now().timestamp())
 }
 
 /// The answer for `/charts/{file}` at `now_s`: 200 image/png; 403 (altered, forged or
@@ -254,12 +254,12 @@ mod tests {
     fn a_chart_token_is_never_an_ack_token() {
         // One signer, one secret: the purpose makes the links differ and refuse each other.
         let chart = token(S, "abcdef", NOW + 60);
-        let ack = crate::ack::token(S, "abcdef", 0, NOW + 60);
+        let ack = crate::core::signing::token(S, "abcdef", 0, NOW + 60);
         assert_ne!(chart, ack);
         assert_eq!(verify(S, &ack, NOW), Err(TokenError::Malformed));
         assert_eq!(
-            crate::ack::verify(S, crate::ack::Purpose::Ack, &chart, NOW),
-            Err(crate::ack::TokenError::WrongPurpose)
+            crate::core::signing::verify(S, crate::core::signing::Purpose::Ack, &chart, NOW),
+            Err(crate::core::signing::TokenError::WrongPurpose)
         );
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{Env, Problem};
+use crate::core::settings::{Env, Problem};
 
 /// `prometheus_auth:` as written. Secrets may come from `${VAR}` in the file or from
 /// `ROUTER_PROMETHEUS_PASSWORD` / `ROUTER_PROMETHEUS_BEARER_TOKEN`.

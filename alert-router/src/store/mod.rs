@@ -7,7 +7,9 @@
 //! One implementation serves both backends (`sql.rs`); `sqlite.rs` and `postgres.rs` say only
 //! where their SQL, locking and durability differ.
 
-pub(crate) mod calls;
+pub mod calls;
+pub mod escalation;
+pub mod ingest;
 pub mod notices;
 pub mod postgres;
 pub mod sql;
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::model::AlertEvent;
+use crate::core::model::AlertEvent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,13 +53,39 @@ pub struct RoutedEvent {
     /// the channels the chain notified instead.
     pub channels: Vec<String>,
     /// The chain to start when this is a new firing event of an escalated alert.
-    pub escalation: Option<crate::escalation::Plan>,
+    pub escalation: Option<escalation::Plan>,
 }
 
 /// Outbox row kinds.
-pub const KIND_NOTIFY: &str = "notify";
-pub const KIND_ESCALATE: &str = "escalate";
-pub const KIND_ACK: &str = "ack";
+/// What an outbox row is for; stored as its `as_str` in `outbox.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// The routed notification of an event.
+    Notify,
+    /// A step of an escalation chain.
+    Escalate,
+    /// The announcement that an alert was acknowledged.
+    Ack,
+}
+
+impl OutboxKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::Notify => "notify",
+            OutboxKind::Escalate => "escalate",
+            OutboxKind::Ack => "ack",
+        }
+    }
+
+    /// The stored text; anything unknown reads as a plain notification.
+    pub fn parse(s: &str) -> OutboxKind {
+        match s {
+            "escalate" => OutboxKind::Escalate,
+            "ack" => OutboxKind::Ack,
+            _ => OutboxKind::Notify,
+        }
+    }
+}
 
 /// What an acknowledgement did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,9 +345,9 @@ impl AlertView {
 pub(crate) fn ack_event(payload: &str, by: &str, at_ms: i64) -> Result<AlertEvent, StoreError> {
     let mut ev: AlertEvent = serde_json::from_str(payload)?;
     ev.annotations
-        .insert(crate::template::ACKED_BY.into(), by.to_string());
+        .insert(crate::core::annotations::ACKED_BY.into(), by.to_string());
     ev.annotations
-        .insert(crate::template::ACKED_AT.into(), at_ms.to_string());
+        .insert(crate::core::annotations::ACKED_AT.into(), at_ms.to_string());
     Ok(ev)
 }
 
@@ -354,7 +382,7 @@ pub struct OutboxRow {
     pub id: i64,
     pub fingerprint: String,
     pub channel: String,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub event: AlertEvent,
     pub attempts: i64,
     pub created_at: i64,
@@ -604,10 +632,10 @@ pub(crate) fn build_history(
         h.push(e);
     }
     for (kind, step, channel, mentions, sent_at, starts_at) in sends {
-        let action = match kind.as_str() {
-            KIND_ESCALATE => "step",
-            KIND_ACK => "ack_announced",
-            _ => "notified",
+        let action = match OutboxKind::parse(&kind) {
+            OutboxKind::Escalate => "step",
+            OutboxKind::Ack => "ack_announced",
+            OutboxKind::Notify => "notified",
         };
         let mut e = HistoryEntry::new(sent_at.unwrap_or(0), action, starts_at);
         e.step = step;

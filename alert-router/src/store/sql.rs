@@ -16,8 +16,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use super::notices;
 use super::{
     AckOutcome, AckRequest, AlertView, AuditEntry, CurrentAlert, HistoryEntry, INSERT_CHUNK,
-    KIND_ACK, KIND_ESCALATE, KIND_NOTIFY, NotificationView, OutboxRow, QueueStats, RoutedEvent,
-    Store, StoreError, ack_event, fold_chain,
+    NotificationView, OutboxKind, OutboxRow, QueueStats, RoutedEvent, Store, StoreError, ack_event,
+    fold_chain,
 };
 
 /// What differs between the SQL of the two backends.
@@ -263,7 +263,7 @@ impl<D> [SqlStore<D>] {
         tx: &mut <D as Database>::Connection,
         fp: &str,
         id: i64,
-        plan: &crate::escalation::Plan,
+        plan: &super::escalation::Plan,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         Self::cancel_pending(tx, fp, now_ms).await?;
@@ -293,7 +293,7 @@ impl<D> [SqlStore<D>] {
                     .bind(id)
                     .bind(fp)
                     .bind(&st.channel)
-                    .bind(KIND_ESCALATE)
+                    .bind(OutboxKind::Escalate.as_str())
                     .bind(st.step)
                     .bind(mentions_json(&st.mentions))
                     .bind(now_ms + st.offset_ms)
@@ -390,7 +390,7 @@ impl<D> [Store for SqlStore<D>] {
                     .bind(*id)
                     .bind(&events[*i].event.fingerprint)
                     .bind(*ch)
-                    .bind(KIND_NOTIFY)
+                    .bind(OutboxKind::Notify.as_str())
                     .bind(now_ms)
                     .bind(now_ms);
             }
@@ -436,7 +436,7 @@ impl<D> [Store for SqlStore<D>] {
                 id: r.try_get("id")?,
                 fingerprint: r.try_get("fingerprint")?,
                 channel: r.try_get("channel")?,
-                kind: r.try_get("kind")?,
+                kind: OutboxKind::parse(&r.try_get::<String, _>("kind")?),
                 event: serde_json::from_str(&payload)?,
                 attempts: r.try_get("attempts")?,
                 created_at: r.try_get("created_at")?,
@@ -691,7 +691,7 @@ impl<D> [Store for SqlStore<D>] {
             .bind(chain)
             .bind(fingerprint)
             .bind(ch.clone())
-            .bind(KIND_ACK)
+            .bind(OutboxKind::Ack.as_str())
             .bind(ev.clone())
             .bind(now_ms)
             .bind(now_ms)
@@ -713,7 +713,7 @@ impl<D> [Store for SqlStore<D>] {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let payload: String = r.try_get("payload")?;
-            let ev: crate::model::AlertEvent = serde_json::from_str(&payload)?;
+            let ev: crate::core::model::AlertEvent = serde_json::from_str(&payload)?;
             let mut view = AlertView::new(
                 &ev,
                 r.try_get("policy")?,
@@ -756,7 +756,7 @@ impl<D> [Store for SqlStore<D>] {
             .await?;
         rows.into_iter()
             .map(|(updated_at, payload)| {
-                let ev: crate::model::AlertEvent = serde_json::from_str(&payload)?;
+                let ev: crate::core::model::AlertEvent = serde_json::from_str(&payload)?;
                 Ok(CurrentAlert::new(&ev, updated_at))
             })
             .collect()
@@ -818,7 +818,7 @@ impl<D> [Store for SqlStore<D>] {
     async fn current_event(
         &self,
         fingerprint: &str,
-    ) -> Result<Option<crate::model::AlertEvent>, StoreError> {
+    ) -> Result<Option<crate::core::model::AlertEvent>, StoreError> {
         let p: Option<String> = sqlx::query_scalar(notices::CURRENT_EVENT)
             .bind(fingerprint)
             .fetch_optional(&self.pool)

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use quantwatch_alert_router::chart::ChartService;
 use quantwatch_alert_router::config;
-use quantwatch_alert_router::model::AlertEvent;
+use quantwatch_alert_router::core::model::AlertEvent;
 use quantwatch_bench::percentile;
 
 struct Counting;

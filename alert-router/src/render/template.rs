@@ -9,20 +9,13 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
 use minijinja::Environment;
 use serde_json::{Value, json};
 
-use crate::model::AlertEvent;
-
-/// Message language of the default templates (the `language` key, globally or per channel).
-#[derive(Debug, Clone, Copy, serde::Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    #[default]
-    Zh,
-    En,
-}
+use crate::core::annotations;
+use crate::core::language::Language;
+use crate::core::model::AlertEvent;
+use crate::core::text::{path_segment, safe_url};
 
 pub const MARKDOWN: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}### {{ a.icon }} [{{ t[a.status] }}] {{ a.alertname }}
 - **{{ t.severity }}**: {{ a.severity }}
@@ -185,13 +178,6 @@ fn format_value(
     out.write_str(&s).map_err(minijinja::Error::from)
 }
 
-/// Annotations that make an event an acknowledgement announcement (set by the store when an
-/// alert is acked; the value of `ACKED_AT` is Unix milliseconds).
-pub const ACKED_BY: &str = "quantwatch_acked_by";
-pub const ACKED_AT: &str = "quantwatch_acked_at";
-/// Prefix of every annotation the router uses internally; refused from outside at intake.
-pub const INTERNAL_PREFIX: &str = "quantwatch_";
-
 /// The summary line of an ack announcement, in the channel's language.
 fn acked_summary(lang: Language, by: &str, at: &str, summary: &str) -> String {
     match lang {
@@ -257,12 +243,14 @@ impl LinkSettings {
     /// Silence links of a firing alert (`[{label, url}]`, see `silence::links`), signed like
     /// ack links and valid as long.
     pub fn silence_links(&self, ev: &AlertEvent, lang: Language) -> Vec<Value> {
-        crate::silence::links(
+        crate::plan::silence::links(
             ev,
             lang,
             self.public_url.as_deref(),
             self.ack_secret.as_deref(),
-            i64::try_from(self.ttl().as_secs()).unwrap_or(i64::MAX / 2),
+            crate::core::clock::now()
+                .timestamp()
+                .saturating_add(i64::try_from(self.ttl().as_secs()).unwrap_or(i64::MAX / 2)),
             self.alertmanager_silences,
         )
     }
@@ -271,33 +259,25 @@ impl LinkSettings {
     pub fn ack_url(&self, fingerprint: &str, starts_at: i64) -> Option<String> {
         let (base, secret) = (self.public_url.as_ref()?, self.ack_secret.as_ref()?);
         let ttl = self.ttl();
-        let expires = Utc::now().timestamp() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let expires = crate::core::clock::now().timestamp()
+            + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
         Some(format!(
             "{}/ack/{}",
             base.trim_end_matches('/'),
-            path_segment(&crate::ack::token(secret, fingerprint, starts_at, expires))
+            path_segment(&crate::core::signing::token(
+                secret,
+                fingerprint,
+                starts_at,
+                expires
+            ))
         ))
     }
 }
 
-/// Percent-encode everything but unreserved characters: a fingerprint is sender-chosen, and a
-/// link must stay one path segment that no markup reads as syntax.
-pub fn path_segment(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            o.push(char::from(b));
-        } else {
-            o.push_str(&format!("%{b:02X}"));
-        }
-    }
-    o
-}
-
 /// A time on a page or in API text: the router-wide `timezone` (see
-/// [`crate::timefmt::router_zone`]). Messages use their channel's zone instead.
+/// [`crate::core::timefmt::router_zone`]). Messages use their channel's zone instead.
 pub fn format_time(ms: i64) -> String {
-    crate::timefmt::human_ms(ms, crate::timefmt::router_zone())
+    crate::core::timefmt::human_ms(ms, crate::core::timefmt::router_zone())
 }
 
 /// What a channel's messages say beyond the alerts' own data: the zone its times are written
@@ -331,34 +311,6 @@ pub struct AlertLinks {
     pub dashboard: Option<String>,
     /// The Prometheus graph of the alert's expression (`generatorURL`).
     pub source: Option<String>,
-}
-
-/// An absolute http(s) URL written so that no markup reads any of it as syntax: characters
-/// that close a markdown link, open a tag or mention, or split a Slack link are
-/// percent-encoded after the host. URLs with credentials are refused (they would be shown).
-pub fn safe_url(u: &str) -> Option<String> {
-    let url = reqwest::Url::parse(u.trim()).ok()?;
-    if !matches!(url.scheme(), "http" | "https")
-        || !url.username().is_empty()
-        || url.password().is_some()
-        || url.host_str().is_none()
-    {
-        return None;
-    }
-    let s = url.as_str();
-    let origin = url.origin().ascii_serialization();
-    let tail = s.strip_prefix(origin.as_str())?;
-    let head = origin.as_str();
-    let mut out = String::with_capacity(s.len() + 8);
-    out.push_str(head);
-    for c in tail.chars() {
-        match c {
-            '(' | ')' | '[' | ']' | '<' | '>' | '|' | '@' | '"' | '\'' | '`' | '*' | '{' | '}'
-            | '\\' | '^' => out.push_str(&format!("%{:02X}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    Some(out)
 }
 
 /// The runbook, dashboard and source links of `a` (see [`MessageSettings`]): an absolute
@@ -408,14 +360,14 @@ pub fn context_for(
     links: &LinkSettings,
     settings: &MessageSettings,
 ) -> Value {
-    let format_time = |ms: i64| crate::timefmt::human_ms(ms, settings.tz);
+    let format_time = |ms: i64| crate::core::timefmt::human_ms(ms, settings.tz);
     let w = words(lang);
     let list: Vec<Value> = alerts
         .iter()
         .map(|a| {
             let get = |m: &BTreeMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
             let l = alert_links(a, settings);
-            let notice = a.annotations.contains_key(crate::rota::NOTICE);
+            let notice = a.annotations.contains_key(crate::core::annotations::NOTICE);
             // A rota notice is about no firing: nothing to acknowledge.
             let ack_url = if notice {
                 None
@@ -454,18 +406,18 @@ pub fn context_for(
                 digest_links.push(json!({"label": w["ack"], "url": url}));
             }
             let mut summary = get(&a.annotations, "summary");
-            if let Some(by) = a.annotations.get(crate::rota::REMINDER) {
+            if let Some(by) = a.annotations.get(crate::core::annotations::REMINDER) {
                 let at = a
                     .annotations
-                    .get(ACKED_AT)
+                    .get(annotations::ACKED_AT)
                     .and_then(|ms| ms.parse().ok())
                     .map(format_time)
                     .unwrap_or_default();
                 summary = reminder_summary(lang, by, &at, &summary);
-            } else if let Some(by) = a.annotations.get(ACKED_BY) {
+            } else if let Some(by) = a.annotations.get(annotations::ACKED_BY) {
                 let at = a
                     .annotations
-                    .get(ACKED_AT)
+                    .get(annotations::ACKED_AT)
                     .and_then(|ms| ms.parse().ok())
                     .map(format_time)
                     .unwrap_or_default();
@@ -490,12 +442,12 @@ pub fn context_for(
                 "digest_links": digest_links,
                 "silence_url": silence_url,
                 "silence_links": silence_links,
-                "chart_url": a.annotations.get(crate::chart::ANN_CHART_URL),
-                "chart_cid": a.annotations.get(crate::chart::ANN_CHART_CID),
-                "chart_note": a.annotations.get(crate::chart::ANN_CHART_NOTE),
+                "chart_url": a.annotations.get(crate::core::annotations::CHART_URL),
+                "chart_cid": a.annotations.get(crate::core::annotations::CHART_CID),
+                "chart_note": a.annotations.get(crate::core::annotations::CHART_NOTE),
                 "context": a
                     .annotations
-                    .get(crate::chart::ANN_CONTEXT)
+                    .get(crate::core::annotations::CONTEXT)
                     .and_then(|c| serde_json::from_str::<Vec<(String, String)>>(c).ok())
                     .unwrap_or_default()
                     .into_iter()
@@ -685,7 +637,7 @@ mod tests {
             "{en}"
         );
         // Without the marks, the summary is the alert's own.
-        a.annotations.remove(ACKED_BY);
+        a.annotations.remove(annotations::ACKED_BY);
         let plain = t
             .render(&context(std::slice::from_ref(&a), Language::Zh, &links))
             .unwrap();
@@ -777,7 +729,7 @@ mod tests {
 
     fn zone(name: &str) -> MessageSettings {
         MessageSettings {
-            tz: crate::timefmt::parse_zone(name).unwrap(),
+            tz: crate::core::timefmt::parse_zone(name).unwrap(),
             ..Default::default()
         }
     }
@@ -851,11 +803,11 @@ mod tests {
             }
             // JSON (the webhook channel) keeps RFC 3339 with the zone's offset.
             assert_eq!(
-                crate::timefmt::rfc3339_ms(a.starts_at, settings.tz).as_deref(),
+                crate::core::timefmt::rfc3339_ms(a.starts_at, settings.tz).as_deref(),
                 Some(start_j)
             );
             assert_eq!(
-                crate::timefmt::rfc3339_ms(ms(end), settings.tz).as_deref(),
+                crate::core::timefmt::rfc3339_ms(ms(end), settings.tz).as_deref(),
                 Some(end_j)
             );
             // An ack announcement says when, in the same zone.
@@ -992,19 +944,19 @@ mod tests {
     fn chart_context_and_note_reach_single_alert_messages() {
         let mut a = alert("DiskFull", "firing");
         a.annotations.insert(
-            crate::chart::ANN_CHART_URL.into(),
+            crate::core::annotations::CHART_URL.into(),
             "https://router.example/charts/chart.ab.0.9.cd.png".into(),
         );
         a.annotations.insert(
-            crate::chart::ANN_CHART_CID.into(),
-            crate::chart::EMAIL_CID.into(),
+            crate::core::annotations::CHART_CID.into(),
+            crate::render::chart::EMAIL_CID.into(),
         );
         a.annotations.insert(
-            crate::chart::ANN_CONTEXT.into(),
+            crate::core::annotations::CONTEXT.into(),
             r#"[["Equity","1,000.00"],["Largest <b>","AAPL 5.00"]]"#.into(),
         );
         a.annotations.insert(
-            crate::chart::ANN_CHART_NOTE.into(),
+            crate::core::annotations::CHART_NOTE.into(),
             "context unavailable: Prometheus did not answer within the deadline".into(),
         );
         let ctx = context_for(
@@ -1102,7 +1054,7 @@ mod tests {
         // Without alertmanager_urls: Alertmanager's own form, from the alert's externalURL.
         let mut a = alert("DiskFull", "firing");
         a.annotations.insert(
-            crate::silence::EXTERNAL_URL.into(),
+            crate::core::annotations::EXTERNAL_URL.into(),
             "http://am.example:9093".into(),
         );
         let plain = LinkSettings::default();

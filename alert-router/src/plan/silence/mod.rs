@@ -1,4 +1,4 @@
-//! Silences from the message: a signed link (`ack::Purpose::Silence`) opens a confirmation
+//! Silences from the message: a signed link (`signing::Purpose::Silence`) opens a confirmation
 //! page (`GET /silence/{token}`, so a link preview never silences); its form posts `by` and
 //! `duration` (`1h`, `4h`, `resolved`) and the router creates the silence on every configured
 //! Alertmanager through the v2 API (`POST /api/v2/silences`, matchers = the alert's labels).
@@ -28,15 +28,12 @@ pub use client::{AmError, create_one, expire_one, still_firing};
 pub use pages::{expire_api, link_page, link_post, list_api, status_rows};
 
 use crate::App;
-use crate::ack;
 use crate::config::Problem;
-use crate::model::AlertEvent;
+use crate::core::language::Language;
+use crate::core::model::AlertEvent;
+use crate::core::signing;
+use crate::core::text::path_segment;
 use crate::store::{AmSilence, SilenceRecord, StoreError};
-use crate::template::{Language, path_segment};
-
-/// Annotation holding the webhook payload's `externalURL` (set at intake from the payload;
-/// the internal prefix means a sender cannot set it through an annotation).
-pub const EXTERNAL_URL: &str = "quantwatch_external_url";
 
 /// How long a silence from a link lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +156,7 @@ pub fn validate(
         }
     }
     let dur = |p: &mut Vec<Problem>, k: &str, v: Option<&str>, def: Duration| {
-        crate::config::duration(p, file, &format!("silences.{k}"), v, def)
+        crate::core::settings::duration(p, file, &format!("silences.{k}"), v, def)
     };
     SilenceSettings {
         alertmanager_urls: out,
@@ -203,7 +200,7 @@ pub async fn create(
     if settings.alertmanager_urls.is_empty() {
         return Err(SilenceError::NotConfigured);
     }
-    let now = crate::worker::now_ms();
+    let now = crate::core::clock::now_ms();
     let ends_at =
         now.saturating_add(i64::try_from(length.span(&settings).as_millis()).unwrap_or(0));
     let comment = format!(
@@ -284,7 +281,13 @@ pub async fn expire(
     }
     Ok(app
         .store
-        .expire_silence(rec.id, by, via, address.as_deref(), crate::worker::now_ms())
+        .expire_silence(
+            rec.id,
+            by,
+            via,
+            address.as_deref(),
+            crate::core::clock::now_ms(),
+        )
         .await?)
 }
 
@@ -344,7 +347,7 @@ pub async fn watch(app: Arc<App>) {
         if app.live().config.silences.alertmanager_urls.is_empty() {
             continue;
         }
-        if let Err(e) = expire_resolved(&app, crate::worker::now_ms()).await {
+        if let Err(e) = expire_resolved(&app, crate::core::clock::now_ms()).await {
             tracing::warn!(error = %e, "cannot check silences of resolved alerts");
         }
     }
@@ -354,7 +357,8 @@ pub async fn watch(app: Arc<App>) {
 /// payload's `externalURL`; `None` when that is missing or not an http(s) URL. Characters
 /// that end a link in chat markup are percent-encoded: the URL came from outside.
 pub fn form_url(ev: &AlertEvent) -> Option<String> {
-    let base = reqwest::Url::parse(ev.annotations.get(EXTERNAL_URL)?).ok()?;
+    let base =
+        reqwest::Url::parse(ev.annotations.get(crate::core::annotations::EXTERNAL_URL)?).ok()?;
     if !matches!(base.scheme(), "http" | "https") || !base.username().is_empty() {
         return None;
     }
@@ -377,22 +381,26 @@ pub fn form_url(ev: &AlertEvent) -> Option<String> {
     )
 }
 
-/// `{public_url}/silence/{token}?duration=…` for each length, or the Alertmanager form.
+/// `{public_url}/silence/{token}?duration=…` for each length (valid until `expires_s`, Unix
+/// seconds), or the Alertmanager form.
 /// Firing alerts only (a resolved alert has nothing to silence).
 pub fn links(
     ev: &AlertEvent,
     lang: Language,
     public_url: Option<&str>,
     secret: Option<&str>,
-    ttl_s: i64,
+    expires_s: i64,
     configured: bool,
 ) -> Vec<Value> {
-    if ev.status != "firing" || ev.annotations.contains_key(crate::rota::NOTICE) {
+    if ev.status != "firing"
+        || ev
+            .annotations
+            .contains_key(crate::core::annotations::NOTICE)
+    {
         return Vec::new();
     }
     if let (true, Some(base), Some(secret)) = (configured, public_url, secret) {
-        let expires = chrono::Utc::now().timestamp().saturating_add(ttl_s);
-        let token = ack::silence_token(secret, &ev.fingerprint, ev.starts_at, expires);
+        let token = signing::silence_token(secret, &ev.fingerprint, ev.starts_at, expires_s);
         let base = base.trim_end_matches('/');
         return Length::ALL
             .iter()
@@ -450,19 +458,24 @@ mod tests {
     fn the_fallback_form_url_is_inert_in_chat_markup() {
         let mut e = ev();
         assert_eq!(form_url(&e), None, "no externalURL");
-        e.annotations
-            .insert(EXTERNAL_URL.into(), "http://am.example:9093/".into());
+        e.annotations.insert(
+            crate::core::annotations::EXTERNAL_URL.into(),
+            "http://am.example:9093/".into(),
+        );
         let u = form_url(&e).unwrap();
         assert_eq!(
             u,
             "http://am.example:9093/#/silences/new?filter=%7Balertname%3D%22Disk%28Full%29%22%2Cpath%3D%22say%20%5C%22hi%5C%22%22%7D"
         );
         for bad in ["javascript:alert(1)", "ftp://am", "http://u:p@am/"] {
-            e.annotations.insert(EXTERNAL_URL.into(), bad.into());
+            e.annotations
+                .insert(crate::core::annotations::EXTERNAL_URL.into(), bad.into());
             assert_eq!(form_url(&e), None, "{bad}");
         }
-        e.annotations
-            .insert(EXTERNAL_URL.into(), "http://am/x)[y](z".into());
+        e.annotations.insert(
+            crate::core::annotations::EXTERNAL_URL.into(),
+            "http://am/x)[y](z".into(),
+        );
         let u = form_url(&e).unwrap();
         assert!(!u.contains(')') && !u.contains('('), "{u}");
     }

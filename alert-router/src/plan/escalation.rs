@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+use crate::store::escalation::{Plan, PlannedStep};
 
 /// Most repetitions of a whole chain: a chain that never stops would page forever.
 pub const MAX_REPEAT: u32 = 5;
@@ -38,24 +40,6 @@ pub struct Policy {
     pub repeat_interval: Duration,
 }
 
-/// One outbox row of a planned chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlannedStep {
-    /// Milliseconds after the first notification.
-    pub offset_ms: i64,
-    /// Step number across repeats: run k's step i is `k * steps.len() + i`.
-    pub step: i64,
-    pub channel: String,
-    pub mentions: Vec<String>,
-}
-
-/// The escalation part of an event stored at intake.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    pub policy: String,
-    pub steps: Vec<PlannedStep>,
-}
-
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -64,7 +48,7 @@ impl Policy {
     /// Every row of the chain, repeats included, ordered by due time (then step, then the
     /// channel order of the step): the outbox keeps per-alert order by row id, so rows must be
     /// inserted in the order they fall due. Rotations resolve at each row's due time.
-    pub fn plan(&self, now_ms: i64, dir: &crate::oncall::Directory) -> Plan {
+    pub fn plan(&self, now_ms: i64, dir: &crate::plan::oncall::Directory) -> Plan {
         let mut steps = Vec::new();
         let n = self.steps.len() as i64;
         for run in 0..=i64::from(self.repeat) {

@@ -19,16 +19,12 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::Deserialize;
 
-use crate::config::{Config, Problem};
-use crate::model::AlertEvent;
-use crate::oncall::{Period, Rotation};
+use crate::config::Config;
+use crate::core::language::Language;
+use crate::core::model::AlertEvent;
+use crate::core::settings::Problem;
+use crate::plan::oncall::{Period, Rotation};
 use crate::store::{Notice, Store, StoreError};
-use crate::template::Language;
-
-/// Annotation marking a router notice (handoff, gap): no ack or silence links.
-pub const NOTICE: &str = "quantwatch_notice";
-/// Annotation marking an ack reminder: who acknowledged (the value).
-pub const REMINDER: &str = "quantwatch_reminder";
 
 /// A handoff is still announced this long after it happened (a router that was down at the
 /// handoff announces it late rather than never; older ones are history).
@@ -87,7 +83,7 @@ pub fn validate(
         }
     }
     let dur = |p: &mut Vec<Problem>, k: &str, v: Option<&str>, def: Duration| {
-        crate::config::duration(p, file, &format!("rota.{k}"), v, def)
+        crate::core::settings::duration(p, file, &format!("rota.{k}"), v, def)
     };
     RotaSettings {
         announce_channels: f.announce_channels,
@@ -220,7 +216,10 @@ fn notice_event(
 ) -> AlertEvent {
     let mut ann = BTreeMap::new();
     ann.insert("summary".to_string(), summary);
-    ann.insert(NOTICE.to_string(), kind.to_string());
+    ann.insert(
+        crate::core::annotations::NOTICE.to_string(),
+        kind.to_string(),
+    );
     AlertEvent {
         group_key: "quantwatch-rota".into(),
         fingerprint,
@@ -245,7 +244,7 @@ pub fn handoff_text(
     at: DateTime<Utc>,
     who: Option<&str>,
 ) -> String {
-    let clock = crate::timefmt::clock(at, rot.tz, false);
+    let clock = crate::core::timefmt::clock(at, rot.tz, false);
     let zone = rot.tz.name();
     match (lang, who) {
         (Language::En, Some(p)) => format!("from {clock} {zone} the {rotation} on-call is {p}"),
@@ -268,9 +267,9 @@ fn gap_text(
             Language::Zh => "现在".to_string(),
         }
     } else {
-        crate::timefmt::human(a, rot.tz)
+        crate::core::timefmt::human(a, rot.tz)
     };
-    let (a, b) = (a, crate::timefmt::human(b, rot.tz));
+    let (a, b) = (a, crate::core::timefmt::human(b, rot.tz));
     match lang {
         Language::En => format!("nobody is on call in {rotation} from {a} until {b}"),
         Language::Zh => format!("{rotation} 在 {a} 至 {b} 期间无人值班"),
@@ -412,9 +411,12 @@ pub async fn tick(
                     }
                 }
             }
-            ev.annotations.insert(REMINDER.into(), by.to_string());
             ev.annotations
-                .insert(crate::template::ACKED_AT.into(), acked_at.to_string());
+                .insert(crate::core::annotations::REMINDER.into(), by.to_string());
+            ev.annotations.insert(
+                crate::core::annotations::ACKED_AT.into(),
+                acked_at.to_string(),
+            );
             let key = format!("ackrem:{}:{}:{k}", view.fingerprint, view.starts_at);
             if queue(store, &key, &ev, targets, now_ms).await? {
                 rep.reminders += 1;
@@ -445,7 +447,7 @@ pub async fn watch(app: std::sync::Arc<crate::App>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oncall::{Override, parse_tz};
+    use crate::plan::oncall::{Override, parse_tz};
     use chrono::{NaiveDate, NaiveTime};
 
     fn utc(s: &str) -> DateTime<Utc> {

@@ -14,13 +14,15 @@ use serde_json::{Value, json};
 
 use super::{Length, SilenceError, create, expire};
 use crate::App;
-use crate::ack::{self, Purpose, TokenError};
 use crate::alerts::{MAX_BY_CHARS, Peer, acker, client_address};
 use crate::auth::Principal;
-use crate::model::AlertEvent;
+use crate::core::language::Language;
+use crate::core::model::AlertEvent;
+use crate::core::signing::{self, Purpose, TokenError};
+use crate::core::text::path_segment;
 use crate::pages::{message, render};
+use crate::render::template::format_time;
 use crate::store::{SilenceRecord, StoreError};
-use crate::template::{Language, format_time, path_segment};
 
 fn refused(e: &TokenError) -> Response {
     let status = match e {
@@ -53,11 +55,11 @@ async fn firing(app: &App, token: &str) -> Result<AlertEvent, Box<Response>> {
             "ROUTER_ACK_SECRET is not set.",
         )));
     };
-    let link = ack::verify(
+    let link = signing::verify(
         secret,
         Purpose::Silence,
         token,
-        crate::worker::now_ms() / 1000,
+        crate::core::clock::now_ms() / 1000,
     )
     .map_err(|e| {
         tracing::warn!(error = %e, "silence link refused");
@@ -239,7 +241,7 @@ pub fn status_rows(list: &[SilenceRecord]) -> Vec<Value> {
 pub async fn list_api(State(app): State<Arc<App>>) -> Response {
     match app
         .store
-        .active_silences(crate::worker::now_ms(), 1000)
+        .active_silences(crate::core::clock::now_ms(), 1000)
         .await
     {
         Ok(list) => axum::Json(json!({"silences": list})).into_response(),
@@ -273,7 +275,7 @@ pub async fn expire_api(
     };
     let list = match app
         .store
-        .active_silences(crate::worker::now_ms(), 1000)
+        .active_silences(crate::core::clock::now_ms(), 1000)
         .await
     {
         Ok(l) => l,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::template::path_segment;
+use crate::core::text::path_segment;
 
 /// Why an Alertmanager call failed: the page and the log say which Alertmanager and why.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -86,7 +86,7 @@ pub async fn create_one(
     };
     let body = json!({
         "matchers": matchers,
-        "startsAt": rfc(crate::worker::now_ms()),
+        "startsAt": rfc(crate::core::clock::now_ms()),
         "endsAt": rfc(ends_at_ms),
         "createdBy": created_by,
         "comment": comment,

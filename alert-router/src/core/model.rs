@@ -149,7 +149,7 @@ pub fn parse_payload(body: &[u8]) -> Result<Vec<AlertEvent>, PayloadError> {
         // group forever and lose its other alerts.
         let mut annotations = a.annotations;
         let before = annotations.len();
-        annotations.retain(|k, _| !k.starts_with(crate::template::INTERNAL_PREFIX));
+        annotations.retain(|k, _| !k.starts_with(crate::core::annotations::INTERNAL_PREFIX));
         if annotations.len() != before {
             tracing::warn!(
                 fingerprint = %fingerprint,
@@ -159,7 +159,7 @@ pub fn parse_payload(body: &[u8]) -> Result<Vec<AlertEvent>, PayloadError> {
         }
         // Where the alert's Alertmanager lives: silence links fall back to its form.
         if let Some(u) = p.external_url.as_deref().filter(|u| !u.is_empty()) {
-            annotations.insert(crate::silence::EXTERNAL_URL.into(), u.to_string());
+            annotations.insert(crate::core::annotations::EXTERNAL_URL.into(), u.to_string());
         }
         out.push(AlertEvent {
             group_key,
@@ -174,6 +174,93 @@ pub fn parse_payload(body: &[u8]) -> Result<Vec<AlertEvent>, PayloadError> {
         });
     }
     Ok(out)
+}
+
+/// What became of one call; stored and shown as its `as_str`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    Answered,
+    NoAnswer,
+    Busy,
+    /// Unreachable, switched off, suspended, illegal number, rejected.
+    Failed,
+    /// No receipt within the channel's `receipt_timeout`: counted as unanswered.
+    NoReceipt,
+    /// The vendor's per-number flow control refused to place it.
+    FlowControl,
+    /// The vendor refused the number itself.
+    Refused,
+}
+
+impl CallOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Answered => "answered",
+            CallOutcome::NoAnswer => "no_answer",
+            CallOutcome::Busy => "busy",
+            CallOutcome::Failed => "failed",
+            CallOutcome::NoReceipt => "no_receipt",
+            CallOutcome::FlowControl => "flow_control",
+            CallOutcome::Refused => "refused",
+        }
+    }
+
+    /// The stored text back; `None` for anything else (a call still ringing).
+    pub fn parse(s: &str) -> Option<CallOutcome> {
+        [
+            CallOutcome::Answered,
+            CallOutcome::NoAnswer,
+            CallOutcome::Busy,
+            CallOutcome::Failed,
+            CallOutcome::NoReceipt,
+            CallOutcome::FlowControl,
+            CallOutcome::Refused,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+
+    /// How the status page and history say it; `None` is a call still ringing.
+    pub fn words(outcome: Option<CallOutcome>) -> &'static str {
+        match outcome {
+            Some(CallOutcome::Answered) => "answered",
+            Some(CallOutcome::NoAnswer) => "no answer",
+            Some(CallOutcome::Busy) => "busy",
+            Some(CallOutcome::Failed) => "not reachable",
+            Some(CallOutcome::NoReceipt) => "no receipt in time",
+            Some(CallOutcome::FlowControl) => "not called (vendor flow control)",
+            Some(CallOutcome::Refused) => "not called (number refused)",
+            None => "ringing",
+        }
+    }
+}
+
+/// A synthetic alert that says what it is.
+pub fn test_alert(now: i64) -> AlertEvent {
+    AlertEvent {
+        group_key: "test-send".into(),
+        fingerprint: format!("test-{now}"),
+        status: "firing".into(),
+        labels: [
+            ("alertname", "QuantwatchTestNotification"),
+            ("severity", "info"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        annotations: [
+            ("summary", "Test notification from quantwatch-alert-router"),
+            ("description", "If you can read this, the channel works."),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        starts_at: now,
+        ends_at: None,
+        generator_url: None,
+        receiver: None,
+    }
 }
 
 #[cfg(test)]

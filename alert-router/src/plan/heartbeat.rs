@@ -33,10 +33,11 @@ use serde_json::json;
 
 use crate::App;
 use crate::auth::{AuthMethod, Principal};
-use crate::config::{Config, Language};
-use crate::model::{AlertEvent, label_fingerprint};
-use crate::oncall::TimeWindow;
-use crate::routing::RouteTree;
+use crate::config::Config;
+use crate::core::language::Language;
+use crate::core::model::{AlertEvent, label_fingerprint};
+use crate::plan::oncall::TimeWindow;
+use crate::plan::routing::RouteTree;
 use crate::store::{SignalRow, StoreError};
 
 /// The alert Alertmanager always fires, by default (kube-prometheus and most rule sets).
@@ -320,8 +321,8 @@ fn at_clock(ms: i64, tz: chrono_tz::Tz) -> String {
     let t = utc(ms);
     format!(
         "{} {}",
-        crate::timefmt::clock(t, tz, false),
-        crate::timefmt::zone_at(t, tz)
+        crate::core::timefmt::clock(t, tz, false),
+        crate::core::timefmt::zone_at(t, tz)
     )
 }
 
@@ -339,7 +340,7 @@ fn heartbeat_check<'a>(cfg: &'a Config, h: &'a Heartbeat, last_seen: i64) -> Che
     labels.insert("heartbeat".into(), h.name.clone());
     let (since, full) = (
         at_clock(last_seen, tz),
-        crate::timefmt::human_ms(last_seen, tz),
+        crate::core::timefmt::human_ms(last_seen, tz),
     );
     let window = h.window.as_deref().map(|w| match cfg.language {
         Language::Zh => format!("，时段 {w}"),
@@ -409,7 +410,7 @@ fn deadman_check<'a>(
     }
     let (since, full) = (
         at_clock(last_seen, tz),
-        crate::timefmt::human_ms(last_seen, tz),
+        crate::core::timefmt::human_ms(last_seen, tz),
     );
     let deadline = human_duration(d.deadline);
     let name = &d.alertname;
@@ -627,12 +628,12 @@ pub async fn tick(app: &App, now: i64) -> Result<i64, String> {
 /// one falls due (at least every second).
 pub async fn run(app: Arc<App>) {
     loop {
-        let now = crate::worker::now_ms();
+        let now = crate::core::clock::now_ms();
         let next = tick(&app, now).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot evaluate expected signals; retrying");
             now + MAX_SLEEP_MS
         });
-        let wait = (next - crate::worker::now_ms()).clamp(10, MAX_SLEEP_MS);
+        let wait = (next - crate::core::clock::now_ms()).clamp(10, MAX_SLEEP_MS);
         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
     }
 }
@@ -641,7 +642,7 @@ pub async fn run(app: Arc<App>) {
 fn tick_soon(app: &Arc<App>) {
     let app = app.clone();
     tokio::spawn(async move {
-        if let Err(e) = tick(&app, crate::worker::now_ms()).await {
+        if let Err(e) = tick(&app, crate::core::clock::now_ms()).await {
             tracing::warn!(error = %e, "cannot evaluate expected signals");
         }
     });
@@ -652,7 +653,7 @@ fn tick_soon(app: &Arc<App>) {
 fn peer_of(event: &AlertEvent) -> String {
     let url = event
         .annotations
-        .get(crate::silence::EXTERNAL_URL)
+        .get(crate::core::annotations::EXTERNAL_URL)
         .map(|u| u.trim())
         .filter(|u| !u.is_empty());
     match url {
@@ -679,7 +680,7 @@ pub async fn take_watchdog(
     if let Some(e) = watchdog.iter().find(|e| e.status == "firing") {
         let names = [KEY_DEADMAN.to_string(), peer_key(&peer_of(e))];
         app.store
-            .signals_heard(&names, crate::worker::now_ms())
+            .signals_heard(&names, crate::core::clock::now_ms())
             .await?;
         tick_soon(app);
     }
@@ -730,8 +731,8 @@ pub async fn views(app: &App) -> Result<(Vec<HeartbeatView>, Vec<PeerView>), Sto
     let tz = cfg.timezone;
     let rows = app.store.signals().await?;
     let by_name: HashMap<&str, &SignalRow> = rows.iter().map(|r| (r.name.as_str(), r)).collect();
-    let now = crate::worker::now_ms();
-    let rfc = |ms: i64| crate::timefmt::rfc3339(utc(ms), tz);
+    let now = crate::core::clock::now_ms();
+    let rfc = |ms: i64| crate::core::timefmt::rfc3339(utc(ms), tz);
     let heartbeats = cfg
         .watch
         .heartbeats
@@ -760,7 +761,7 @@ pub async fn views(app: &App) -> Result<(Vec<HeartbeatView>, Vec<PeerView>), Sto
                 grace_seconds: h.grace.as_secs_f64(),
                 window: h.window.clone(),
                 last_seen_human: last
-                    .map(|t| crate::timefmt::human_ms(t, tz))
+                    .map(|t| crate::core::timefmt::human_ms(t, tz))
                     .unwrap_or_default(),
             }
         })
@@ -781,7 +782,7 @@ pub async fn views(app: &App) -> Result<(Vec<HeartbeatView>, Vec<PeerView>), Sto
                     } else {
                         "ok"
                     },
-                    last_seen_human: crate::timefmt::human_ms(r.last_seen, tz),
+                    last_seen_human: crate::core::timefmt::human_ms(r.last_seen, tz),
                 })
             })
             .collect()
@@ -811,14 +812,14 @@ async fn record(app: &Arc<App>, name: &str) -> Response {
             json!({"error": "not_found", "reason": format!("no heartbeat monitor is named {name:?} (see heartbeats in the router configuration)")}),
         );
     }
-    let now = crate::worker::now_ms();
+    let now = crate::core::clock::now_ms();
     if let Err(e) = app.store.signals_heard(&[heartbeat_key(name)], now).await {
         return unavailable(&e);
     }
     tick_soon(app);
     reply(
         StatusCode::OK,
-        json!({"name": name, "last_seen": crate::timefmt::rfc3339(utc(now), live.config.timezone)}),
+        json!({"name": name, "last_seen": crate::core::timefmt::rfc3339(utc(now), live.config.timezone)}),
     )
 }
 
@@ -1050,7 +1051,7 @@ mod tests {
     fn the_peer_is_the_payloads_external_url_bounded() {
         // Through intake's parser, as the webhook takes it.
         let peer = |payload: &str| {
-            let events = crate::model::parse_payload(payload.as_bytes()).expect("payload");
+            let events = crate::core::model::parse_payload(payload.as_bytes()).expect("payload");
             peer_of(&events[0])
         };
         let alert = r#""alerts":[{"status":"firing","labels":{"alertname":"Watchdog"},"startsAt":"2026-11-30T00:00:00Z"}]"#;
