@@ -233,10 +233,6 @@ pub struct Config {
     pub ack_secret: Option<String>,
     /// Validity of ack links in messages.
     pub ack_link_ttl: Duration,
-    pub language: Language,
-    /// Router-wide zone (`timezone`, env `ROUTER_TIMEZONE`); per-channel zones come with the
-    /// channel refactor.
-    pub timezone: chrono_tz::Tz,
     /// `prometheus_url`, `prometheus_auth` and `chart:` (see `chart::settings`).
     pub chart: crate::chart::ChartSettings,
     /// `runbook_base_url` (env `ROUTER_RUNBOOK_BASE_URL`), else `public_url`.
@@ -249,17 +245,9 @@ pub struct Config {
     pub web: WebSettings,
     pub delivery: Delivery,
     pub channels: Vec<ChannelConfig>,
-    pub routes: RouteTree,
-    /// Escalation policies by name; routes refer to them.
-    pub policies: std::collections::BTreeMap<String, crate::plan::escalation::Policy>,
-    /// People, on-call rotations and time windows.
-    pub directory: crate::plan::oncall::Directory,
-    /// `alertmanager_urls` and `silences`.
-    pub silences: crate::plan::silence::SilenceSettings,
-    /// `rota`: handoffs, gaps, ack reminders.
-    pub rota: crate::plan::rota::RotaSettings,
-    /// The dead man's switch and heartbeat monitors.
-    pub watch: crate::plan::heartbeat::Watches,
+    /// Language, zone, routes, policies, people, silences, rota and watches: the planners'
+    /// part (`language`, `timezone`, env `ROUTER_LANGUAGE`/`ROUTER_TIMEZONE` included).
+    pub plan: crate::plan::Settings,
 }
 
 impl Config {
@@ -269,15 +257,15 @@ impl Config {
         channels::build_all(
             &specs,
             channels::Settings {
-                language: self.language,
+                language: self.plan.language,
                 links: crate::render::template::LinkSettings {
                     public_url: self.public_url.clone(),
                     ack_secret: self.ack_secret.clone(),
                     ack_link_ttl: self.ack_link_ttl,
-                    alertmanager_silences: !self.silences.alertmanager_urls.is_empty(),
+                    alertmanager_silences: !self.plan.silences.alertmanager_urls.is_empty(),
                 },
                 message: crate::render::template::MessageSettings {
-                    tz: self.timezone,
+                    tz: self.plan.timezone,
                     runbook_base_url: self
                         .runbook_base_url
                         .clone()
@@ -685,8 +673,6 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             public_url,
             ack_secret,
             ack_link_ttl,
-            language,
-            timezone,
             chart,
             runbook_base_url,
             grafana_url,
@@ -695,13 +681,18 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             api_token,
             web,
             delivery,
+            plan: crate::plan::Settings {
+                language,
+                timezone,
+                channels: channels.iter().map(|c| c.name().to_string()).collect(),
+                routes,
+                policies,
+                directory,
+                silences,
+                rota,
+                watch,
+            },
             channels,
-            routes,
-            policies,
-            directory,
-            silences,
-            rota,
-            watch,
         })
     } else {
         Err(ConfigErrors(p))
@@ -893,7 +884,7 @@ mod tests {
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(c.channels.len(), 1);
         assert_eq!(c.channels[0].kind(), "log");
-        assert_eq!(c.routes.channels, vec!["log".to_string()]);
+        assert_eq!(c.plan.routes.channels, vec!["log".to_string()]);
     }
 
     #[test]
@@ -983,10 +974,13 @@ route:
             &env(&[]),
         )
         .unwrap();
-        assert_eq!(c.timezone, chrono_tz::Tz::Asia__Shanghai);
+        assert_eq!(c.plan.timezone, chrono_tz::Tz::Asia__Shanghai);
         assert_eq!(c.chart.width, 640);
         assert!(c.chart.prometheus.is_some());
-        assert_eq!(load(None, &env(&[])).unwrap().timezone, chrono_tz::Tz::UTC);
+        assert_eq!(
+            load(None, &env(&[])).unwrap().plan.timezone,
+            chrono_tz::Tz::UTC
+        );
         let errs = load_text(
             "timezone: Mars/Olympus\nchart:\n  deadline: fast\n",
             &env(&[]),
@@ -1049,12 +1043,16 @@ route:
         .unwrap();
         let risk: std::collections::BTreeMap<String, String> =
             [("team".to_string(), "risk".to_string())].into();
-        let q = c.routes.context_for(&risk).expect("the route's queries");
+        let q = c
+            .plan
+            .routes
+            .context_for(&risk)
+            .expect("the route's queries");
         assert_eq!(
             (q[0].title.as_str(), q[0].unit),
             ("VaR", crate::chart::context::Unit::Money)
         );
-        assert!(c.routes.context_for(&Default::default()).is_none());
+        assert!(c.plan.routes.context_for(&Default::default()).is_none());
         let errs = load_text(
             "route:\n  channels: [log]\n  routes:\n    - matchers: ['team=risk']\n      context:\n        - {title: VaR, query: up, unit: dollars}\n",
             &env(&[]),

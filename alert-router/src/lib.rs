@@ -4,22 +4,18 @@
 //! Flow: `intake` (webhook → group commit into the `store`) → outbox rows per routed channel →
 //! `worker` per channel (rate limiter → claim with lease → render digest → send → mark).
 
-pub mod alerts;
-pub mod auth;
+pub mod app;
 pub mod calls;
 pub mod channels;
 pub mod chart;
 pub mod cli;
 pub mod config;
 pub mod core;
-pub mod intake;
 pub mod limits;
-pub mod pages;
 pub mod plan;
 pub mod render;
-pub mod runbooks;
-pub mod server;
 pub mod store;
+pub mod web;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -98,6 +94,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub ingest: store::ingest::Ingestor,
+    /// Wakes the heartbeat watcher when a heartbeat was heard (it resolves at once).
+    pub heartbeat_heard: Arc<Notify>,
     live: RwLock<Arc<Live>>,
     owner: String,
     workers: Mutex<Option<Workers>>,
@@ -155,7 +153,7 @@ impl App {
         let mut live = Live::build(cfg)?;
         live.charts.keep_images_of(&self.live().charts);
         self.stop_workers(Duration::from_secs(30)).await;
-        crate::core::timefmt::set_router_zone(live.config.timezone);
+        crate::core::timefmt::set_router_zone(live.config.plan.timezone);
         if let Ok(mut l) = self.live.write() {
             *l = Arc::new(live);
         }
@@ -182,7 +180,7 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     metrics.store_up.set(1);
     let live = Arc::new(Live::build(config)?);
-    crate::core::timefmt::set_router_zone(live.config.timezone);
+    crate::core::timefmt::set_router_zone(live.config.plan.timezone);
     let app_slot: Arc<RwLock<Option<std::sync::Weak<App>>>> = Arc::new(RwLock::new(None));
     let slot = app_slot.clone();
     let ingest = store::ingest::Ingestor::start(store.clone(), move || {
@@ -206,6 +204,7 @@ pub async fn serve(
         store,
         metrics,
         ingest,
+        heartbeat_heard: Arc::new(Notify::new()),
         live: RwLock::new(live),
         owner,
         workers: Mutex::new(None),
@@ -215,24 +214,14 @@ pub async fn serve(
         *s = Some(Arc::downgrade(&app));
     }
     app.start_workers();
-    let watcher = tokio::spawn(crate::plan::heartbeat::run(app.clone()));
-    let housekeeping = {
-        let store = app.store.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(600)).await;
-                if let Err(e) = store
-                    .prune_sends(crate::core::clock::now_ms() - 3_600_000)
-                    .await
-                {
-                    tracing::warn!(error = %e, "cannot prune old send records");
-                }
-            }
-        })
-    };
+    let watcher = tokio::spawn(app::loops::heartbeats(
+        app.clone(),
+        app.heartbeat_heard.clone(),
+    ));
+    let housekeeping = tokio::spawn(app::loops::housekeeping(app.clone()));
     // Expire "until resolved" silences of resolved alerts; announce handoffs, gaps, reminders.
-    let silence_watch = tokio::spawn(crate::plan::silence::watch(app.clone()));
-    let rota_watch = tokio::spawn(crate::plan::rota::watch(app.clone()));
+    let silence_watch = tokio::spawn(app::loops::silences(app.clone()));
+    let rota_watch = tokio::spawn(app::loops::rota(app.clone()));
     if let Some(rx) = reload.take() {
         let app = app.clone();
         let status = app.metrics.reload.clone();
@@ -257,7 +246,7 @@ pub async fn serve(
         max_connections = web.limits.max_connections,
         "quantwatch-alert-router listening"
     );
-    let routes = web.security.apply_headers(server::router(app.clone()));
+    let routes = web.security.apply_headers(web::server::router(app.clone()));
     quantwatch_web::serve::serve(
         listener,
         routes,

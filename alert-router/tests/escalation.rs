@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use quantwatch_alert_router::config::{self, Config};
 use quantwatch_alert_router::core::model::AlertEvent;
-use quantwatch_alert_router::intake::route_event;
+use quantwatch_alert_router::plan::routing::route_event;
 use quantwatch_alert_router::store::{AckOutcome, Store};
 
 const T0: i64 = 1_800_000_000_000;
@@ -86,7 +86,7 @@ type Sent = (String, String, Option<i64>, String, Vec<String>);
 
 impl Fixture {
     async fn post(&self, ev: AlertEvent, now: i64) -> bool {
-        let routed = route_event(&self.cfg, ev, now);
+        let routed = route_event(&self.cfg.plan, ev, now);
         self.store.ingest(&[routed], now).await.expect("ingest")[0]
     }
 

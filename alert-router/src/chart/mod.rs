@@ -128,7 +128,7 @@ impl ChartService {
             prom: s.prometheus.clone().map(prom::PromClient::new),
             images: Arc::new(serve::ImageCache::new(s.cache_entries)),
             settings: s,
-            tz: config.timezone,
+            tz: config.plan.timezone,
             public_url: config
                 .public_url
                 .as_deref()
@@ -136,7 +136,7 @@ impl ChartService {
             secret: config.ack_secret.clone(),
             memo: Arc::default(),
             context_memo: Arc::default(),
-            routes: Arc::new(config.routes.clone()),
+            routes: Arc::new(config.plan.routes.clone()),
         }
     }
 

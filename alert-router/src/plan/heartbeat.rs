@@ -20,24 +20,20 @@
 //! once a heartbeat newer than the alert's start is stored.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Extension;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::App;
-use crate::auth::{AuthMethod, Principal};
-use crate::config::Config;
+use super::Settings;
+use super::routing::route_event_via;
 use crate::core::language::Language;
+use crate::core::metrics::Metrics;
 use crate::core::model::{AlertEvent, label_fingerprint};
 use crate::plan::oncall::TimeWindow;
 use crate::plan::routing::RouteTree;
+use crate::store::Store;
+use crate::store::ingest::Ingestor;
 use crate::store::{SignalRow, StoreError};
 
 /// The alert Alertmanager always fires, by default (kube-prometheus and most rule sets).
@@ -53,14 +49,14 @@ pub const HEARTBEAT_MISSING: &str = "HeartbeatMissing";
 /// Longest Alertmanager peer name kept (the payload's `externalURL`; outside input).
 const MAX_PEER_CHARS: usize = 200;
 /// The watcher looks at the store at least this often (windows open; heartbeats resolve).
-const MAX_SLEEP_MS: i64 = 1000;
+pub const MAX_SLEEP_MS: i64 = 1000;
 /// How far back an open window's opening is searched (minute by minute); a window open for
 /// longer counts as always open.
 const WINDOW_LOOKBACK_MS: i64 = 8 * 86_400_000;
 
 const KEY_DEADMAN: &str = "deadman";
 
-fn heartbeat_key(name: &str) -> String {
+pub fn heartbeat_key(name: &str) -> String {
     format!("heartbeat:{name}")
 }
 
@@ -330,7 +326,7 @@ fn human_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
-fn heartbeat_check<'a>(cfg: &'a Config, h: &'a Heartbeat, last_seen: i64) -> Check<'a> {
+fn heartbeat_check<'a>(cfg: &'a Settings, h: &'a Heartbeat, last_seen: i64) -> Check<'a> {
     let tz = cfg.timezone;
     let mut labels = BTreeMap::from([
         ("alertname".to_string(), HEARTBEAT_MISSING.to_string()),
@@ -384,7 +380,7 @@ fn heartbeat_check<'a>(cfg: &'a Config, h: &'a Heartbeat, last_seen: i64) -> Che
 }
 
 fn deadman_check<'a>(
-    cfg: &'a Config,
+    cfg: &'a Settings,
     d: &'a Deadman,
     peer: Option<&str>,
     last_seen: i64,
@@ -456,7 +452,7 @@ fn deadman_check<'a>(
 
 /// The checks of the configuration over the stored rows (rows must exist for every
 /// configured signal).
-fn checks<'a>(cfg: &'a Config, rows: &HashMap<&str, &SignalRow>, now: i64) -> Vec<Check<'a>> {
+fn checks<'a>(cfg: &'a Settings, rows: &HashMap<&str, &SignalRow>, now: i64) -> Vec<Check<'a>> {
     let mut out = Vec::new();
     for h in &cfg.watch.heartbeats {
         if let Some(r) = rows.get(heartbeat_key(&h.name).as_str()) {
@@ -523,9 +519,13 @@ enum Change {
 
 /// One evaluation: raise the alerts of signals that became missing, resolve those heard
 /// again. Returns when to look next.
-pub async fn tick(app: &App, now: i64) -> Result<i64, String> {
-    let live = app.live();
-    let cfg = &live.config;
+pub async fn tick(
+    cfg: &Settings,
+    store: &dyn Store,
+    ingest: &Ingestor,
+    metrics: &Metrics,
+    now: i64,
+) -> Result<i64, String> {
     let store_err = |e: StoreError| e.to_string();
     let mut expected: Vec<String> = cfg
         .watch
@@ -539,25 +539,25 @@ pub async fn tick(app: &App, now: i64) -> Result<i64, String> {
     if expected.is_empty() {
         return Ok(now + MAX_SLEEP_MS);
     }
-    let mut rows = app.store.signals().await.map_err(store_err)?;
+    let mut rows = store.signals().await.map_err(store_err)?;
     let absent: Vec<String> = expected
         .iter()
         .filter(|k| !rows.iter().any(|r| &r.name == *k))
         .cloned()
         .collect();
     if !absent.is_empty() {
-        app.store
+        store
             .expect_signals(&absent, now)
             .await
             .map_err(store_err)?;
         // Read back: another replica may have started expecting them first, and every
         // replica must count from the same instant.
-        rows = app.store.signals().await.map_err(store_err)?;
+        rows = store.signals().await.map_err(store_err)?;
     }
     let by_name: HashMap<&str, &SignalRow> = rows.iter().map(|r| (r.name.as_str(), r)).collect();
     for h in &cfg.watch.heartbeats {
         if let Some(r) = by_name.get(heartbeat_key(&h.name).as_str()) {
-            app.metrics
+            metrics
                 .heartbeat_last_seen
                 .with_label_values(&[&h.name])
                 .set(r.last_seen as f64 / 1000.0);
@@ -583,7 +583,7 @@ pub async fn tick(app: &App, now: i64) -> Result<i64, String> {
                 ev.status = "resolved".into();
                 ev.ends_at = Some(row.last_seen);
                 tracing::info!(signal = %c.key, since, "expected signal heard again; resolving its alert");
-                routed.push(crate::intake::route_event_via(cfg, routes, ev, now));
+                routed.push(route_event_via(cfg, routes, ev, now));
                 changes.push(Change::Back { key: c.key, since });
             }
             Some(_) => {}
@@ -592,7 +592,7 @@ pub async fn tick(app: &App, now: i64) -> Result<i64, String> {
                     let ev = raised(&c, since);
                     let alert = serde_json::to_string(&ev).map_err(|e| e.to_string())?;
                     tracing::warn!(signal = %c.key, since, "expected signal missing; raising an alert");
-                    routed.push(crate::intake::route_event_via(cfg, routes, ev, now));
+                    routed.push(route_event_via(cfg, routes, ev, now));
                     changes.push(Change::Missing {
                         key: c.key,
                         since,
@@ -611,41 +611,17 @@ pub async fn tick(app: &App, now: i64) -> Result<i64, String> {
         return Ok(next);
     }
     // Through the intake's group commit: the same dedup, and the workers are woken.
-    app.ingest.ingest(routed).await?;
+    ingest.ingest(routed).await?;
     for ch in changes {
         let done = match ch {
             Change::Missing { key, since, alert } => {
-                app.store.signal_missing(&key, since, &alert).await
+                store.signal_missing(&key, since, &alert).await
             }
-            Change::Back { key, since } => app.store.signal_back(&key, since).await,
+            Change::Back { key, since } => store.signal_back(&key, since).await,
         };
         done.map_err(store_err)?;
     }
     Ok(next)
-}
-
-/// The watcher: evaluates the expected signals until the task is aborted, waking when the next
-/// one falls due (at least every second).
-pub async fn run(app: Arc<App>) {
-    loop {
-        let now = crate::core::clock::now_ms();
-        let next = tick(&app, now).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot evaluate expected signals; retrying");
-            now + MAX_SLEEP_MS
-        });
-        let wait = (next - crate::core::clock::now_ms()).clamp(10, MAX_SLEEP_MS);
-        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-    }
-}
-
-/// Resolve at once rather than at the next scheduled look.
-fn tick_soon(app: &Arc<App>) {
-    let app = app.clone();
-    tokio::spawn(async move {
-        if let Err(e) = tick(&app, crate::core::clock::now_ms()).await {
-            tracing::warn!(error = %e, "cannot evaluate expected signals");
-        }
-    });
 }
 
 /// The Alertmanager an event came from: the payload's `externalURL`, which intake keeps on
@@ -665,26 +641,26 @@ fn peer_of(event: &AlertEvent) -> String {
 /// Take the dead man's switch out of a webhook's events: a firing `deadman.alertname` is a
 /// heartbeat of the pipeline and of the Alertmanager that sent it, stored before the webhook
 /// is answered; it is never routed (it always fires). Without `deadman` configured nothing is
-/// taken. Returns the events to route.
+/// taken. Returns the events to route, and whether a heartbeat was heard (the watcher then
+/// looks at once rather than at its next scheduled look).
 pub async fn take_watchdog(
-    app: &Arc<App>,
-    cfg: &Config,
+    cfg: &Settings,
+    store: &dyn Store,
     events: Vec<AlertEvent>,
-) -> Result<Vec<AlertEvent>, StoreError> {
+    now: i64,
+) -> Result<(Vec<AlertEvent>, bool), StoreError> {
     let Some(d) = &cfg.watch.deadman else {
-        return Ok(events);
+        return Ok((events, false));
     };
     let (watchdog, rest): (Vec<AlertEvent>, Vec<AlertEvent>) = events
         .into_iter()
         .partition(|e| e.alertname() == d.alertname);
     if let Some(e) = watchdog.iter().find(|e| e.status == "firing") {
         let names = [KEY_DEADMAN.to_string(), peer_key(&peer_of(e))];
-        app.store
-            .signals_heard(&names, crate::core::clock::now_ms())
-            .await?;
-        tick_soon(app);
+        store.signals_heard(&names, now).await?;
+        return Ok((rest, true));
     }
-    Ok(rest)
+    Ok((rest, false))
 }
 
 /// A heartbeat monitor as the API and the status page show it.
@@ -725,13 +701,14 @@ fn still_missing(r: &SignalRow) -> Option<i64> {
 }
 
 /// Heartbeat monitors and the dead man's switch peers, from the store.
-pub async fn views(app: &App) -> Result<(Vec<HeartbeatView>, Vec<PeerView>), StoreError> {
-    let live = app.live();
-    let cfg = &live.config;
+pub async fn views(
+    cfg: &Settings,
+    store: &dyn Store,
+    now: i64,
+) -> Result<(Vec<HeartbeatView>, Vec<PeerView>), StoreError> {
     let tz = cfg.timezone;
-    let rows = app.store.signals().await?;
+    let rows = store.signals().await?;
     let by_name: HashMap<&str, &SignalRow> = rows.iter().map(|r| (r.name.as_str(), r)).collect();
-    let now = crate::core::clock::now_ms();
     let rfc = |ms: i64| crate::core::timefmt::rfc3339(utc(ms), tz);
     let heartbeats = cfg
         .watch
@@ -790,74 +767,6 @@ pub async fn views(app: &App) -> Result<(Vec<HeartbeatView>, Vec<PeerView>), Sto
         Vec::new()
     };
     Ok((heartbeats, peers))
-}
-
-fn reply(status: StatusCode, body: serde_json::Value) -> Response {
-    (status, axum::Json(body)).into_response()
-}
-
-fn unavailable(e: &StoreError) -> Response {
-    tracing::warn!(error = %e, "store unavailable");
-    reply(
-        StatusCode::SERVICE_UNAVAILABLE,
-        json!({"error": "store_unavailable", "reason": "cannot reach the store; retry"}),
-    )
-}
-
-async fn record(app: &Arc<App>, name: &str) -> Response {
-    let live = app.live();
-    if !live.config.watch.heartbeats.iter().any(|h| h.name == name) {
-        return reply(
-            StatusCode::NOT_FOUND,
-            json!({"error": "not_found", "reason": format!("no heartbeat monitor is named {name:?} (see heartbeats in the router configuration)")}),
-        );
-    }
-    let now = crate::core::clock::now_ms();
-    if let Err(e) = app.store.signals_heard(&[heartbeat_key(name)], now).await {
-        return unavailable(&e);
-    }
-    tick_soon(app);
-    reply(
-        StatusCode::OK,
-        json!({"name": name, "last_seen": crate::core::timefmt::rfc3339(utc(now), live.config.timezone)}),
-    )
-}
-
-/// `POST /api/v1/heartbeats/{name}`: the job is alive.
-pub async fn heartbeat_post(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
-    record(&app, &name).await
-}
-
-/// `GET /api/v1/heartbeats/{name}`, for `curl` in cron: only with the API bearer. A browser
-/// holding a basic-auth login would send a GET for any page that embeds the URL (an image on
-/// another site), and the cross-site check covers only state-changing methods; a bearer token
-/// is never sent by a browser on its own.
-pub async fn heartbeat_get(
-    State(app): State<Arc<App>>,
-    Extension(who): Extension<Principal>,
-    Path(name): Path<String>,
-) -> Response {
-    if who.method != AuthMethod::ApiToken {
-        return reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            json!({"error": "method_not_allowed", "reason": "GET records a heartbeat only with the ROUTER_API_TOKEN bearer (for curl in cron); otherwise POST"}),
-        );
-    }
-    record(&app, &name).await
-}
-
-/// `GET /api/v1/heartbeats`: every monitor with its last-seen time, and the dead man's switch.
-pub async fn list(State(app): State<Arc<App>>) -> Response {
-    match views(&app).await {
-        Ok((heartbeats, peers)) => {
-            let live = app.live();
-            let deadman = live.config.watch.deadman.as_ref().map(|d| {
-                json!({"alertname": d.alertname, "deadline_seconds": d.deadline.as_secs_f64(), "alertmanagers": peers})
-            });
-            axum::Json(json!({"heartbeats": heartbeats, "deadman": deadman})).into_response()
-        }
-        Err(e) => unavailable(&e),
-    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::Deserialize;
 
-use crate::config::Config;
+use super::Settings;
 use crate::core::language::Language;
 use crate::core::model::AlertEvent;
 use crate::core::settings::Problem;
@@ -284,7 +284,7 @@ pub struct TickReport {
     pub reminders: usize,
 }
 
-fn contact_mentions(cfg: &Config, person: Option<&str>, channel: &str) -> Vec<String> {
+fn contact_mentions(cfg: &Settings, person: Option<&str>, channel: &str) -> Vec<String> {
     person
         .and_then(|p| cfg.directory.people.get(p))
         .and_then(|c| c.get(channel))
@@ -320,7 +320,7 @@ async fn queue(
 /// (each once, whatever the number of replicas and restarts). Returns what this call queued.
 pub async fn tick(
     store: &dyn Store,
-    cfg: &Config,
+    cfg: &Settings,
     now: DateTime<Utc>,
 ) -> Result<TickReport, StoreError> {
     let mut rep = TickReport::default();
@@ -399,7 +399,7 @@ pub async fn tick(
                 .get(by)
                 .map(|c| {
                     c.iter()
-                        .filter(|(ch, _)| cfg.channels.iter().any(|x| x.name() == ch.as_str()))
+                        .filter(|(ch, _)| cfg.channels.iter().any(|x| x == *ch))
                         .map(|(ch, contact)| (ch.clone(), vec![contact.clone()]))
                         .collect()
                 })
@@ -425,23 +425,6 @@ pub async fn tick(
         }
     }
     Ok(rep)
-}
-
-/// Run [`tick`] every `rota.check_interval` until aborted; wakes the workers when it queued.
-pub async fn watch(app: std::sync::Arc<crate::App>) {
-    loop {
-        let live = app.live();
-        tokio::time::sleep(live.config.rota.check_interval).await;
-        match tick(app.store.as_ref(), &live.config, Utc::now()).await {
-            Ok(rep) if rep != TickReport::default() => {
-                for w in live.wake.values() {
-                    w.notify_one();
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot check the on-call rota"),
-        }
-    }
 }
 
 #[cfg(test)]

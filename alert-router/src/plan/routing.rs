@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::core::model::AlertEvent;
+
 use regex::Regex;
 
 #[derive(Debug, Clone)]
@@ -185,6 +187,45 @@ impl RouteTree {
             out.extend(self.channels.iter().cloned());
         }
         true
+    }
+}
+
+/// Route one event. An alert whose route names an escalation policy is notified by the
+/// policy's steps (the chain), not by the route's channels; its resolve goes to the channels
+/// the chain notified (the route's channels are the fallback when no chain is stored).
+/// `now_ms` decides which time windows are open and who is on call at each step's due time.
+pub fn route_event(
+    s: &super::Settings,
+    event: AlertEvent,
+    now_ms: i64,
+) -> crate::store::RoutedEvent {
+    route_event_via(s, &s.routes, event, now_ms)
+}
+
+/// [`route_event`] through another route tree than the main one (a heartbeat monitor's own
+/// `route`); policies, windows and rotations are the configuration's.
+pub fn route_event_via(
+    s: &super::Settings,
+    routes: &RouteTree,
+    event: AlertEvent,
+    now_ms: i64,
+) -> crate::store::RoutedEvent {
+    let channels = routes.channels_for(&event.labels);
+    let at = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+    let policy = routes
+        .policy_for(&event.labels, &|w| s.directory.in_window(w, at))
+        .and_then(|p| s.policies.get(&p));
+    match policy {
+        Some(p) if event.status == "firing" => crate::store::RoutedEvent {
+            event,
+            channels: Vec::new(),
+            escalation: Some(p.plan(now_ms, &s.directory)),
+        },
+        _ => crate::store::RoutedEvent {
+            event,
+            channels,
+            escalation: None,
+        },
     }
 }
 

@@ -70,6 +70,7 @@ async fn answer(url: &str, r: reqwest::Result<reqwest::Response>) -> Result<Stri
 pub async fn create_one(
     base: &str,
     labels: &BTreeMap<String, String>,
+    starts_at_ms: i64,
     ends_at_ms: i64,
     created_by: &str,
     comment: &str,
@@ -86,7 +87,7 @@ pub async fn create_one(
     };
     let body = json!({
         "matchers": matchers,
-        "startsAt": rfc(crate::core::clock::now_ms()),
+        "startsAt": rfc(starts_at_ms),
         "endsAt": rfc(ends_at_ms),
         "createdBy": created_by,
         "comment": comment,

@@ -15,9 +15,7 @@
 //! prefilled from the alert's `externalURL` and labels.
 
 mod client;
-mod pages;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -25,15 +23,13 @@ use serde_json::{Value, json};
 
 use client::quoted;
 pub use client::{AmError, create_one, expire_one, still_firing};
-pub use pages::{expire_api, link_page, link_post, list_api, status_rows};
 
-use crate::App;
-use crate::config::Problem;
 use crate::core::language::Language;
 use crate::core::model::AlertEvent;
+use crate::core::settings::Problem;
 use crate::core::signing;
 use crate::core::text::path_segment;
-use crate::store::{AmSilence, SilenceRecord, StoreError};
+use crate::store::{AmSilence, SilenceRecord, Store, StoreError};
 
 /// How long a silence from a link lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,21 +184,21 @@ pub enum SilenceError {
 }
 
 /// Silence the firing `ev` on every configured Alertmanager and record it; all or nothing.
+#[allow(clippy::too_many_arguments)]
 pub async fn create(
-    app: &App,
+    settings: &SilenceSettings,
+    store: &dyn Store,
     ev: &AlertEvent,
     by: &str,
     length: Length,
     via: &str,
     address: Option<String>,
+    now: i64,
 ) -> Result<SilenceRecord, SilenceError> {
-    let settings = app.live().config.silences.clone();
     if settings.alertmanager_urls.is_empty() {
         return Err(SilenceError::NotConfigured);
     }
-    let now = crate::core::clock::now_ms();
-    let ends_at =
-        now.saturating_add(i64::try_from(length.span(&settings).as_millis()).unwrap_or(0));
+    let ends_at = now.saturating_add(i64::try_from(length.span(settings).as_millis()).unwrap_or(0));
     let comment = format!(
         "Silenced from quantwatch-alert-router by {by} ({}): {} (fingerprint {})",
         match length {
@@ -214,7 +210,17 @@ pub async fn create(
     );
     let mut made: Vec<AmSilence> = Vec::new();
     for url in &settings.alertmanager_urls {
-        match create_one(url, &ev.labels, ends_at, by, &comment, settings.timeout).await {
+        match create_one(
+            url,
+            &ev.labels,
+            now,
+            ends_at,
+            by,
+            &comment,
+            settings.timeout,
+        )
+        .await
+        {
             Ok(id) => made.push(AmSilence {
                 url: url.clone(),
                 id,
@@ -239,11 +245,7 @@ pub async fn create(
         expired_at: None,
         expired_by: None,
     };
-    match app
-        .store
-        .record_silence(&rec, via, address.as_deref())
-        .await
-    {
+    match store.record_silence(&rec, via, address.as_deref()).await {
         Ok(id) => rec.id = id,
         Err(e) => {
             undo(&made, settings.timeout).await;
@@ -267,38 +269,37 @@ async fn undo(made: &[AmSilence], timeout: Duration) {
 /// Expire a recorded silence on its Alertmanagers, then record who expired it. An
 /// unreachable Alertmanager leaves the record active (the next attempt retries).
 pub async fn expire(
-    app: &App,
+    settings: &SilenceSettings,
+    store: &dyn Store,
     rec: &SilenceRecord,
     by: &str,
     via: &str,
     address: Option<String>,
+    now: i64,
 ) -> Result<bool, SilenceError> {
-    let timeout = app.live().config.silences.timeout;
+    let timeout = settings.timeout;
     for s in &rec.alertmanagers {
         expire_one(&s.url, &s.id, timeout)
             .await
             .map_err(SilenceError::Alertmanager)?;
     }
-    Ok(app
-        .store
-        .expire_silence(
-            rec.id,
-            by,
-            via,
-            address.as_deref(),
-            crate::core::clock::now_ms(),
-        )
+    Ok(store
+        .expire_silence(rec.id, by, via, address.as_deref(), now)
         .await?)
 }
 
 /// Whether the firing a silence was made for is over: the router saw it resolve (or fire
 /// anew), or no Alertmanager holds it any more. `None`: cannot tell now (one unreachable).
-async fn resolved(app: &App, rec: &SilenceRecord) -> Result<Option<bool>, StoreError> {
-    match app.store.current_event(&rec.fingerprint).await? {
+async fn resolved(
+    settings: &SilenceSettings,
+    store: &dyn Store,
+    rec: &SilenceRecord,
+) -> Result<Option<bool>, StoreError> {
+    match store.current_event(&rec.fingerprint).await? {
         Some(ev) if ev.status == "firing" && ev.starts_at == rec.starts_at => {}
         _ => return Ok(Some(true)),
     }
-    let timeout = app.live().config.silences.timeout;
+    let timeout = settings.timeout;
     for s in &rec.alertmanagers {
         match still_firing(&s.url, &rec.labels, timeout).await {
             Ok(true) => return Ok(Some(false)),
@@ -315,16 +316,21 @@ async fn resolved(app: &App, rec: &SilenceRecord) -> Result<Option<bool>, StoreE
 /// One pass of the watcher: expire every "until resolved" silence whose alert resolved.
 /// Returns how many this pass expired. Replicas may race; expiring twice is harmless and the
 /// store records the expiry once.
-pub async fn expire_resolved(app: &App, now_ms: i64) -> Result<usize, StoreError> {
+pub async fn expire_resolved(
+    settings: &SilenceSettings,
+    store: &dyn Store,
+    now_ms: i64,
+) -> Result<usize, StoreError> {
     let mut n = 0;
-    for rec in app.store.active_silences(now_ms, 1000).await? {
+    for rec in store.active_silences(now_ms, 1000).await? {
         if rec.duration != Length::UntilResolved.as_str() {
             continue;
         }
-        if resolved(app, &rec).await? != Some(true) {
+        if resolved(settings, store, &rec).await? != Some(true) {
             continue;
         }
-        match expire(app, &rec, "quantwatch-alert-router", "resolved", None).await {
+        let by = "quantwatch-alert-router";
+        match expire(settings, store, &rec, by, "resolved", None, now_ms).await {
             Ok(true) => {
                 n += 1;
                 tracing::info!(fingerprint = %rec.fingerprint, "alert resolved; its silence expired");
@@ -337,20 +343,6 @@ pub async fn expire_resolved(app: &App, now_ms: i64) -> Result<usize, StoreError
         }
     }
     Ok(n)
-}
-
-/// Run [`expire_resolved`] every `silences.check_interval` until the task is aborted.
-pub async fn watch(app: Arc<App>) {
-    loop {
-        let every = app.live().config.silences.check_interval;
-        tokio::time::sleep(every).await;
-        if app.live().config.silences.alertmanager_urls.is_empty() {
-            continue;
-        }
-        if let Err(e) = expire_resolved(&app, crate::core::clock::now_ms()).await {
-            tracing::warn!(error = %e, "cannot check silences of resolved alerts");
-        }
-    }
 }
 
 /// Alertmanager's own "new silence" form prefilled with the alert's labels, from the

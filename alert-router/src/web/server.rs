@@ -1,5 +1,5 @@
 //! HTTP surface: landing page, health, metrics, the webhook, and the read-only notification API,
-//! behind one authentication gate ([`crate::auth::require`]), a cross-site check for
+//! behind one authentication gate ([`crate::web::auth::require`]), a cross-site check for
 //! state-changing requests and browser hardening headers on HTML.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
-use crate::{alerts, auth, intake, pages};
+use crate::web::{alerts, auth, intake, pages};
 
 /// The route table with its gates. Add routes in [`routes`]: every route there is behind
 /// the authentication gate unless `auth::is_anonymous` lists it.
@@ -43,10 +43,10 @@ fn routes() -> Router<Arc<App>> {
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{fingerprint}/ack", post(alerts::ack_api))
         .route("/api/v1/alerts/{fingerprint}/history", get(alerts::history))
-        .route("/api/v1/heartbeats", get(crate::plan::heartbeat::list))
+        .route("/api/v1/heartbeats", get(crate::web::heartbeat::list))
         .route(
             "/api/v1/heartbeats/{name}",
-            post(crate::plan::heartbeat::heartbeat_post).get(crate::plan::heartbeat::heartbeat_get),
+            post(crate::web::heartbeat::heartbeat_post).get(crate::web::heartbeat::heartbeat_get),
         )
         .route(
             "/ack/{token}",
@@ -54,7 +54,10 @@ fn routes() -> Router<Arc<App>> {
                 .post(pages::ack_link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
         )
         .route("/charts/{file}", get(crate::chart::serve::get_chart))
-        .route("/runbooks/{alertname}", get(crate::runbooks::get_runbook))
+        .route(
+            "/runbooks/{alertname}",
+            get(crate::web::runbooks::get_runbook),
+        )
         .route(
             "/callbacks/aliyun/voice/{token}",
             post(
@@ -64,15 +67,15 @@ fn routes() -> Router<Arc<App>> {
         )
         .route(
             "/silence/{token}",
-            get(crate::plan::silence::link_page).post(
-                crate::plan::silence::link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY)),
+            get(crate::web::silences::link_page).post(
+                crate::web::silences::link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY)),
             ),
         )
-        .route("/api/v1/silences", get(crate::plan::silence::list_api))
+        .route("/api/v1/silences", get(crate::web::silences::list_api))
         .route(
             "/api/v1/silences/{id}/expire",
             post(
-                crate::plan::silence::expire_api.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY)),
+                crate::web::silences::expire_api.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY)),
             ),
         )
 }

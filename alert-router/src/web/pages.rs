@@ -20,12 +20,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::App;
-use crate::alerts::{MAX_BY_CHARS, Peer, acker, client_address, do_ack};
-use crate::auth::Principal;
 use crate::core::signing::{self, Purpose, TokenError};
 use crate::core::text::path_segment;
 use crate::render::template::format_time;
 use crate::store::{AckOutcome, AckRequest, AckVia, AlertView, StoreError};
+use crate::web::alerts::{MAX_BY_CHARS, Peer, acker, client_address, do_ack};
+use crate::web::auth::Principal;
 
 /// Resolutions shown on the status page.
 const RECENT_RESOLVED: i64 = 20;
@@ -41,13 +41,16 @@ static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     // Names end in .html: minijinja's default turns HTML auto-escaping on for them.
     for (name, src) in [
-        ("layout.html", include_str!("../templates/layout.html")),
-        ("message.html", include_str!("../templates/message.html")),
-        ("ack_link.html", include_str!("../templates/ack_link.html")),
-        ("status.html", include_str!("../templates/status.html")),
+        ("layout.html", include_str!("../../templates/layout.html")),
+        ("message.html", include_str!("../../templates/message.html")),
+        (
+            "ack_link.html",
+            include_str!("../../templates/ack_link.html"),
+        ),
+        ("status.html", include_str!("../../templates/status.html")),
         (
             "silence_link.html",
-            include_str!("../templates/silence_link.html"),
+            include_str!("../../templates/silence_link.html"),
         ),
     ] {
         env.add_template(name, src)
@@ -57,7 +60,7 @@ static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 });
 
 /// The stylesheet the pages link (`GET /static/style.css`).
-pub const STYLE: &str = include_str!("../templates/style.css");
+pub const STYLE: &str = include_str!("../../templates/style.css");
 
 /// `GET /static/style.css`
 pub async fn stylesheet() -> Response {
@@ -304,7 +307,7 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
         .active_silences(crate::core::clock::now_ms(), 200)
         .await
     {
-        Ok(s) => crate::plan::silence::status_rows(&s),
+        Ok(s) => crate::web::silences::status_rows(&s),
         Err(e) => return store_unavailable(&e),
     };
     let by_fp: HashMap<&str, &AlertView> = escalated
@@ -334,7 +337,11 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
                 .iter()
                 .filter(|c| c.fingerprint == a.fingerprint && c.starts_at == a.starts_at)
                 .map(|c| {
-                    crate::render::calls::line(c, &live.config.directory, live.config.timezone)
+                    crate::render::calls::line(
+                        c,
+                        &live.config.plan.directory,
+                        live.config.plan.timezone,
+                    )
                 })
                 .collect();
             row
@@ -363,7 +370,13 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
             })
         })
         .collect();
-    let (heartbeats, deadman) = match crate::plan::heartbeat::views(&app).await {
+    let (heartbeats, deadman) = match crate::plan::heartbeat::views(
+        &app.live().config.plan,
+        app.store.as_ref(),
+        crate::core::clock::now_ms(),
+    )
+    .await
+    {
         Ok(v) => v,
         Err(e) => return store_unavailable(&e),
     };

@@ -20,45 +20,6 @@ use crate::store::RoutedEvent;
 /// Longest a webhook waits for its commit before answering 503.
 const INGEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Route one event. An alert whose route names an escalation policy is notified by the
-/// policy's steps (the chain), not by the route's channels; its resolve goes to the channels
-/// the chain notified (the route's channels are the fallback when no chain is stored).
-/// `now_ms` decides which time windows are open and who is on call at each step's due time.
-pub fn route_event(
-    cfg: &crate::config::Config,
-    event: crate::core::model::AlertEvent,
-    now_ms: i64,
-) -> RoutedEvent {
-    route_event_via(cfg, &cfg.routes, event, now_ms)
-}
-
-/// [`route_event`] through another route tree than the main one (a heartbeat monitor's own
-/// `route`); policies, windows and rotations are the configuration's.
-pub fn route_event_via(
-    cfg: &crate::config::Config,
-    routes: &crate::plan::routing::RouteTree,
-    event: crate::core::model::AlertEvent,
-    now_ms: i64,
-) -> RoutedEvent {
-    let channels = routes.channels_for(&event.labels);
-    let at = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
-    let policy = routes
-        .policy_for(&event.labels, &|w| cfg.directory.in_window(w, at))
-        .and_then(|p| cfg.policies.get(&p));
-    match policy {
-        Some(p) if event.status == "firing" => RoutedEvent {
-            event,
-            channels: Vec::new(),
-            escalation: Some(p.plan(now_ms, &cfg.directory)),
-        },
-        _ => RoutedEvent {
-            event,
-            channels,
-            escalation: None,
-        },
-    }
-}
-
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
@@ -83,7 +44,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     let live = app.live();
     let outcome = |o: &str| app.metrics.webhooks.with_label_values(&[o]).inc();
-    if !crate::auth::webhook_allowed(&app, &headers).await {
+    if !crate::web::auth::webhook_allowed(&app, &headers).await {
         outcome("unauthorized");
         return reply(
             StatusCode::UNAUTHORIZED,
@@ -142,8 +103,16 @@ pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
         }
     };
     // The dead man's switch: Watchdog alerts are heartbeats, not alerts to route.
-    let events = match crate::plan::heartbeat::take_watchdog(&app, &live.config, events).await {
-        Ok(rest) => rest,
+    let now = crate::core::clock::now_ms();
+    let taken =
+        crate::plan::heartbeat::take_watchdog(&live.config.plan, app.store.as_ref(), events, now);
+    let events = match taken.await {
+        Ok((rest, heard)) => {
+            if heard {
+                app.heartbeat_heard.notify_one();
+            }
+            rest
+        }
         Err(e) => {
             app.metrics.store_up.set(0);
             outcome("store_error");
@@ -156,7 +125,7 @@ pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
     };
     let routed: Vec<RoutedEvent> = events
         .into_iter()
-        .map(|event| route_event(&live.config, event, crate::core::clock::now_ms()))
+        .map(|event| crate::plan::routing::route_event(&live.config.plan, event, now))
         .collect();
     let n = routed.len();
     // A hung database must not hang Alertmanager: answer 503 and let it retry. Should the

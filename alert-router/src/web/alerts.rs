@@ -19,8 +19,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
-use crate::auth::{AuthMethod, Principal};
 use crate::store::{AckOutcome, AckRequest, AckVia};
+use crate::web::auth::{AuthMethod, Principal};
 
 /// Largest ack request body: a name, nothing more.
 pub const MAX_ACK_BODY: usize = 4096;
@@ -73,7 +73,11 @@ pub async fn history(State(app): State<Arc<App>>, Path(fingerprint): Path<String
             // Calls of a voice step, each with its outcome ("called ann: no answer 03:02:11").
             let live = app.live();
             h.extend(calls.iter().map(|c| {
-                crate::render::calls::history_entry(c, &live.config.directory, live.config.timezone)
+                crate::render::calls::history_entry(
+                    c,
+                    &live.config.plan.directory,
+                    live.config.plan.timezone,
+                )
             }));
             Ok(crate::store::finish_history(h))
         }
@@ -196,7 +200,7 @@ pub async fn ack_api(
     {
         Ok(v) => v,
         Err(reason) if from_page => {
-            return crate::pages::message(StatusCode::BAD_REQUEST, "Bad request", &reason);
+            return crate::web::pages::message(StatusCode::BAD_REQUEST, "Bad request", &reason);
         }
         Err(reason) => return json_err(StatusCode::BAD_REQUEST, "bad_request", reason),
     };
@@ -209,7 +213,7 @@ pub async fn ack_api(
     };
     let out = do_ack(&app, &req).await;
     if from_page {
-        return crate::pages::ack_result(out, &by);
+        return crate::web::pages::ack_result(out, &by);
     }
     match out {
         Ok(AckOutcome::Acked { announced }) => axum::Json(

@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::render::template::Markup;
 
 /// `docs/runbooks.md` as built.
-pub const DOCUMENT: &str = include_str!("../../docs/runbooks.md");
+pub const DOCUMENT: &str = include_str!("../../../docs/runbooks.md");
 
 /// The markdown of the section headed `## {name}`, heading excluded; `None` when there is none.
 pub fn section<'a>(doc: &'a str, name: &str) -> Option<&'a str> {

@@ -12,17 +12,17 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Length, SilenceError, create, expire};
 use crate::App;
-use crate::alerts::{MAX_BY_CHARS, Peer, acker, client_address};
-use crate::auth::Principal;
 use crate::core::language::Language;
 use crate::core::model::AlertEvent;
 use crate::core::signing::{self, Purpose, TokenError};
 use crate::core::text::path_segment;
-use crate::pages::{message, render};
+use crate::plan::silence::{Length, SilenceError, create, expire};
 use crate::render::template::format_time;
 use crate::store::{SilenceRecord, StoreError};
+use crate::web::alerts::{MAX_BY_CHARS, Peer, acker, client_address};
+use crate::web::auth::Principal;
+use crate::web::pages::{message, render};
 
 fn refused(e: &TokenError) -> Response {
     let status = match e {
@@ -65,7 +65,7 @@ async fn firing(app: &App, token: &str) -> Result<AlertEvent, Box<Response>> {
         tracing::warn!(error = %e, "silence link refused");
         Box::new(refused(&e))
     })?;
-    if live.config.silences.alertmanager_urls.is_empty() {
+    if live.config.plan.silences.alertmanager_urls.is_empty() {
         return Err(Box::new(message(
             StatusCode::NOT_FOUND,
             "Silences are not configured",
@@ -129,7 +129,7 @@ pub async fn link_page(
             "since": format_time(ev.starts_at),
             "token": path_segment(&token),
             "choices": choices,
-            "alertmanagers": app.live().config.silences.alertmanager_urls.len(),
+            "alertmanagers": app.live().config.plan.silences.alertmanager_urls.len(),
             "max_by": MAX_BY_CHARS,
         }),
     )
@@ -176,7 +176,18 @@ pub async fn link_post(
             "\"duration\" must be 1h, 4h or resolved",
         );
     };
-    match create(&app, &ev, &by, length, "link", client_address(&peer)).await {
+    let live = app.live();
+    let created = create(
+        &live.config.plan.silences,
+        app.store.as_ref(),
+        &ev,
+        &by,
+        length,
+        "link",
+        client_address(&peer),
+        crate::core::clock::now_ms(),
+    );
+    match created.await {
         Ok(rec) => render(
             StatusCode::OK,
             "message.html",
@@ -245,7 +256,7 @@ pub async fn list_api(State(app): State<Arc<App>>) -> Response {
         .await
     {
         Ok(list) => axum::Json(json!({"silences": list})).into_response(),
-        Err(e) => crate::alerts::store_unavailable(&e),
+        Err(e) => crate::web::alerts::store_unavailable(&e),
     }
 }
 
@@ -295,7 +306,17 @@ pub async fn expire_api(
         );
     };
     let via = if from_page { "page" } else { "api" };
-    match expire(&app, &rec, &by, via, client_address(&peer)).await {
+    let live = app.live();
+    let expired = expire(
+        &live.config.plan.silences,
+        app.store.as_ref(),
+        &rec,
+        &by,
+        via,
+        client_address(&peer),
+        crate::core::clock::now_ms(),
+    );
+    match expired.await {
         Ok(_) if from_page => render(
             StatusCode::OK,
             "message.html",
