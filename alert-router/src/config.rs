@@ -45,9 +45,9 @@ struct FileConfig {
     /// Grafana's address, for `dashboard_uid` annotations.
     grafana_url: Option<String>,
     #[serde(default)]
-    prometheus_auth: crate::chart::settings::FilePromAuth,
+    prometheus_auth: crate::context::settings::FilePromAuth,
     #[serde(default)]
-    chart: crate::chart::settings::FileChart,
+    chart: crate::context::settings::FileChart,
     #[serde(default)]
     webhook: FileWebhook,
     #[serde(default)]
@@ -150,7 +150,7 @@ struct FileRoute {
     escalation_during: Vec<FileDuring>,
     /// The context table's queries for this route's alerts (see `chart::context`).
     #[serde(default)]
-    context: Option<Vec<crate::chart::settings::FileContextQuery>>,
+    context: Option<Vec<crate::context::settings::FileContextQuery>>,
     #[serde(default)]
     routes: Vec<FileRoute>,
 }
@@ -209,18 +209,6 @@ impl ChannelConfig {
     }
 }
 
-/// Delivery tuning, validated.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
-    pub lease: Duration,
-    pub poll_interval: Duration,
-    /// Least time between two delivery rounds of one channel.
-    pub round_interval: Duration,
-    pub batch_max: usize,
-}
-
 /// The validated configuration the process runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -234,7 +222,7 @@ pub struct Config {
     /// Validity of ack links in messages.
     pub ack_link_ttl: Duration,
     /// `prometheus_url`, `prometheus_auth` and `chart:` (see `chart::settings`).
-    pub chart: crate::chart::ChartSettings,
+    pub chart: crate::context::ChartSettings,
     /// `runbook_base_url` (env `ROUTER_RUNBOOK_BASE_URL`), else `public_url`.
     pub runbook_base_url: Option<String>,
     /// `grafana_url` (env `ROUTER_GRAFANA_URL`).
@@ -243,7 +231,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub api_token: Option<String>,
     pub web: WebSettings,
-    pub delivery: Delivery,
+    pub delivery: crate::delivery::Settings,
     pub channels: Vec<ChannelConfig>,
     /// Language, zone, routes, policies, people, silences, rota and watches: the planners'
     /// part (`language`, `timezone`, env `ROUTER_LANGUAGE`/`ROUTER_TIMEZONE` included).
@@ -251,6 +239,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// The chart and context service of this configuration.
+    pub fn chart_service(&self) -> crate::context::ChartService {
+        crate::context::ChartService::new(
+            self.chart.clone(),
+            self.plan.timezone,
+            self.public_url.as_deref(),
+            self.ack_secret.clone(),
+            self.plan.routes.clone(),
+        )
+    }
+
     /// Build every configured channel (the channel layer never sees `Config` itself).
     pub fn build_channels(&self) -> Result<Vec<std::sync::Arc<dyn channels::Channel>>, String> {
         let specs: Vec<&dyn ChannelSpec> = self.channels.iter().map(ChannelConfig::spec).collect();
@@ -437,7 +436,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         file.runbook_base_url,
     );
     let grafana_url = base_url("grafana_url", "ROUTER_GRAFANA_URL", file.grafana_url);
-    let chart = crate::chart::settings::validate(
+    let chart = crate::context::settings::validate(
         file.prometheus_url,
         file.prometheus_auth,
         file.chart,
@@ -446,7 +445,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         &mut p,
     );
     let d = &file.delivery;
-    let delivery = Delivery {
+    let delivery = crate::delivery::Settings {
         retry_initial: duration(
             &mut p,
             name,
@@ -818,7 +817,7 @@ fn build_route(
         .map(|(i, c)| build_route(c, &format!("{key}.routes[{i}]"), names, file, p))
         .collect();
     let context = r.context.clone().map(|list| {
-        crate::chart::settings::context_queries(
+        crate::context::settings::context_queries(
             list,
             &format!("{key}.context"),
             &mut |k, reason| {
@@ -1050,7 +1049,7 @@ route:
             .expect("the route's queries");
         assert_eq!(
             (q[0].title.as_str(), q[0].unit),
-            ("VaR", crate::chart::context::Unit::Money)
+            ("VaR", crate::plan::routing::Unit::Money)
         );
         assert!(c.plan.routes.context_for(&Default::default()).is_none());
         let errs = load_text(

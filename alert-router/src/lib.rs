@@ -5,18 +5,16 @@
 //! `worker` per channel (rate limiter → claim with lease → render digest → send → mark).
 
 pub mod app;
-pub mod calls;
 pub mod channels;
-pub mod chart;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod core;
-pub mod limits;
+pub mod delivery;
 pub mod plan;
 pub mod render;
 pub mod store;
 pub mod web;
-pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -63,8 +61,8 @@ pub struct Live {
     pub config: Config,
     pub channels: Vec<Arc<dyn Channel>>,
     pub wake: HashMap<String, Arc<Notify>>,
-    /// Charts for messages (`chart::ChartService::for_alert`) and the images behind `/charts/`.
-    pub charts: chart::ChartService,
+    /// Charts for messages (`context::ChartService::for_alert`) and the images behind `/charts/`.
+    pub charts: context::ChartService,
 }
 
 impl Live {
@@ -74,7 +72,7 @@ impl Live {
             .iter()
             .map(|c| (c.name().to_string(), Arc::new(Notify::new())))
             .collect();
-        let charts = chart::ChartService::new(&config);
+        let charts = config.chart_service();
         Ok(Live {
             config,
             channels,
@@ -113,7 +111,7 @@ impl App {
     fn start_workers(self: &Arc<Self>) {
         let live = self.live();
         let (stop, rx) = watch::channel(false);
-        let ctx = worker::WorkerCtx {
+        let ctx = delivery::WorkerCtx {
             store: self.store.clone(),
             metrics: self.metrics.clone(),
             delivery: live.config.delivery.clone(),
@@ -125,7 +123,12 @@ impl App {
             .iter()
             .map(|ch| {
                 let wake = live.wake.get(ch.name()).cloned().unwrap_or_default();
-                tokio::spawn(worker::run(ch.clone(), ctx.clone(), wake, rx.clone()))
+                tokio::spawn(delivery::worker::run(
+                    ch.clone(),
+                    ctx.clone(),
+                    wake,
+                    rx.clone(),
+                ))
             })
             .collect();
         if let Ok(mut w) = self.workers.lock() {

@@ -11,7 +11,7 @@
 //!   connects; over it the answer is `isv.BUSINESS_LIMIT_CONTROL`, a wait for that number,
 //!   not a failure ([`CallError::FlowControl`]: the next person is called meanwhile).
 //! - The answer carries a `CallId`; the call's outcome arrives later as a `VoiceReport`
-//!   receipt pushed to the account's callback URL (`crate::calls`).
+//!   receipt pushed to the account's callback URL (`crate::delivery::calls`).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -139,7 +139,7 @@ pub trait Channel: Send + Sync {
         &[]
     }
     /// Channels that reach one person per request and learn from a later receipt whether they
-    /// answered (voice calls); the worker then calls a step's people in turn (`crate::calls`).
+    /// answered (voice calls); the worker then calls a step's people in turn (`crate::delivery::calls`).
     fn caller(&self) -> Option<&dyn Caller> {
         None
     }

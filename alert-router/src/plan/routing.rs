@@ -92,7 +92,7 @@ pub struct RouteTree {
     pub escalation_during: Vec<(String, String)>,
     /// The context table's queries for alerts of this route (`context:`); `None` inherits
     /// the parent's, and at the root the router-wide `chart.context`.
-    pub context: Option<Vec<crate::chart::context::ContextQuery>>,
+    pub context: Option<Vec<ContextQuery>>,
     pub routes: Vec<RouteTree>,
 }
 
@@ -149,15 +149,12 @@ impl RouteTree {
     /// The context queries of an alert: those of the first matching leaf route, inherited
     /// from its nearest ancestor that sets `context` (like `policy_for`); `None` when no route
     /// on the way sets any.
-    pub fn context_for(
-        &self,
-        labels: &BTreeMap<String, String>,
-    ) -> Option<&[crate::chart::context::ContextQuery]> {
+    pub fn context_for(&self, labels: &BTreeMap<String, String>) -> Option<&[ContextQuery]> {
         fn walk<'a>(
             node: &'a RouteTree,
             labels: &BTreeMap<String, String>,
-            inherited: Option<&'a [crate::chart::context::ContextQuery]>,
-        ) -> Option<Option<&'a [crate::chart::context::ContextQuery]>> {
+            inherited: Option<&'a [ContextQuery]>,
+        ) -> Option<Option<&'a [ContextQuery]>> {
             if !node.matchers.iter().all(|m| m.matches(labels)) {
                 return None;
             }
@@ -188,6 +185,30 @@ impl RouteTree {
         }
         true
     }
+}
+
+/// How a value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// `-1,234.50`
+    Money,
+    /// A ratio shown as percent: `-0.0425` → `-4.25%`
+    Percent,
+    /// `3`
+    Count,
+    /// As on the chart's axis.
+    Plain,
+}
+
+/// One row of the context table a route asks for (run by `context::context`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextQuery {
+    pub title: String,
+    /// PromQL with `{{label}}` placeholders inside double-quoted strings.
+    pub query: String,
+    pub unit: Unit,
+    /// A label of the result to print before the value (the largest position's `symbol`).
+    pub show_label: Option<String>,
 }
 
 /// Route one event. An alert whose route names an escalation policy is notified by the
@@ -373,7 +394,6 @@ mod tests {
 
     #[test]
     fn context_queries_are_inherited_from_the_nearest_route_that_sets_them() {
-        use crate::chart::context::{ContextQuery, Unit};
         let q = |t: &str| {
             Some(vec![ContextQuery {
                 title: t.into(),

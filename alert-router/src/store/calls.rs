@@ -1,4 +1,4 @@
-//! The store side of "call until someone answers" (`crate::calls`): calls keyed by the
+//! The store side of "call until someone answers" (`crate::delivery::calls`): calls keyed by the
 //! vendor's call id (`voice_calls`), the receipts as pushed (`voice_receipts`, migration
 //! 0008), and what a call or a receipt does to the outbox row carrying the step's sequence.
 //! Written once for both dialects like the rest of the store (`sql.rs`); rows are touched one
@@ -104,7 +104,7 @@ fn call_view(r: CallViewRow) -> CallView {
 /// [`call_methods!`].
 #[async_trait]
 pub trait CallStore: Send + Sync {
-    /// A call was placed (`crate::calls`): record it and put its rows back to wait for the
+    /// A call was placed (`crate::delivery::calls`): record it and put its rows back to wait for the
     /// receipt with the people still to call (`rest`), due at `due_ms` (the receipt timeout);
     /// with nobody left the rows are done. Earlier calls of the rows still without an outcome
     /// get `no_receipt`. One transaction. Returns the rows for which this is the first call

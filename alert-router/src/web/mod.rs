@@ -4,9 +4,11 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod charts;
 pub mod heartbeat;
 pub mod intake;
 pub mod pages;
+pub mod receipts;
 pub mod runbooks;
 pub mod server;
 pub mod silences;

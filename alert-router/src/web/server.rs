@@ -53,7 +53,7 @@ fn routes() -> Router<Arc<App>> {
             get(pages::ack_link_page)
                 .post(pages::ack_link_post.layer(DefaultBodyLimit::max(alerts::MAX_ACK_BODY))),
         )
-        .route("/charts/{file}", get(crate::chart::serve::get_chart))
+        .route("/charts/{file}", get(crate::web::charts::get_chart))
         .route(
             "/runbooks/{alertname}",
             get(crate::web::runbooks::get_runbook),
@@ -61,8 +61,9 @@ fn routes() -> Router<Arc<App>> {
         .route(
             "/callbacks/aliyun/voice/{token}",
             post(
-                crate::calls::aliyun_voice_receipt
-                    .layer(DefaultBodyLimit::max(crate::calls::MAX_RECEIPT_BODY)),
+                crate::web::receipts::aliyun_voice_receipt.layer(DefaultBodyLimit::max(
+                    crate::web::receipts::MAX_RECEIPT_BODY,
+                )),
             ),
         )
         .route(

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use quantwatch_alert_router::chart::ChartService;
 use quantwatch_alert_router::config;
 use quantwatch_alert_router::core::model::AlertEvent;
 use quantwatch_bench::percentile;
@@ -111,7 +110,7 @@ fn main() -> anyhow::Result<()> {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let cfg = config::load(Some(&path), &env).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let svc = ChartService::new(&cfg);
+    let svc = cfg.chart_service();
     cfg.chart.prometheus.as_ref().context("prometheus_url")?;
     let expr = expression(series);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -11,12 +11,12 @@
 //! that send the same alert event within [`REUSE_FOR`] share one render (concurrent callers
 //! wait for the first instead of querying again).
 
-pub mod context;
 pub mod expr;
+pub mod images;
 pub mod prom;
 pub mod render;
-pub mod serve;
 pub mod settings;
+pub mod table;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,23 +30,23 @@ use tokio::time::Instant;
 
 pub use settings::ChartSettings;
 
-use crate::config::Config;
 use crate::core::annotations;
 use crate::core::model::AlertEvent;
+use crate::plan::routing::RouteTree;
 use crate::render::chart::{ChartDelivery, ChartOutcome, EMAIL_CID};
 
 /// How long a render is reused for the same alert event by other channels.
 pub const REUSE_FOR: Duration = Duration::from_secs(60);
 
 type Memo = HashMap<String, (Instant, Arc<OnceCell<ChartOutcome>>)>;
-type ContextMemo = HashMap<String, (Instant, Arc<OnceCell<context::ContextTable>>)>;
+type ContextMemo = HashMap<String, (Instant, Arc<OnceCell<table::ContextTable>>)>;
 
 /// Everything a single-alert message gets from Prometheus: the chart and the context table,
 /// produced under one deadline (see [`ChartService::attachments`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Attachments {
     pub chart: ChartOutcome,
-    pub context: context::ContextTable,
+    pub context: table::ContextTable,
 }
 
 impl Attachments {
@@ -103,11 +103,11 @@ pub struct ChartService {
     tz: Tz,
     public_url: Option<String>,
     secret: Option<String>,
-    images: Arc<serve::ImageCache>,
+    images: Arc<images::ImageCache>,
     memo: Arc<Mutex<Memo>>,
     context_memo: Arc<Mutex<ContextMemo>>,
     /// The route tree, for each alert's route `context:` queries.
-    routes: Arc<crate::plan::routing::RouteTree>,
+    routes: Arc<RouteTree>,
 }
 
 impl std::fmt::Debug for ChartService {
@@ -122,21 +122,25 @@ impl std::fmt::Debug for ChartService {
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl ChartService {
-    pub fn new(config: &Config) -> ChartService {
-        let s = config.chart.clone();
+    /// Built from the chart settings, the zone of the axis, where links point (`public_url`)
+    /// and what signs them, and the route tree (for each alert's route `context:` queries).
+    pub fn new(
+        settings: ChartSettings,
+        tz: Tz,
+        public_url: Option<&str>,
+        secret: Option<String>,
+        routes: RouteTree,
+    ) -> ChartService {
         ChartService {
-            prom: s.prometheus.clone().map(prom::PromClient::new),
-            images: Arc::new(serve::ImageCache::new(s.cache_entries)),
-            settings: s,
-            tz: config.plan.timezone,
-            public_url: config
-                .public_url
-                .as_deref()
-                .map(|u| u.trim_end_matches('/').to_string()),
-            secret: config.ack_secret.clone(),
+            prom: settings.prometheus.clone().map(prom::PromClient::new),
+            images: Arc::new(images::ImageCache::new(settings.cache_entries)),
+            settings,
+            tz,
+            public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
+            secret,
             memo: Arc::default(),
             context_memo: Arc::default(),
-            routes: Arc::new(config.plan.routes.clone()),
+            routes: Arc::new(routes),
         }
     }
 
@@ -146,7 +150,12 @@ impl ChartService {
         self.images = previous.images.clone();
     }
 
-    pub fn images(&self) -> &serve::ImageCache {
+    /// The signing secret of chart URLs (`None`: chart links are off).
+    pub fn secret(&self) -> Option<&str> {
+        self.secret.as_deref()
+    }
+
+    pub fn images(&self) -> &images::ImageCache {
         &self.images
     }
 
@@ -218,9 +227,9 @@ impl ChartService {
     }
 
     /// The context table for `alert` (the `chart.context` queries that apply to its labels).
-    pub async fn context(&self, alert: &AlertEvent, deadline: Instant) -> context::ContextTable {
+    pub async fn context(&self, alert: &AlertEvent, deadline: Instant) -> table::ContextTable {
         let Some(client) = &self.prom else {
-            return context::ContextTable::default();
+            return table::ContextTable::default();
         };
         // The alert's route's queries, else the router-wide ones (default: the trading book).
         let queries = self
@@ -230,9 +239,9 @@ impl ChartService {
         if alert.status != "firing"
             || !queries
                 .iter()
-                .any(|q| context::expand(&q.query, &alert.labels).is_some())
+                .any(|q| table::expand(&q.query, &alert.labels).is_some())
         {
-            return context::ContextTable::default();
+            return table::ContextTable::default();
         }
         let key = format!(
             "{}\0{}\0{}",
@@ -248,11 +257,10 @@ impl ChartService {
                 .clone()
         };
         let time = crate::core::clock::now().timestamp_millis() as f64 / 1000.0;
-        let work =
-            cell.get_or_init(|| context::run(client, queries, &alert.labels, time, deadline));
+        let work = cell.get_or_init(|| table::run(client, queries, &alert.labels, time, deadline));
         match tokio::time::timeout_at(deadline, work).await {
             Ok(t) => t.clone(),
-            Err(_) => context::ContextTable {
+            Err(_) => table::ContextTable {
                 rows: Vec::new(),
                 note: Some(
                     "context unavailable: Prometheus did not answer within the deadline".into(),
@@ -335,7 +343,7 @@ impl ChartService {
                 self.images.insert(id.clone(), png.clone(), expires, now_s);
                 Some(format!(
                     "{base}/charts/{}.png",
-                    serve::token(secret, &id, expires)
+                    images::token(secret, &id, expires)
                 ))
             }
             _ => None,

@@ -13,30 +13,7 @@ use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 use super::prom::PromClient;
-
-/// How a value is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    /// `-1,234.50`
-    Money,
-    /// A ratio shown as percent: `-0.0425` → `-4.25%`
-    Percent,
-    /// `3`
-    Count,
-    /// As on the chart's axis.
-    Plain,
-}
-
-/// One row's query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContextQuery {
-    pub title: String,
-    /// PromQL with `{{label}}` placeholders inside double-quoted strings.
-    pub query: String,
-    pub unit: Unit,
-    /// A label of the result to print before the value (the largest position's `symbol`).
-    pub show_label: Option<String>,
-}
+use crate::plan::routing::{ContextQuery, Unit};
 
 /// One row of the table: the title and the formatted value (`—` when Prometheus has none).
 #[derive(Debug, Clone, PartialEq)]
@@ -49,57 +26,6 @@ pub struct ContextRow {
 pub struct ContextTable {
     pub rows: Vec<ContextRow>,
     pub note: Option<String>,
-}
-
-fn q(title: &str, query: &str, unit: Unit, show_label: Option<&str>) -> ContextQuery {
-    ContextQuery {
-        title: title.into(),
-        query: query.into(),
-        unit,
-        show_label: show_label.map(String::from),
-    }
-}
-
-/// The trading book of the alert's `strategy` (metric names from the contract).
-pub fn trading_defaults() -> Vec<ContextQuery> {
-    vec![
-        q(
-            "Equity",
-            r#"sum(trading_equity{strategy="{{strategy}}"})"#,
-            Unit::Money,
-            None,
-        ),
-        q(
-            "Daily PnL",
-            r#"sum(trading_pnl_daily{strategy="{{strategy}}"})"#,
-            Unit::Money,
-            None,
-        ),
-        q(
-            "Drawdown",
-            r#"min(trading_drawdown_ratio{strategy="{{strategy}}"})"#,
-            Unit::Percent,
-            None,
-        ),
-        q(
-            "Gross exposure",
-            r#"sum(trading_gross_exposure{strategy="{{strategy}}"})"#,
-            Unit::Money,
-            None,
-        ),
-        q(
-            "Open positions",
-            r#"sum(trading_positions_open{strategy="{{strategy}}"})"#,
-            Unit::Count,
-            None,
-        ),
-        q(
-            "Largest position",
-            r#"topk(1, trading_position_notional{strategy="{{strategy}}"})"#,
-            Unit::Money,
-            Some("symbol"),
-        ),
-    ]
 }
 
 /// The body of a PromQL double-quoted string holding `v` exactly.
@@ -226,6 +152,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::settings::trading_defaults;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

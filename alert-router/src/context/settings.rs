@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::core::settings::{Env, Problem};
+use crate::plan::routing::{ContextQuery, Unit};
 
 /// `prometheus_auth:` as written. Secrets may come from `${VAR}` in the file or from
 /// `ROUTER_PROMETHEUS_PASSWORD` / `ROUTER_PROMETHEUS_BEARER_TOKEN`.
@@ -98,7 +99,7 @@ pub struct ChartSettings {
     /// Images kept in memory (least recently used beyond it are dropped).
     pub cache_entries: usize,
     /// The context table's queries (`chart.context`, default the trading book).
-    pub context: Vec<super::context::ContextQuery>,
+    pub context: Vec<ContextQuery>,
 }
 
 impl std::fmt::Debug for ChartSettings {
@@ -129,7 +130,7 @@ impl Default for ChartSettings {
             cjk_font: None,
             link_ttl: Duration::from_secs(7 * 24 * 3600),
             cache_entries: 256,
-            context: super::context::trading_defaults(),
+            context: trading_defaults(),
         }
     }
 }
@@ -164,16 +165,16 @@ pub fn context_queries(
     list: Vec<FileContextQuery>,
     key: &str,
     prob: &mut dyn FnMut(&str, String),
-) -> Vec<super::context::ContextQuery> {
+) -> Vec<ContextQuery> {
     list.into_iter()
         .enumerate()
         .filter_map(|(i, q)| {
             let key = format!("{key}[{i}]");
             let unit = match q.unit.as_deref() {
-                None | Some("plain") => super::context::Unit::Plain,
-                Some("money") => super::context::Unit::Money,
-                Some("percent") => super::context::Unit::Percent,
-                Some("count") => super::context::Unit::Count,
+                None | Some("plain") => Unit::Plain,
+                Some("money") => Unit::Money,
+                Some("percent") => Unit::Percent,
+                Some("count") => Unit::Count,
                 Some(other) => {
                     prob(
                         &format!("{key}.unit"),
@@ -186,7 +187,7 @@ pub fn context_queries(
                 prob(&key, "needs a title and a query".into());
                 return None;
             }
-            Some(super::context::ContextQuery {
+            Some(ContextQuery {
                 title: q.title,
                 query: q.query,
                 unit,
@@ -365,6 +366,60 @@ pub fn validate(
     }
 }
 
+/// DejaVu Sans, subset (see `alert-router/assets/README.md`).
+pub const EMBEDDED_FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
+
+fn q(title: &str, query: &str, unit: Unit, show_label: Option<&str>) -> ContextQuery {
+    ContextQuery {
+        title: title.into(),
+        query: query.into(),
+        unit,
+        show_label: show_label.map(String::from),
+    }
+}
+
+/// The trading book of the alert's `strategy` (metric names from the contract).
+pub fn trading_defaults() -> Vec<ContextQuery> {
+    vec![
+        q(
+            "Equity",
+            r#"sum(trading_equity{strategy="{{strategy}}"})"#,
+            Unit::Money,
+            None,
+        ),
+        q(
+            "Daily PnL",
+            r#"sum(trading_pnl_daily{strategy="{{strategy}}"})"#,
+            Unit::Money,
+            None,
+        ),
+        q(
+            "Drawdown",
+            r#"min(trading_drawdown_ratio{strategy="{{strategy}}"})"#,
+            Unit::Percent,
+            None,
+        ),
+        q(
+            "Gross exposure",
+            r#"sum(trading_gross_exposure{strategy="{{strategy}}"})"#,
+            Unit::Money,
+            None,
+        ),
+        q(
+            "Open positions",
+            r#"sum(trading_positions_open{strategy="{{strategy}}"})"#,
+            Unit::Count,
+            None,
+        ),
+        q(
+            "Largest position",
+            r#"topk(1, trading_position_notional{strategy="{{strategy}}"})"#,
+            Unit::Money,
+            Some("symbol"),
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,7 +539,7 @@ mod tests {
             "{p:?}"
         );
         let good = dir.path().join("f.ttf");
-        std::fs::write(&good, super::super::render::EMBEDDED_FONT).unwrap();
+        std::fs::write(&good, EMBEDDED_FONT).unwrap();
         let (s, p) = run(
             None,
             FilePromAuth::default(),
@@ -495,9 +550,6 @@ mod tests {
             &[],
         );
         assert!(p.is_empty(), "{p:?}");
-        assert_eq!(
-            s.cjk_font.map(<[u8]>::len),
-            Some(super::super::render::EMBEDDED_FONT.len())
-        );
+        assert_eq!(s.cjk_font.map(<[u8]>::len), Some(EMBEDDED_FONT.len()));
     }
 }

@@ -20,10 +20,9 @@ use plotters::style::FontStyle;
 
 use super::expr::CmpOp;
 use super::prom::Series;
+use super::settings::EMBEDDED_FONT;
 use crate::core::timefmt;
 
-/// DejaVu Sans, subset (see `alert-router/assets/README.md`).
-pub const EMBEDDED_FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
 const SANS: &str = "quantwatch-sans";
 
 /// Series colours (Tableau 10 without its red and orange, which mean threshold and start, and
