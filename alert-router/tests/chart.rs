@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quantwatch_alert_router::config;
+use quantwatch_alert_router::app::config;
 use quantwatch_alert_router::context::render::{self, PALETTE, THRESHOLD_COLOUR};
 use quantwatch_alert_router::context::{ChartService, expr, images, prom};
 use quantwatch_alert_router::core::model::AlertEvent;

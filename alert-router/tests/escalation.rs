@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use quantwatch_alert_router::config::{self, Config};
+use quantwatch_alert_router::app::config::{self, Config};
 use quantwatch_alert_router::core::model::AlertEvent;
 use quantwatch_alert_router::plan::routing::route_event;
 use quantwatch_alert_router::store::{AckOutcome, Store};

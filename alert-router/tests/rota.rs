@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use quantwatch_alert_router::config::{self, Config};
+use quantwatch_alert_router::app::config::{self, Config};
 use quantwatch_alert_router::core::model::AlertEvent;
 use quantwatch_alert_router::plan::rota::{self, TickReport};
 use quantwatch_alert_router::plan::routing::route_event;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::App;
+use super::App;
 use crate::core::clock;
 use crate::plan::{heartbeat, rota, silence};
 

@@ -18,7 +18,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::App;
+use super::Shared;
 use crate::store::{AckOutcome, AckRequest, AckVia};
 use crate::web::auth::{AuthMethod, Principal};
 
@@ -55,7 +55,7 @@ pub(crate) fn store_unavailable(e: &crate::store::StoreError) -> Response {
 }
 
 /// `GET /api/v1/alerts`
-pub async fn list(State(app): State<Arc<App>>) -> Response {
+pub async fn list(State(app): State<Arc<Shared>>) -> Response {
     match app.store.list_alerts().await {
         Ok(alerts) => axum::Json(json!({ "alerts": alerts })).into_response(),
         Err(e) => store_unavailable(&e),
@@ -64,7 +64,7 @@ pub async fn list(State(app): State<Arc<App>>) -> Response {
 
 /// `GET /api/v1/alerts/{fingerprint}/history`: every event, step, notification and
 /// acknowledgement of the alert (all its firings), oldest first.
-pub async fn history(State(app): State<Arc<App>>, Path(fingerprint): Path<String>) -> Response {
+pub async fn history(State(app): State<Arc<Shared>>, Path(fingerprint): Path<String>) -> Response {
     let history = match tokio::try_join!(
         app.store.history(&fingerprint),
         app.store.calls_of(&fingerprint)
@@ -73,11 +73,7 @@ pub async fn history(State(app): State<Arc<App>>, Path(fingerprint): Path<String
             // Calls of a voice step, each with its outcome ("called ann: no answer 03:02:11").
             let live = app.live();
             h.extend(calls.iter().map(|c| {
-                crate::render::calls::history_entry(
-                    c,
-                    &live.config.plan.directory,
-                    live.config.plan.timezone,
-                )
+                crate::render::calls::history_entry(c, &live.plan.directory, live.plan.timezone)
             }));
             Ok(crate::store::finish_history(h))
         }
@@ -130,7 +126,7 @@ pub(crate) fn acker(principal: Option<&Principal>, typed: Option<&str>) -> Resul
 
 /// Acknowledge and wake the workers so the announcement goes out now.
 pub(crate) async fn do_ack(
-    app: &App,
+    app: &Shared,
     req: &AckRequest<'_>,
 ) -> Result<AckOutcome, crate::store::StoreError> {
     let out = app
@@ -155,7 +151,7 @@ pub(crate) async fn do_ack(
 /// `POST /api/v1/alerts/{fingerprint}/ack` with `{"by": "name", "starts_at": ms}` (both
 /// optional when authenticated), or the status page's form (`starts_at=ms`).
 pub async fn ack_api(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Shared>>,
     headers: HeaderMap,
     principal: Option<Extension<Principal>>,
     peer: Peer,
@@ -200,7 +196,7 @@ pub async fn ack_api(
     {
         Ok(v) => v,
         Err(reason) if from_page => {
-            return crate::web::pages::message(StatusCode::BAD_REQUEST, "Bad request", &reason);
+            return crate::web::page::message(StatusCode::BAD_REQUEST, "Bad request", &reason);
         }
         Err(reason) => return json_err(StatusCode::BAD_REQUEST, "bad_request", reason),
     };
@@ -213,7 +209,7 @@ pub async fn ack_api(
     };
     let out = do_ack(&app, &req).await;
     if from_page {
-        return crate::web::pages::ack_result(out, &by);
+        return crate::web::page::ack_result(out, &by);
     }
     match out {
         Ok(AckOutcome::Acked { announced }) => axum::Json(

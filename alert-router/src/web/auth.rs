@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use quantwatch_web::auth::{basic_credentials, bearer_token, secrets_equal};
 use serde_json::json;
 
-use crate::App;
+use super::Shared;
 
 /// The realm browsers show in their login prompt.
 pub const REALM: &str = "quantwatch-alert-router";
@@ -87,10 +87,10 @@ fn unauthorized(prompt: bool, reason: &str) -> Response {
 
 /// Who is asking, when the headers prove it: the `ROUTER_API_TOKEN` bearer or a
 /// `basic_auth_users` login. `Err` is the reason to answer 401 with.
-async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Principal, &'static str> {
+async fn authenticate(app: &Shared, headers: &HeaderMap) -> Result<Principal, &'static str> {
     let live = app.live();
-    let users = live.config.web.security.auth.clone();
-    let token = live.config.api_token.clone();
+    let users = live.web.security.auth.clone();
+    let token = live.api_token.clone();
     if users.is_none() && token.is_none() {
         return Err(
             "no credentials are configured: add basic_auth_users to the web config (--web.config.file or ROUTER_WEB_CONFIG_FILE) for people, or set ROUTER_API_TOKEN for machines",
@@ -120,7 +120,7 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Principal, &'sta
 /// The one gate of the route table: anonymous routes pass, every other request carries a
 /// [`Principal`] in its extensions or is answered 401 with a JSON reason (and no alert
 /// content). Browsers get `WWW-Authenticate` so they prompt for a login, when logins exist.
-pub async fn require(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+pub async fn require(State(app): State<Arc<Shared>>, mut req: Request, next: Next) -> Response {
     if is_anonymous(req.uri().path()) {
         return next.run(req).await;
     }
@@ -130,7 +130,7 @@ pub async fn require(State(app): State<Arc<App>>, mut req: Request, next: Next) 
             next.run(req).await
         }
         Err(reason) => {
-            let prompt = app.live().config.web.security.auth.is_some();
+            let prompt = app.live().web.security.auth.is_some();
             unauthorized(prompt, reason)
         }
     }
@@ -140,9 +140,9 @@ pub async fn require(State(app): State<Arc<App>>, mut req: Request, next: Next) 
 /// start); with one, Alertmanager authenticates with `Authorization: Bearer TOKEN`
 /// (`http_config.authorization`) or basic auth (`http_config.basic_auth`) whose password is
 /// the token (any user name), and a `basic_auth_users` login of the web config works too.
-pub async fn webhook_allowed(app: &App, headers: &HeaderMap) -> bool {
+pub async fn webhook_allowed(app: &Shared, headers: &HeaderMap) -> bool {
     let live = app.live();
-    let Some(token) = live.config.webhook_token.clone() else {
+    let Some(token) = live.webhook_token.clone() else {
         return true;
     };
     if let Some(got) = bearer_token(headers) {
@@ -154,7 +154,7 @@ pub async fn webhook_allowed(app: &App, headers: &HeaderMap) -> bool {
     if secrets_equal(pass.as_bytes(), token.as_bytes()) {
         return true;
     }
-    match live.config.web.security.auth.clone() {
+    match live.web.security.auth.clone() {
         Some(auth) => auth.check_blocking(user, pass).await,
         None => false,
     }
@@ -165,7 +165,11 @@ pub async fn webhook_allowed(app: &App, headers: &HeaderMap) -> bool {
 /// `Sec-Fetch-Site` other than `same-origin`/`none`, or (without it) an `Origin` that is
 /// neither this host nor `ROUTER_PUBLIC_URL`'s origin. Clients that send neither header
 /// (Alertmanager, curl) pass.
-pub async fn refuse_cross_site(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+pub async fn refuse_cross_site(
+    State(app): State<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
@@ -188,7 +192,6 @@ pub async fn refuse_cross_site(State(app): State<Arc<App>>, req: Request, next: 
                 });
                 let public = app
                     .live()
-                    .config
                     .public_url
                     .as_deref()
                     .and_then(|u| reqwest::Url::parse(u).ok())

@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::App;
+use super::Shared;
 use crate::context::ChartService;
 use crate::context::images::{TokenError, verify};
 
@@ -21,7 +21,7 @@ fn refuse(status: StatusCode, error: &str, reason: String) -> Response {
 }
 
 /// `GET /charts/{token}.png`: see [`respond`].
-pub async fn get_chart(State(app): State<Arc<App>>, Path(file): Path<String>) -> Response {
+pub async fn get_chart(State(app): State<Arc<Shared>>, Path(file): Path<String>) -> Response {
     let live = app.live();
     respond(&live.charts, &file, crate::core::clock::now().timestamp())
 }

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::App;
+use super::Shared;
 use crate::plan::heartbeat::{heartbeat_key, views};
 use crate::store::StoreError;
 use crate::web::auth::{AuthMethod, Principal};
@@ -26,16 +26,9 @@ fn unavailable(e: &StoreError) -> Response {
     )
 }
 
-async fn record(app: &Arc<App>, name: &str) -> Response {
+async fn record(app: &Arc<Shared>, name: &str) -> Response {
     let live = app.live();
-    if !live
-        .config
-        .plan
-        .watch
-        .heartbeats
-        .iter()
-        .any(|h| h.name == name)
-    {
+    if !live.plan.watch.heartbeats.iter().any(|h| h.name == name) {
         return reply(
             StatusCode::NOT_FOUND,
             json!({"error": "not_found", "reason": format!("no heartbeat monitor is named {name:?} (see heartbeats in the router configuration)")}),
@@ -48,12 +41,12 @@ async fn record(app: &Arc<App>, name: &str) -> Response {
     app.heartbeat_heard.notify_one();
     reply(
         StatusCode::OK,
-        json!({"name": name, "last_seen": crate::core::timefmt::rfc3339(chrono::DateTime::from_timestamp_millis(now).unwrap_or_default(), live.config.plan.timezone)}),
+        json!({"name": name, "last_seen": crate::core::timefmt::rfc3339(chrono::DateTime::from_timestamp_millis(now).unwrap_or_default(), live.plan.timezone)}),
     )
 }
 
 /// `POST /api/v1/heartbeats/{name}`: the job is alive.
-pub async fn heartbeat_post(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+pub async fn heartbeat_post(State(app): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
     record(&app, &name).await
 }
 
@@ -62,7 +55,7 @@ pub async fn heartbeat_post(State(app): State<Arc<App>>, Path(name): Path<String
 /// another site), and the cross-site check covers only state-changing methods; a bearer token
 /// is never sent by a browser on its own.
 pub async fn heartbeat_get(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Shared>>,
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Response {
@@ -76,12 +69,12 @@ pub async fn heartbeat_get(
 }
 
 /// `GET /api/v1/heartbeats`: every monitor with its last-seen time, and the dead man's switch.
-pub async fn list(State(app): State<Arc<App>>) -> Response {
+pub async fn list(State(app): State<Arc<Shared>>) -> Response {
     let now = crate::core::clock::now_ms();
-    match views(&app.live().config.plan, app.store.as_ref(), now).await {
+    match views(&app.live().plan, app.store.as_ref(), now).await {
         Ok((heartbeats, peers)) => {
             let live = app.live();
-            let deadman = live.config.plan.watch.deadman.as_ref().map(|d| {
+            let deadman = live.plan.watch.deadman.as_ref().map(|d| {
                 json!({"alertname": d.alertname, "deadline_seconds": d.deadline.as_secs_f64(), "alertmanagers": peers})
             });
             axum::Json(json!({"heartbeats": heartbeats, "deadman": deadman})).into_response()

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::App;
+use super::Shared;
 use crate::core::model::parse_payload;
 use crate::store::RoutedEvent;
 
@@ -41,7 +41,7 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
 
-pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn webhook(State(app): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     let live = app.live();
     let outcome = |o: &str| app.metrics.webhooks.with_label_values(&[o]).inc();
     if !crate::web::auth::webhook_allowed(&app, &headers).await {
@@ -58,7 +58,7 @@ pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
             json!({"error": "unsupported_media_type", "reason": "the webhook accepts Content-Type: application/json only"}),
         );
     }
-    let limit = live.config.max_body_bytes;
+    let limit = live.max_body_bytes;
     let too_large = || {
         reply(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -104,8 +104,7 @@ pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
     };
     // The dead man's switch: Watchdog alerts are heartbeats, not alerts to route.
     let now = crate::core::clock::now_ms();
-    let taken =
-        crate::plan::heartbeat::take_watchdog(&live.config.plan, app.store.as_ref(), events, now);
+    let taken = crate::plan::heartbeat::take_watchdog(&live.plan, app.store.as_ref(), events, now);
     let events = match taken.await {
         Ok((rest, heard)) => {
             if heard {
@@ -125,7 +124,7 @@ pub async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
     };
     let routed: Vec<RoutedEvent> = events
         .into_iter()
-        .map(|event| crate::plan::routing::route_event(&live.config.plan, event, now))
+        .map(|event| crate::plan::routing::route_event(&live.plan, event, now))
         .collect();
     let n = routed.len();
     // A hung database must not hang Alertmanager: answer 503 and let it retry. Should the

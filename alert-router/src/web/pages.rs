@@ -9,21 +9,21 @@
 //! status page never mints signed links: its ack buttons post to the authenticated API.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use minijinja::Environment;
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::App;
+use super::Shared;
+use super::page::{ack_result, message, not_active, other_firing, render, store_unavailable};
 use crate::core::signing::{self, Purpose, TokenError};
 use crate::core::text::path_segment;
 use crate::render::template::format_time;
-use crate::store::{AckOutcome, AckRequest, AckVia, AlertView, StoreError};
+use crate::store::{AckRequest, AckVia, AlertView};
 use crate::web::alerts::{MAX_BY_CHARS, Peer, acker, client_address, do_ack};
 use crate::web::auth::Principal;
 
@@ -37,115 +37,6 @@ const MAX_CALLS: i64 = 1000;
 /// Firing alerts listed at most (a storm of more is summarised by the count in the title).
 const MAX_FIRING: i64 = 1000;
 
-static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    // Names end in .html: minijinja's default turns HTML auto-escaping on for them.
-    for (name, src) in [
-        ("layout.html", include_str!("../../templates/layout.html")),
-        ("message.html", include_str!("../../templates/message.html")),
-        (
-            "ack_link.html",
-            include_str!("../../templates/ack_link.html"),
-        ),
-        ("status.html", include_str!("../../templates/status.html")),
-        (
-            "silence_link.html",
-            include_str!("../../templates/silence_link.html"),
-        ),
-    ] {
-        env.add_template(name, src)
-            .unwrap_or_else(|e| panic!("embedded template {name}: {e}"));
-    }
-    env
-});
-
-/// The stylesheet the pages link (`GET /static/style.css`).
-pub const STYLE: &str = include_str!("../../templates/style.css");
-
-/// `GET /static/style.css`
-pub async fn stylesheet() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "max-age=3600"),
-        ],
-        STYLE,
-    )
-        .into_response()
-}
-
-pub(crate) fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
-    match PAGES.get_template(name).and_then(|t| t.render(ctx)) {
-        Ok(html) => (
-            status,
-            [
-                (header::CACHE_CONTROL, "no-store"),
-                (header::HeaderName::from_static("x-robots-tag"), "noindex"),
-            ],
-            Html(html),
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(template = name, error = %e, "cannot render page");
-            (StatusCode::INTERNAL_SERVER_ERROR, "cannot render page").into_response()
-        }
-    }
-}
-
-/// A page with a title and one paragraph of text.
-pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
-    render(
-        status,
-        "message.html",
-        json!({"title": title, "text": text, "status_link": false}),
-    )
-}
-
-fn store_unavailable(e: &StoreError) -> Response {
-    tracing::warn!(error = %e, "store unavailable");
-    message(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Store unavailable",
-        "Cannot reach the alert store; try again.",
-    )
-}
-
-/// The page answering an acknowledgement from a link or the status page.
-pub fn ack_result(out: Result<AckOutcome, StoreError>, by: &str) -> Response {
-    match out {
-        Ok(AckOutcome::Acked { .. }) => render(
-            StatusCode::OK,
-            "message.html",
-            json!({"title": "Acknowledged", "status_link": true,
-                   "text": format!("Acknowledged by {by}. The remaining escalation steps are cancelled.")}),
-        ),
-        Ok(AckOutcome::AlreadyAcked { by, at }) => message(
-            StatusCode::CONFLICT,
-            "Already acknowledged",
-            &format!("Already acknowledged by {by} at {}.", format_time(at)),
-        ),
-        Ok(AckOutcome::NotActive) => not_active(),
-        Ok(AckOutcome::OtherFiring) => other_firing(),
-        Err(e) => store_unavailable(&e),
-    }
-}
-
-fn not_active() -> Response {
-    message(
-        StatusCode::NOT_FOUND,
-        "Alert not active",
-        "This alert is resolved or has no running escalation.",
-    )
-}
-
-fn other_firing() -> Response {
-    message(
-        StatusCode::GONE,
-        "Ack link refused",
-        "This link is for an earlier firing of the alert, which fires again since. Nothing was acknowledged.",
-    )
-}
-
 fn token_problem(e: &TokenError) -> Response {
     let status = match e {
         TokenError::Expired => StatusCode::GONE,
@@ -158,9 +49,9 @@ fn token_problem(e: &TokenError) -> Response {
     )
 }
 
-fn verify_token(app: &App, token: &str) -> Result<signing::Link, Box<Response>> {
+fn verify_token(app: &Shared, token: &str) -> Result<signing::Link, Box<Response>> {
     let live = app.live();
-    let Some(secret) = &live.config.ack_secret else {
+    let Some(secret) = &live.ack_secret else {
         return Err(Box::new(message(
             StatusCode::NOT_FOUND,
             "Ack links are disabled",
@@ -180,7 +71,7 @@ fn verify_token(app: &App, token: &str) -> Result<signing::Link, Box<Response>> 
 }
 
 /// `GET /ack/{token}`: a confirmation page; never acknowledges.
-pub async fn ack_link_page(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
+pub async fn ack_link_page(State(app): State<Arc<Shared>>, Path(token): Path<String>) -> Response {
     let link = match verify_token(&app, &token) {
         Ok(l) => l,
         Err(r) => return *r,
@@ -227,7 +118,7 @@ pub struct AckForm {
 
 /// `POST /ack/{token}` (form `by=name`): acknowledges the firing the link was made for.
 pub async fn ack_link_post(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Shared>>,
     principal: Option<Extension<Principal>>,
     peer: Peer,
     Path(token): Path<String>,
@@ -292,7 +183,7 @@ fn firing_row(a: &crate::store::CurrentAlert, esc: Option<&AlertView>) -> Value 
 /// `GET /`: every firing alert (escalated or not) with its escalation state, recent
 /// resolutions and the latest acknowledgements with who, how and from where. Shows channel
 /// names, not the contacts behind them (phone numbers are personal data).
-pub async fn status_page(State(app): State<Arc<App>>) -> Response {
+pub async fn status_page(State(app): State<Arc<Shared>>) -> Response {
     let (firing, escalated, resolved, audit) = match tokio::try_join!(
         app.store.list_current("firing", MAX_FIRING),
         app.store.list_alerts(),
@@ -336,13 +227,7 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
             row["calls"] = calls
                 .iter()
                 .filter(|c| c.fingerprint == a.fingerprint && c.starts_at == a.starts_at)
-                .map(|c| {
-                    crate::render::calls::line(
-                        c,
-                        &live.config.plan.directory,
-                        live.config.plan.timezone,
-                    )
-                })
+                .map(|c| crate::render::calls::line(c, &live.plan.directory, live.plan.timezone))
                 .collect();
             row
         })
@@ -371,7 +256,7 @@ pub async fn status_page(State(app): State<Arc<App>>) -> Response {
         })
         .collect();
     let (heartbeats, deadman) = match crate::plan::heartbeat::views(
-        &app.live().config.plan,
+        &app.live().plan,
         app.store.as_ref(),
         crate::core::clock::now_ms(),
     )

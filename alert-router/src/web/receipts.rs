@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::App;
+use super::Shared;
 use crate::core::clock::now_ms;
 use crate::core::model::CallOutcome;
 use crate::store::calls::Receipt;
@@ -59,18 +59,13 @@ pub fn parse_voice_report(v: &Value) -> Option<Receipt> {
 /// is not a JSON array, 401 for a wrong token. Receipts of calls we did not place (the account
 /// may serve other systems) are acknowledged and not stored.
 pub async fn aliyun_voice_receipt(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Shared>>,
     Path(token): Path<String>,
     body: Bytes,
 ) -> Response {
     let live = app.live();
-    let known = live.config.channels.iter().any(|c| match c {
-        crate::config::ChannelConfig::AliyunVoice(v) => {
-            v.callback_token.as_ref().is_some_and(|t| {
-                !t.is_empty() && quantwatch_web::auth::secrets_equal(t.as_bytes(), token.as_bytes())
-            })
-        }
-        _ => false,
+    let known = live.callback_tokens.iter().any(|t| {
+        !t.is_empty() && quantwatch_web::auth::secrets_equal(t.as_bytes(), token.as_bytes())
     });
     let count = |o: &str| app.metrics.call_receipts.with_label_values(&[o]).inc();
     if !known {

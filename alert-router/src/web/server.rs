@@ -15,12 +15,12 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::App;
-use crate::web::{alerts, auth, intake, pages};
+use super::Shared;
+use crate::web::{alerts, auth, intake, page, pages};
 
 /// The route table with its gates. Add routes in [`routes`]: every route there is behind
 /// the authentication gate unless `auth::is_anonymous` lists it.
-pub fn router(app: Arc<App>) -> Router {
+pub fn router(app: Arc<Shared>) -> Router {
     routes()
         .layer(middleware::from_fn_with_state(app.clone(), auth::require))
         .layer(middleware::from_fn_with_state(
@@ -31,10 +31,10 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-fn routes() -> Router<Arc<App>> {
+fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/", get(pages::status_page))
-        .route("/static/style.css", get(pages::stylesheet))
+        .route("/static/style.css", get(page::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -81,7 +81,7 @@ fn routes() -> Router<Arc<App>> {
         )
 }
 
-async fn readyz(State(app): State<Arc<App>>) -> Response {
+async fn readyz(State(app): State<Arc<Shared>>) -> Response {
     let ping = tokio::time::timeout(std::time::Duration::from_secs(3), app.store.ping()).await;
     match ping.unwrap_or_else(|_| Err(crate::store::StoreError::Timeout)) {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
@@ -92,7 +92,7 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+async fn metrics(State(app): State<Arc<Shared>>) -> Response {
     match app.store.queue_stats().await {
         Ok(s) => {
             app.metrics.store_up.set(1);
@@ -125,7 +125,7 @@ struct ListQuery {
 }
 
 /// `GET /api/v1/notifications`: where permanent errors become visible with their channel.
-async fn notifications(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Response {
+async fn notifications(State(app): State<Arc<Shared>>, Query(q): Query<ListQuery>) -> Response {
     if let Some(s) = &q.state
         && !matches!(s.as_str(), "pending" | "sent" | "failed")
     {

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::App;
+use super::Shared;
 use crate::core::language::Language;
 use crate::core::model::AlertEvent;
 use crate::core::signing::{self, Purpose, TokenError};
@@ -22,7 +22,7 @@ use crate::render::template::format_time;
 use crate::store::{SilenceRecord, StoreError};
 use crate::web::alerts::{MAX_BY_CHARS, Peer, acker, client_address};
 use crate::web::auth::Principal;
-use crate::web::pages::{message, render};
+use crate::web::page::{message, render};
 
 fn refused(e: &TokenError) -> Response {
     let status = match e {
@@ -46,9 +46,9 @@ fn store_down(e: &StoreError) -> Response {
 }
 
 /// The firing a valid link names, or the page that says why not.
-async fn firing(app: &App, token: &str) -> Result<AlertEvent, Box<Response>> {
+async fn firing(app: &Shared, token: &str) -> Result<AlertEvent, Box<Response>> {
     let live = app.live();
-    let Some(secret) = &live.config.ack_secret else {
+    let Some(secret) = &live.ack_secret else {
         return Err(Box::new(message(
             StatusCode::NOT_FOUND,
             "Silence links are disabled",
@@ -65,7 +65,7 @@ async fn firing(app: &App, token: &str) -> Result<AlertEvent, Box<Response>> {
         tracing::warn!(error = %e, "silence link refused");
         Box::new(refused(&e))
     })?;
-    if live.config.plan.silences.alertmanager_urls.is_empty() {
+    if live.plan.silences.alertmanager_urls.is_empty() {
         return Err(Box::new(message(
             StatusCode::NOT_FOUND,
             "Silences are not configured",
@@ -95,7 +95,7 @@ pub struct PageQuery {
 
 /// `GET /silence/{token}`: the confirmation form; never silences.
 pub async fn link_page(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Shared>>,
     Path(token): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Response {
@@ -129,7 +129,7 @@ pub async fn link_page(
             "since": format_time(ev.starts_at),
             "token": path_segment(&token),
             "choices": choices,
-            "alertmanagers": app.live().config.plan.silences.alertmanager_urls.len(),
+            "alertmanagers": app.live().plan.silences.alertmanager_urls.len(),
             "max_by": MAX_BY_CHARS,
         }),
     )
@@ -144,7 +144,7 @@ pub struct SilenceForm {
 
 /// `POST /silence/{token}` (form `by`, `duration`): silences the firing the link names.
 pub async fn link_post(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Shared>>,
     principal: Option<Extension<Principal>>,
     peer: Peer,
     Path(token): Path<String>,
@@ -178,7 +178,7 @@ pub async fn link_post(
     };
     let live = app.live();
     let created = create(
-        &live.config.plan.silences,
+        &live.plan.silences,
         app.store.as_ref(),
         &ev,
         &by,
@@ -249,7 +249,7 @@ pub fn status_rows(list: &[SilenceRecord]) -> Vec<Value> {
 }
 
 /// `GET /api/v1/silences`: the active silences the router made.
-pub async fn list_api(State(app): State<Arc<App>>) -> Response {
+pub async fn list_api(State(app): State<Arc<Shared>>) -> Response {
     match app
         .store
         .active_silences(crate::core::clock::now_ms(), 1000)
@@ -263,7 +263,7 @@ pub async fn list_api(State(app): State<Arc<App>>) -> Response {
 /// `POST /api/v1/silences/{id}/expire`: expire a silence the router made (the status page's
 /// button posts a form; JSON callers get JSON). Records the authenticated caller.
 pub async fn expire_api(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Shared>>,
     headers: HeaderMap,
     principal: Option<Extension<Principal>>,
     peer: Peer,
@@ -308,7 +308,7 @@ pub async fn expire_api(
     let via = if from_page { "page" } else { "api" };
     let live = app.live();
     let expired = expire(
-        &live.config.plan.silences,
+        &live.plan.silences,
         app.store.as_ref(),
         &rec,
         &by,

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use quantwatch_alert_router::config;
+use quantwatch_alert_router::app::config;
 use quantwatch_alert_router::core::model::AlertEvent;
 use quantwatch_bench::percentile;
 

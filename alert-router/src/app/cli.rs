@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::RunError;
-use crate::config::Config;
+use crate::app::RunError;
+use crate::app::config::Config;
 use crate::core::settings::{Env, ProcessEnv};
 
 #[derive(Debug, Parser)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::plan::routing::{Matcher, RouteTree};
+use crate::web::WebSettings;
 
 /// Default listen address of the router (contract: "Both binaries").
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9878";
@@ -113,15 +114,6 @@ struct FileWeb {
     header_read_timeout: Option<String>,
     body_read_timeout: Option<String>,
     max_connections: Option<usize>,
-}
-
-/// The validated `web` settings: what the accept loop and the auth middleware need.
-#[derive(Debug, Clone)]
-pub struct WebSettings {
-    pub config_file: Option<PathBuf>,
-    /// TLS and headers are taken at start; `basic_auth_users` follow a SIGHUP reload.
-    pub security: quantwatch_web::web_config::WebSecurity,
-    pub limits: quantwatch_web::serve::Limits,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
