@@ -87,77 +87,109 @@ fn layer_of(s: &Source) -> Option<&'static str> {
     LAYERS.iter().copied().find(|l| l == first)
 }
 
-/// Code without comments and string literals, line by line (so a doc comment that names a
-/// path is not an import).
+/// Code without comments and the contents of string literals (raw strings included), line by
+/// line, so a doc comment or a template that names a path is not an import.
 fn code_lines(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut in_block = false;
-    for line in text.lines() {
-        let mut code = String::new();
-        let mut chars = line.chars().peekable();
-        let mut in_str = false;
-        while let Some(c) = chars.next() {
-            if in_block {
-                if c == '*' && chars.peek() == Some(&'/') {
-                    chars.next();
-                    in_block = false;
-                }
-                continue;
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let at = |i: usize| chars.get(i).copied().unwrap_or('\0');
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '/' && at(i + 1) == '/' {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
             }
-            if in_str {
-                if c == '\\' {
-                    chars.next();
-                } else if c == '"' {
-                    in_str = false;
-                    code.push('"');
-                }
-                continue;
-            }
-            match c {
-                '/' if chars.peek() == Some(&'/') => break,
-                '/' if chars.peek() == Some(&'*') => {
-                    chars.next();
-                    in_block = true;
-                }
-                '"' => {
-                    in_str = true;
-                    code.push('"');
-                }
-                // A char literal such as '"' must not open a string.
-                '\'' => {
-                    let rest: String = chars.clone().take(3).collect();
-                    if rest.starts_with("\"'") {
-                        chars.next();
-                        chars.next();
+            continue;
+        }
+        if c == '/' && at(i + 1) == '*' {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && at(i + 1) == '*' {
+                    depth += 1;
+                    i += 2;
+                } else if chars[i] == '*' && at(i + 1) == '/' {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
                     }
-                    code.push('\'');
+                } else {
+                    if chars[i] == '\n' {
+                        out.push('\n');
+                    }
+                    i += 1;
                 }
-                c => code.push(c),
+            }
+            continue;
+        }
+        let ident_before = i > 0 && (chars[i - 1].is_ascii_alphanumeric() || chars[i - 1] == '_');
+        // Raw strings: r"…", r#"…"#, br#"…"#.
+        if c == 'r' && !ident_before || (c == 'b' && at(i + 1) == 'r' && !ident_before) {
+            let mut j = if c == 'b' { i + 2 } else { i + 1 };
+            let mut hashes = 0;
+            while at(j) == '#' {
+                hashes += 1;
+                j += 1;
+            }
+            if at(j) == '"' {
+                out.push('"');
+                j += 1;
+                loop {
+                    if j >= chars.len() {
+                        break;
+                    }
+                    if chars[j] == '"' && (0..hashes).all(|k| at(j + 1 + k) == '#') {
+                        j += 1 + hashes;
+                        break;
+                    }
+                    if chars[j] == '\n' {
+                        out.push('\n');
+                    }
+                    j += 1;
+                }
+                out.push('"');
+                i = j;
+                continue;
             }
         }
-        // Raw strings (r#"..."#, templates) span lines; drop them whole.
-        out.push(code);
-    }
-    blank_raw_strings(&mut out);
-    out
-}
-
-/// Blank the lines inside `r#"` … `"#` (templates, CSS): they are data, not code.
-fn blank_raw_strings(lines: &mut [String]) {
-    let mut inside = false;
-    for line in lines.iter_mut() {
-        if inside {
-            if line.contains("\"#") {
-                inside = false;
+        if c == '"' {
+            out.push('"');
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    i += 1;
+                }
+                if at(i) == '\n' {
+                    out.push('\n');
+                }
+                i += 1;
             }
-            line.clear();
-        } else if let Some(at) = line.find("r#\"") {
-            if !line[at + 3..].contains("\"#") {
-                inside = true;
-            }
-            line.truncate(at);
+            out.push('"');
+            i += 1;
+            continue;
         }
+        // A char literal such as '"' must not open a string ('a lifetime stays code).
+        if c == '\'' {
+            if at(i + 1) == '\\' {
+                let mut j = i + 2;
+                while j < chars.len() && chars[j] != '\'' {
+                    j += 1;
+                }
+                out.push_str("' '");
+                i = j + 1;
+                continue;
+            }
+            if at(i + 2) == '\'' {
+                out.push_str("' '");
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
     }
+    out.split('\n').map(str::to_string).collect()
 }
 
 /// Expand a `use` tree (`crate::a::{b, c::{d, e}}`) into its paths.
@@ -582,6 +614,7 @@ fn the_checker_reads_use_trees_super_and_inline_paths() {
         text: "use crate::{core::model::AlertEvent, web::{State, auth}};\n\
                // crate::app::App in a comment is not an import\n\
                fn f() { let x = \"crate::app::App\"; crate::delivery::run(); }\n\
+               const T: &str = r#\"crate::web::x \"quoted\" crate::app::y\"#;\n\
                mod tests {\n    use super::*;\n    use super::super::routing::Tree;\n}\n"
             .into(),
     };
@@ -597,8 +630,8 @@ fn the_checker_reads_use_trees_super_and_inline_paths() {
             (1, "web::State".to_string()),
             (1, "web::auth".to_string()),
             (3, "delivery::run".to_string()),
-            (5, "plan::rota".to_string()),
-            (6, "plan::routing::Tree".to_string()),
+            (6, "plan::rota".to_string()),
+            (7, "plan::routing::Tree".to_string()),
         ]
     );
     assert_eq!(
