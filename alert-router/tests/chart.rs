@@ -11,7 +11,7 @@ use std::time::Duration;
 use quantwatch_alert_router::app::config;
 use quantwatch_alert_router::context::render::{self, PALETTE, THRESHOLD_COLOUR};
 use quantwatch_alert_router::context::{ChartService, expr, images, prom};
-use quantwatch_alert_router::core::model::AlertEvent;
+use quantwatch_alert_router::core::model::{AlertEvent, Status};
 use testkit::servers::Prometheus;
 use tokio::time::Instant;
 
@@ -56,7 +56,7 @@ fn alert(expr: &str, starts_ago_s: i64) -> AlertEvent {
     AlertEvent {
         group_key: "g".into(),
         fingerprint: format!("fp{}", expr.len()),
-        status: "firing".into(),
+        status: Status::Firing,
         labels: [("alertname".to_string(), "Known".to_string())].into(),
         annotations: Default::default(),
         starts_at: chrono::Utc::now().timestamp_millis() - starts_ago_s * 1000,
@@ -233,7 +233,7 @@ async fn for_alert_renders_once_per_alert_and_signs_a_url() {
     assert_eq!(r.bytes().await.unwrap().as_ref(), png.as_slice());
     // Resolved alerts get nothing, and no note.
     let mut resolved = a.clone();
-    resolved.status = "resolved".into();
+    resolved.status = Status::Resolved;
     assert_eq!(
         svc.for_alert(&resolved, svc.deadline()).await,
         Default::default()

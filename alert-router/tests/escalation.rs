@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use quantwatch_alert_router::app::config::{self, Config};
-use quantwatch_alert_router::core::model::AlertEvent;
+use quantwatch_alert_router::core::model::{AlertEvent, Status};
 use quantwatch_alert_router::plan::routing::route_event;
 use quantwatch_alert_router::store::{AckOutcome, Store};
 
@@ -68,7 +68,7 @@ fn event(fp: &str, status: &str, starts_at: i64, severity: &str) -> AlertEvent {
     AlertEvent {
         group_key: "{}:{alertname=\"X\"}".into(),
         fingerprint: fp.into(),
-        status: status.into(),
+        status: Status::parse(status).expect("firing or resolved"),
         labels: [("alertname", "X"), ("severity", severity)]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -106,7 +106,7 @@ impl Fixture {
                     r.channel,
                     r.kind.as_str().to_string(),
                     r.step,
-                    r.event.status.clone(),
+                    r.event.status.as_str().to_string(),
                     r.mentions,
                 )
             }));

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use quantwatch_alert_router::app::config::{self, Config};
-use quantwatch_alert_router::core::model::AlertEvent;
+use quantwatch_alert_router::core::model::{AlertEvent, Status};
 use quantwatch_alert_router::plan::rota::{self, TickReport};
 use quantwatch_alert_router::plan::routing::route_event;
 use quantwatch_alert_router::store::{self, OutboxRow, Store};
@@ -205,7 +205,7 @@ fn critical(starts_at: i64) -> AlertEvent {
     AlertEvent {
         group_key: "g".into(),
         fingerprint: "fp-book".into(),
-        status: "firing".into(),
+        status: Status::Firing,
         labels: [("alertname", "BookStale"), ("severity", "critical")]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -268,7 +268,7 @@ async fn an_acked_alert_still_firing_reminds_the_acker_once_per_period() {
     }
     // Resolved: no more reminders.
     let mut res = critical(t0);
-    res.status = "resolved".into();
+    res.status = Status::Resolved;
     res.ends_at = Some(acked + 70 * min);
     let routed = route_event(&f.cfg.plan, res, acked + 70 * min);
     f.store.ingest(&[routed], acked + 70 * min).await.unwrap();

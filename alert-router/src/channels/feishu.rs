@@ -217,7 +217,7 @@ impl Channel for Feishu {
                 Language::Zh => ("确认告警", "处理手册", "监控面板"),
                 Language::En => ("Acknowledge", "Runbook", "Dashboard"),
             };
-            if a.status == "firing"
+            if a.status == crate::core::model::Status::Firing
                 && let Some(u) = self.render.links.ack_url(&a.fingerprint, a.starts_at)
             {
                 m.buttons.push((ack.into(), u));

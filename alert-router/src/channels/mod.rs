@@ -59,7 +59,7 @@ pub fn gravest_severity(alerts: &[AlertEvent]) -> String {
     };
     alerts
         .iter()
-        .filter(|a| a.status == "firing")
+        .filter(|a| a.status == crate::core::model::Status::Firing)
         .map(|a| a.labels.get("severity").cloned().unwrap_or_default())
         .max_by_key(|s| rank(s))
         .unwrap_or_else(|| "resolved".into())

@@ -183,7 +183,7 @@ impl ChartService {
         let Some(client) = &self.prom else {
             return ChartOutcome::default();
         };
-        if alert.status != "firing" {
+        if alert.status != crate::core::model::Status::Firing {
             return ChartOutcome::default();
         }
         let Some(expression) = prom::alert_expression(alert) else {
@@ -236,7 +236,7 @@ impl ChartService {
             .routes
             .context_for(&alert.labels)
             .unwrap_or(&self.settings.context);
-        if alert.status != "firing"
+        if alert.status != crate::core::model::Status::Firing
             || !queries
                 .iter()
                 .any(|q| table::expand(&q.query, &alert.labels).is_some())

@@ -265,7 +265,7 @@ mod tests {
         AlertEvent {
             group_key: "g".into(),
             fingerprint: "f".into(),
-            status: "firing".into(),
+            status: crate::core::model::Status::Firing,
             labels: BTreeMap::new(),
             annotations: chart_query
                 .map(|q| [("chart_query".to_string(), q.to_string())].into())

@@ -40,13 +40,44 @@ pub struct WebhookAlert {
     pub fingerprint: Option<String>,
 }
 
+/// Whether an alert fires or has resolved; written as Alertmanager writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Firing,
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+
+    /// Alertmanager's text; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "firing" => Some(Status::Firing),
+            "resolved" => Some(Status::Resolved),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One alert state change as received; the unit of deduplication and notification.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AlertEvent {
     pub group_key: String,
     pub fingerprint: String,
-    /// "firing" or "resolved".
-    pub status: String,
+    pub status: Status,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     /// Unix milliseconds.
@@ -107,9 +138,10 @@ pub fn parse_payload(body: &[u8]) -> Result<Vec<AlertEvent>, PayloadError> {
         serde_json::from_slice(body).map_err(|e| PayloadError::Json(e.to_string()))?;
     let mut out = Vec::with_capacity(p.alerts.len());
     for (index, a) in p.alerts.into_iter().enumerate() {
-        let status = match a.status.as_str() {
-            "firing" | "resolved" => a.status,
-            other => {
+        let status = match Status::parse(&a.status) {
+            Some(s) => s,
+            None => {
+                let other = a.status.as_str();
                 return Err(PayloadError::Field {
                     index,
                     field: "status",
@@ -241,7 +273,7 @@ pub fn test_alert(now: i64) -> AlertEvent {
     AlertEvent {
         group_key: "test-send".into(),
         fingerprint: format!("test-{now}"),
-        status: "firing".into(),
+        status: Status::Firing,
         labels: [
             ("alertname", "QuantwatchTestNotification"),
             ("severity", "info"),
@@ -279,10 +311,10 @@ mod tests {
         let ev = parse_payload(body).unwrap();
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[0].fingerprint, "abc");
-        assert_eq!(ev[0].status, "firing");
+        assert_eq!(ev[0].status, Status::Firing);
         assert_eq!(ev[0].starts_at, 1_767_294_245_123);
         assert_eq!(ev[0].ends_at, None);
-        assert_eq!(ev[1].status, "resolved");
+        assert_eq!(ev[1].status, Status::Resolved);
         assert_eq!(ev[1].ends_at, Some(1_767_315_600_000));
         assert_eq!(ev[1].fingerprint.len(), 16);
         assert_eq!(ev[1].group_key, "{}:{alertname=\"X\"}");

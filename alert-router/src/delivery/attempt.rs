@@ -73,7 +73,7 @@ async fn attachments(ctx: &WorkerCtx, rows: &[OutboxRow]) -> Option<Attachments>
     match (&ctx.charts, rows) {
         (Some(charts), [row])
             if charts.enabled()
-                && row.event.status == "firing"
+                && row.event.status == crate::core::model::Status::Firing
                 && !row
                     .event
                     .annotations

@@ -89,9 +89,10 @@ async fn rows_to_call(
         let ids: Vec<i64> = other.iter().map(|r| r.id).collect();
         settle::release(ctx, name, &ids).await;
     }
-    let (same, quiet): (Vec<OutboxRow>, Vec<OutboxRow>) = same
-        .into_iter()
-        .partition(|r| r.kind != crate::store::OutboxKind::Ack && r.event.status == "firing");
+    let (same, quiet): (Vec<OutboxRow>, Vec<OutboxRow>) = same.into_iter().partition(|r| {
+        r.kind != crate::store::OutboxKind::Ack
+            && r.event.status == crate::core::model::Status::Firing
+    });
     if !quiet.is_empty() {
         let ids: Vec<i64> = quiet.iter().map(|r| r.id).collect();
         if let Err(e) = ctx.store.mark_sent(&ids, now_ms()).await {

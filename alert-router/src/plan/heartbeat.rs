@@ -488,7 +488,7 @@ fn raised(c: &Check<'_>, since: i64) -> AlertEvent {
     AlertEvent {
         group_key: format!("quantwatch-alert-router/{}", c.key),
         fingerprint: label_fingerprint(&c.labels),
-        status: "firing".into(),
+        status: crate::core::model::Status::Firing,
         labels: c.labels.clone(),
         annotations: [
             ("summary", Some(c.summary.clone())),
@@ -580,7 +580,7 @@ pub async fn tick(
                     .as_deref()
                     .and_then(|a| serde_json::from_str::<AlertEvent>(a).ok())
                     .unwrap_or_else(|| raised(&c, since));
-                ev.status = "resolved".into();
+                ev.status = crate::core::model::Status::Resolved;
                 ev.ends_at = Some(row.last_seen);
                 tracing::info!(signal = %c.key, since, "expected signal heard again; resolving its alert");
                 routed.push(route_event_via(cfg, routes, ev, now));
@@ -655,7 +655,10 @@ pub async fn take_watchdog(
     let (watchdog, rest): (Vec<AlertEvent>, Vec<AlertEvent>) = events
         .into_iter()
         .partition(|e| e.alertname() == d.alertname);
-    if let Some(e) = watchdog.iter().find(|e| e.status == "firing") {
+    if let Some(e) = watchdog
+        .iter()
+        .find(|e| e.status == crate::core::model::Status::Firing)
+    {
         let names = [KEY_DEADMAN.to_string(), peer_key(&peer_of(e))];
         store.signals_heard(&names, now).await?;
         return Ok((rest, true));

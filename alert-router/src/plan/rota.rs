@@ -223,7 +223,7 @@ fn notice_event(
     AlertEvent {
         group_key: "quantwatch-rota".into(),
         fingerprint,
-        status: "firing".into(),
+        status: crate::core::model::Status::Firing,
         labels: labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -389,7 +389,7 @@ pub async fn tick(
             let Some(mut ev) = store.current_event(&view.fingerprint).await? else {
                 continue;
             };
-            if ev.status != "firing" || ev.starts_at != view.starts_at {
+            if ev.status != crate::core::model::Status::Firing || ev.starts_at != view.starts_at {
                 continue;
             }
             // To the acknowledger where they have contacts, else where the chain notified.

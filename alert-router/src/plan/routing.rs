@@ -237,11 +237,13 @@ pub fn route_event_via(
         .policy_for(&event.labels, &|w| s.directory.in_window(w, at))
         .and_then(|p| s.policies.get(&p));
     match policy {
-        Some(p) if event.status == "firing" => crate::store::RoutedEvent {
-            event,
-            channels: Vec::new(),
-            escalation: Some(p.plan(now_ms, &s.directory)),
-        },
+        Some(p) if event.status == crate::core::model::Status::Firing => {
+            crate::store::RoutedEvent {
+                event,
+                channels: Vec::new(),
+                escalation: Some(p.plan(now_ms, &s.directory)),
+            }
+        }
         _ => crate::store::RoutedEvent {
             event,
             channels,

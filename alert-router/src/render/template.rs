@@ -437,7 +437,7 @@ pub fn context_for(
             }
             json!({
                 "status": a.status,
-                "icon": if notice { "📣" } else if a.status == "firing" { "🔥" } else { "✅" },
+                "icon": if notice { "📣" } else if a.status == crate::core::model::Status::Firing { "🔥" } else { "✅" },
                 "alertname": a.alertname(),
                 "severity": get(&a.labels, "severity"),
                 "instance": get(&a.labels, "instance"),
@@ -471,7 +471,10 @@ pub fn context_for(
             })
         })
         .collect();
-    let firing = alerts.iter().filter(|a| a.status == "firing").count();
+    let firing = alerts
+        .iter()
+        .filter(|a| a.status == crate::core::model::Status::Firing)
+        .count();
     json!({
         "alerts": list,
         "firing": firing,
@@ -552,7 +555,7 @@ mod tests {
         AlertEvent {
             group_key: "g".into(),
             fingerprint: format!("fp-{name}"),
-            status: status.into(),
+            status: crate::core::model::Status::parse(status).expect("test status"),
             labels: [
                 ("alertname", name),
                 ("severity", "critical"),

@@ -237,7 +237,7 @@ impl CurrentAlert {
             alertname: ev.alertname().to_string(),
             severity: ev.labels.get("severity").cloned().unwrap_or_default(),
             summary: ev.annotations.get("summary").cloned().unwrap_or_default(),
-            status: ev.status.clone(),
+            status: ev.status.as_str().to_string(),
             starts_at: ev.starts_at,
             ends_at: ev.ends_at,
             updated_at,
@@ -266,7 +266,7 @@ pub(crate) fn current_updates(events: &[RoutedEvent], ids: &[Option<i64>]) -> Ve
         let key = |j: usize| {
             (
                 events[j].event.starts_at,
-                events[j].event.status == "resolved",
+                events[j].event.status == crate::core::model::Status::Resolved,
             )
         };
         best.entry(&r.event.fingerprint)
@@ -579,7 +579,7 @@ impl NotificationView {
     pub(crate) fn with_alert(mut self, payload: &str) -> NotificationView {
         if let Ok(ev) = serde_json::from_str::<AlertEvent>(payload) {
             self.alertname = ev.alertname().to_string();
-            self.status = ev.status;
+            self.status = ev.status.as_str().to_string();
         }
         self
     }

@@ -230,7 +230,7 @@ impl<D> [SqlStore<D>] {
                 q = q
                     .bind(&e.group_key)
                     .bind(&e.fingerprint)
-                    .bind(&e.status)
+                    .bind(e.status.as_str())
                     .bind(e.starts_at)
                     .bind(e.ends_at)
                     .bind(&payloads[base + i])
@@ -252,7 +252,7 @@ impl<D> [SqlStore<D>] {
             // The first event with a key got the row; a repeat in the same batch is a duplicate.
             for r in chunk {
                 let e = &r.event;
-                ids.push(inserted.remove(&(e.fingerprint.clone(), e.status.clone(), e.starts_at)));
+                ids.push(inserted.remove(&(e.fingerprint.clone(), e.status.as_str().to_string(), e.starts_at)));
             }
         }
         Ok(ids)
@@ -344,7 +344,7 @@ impl<D> [Store for SqlStore<D>] {
         for (i, r) in events.iter().enumerate() {
             let Some(id) = ids[i] else { continue };
             let fp = &r.event.fingerprint;
-            if r.event.status == "firing" {
+            if r.event.status == crate::core::model::Status::Firing {
                 if let Some(plan) = &r.escalation {
                     Self::start_chain(&mut *tx, fp, id, plan, now_ms).await?;
                 }
@@ -365,7 +365,7 @@ impl<D> [Store for SqlStore<D>] {
                 q = q
                     .bind(&e.fingerprint)
                     .bind(*id)
-                    .bind(&e.status)
+                    .bind(e.status.as_str())
                     .bind(e.starts_at)
                     .bind(now_ms);
             }

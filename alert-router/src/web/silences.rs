@@ -74,8 +74,13 @@ async fn firing(app: &Shared, token: &str) -> Result<AlertEvent, Box<Response>> 
     }
     match app.store.current_event(&link.fingerprint).await {
         Err(e) => Err(Box::new(store_down(&e))),
-        Ok(Some(ev)) if ev.status == "firing" && ev.starts_at == link.starts_at => Ok(ev),
-        Ok(Some(ev)) if ev.status == "firing" => Err(Box::new(message(
+        Ok(Some(ev))
+            if ev.status == crate::core::model::Status::Firing
+                && ev.starts_at == link.starts_at =>
+        {
+            Ok(ev)
+        }
+        Ok(Some(ev)) if ev.status == crate::core::model::Status::Firing => Err(Box::new(message(
             StatusCode::GONE,
             "Silence link refused",
             "This link is for an earlier firing of the alert, which fires again since. Nothing was silenced.",

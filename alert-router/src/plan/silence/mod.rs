@@ -296,7 +296,9 @@ async fn resolved(
     rec: &SilenceRecord,
 ) -> Result<Option<bool>, StoreError> {
     match store.current_event(&rec.fingerprint).await? {
-        Some(ev) if ev.status == "firing" && ev.starts_at == rec.starts_at => {}
+        Some(ev)
+            if ev.status == crate::core::model::Status::Firing && ev.starts_at == rec.starts_at => {
+        }
         _ => return Ok(Some(true)),
     }
     let timeout = settings.timeout;
@@ -384,7 +386,7 @@ pub fn links(
     expires_s: i64,
     configured: bool,
 ) -> Vec<Value> {
-    if ev.status != "firing"
+    if ev.status != crate::core::model::Status::Firing
         || ev
             .annotations
             .contains_key(crate::core::annotations::NOTICE)
@@ -425,7 +427,7 @@ mod tests {
         AlertEvent {
             group_key: "g".into(),
             fingerprint: "fp1".into(),
-            status: "firing".into(),
+            status: crate::core::model::Status::Firing,
             labels,
             annotations: BTreeMap::new(),
             starts_at: 1_767_225_600_000,
@@ -493,7 +495,7 @@ mod tests {
         // Not configured, no externalURL: nothing to offer.
         assert!(links(&e, Language::Zh, Some("https://r"), Some(secret), 60, false).is_empty());
         let mut r = e.clone();
-        r.status = "resolved".into();
+        r.status = crate::core::model::Status::Resolved;
         assert!(links(&r, Language::En, Some("https://r"), Some(secret), 60, true).is_empty());
     }
 
