@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use quantwatch_alert_router::app::config;
-use quantwatch_alert_router::core::model::AlertEvent;
+use quantwatch_alert_router::core::model::{AlertEvent, Status};
 use quantwatch_bench::percentile;
 
 struct Counting;
@@ -61,7 +61,7 @@ fn alert(expr: &str, i: usize) -> AlertEvent {
     AlertEvent {
         group_key: "bench".into(),
         fingerprint: format!("{i:016x}"),
-        status: "firing".into(),
+        status: Status::Firing,
         labels: [
             ("alertname".to_string(), "ChartBench".to_string()),
             ("strategy".to_string(), "alpha".to_string()),
