@@ -56,7 +56,7 @@ struct FileConfig {
     #[serde(default)]
     web: FileWeb,
     #[serde(default)]
-    delivery: FileDelivery,
+    delivery: crate::delivery::FileDelivery,
     #[serde(default)]
     channels: Vec<ChannelConfig>,
     route: Option<FileRoute>,
@@ -114,17 +114,6 @@ struct FileWeb {
     header_read_timeout: Option<String>,
     body_read_timeout: Option<String>,
     max_connections: Option<usize>,
-}
-
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct FileDelivery {
-    retry_initial: Option<String>,
-    retry_max: Option<String>,
-    lease: Option<String>,
-    poll_interval: Option<String>,
-    round_interval: Option<String>,
-    batch_max: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -304,6 +293,8 @@ pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigErrors> 
 
 fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, ConfigErrors> {
     let mut p = Vec::new();
+    // The planners' sections are read from here; the top-level keys below take theirs.
+    let sections = file.clone();
     let prob = |p: &mut Vec<Problem>, key: &str, reason: String| {
         p.push(Problem {
             file: name.into(),
@@ -436,108 +427,64 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         name,
         &mut p,
     );
-    let d = &file.delivery;
-    let delivery = crate::delivery::Settings {
-        retry_initial: duration(
-            &mut p,
-            name,
-            "delivery.retry_initial",
-            d.retry_initial.as_deref(),
-            Duration::from_secs(1),
-        ),
-        retry_max: duration(
-            &mut p,
-            name,
-            "delivery.retry_max",
-            d.retry_max.as_deref(),
-            Duration::from_secs(300),
-        ),
-        lease: duration(
-            &mut p,
-            name,
-            "delivery.lease",
-            d.lease.as_deref(),
-            Duration::from_secs(120),
-        ),
-        poll_interval: duration(
-            &mut p,
-            name,
-            "delivery.poll_interval",
-            d.poll_interval.as_deref(),
-            Duration::from_secs(1),
-        ),
-        round_interval: duration(
-            &mut p,
-            name,
-            "delivery.round_interval",
-            d.round_interval.as_deref(),
-            Duration::from_millis(100),
-        ),
-        batch_max: d.batch_max.unwrap_or(500),
+    let delivery = crate::delivery::validate(&file.delivery, name, &mut p);
+
+    let (channels, names) = channels_section(file.channels, name, &mut p);
+
+    let plan = plan_section(
+        &sections,
+        &channels,
+        &names,
+        (language, timezone),
+        env,
+        name,
+        &mut p,
+    );
+
+    if p.is_empty() {
+        Ok(Config {
+            source: name.into(),
+            listen_address,
+            database_url,
+            sqlite_synchronous_full,
+            public_url,
+            ack_secret,
+            ack_link_ttl,
+            chart,
+            runbook_base_url,
+            grafana_url,
+            webhook_token,
+            max_body_bytes,
+            api_token,
+            web,
+            delivery,
+            plan,
+            channels,
+        })
+    } else {
+        Err(ConfigErrors(p))
+    }
+}
+
+/// The planners' part: the route tree, people, rotations and windows, escalation policies,
+/// silences, the rota and the watches, each validated by its own part.
+fn plan_section(
+    file: &FileConfig,
+    channels: &[ChannelConfig],
+    names: &BTreeSet<String>,
+    (language, timezone): (Language, chrono_tz::Tz),
+    env: &dyn Env,
+    name: &str,
+    p: &mut Vec<Problem>,
+) -> crate::plan::Settings {
+    let prob = |p: &mut Vec<Problem>, key: &str, reason: String| {
+        p.push(Problem {
+            file: name.into(),
+            key: key.into(),
+            reason,
+        })
     };
-    if delivery.batch_max == 0 {
-        prob(&mut p, "delivery.batch_max", "must be at least 1".into());
-    }
-
-    let mut channels = file.channels;
-    if channels.is_empty() {
-        channels.push(ChannelConfig::Log(LogConfig {
-            name: "log".into(),
-            language: None,
-            template: None,
-            timezone: None,
-        }));
-    }
-    let mut names = BTreeSet::new();
-    for (i, c) in channels.iter().enumerate() {
-        let key = format!("channels[{i}]");
-        if c.name().is_empty()
-            || !c
-                .name()
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-        {
-            prob(
-                &mut p,
-                &format!("{key}.name"),
-                format!(
-                    "{:?} must be non-empty ASCII letters, digits, - or _",
-                    c.name()
-                ),
-            );
-        }
-        if !names.insert(c.name().to_string()) {
-            prob(
-                &mut p,
-                &format!("{key}.name"),
-                format!("channel name {:?} is used twice", c.name()),
-            );
-        }
-        let key = format!("channels[{i}] ({})", c.name());
-        let mut found = Vec::new();
-        if let Some(z) = c.spec().timezone()
-            && let Err(reason) = crate::core::timefmt::parse_zone(z)
-        {
-            found.push(("timezone".to_string(), reason));
-        }
-        c.spec().validate(&mut found);
-        for (k, reason) in found {
-            prob(&mut p, &format!("{key}.{k}"), reason);
-        }
-    }
-
-    for (i, c) in channels.iter().enumerate() {
-        for f in c.spec().fallback() {
-            let key = format!("channels[{i}] ({}).fallback", c.name());
-            if f == c.name() {
-                prob(&mut p, &key, "a channel cannot be its own fallback".into());
-            } else if !names.contains(f) {
-                prob(&mut p, &key, format!("no channel is named {f:?}"));
-            }
-        }
-    }
-
-    let route = file.route.unwrap_or(FileRoute {
+    let route = file.route.clone().unwrap_or(FileRoute {
         matchers: vec![],
         channels: vec![channels[0].name().to_string()],
         continue_: false,
@@ -548,19 +495,19 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
     });
     if route.channels.is_empty() {
         prob(
-            &mut p,
+            p,
             "route.channels",
             "the default (root) route must name at least one channel".into(),
         );
     }
     if !route.matchers.is_empty() {
         prob(
-            &mut p,
+            p,
             "route.matchers",
             "the root route matches every alert and takes no matchers".into(),
         );
     }
-    let routes = build_route(&route, "route", &names, name, &mut p);
+    let routes = build_route(&route, "route", names, name, p);
     let mut directory = crate::plan::oncall::Directory::default();
     let mut dir_problems = Vec::new();
     for (who, contacts) in &file.people {
@@ -593,18 +540,18 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         }
     }
     for (key, reason) in dir_problems {
-        prob(&mut p, &key, reason);
+        prob(p, &key, reason);
     }
     let rotation_names: BTreeSet<String> = file.rotations.keys().cloned().collect();
     let mut policies = std::collections::BTreeMap::new();
     for (pname, fp) in &file.escalation_policies {
-        match crate::plan::escalation::validate(pname, fp, &names, &rotation_names) {
+        match crate::plan::escalation::validate(pname, fp, names, &rotation_names) {
             Ok(pol) => {
                 policies.insert(pname.clone(), pol);
             }
             Err(errs) => {
                 for (key, reason) in errs {
-                    prob(&mut p, &key, reason);
+                    prob(p, &key, reason);
                 }
             }
         }
@@ -614,16 +561,16 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         file.silences.clone(),
         env.get("ROUTER_ALERTMANAGER_URLS"),
         name,
-        &mut p,
+        p,
     );
-    let rota = crate::plan::rota::validate(file.rota.clone(), &names, name, &mut p);
+    let rota = crate::plan::rota::validate(file.rota.clone(), names, name, p);
     check_policy_names(
         &routes,
         "route",
         &file.escalation_policies,
         &file.time_windows,
         name,
-        &mut p,
+        p,
     );
     let mut watch_problems = Vec::new();
     let watch = crate::plan::heartbeat::validate(
@@ -633,61 +580,112 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         &mut |r: &FileRoute, key: &str| {
             if r.channels.is_empty() && r.escalation.is_none() && r.escalation_during.is_empty() {
                 prob(
-                    &mut p,
+                    p,
                     &format!("{key}.channels"),
                     "names no channel and no escalation: its alerts would reach nobody".into(),
                 );
             }
-            let tree = build_route(r, key, &names, name, &mut p);
+            let tree = build_route(r, key, names, name, p);
             check_policy_names(
                 &tree,
                 key,
                 &file.escalation_policies,
                 &file.time_windows,
                 name,
-                &mut p,
+                p,
             );
             tree
         },
         &mut watch_problems,
     );
     for (key, reason) in watch_problems {
-        prob(&mut p, &key, reason);
+        prob(p, &key, reason);
+    }
+    crate::plan::Settings {
+        language,
+        timezone,
+        channels: channels.iter().map(|c| c.name().to_string()).collect(),
+        routes,
+        policies,
+        directory,
+        silences,
+        rota,
+        watch,
+    }
+}
+
+/// The `channels:` section: at least one channel (a log channel when none is written), names
+/// unique and plain, each vendor's own checks, fallbacks that exist.
+fn channels_section(
+    channels: Vec<ChannelConfig>,
+    file: &str,
+    p: &mut Vec<Problem>,
+) -> (Vec<ChannelConfig>, BTreeSet<String>) {
+    let prob = |p: &mut Vec<Problem>, key: &str, reason: String| {
+        p.push(Problem {
+            file: file.into(),
+            key: key.into(),
+            reason,
+        })
+    };
+    let mut channels = channels;
+    if channels.is_empty() {
+        channels.push(ChannelConfig::Log(LogConfig {
+            name: "log".into(),
+            language: None,
+            template: None,
+            timezone: None,
+        }));
+    }
+    let mut names = BTreeSet::new();
+    for (i, c) in channels.iter().enumerate() {
+        let key = format!("channels[{i}]");
+        if c.name().is_empty()
+            || !c
+                .name()
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            prob(
+                p,
+                &format!("{key}.name"),
+                format!(
+                    "{:?} must be non-empty ASCII letters, digits, - or _",
+                    c.name()
+                ),
+            );
+        }
+        if !names.insert(c.name().to_string()) {
+            prob(
+                p,
+                &format!("{key}.name"),
+                format!("channel name {:?} is used twice", c.name()),
+            );
+        }
+        let key = format!("channels[{i}] ({})", c.name());
+        let mut found = Vec::new();
+        if let Some(z) = c.spec().timezone()
+            && let Err(reason) = crate::core::timefmt::parse_zone(z)
+        {
+            found.push(("timezone".to_string(), reason));
+        }
+        c.spec().validate(&mut found);
+        for (k, reason) in found {
+            prob(p, &format!("{key}.{k}"), reason);
+        }
     }
 
-    if p.is_empty() {
-        Ok(Config {
-            source: name.into(),
-            listen_address,
-            database_url,
-            sqlite_synchronous_full,
-            public_url,
-            ack_secret,
-            ack_link_ttl,
-            chart,
-            runbook_base_url,
-            grafana_url,
-            webhook_token,
-            max_body_bytes,
-            api_token,
-            web,
-            delivery,
-            plan: crate::plan::Settings {
-                language,
-                timezone,
-                channels: channels.iter().map(|c| c.name().to_string()).collect(),
-                routes,
-                policies,
-                directory,
-                silences,
-                rota,
-                watch,
-            },
-            channels,
-        })
-    } else {
-        Err(ConfigErrors(p))
+    for (i, c) in channels.iter().enumerate() {
+        for f in c.spec().fallback() {
+            let key = format!("channels[{i}] ({}).fallback", c.name());
+            if f == c.name() {
+                prob(p, &key, "a channel cannot be its own fallback".into());
+            } else if !names.contains(f) {
+                prob(p, &key, format!("no channel is named {f:?}"));
+            }
+        }
     }
+    (channels, names)
 }
 
 /// The `web` section, `ROUTER_WEB_CONFIG_FILE` over `web.config_file`; the web config file's
