@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use quantwatch_alert_router::{Cli, run};
+use quantwatch_alert_router::app::cli::Cli;
+use quantwatch_alert_router::app::run;
 use quantwatch_web::logging::{LogFormat, init};
 
 fn main() -> ExitCode {

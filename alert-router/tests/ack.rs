@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{alert, payload, start};
-use quantwatch_alert_router::ack;
+use quantwatch_alert_router::core::signing as ack;
 use serde_json::{Value, json};
 use testkit::fakes::slack::SlackFake;
 

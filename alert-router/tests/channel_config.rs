@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use quantwatch_alert_router::config;
+use quantwatch_alert_router::app::config;
 
 fn problems(yaml: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();

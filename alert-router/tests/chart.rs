@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quantwatch_alert_router::chart::render::{self, PALETTE, THRESHOLD_COLOUR};
-use quantwatch_alert_router::chart::{ChartService, expr, prom, serve};
-use quantwatch_alert_router::config;
-use quantwatch_alert_router::model::AlertEvent;
+use quantwatch_alert_router::app::config;
+use quantwatch_alert_router::context::render::{self, PALETTE, THRESHOLD_COLOUR};
+use quantwatch_alert_router::context::{ChartService, expr, images, prom};
+use quantwatch_alert_router::core::model::{AlertEvent, Status};
 use testkit::servers::Prometheus;
 use tokio::time::Instant;
 
@@ -44,7 +44,7 @@ fn service(extra_yaml: &str, prom_url: &str) -> ChartService {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let cfg = config::load(Some(&path), &env).unwrap_or_else(|e| panic!("{e}"));
-    ChartService::new(&cfg)
+    cfg.chart_service()
 }
 
 fn alert(expr: &str, starts_ago_s: i64) -> AlertEvent {
@@ -56,7 +56,7 @@ fn alert(expr: &str, starts_ago_s: i64) -> AlertEvent {
     AlertEvent {
         group_key: "g".into(),
         fingerprint: format!("fp{}", expr.len()),
-        status: "firing".into(),
+        status: Status::Firing,
         labels: [("alertname".to_string(), "Known".to_string())].into(),
         annotations: Default::default(),
         starts_at: chrono::Utc::now().timestamp_millis() - starts_ago_s * 1000,
@@ -214,7 +214,13 @@ async fn for_alert_renders_once_per_alert_and_signs_a_url() {
             let svc = svc.clone();
             move |axum::extract::Path(f): axum::extract::Path<String>| {
                 let svc = svc.clone();
-                async move { serve::respond(&svc, &f, chrono::Utc::now().timestamp()) }
+                async move {
+                    quantwatch_alert_router::web::charts::respond(
+                        &svc,
+                        &f,
+                        chrono::Utc::now().timestamp(),
+                    )
+                }
             }
         }),
     );
@@ -227,7 +233,7 @@ async fn for_alert_renders_once_per_alert_and_signs_a_url() {
     assert_eq!(r.bytes().await.unwrap().as_ref(), png.as_slice());
     // Resolved alerts get nothing, and no note.
     let mut resolved = a.clone();
-    resolved.status = "resolved".into();
+    resolved.status = Status::Resolved;
     assert_eq!(
         svc.for_alert(&resolved, svc.deadline()).await,
         Default::default()
@@ -344,7 +350,7 @@ async fn chart_urls_on_the_router_refuse_altered_and_expired_tokens() {
             (status, body)
         }
     };
-    let valid = serve::token(SECRET, "00112233445566778899aabbccddeeff", now + 3600);
+    let valid = images::token(SECRET, "00112233445566778899aabbccddeeff", now + 3600);
     let (s, b) = get(format!("/charts/{valid}.png")).await;
     assert_eq!(
         s, 404,
@@ -360,11 +366,11 @@ async fn chart_urls_on_the_router_refuse_altered_and_expired_tokens() {
     altered.replace_range(0..1, "1");
     let (s, b) = get(format!("/charts/{altered}.png")).await;
     assert_eq!((s, b["error"].as_str()), (403, Some("forbidden")), "{b}");
-    let expired = serve::token(SECRET, "00112233445566778899aabbccddeeff", now - 1);
+    let expired = images::token(SECRET, "00112233445566778899aabbccddeeff", now - 1);
     let (s, b) = get(format!("/charts/{expired}.png")).await;
     assert_eq!((s, b["error"].as_str()), (410, Some("expired")), "{b}");
     assert_eq!(b["reason"], "the chart link expired");
-    let ack = quantwatch_alert_router::ack::token(
+    let ack = quantwatch_alert_router::core::signing::token(
         SECRET,
         "00112233445566778899aabbccddeeff",
         0,
@@ -379,7 +385,9 @@ async fn chart_urls_on_the_router_refuse_altered_and_expired_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn context_table_reads_prometheus_with_label_values_as_data() {
-    use quantwatch_alert_router::chart::context::{self, ContextQuery, Unit};
+    use quantwatch_alert_router::context::settings::trading_defaults;
+    use quantwatch_alert_router::context::table as context;
+    use quantwatch_alert_router::plan::routing::{ContextQuery, Unit};
     let prom = start_prometheus().await;
     let svc = service("", &prom.url());
     let client = prom::PromClient::new(svc.settings().prometheus.clone().unwrap());
@@ -423,27 +431,13 @@ async fn context_table_reads_prometheus_with_label_values_as_data() {
     );
     // The trading defaults against a Prometheus without trading metrics: every row, no value.
     let labels = [("strategy".to_string(), "alpha".to_string())].into();
-    let t = context::run(
-        &client,
-        &context::trading_defaults(),
-        &labels,
-        now,
-        svc.deadline(),
-    )
-    .await;
+    let t = context::run(&client, &trading_defaults(), &labels, now, svc.deadline()).await;
     assert_eq!(t.note, None);
     assert_eq!(t.rows.len(), 6);
     assert!(t.rows.iter().all(|r| r.value == "—"), "{:?}", t.rows);
     // Prometheus gone: an empty table and one line.
     drop(prom);
-    let t = context::run(
-        &client,
-        &context::trading_defaults(),
-        &labels,
-        now,
-        svc.deadline(),
-    )
-    .await;
+    let t = context::run(&client, &trading_defaults(), &labels, now, svc.deadline()).await;
     assert!(t.rows.is_empty());
     assert!(
         t.note

@@ -7,9 +7,9 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use quantwatch_alert_router::config::{self, Config};
-use quantwatch_alert_router::intake::route_event;
-use quantwatch_alert_router::model::AlertEvent;
+use quantwatch_alert_router::app::config::{self, Config};
+use quantwatch_alert_router::core::model::{AlertEvent, Status};
+use quantwatch_alert_router::plan::routing::route_event;
 use quantwatch_alert_router::store::{AckOutcome, Store};
 
 const T0: i64 = 1_800_000_000_000;
@@ -68,7 +68,7 @@ fn event(fp: &str, status: &str, starts_at: i64, severity: &str) -> AlertEvent {
     AlertEvent {
         group_key: "{}:{alertname=\"X\"}".into(),
         fingerprint: fp.into(),
-        status: status.into(),
+        status: Status::parse(status).expect("firing or resolved"),
         labels: [("alertname", "X"), ("severity", severity)]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -86,7 +86,7 @@ type Sent = (String, String, Option<i64>, String, Vec<String>);
 
 impl Fixture {
     async fn post(&self, ev: AlertEvent, now: i64) -> bool {
-        let routed = route_event(&self.cfg, ev, now);
+        let routed = route_event(&self.cfg.plan, ev, now);
         self.store.ingest(&[routed], now).await.expect("ingest")[0]
     }
 
@@ -104,9 +104,9 @@ impl Fixture {
             out.extend(rows.into_iter().map(|r| {
                 (
                     r.channel,
-                    r.kind,
+                    r.kind.as_str().to_string(),
                     r.step,
-                    r.event.status.clone(),
+                    r.event.status.as_str().to_string(),
                     r.mentions,
                 )
             }));
@@ -187,7 +187,7 @@ async fn ack_between_steps_stops_the_rest_and_is_announced_where_notified() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].kind, "ack");
+    assert_eq!(rows[0].kind.as_str(), "ack");
     let marks = &rows[0].event.annotations;
     assert_eq!(marks["quantwatch_acked_by"], "alice", "{marks:?}");
     assert_eq!(marks["quantwatch_acked_at"], (T0 + MIN).to_string());

@@ -8,9 +8,11 @@ mod common;
 use std::time::Duration;
 
 use common::{alert, payload, start};
+use quantwatch_alert_router::channels::email::{EmailConfig, SmtpTls};
+use quantwatch_alert_router::channels::log::LogConfig;
 use quantwatch_alert_router::channels::{Channel, Common};
-use quantwatch_alert_router::config::{EmailConfig, Language, LogConfig, SmtpTls};
-use quantwatch_alert_router::model::parse_payload;
+use quantwatch_alert_router::core::language::Language;
+use quantwatch_alert_router::core::model::parse_payload;
 use serde_json::Value;
 use testkit::fakes::dingtalk::DingTalkFake;
 use testkit::fakes::slack::SlackFake;
@@ -173,7 +175,7 @@ fn common() -> Common {
     }
 }
 
-fn hostile_event() -> quantwatch_alert_router::model::AlertEvent {
+fn hostile_event() -> quantwatch_alert_router::core::model::AlertEvent {
     let body = serde_json::to_vec(&payload("g", vec![hostile()])).unwrap();
     parse_payload(&body).unwrap().remove(0)
 }

@@ -506,7 +506,7 @@ fn unknown_routes_windows_and_policies_of_monitors_are_named_with_file_and_key()
     )
     .expect("write");
     let env: std::collections::HashMap<String, String> = Default::default();
-    let errs = quantwatch_alert_router::config::load(Some(&path), &env)
+    let errs = quantwatch_alert_router::app::config::load(Some(&path), &env)
         .expect_err("invalid config")
         .0;
     let file = path.display().to_string();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{alert, payload, start};
-use quantwatch_alert_router::model::AlertEvent;
+use quantwatch_alert_router::core::model::{AlertEvent, Status};
 use quantwatch_alert_router::store::{self, Notice, NotificationView, Store};
 use serde_json::json;
 use testkit::Postgres;
@@ -87,7 +87,7 @@ fn notice(i: usize) -> Notice {
     let ev = AlertEvent {
         group_key: "quantwatch-rota".into(),
         fingerprint: format!("notice-{i}"),
-        status: "firing".into(),
+        status: Status::Firing,
         labels: BTreeMap::from([("alertname".to_string(), format!("Notice{i}"))]),
         annotations: BTreeMap::from([("summary".to_string(), format!("handoff {i}"))]),
         starts_at: 1_767_225_600_000,

@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use quantwatch_alert_router::config::{self, Config};
-use quantwatch_alert_router::intake::route_event;
-use quantwatch_alert_router::model::AlertEvent;
-use quantwatch_alert_router::rota::{self, TickReport};
+use quantwatch_alert_router::app::config::{self, Config};
+use quantwatch_alert_router::core::model::{AlertEvent, Status};
+use quantwatch_alert_router::plan::rota::{self, TickReport};
+use quantwatch_alert_router::plan::routing::route_event;
 use quantwatch_alert_router::store::{self, OutboxRow, Store};
 
 const YAML: &str = r#"
@@ -89,7 +89,7 @@ fn at(s: &str) -> DateTime<Utc> {
 
 impl Fixture {
     async fn tick(&self, now: &str) -> TickReport {
-        rota::tick(self.store.as_ref(), &self.cfg, at(now))
+        rota::tick(self.store.as_ref(), &self.cfg.plan, at(now))
             .await
             .expect("tick")
     }
@@ -138,7 +138,7 @@ async fn handoffs_are_announced_at_local_nine_across_the_dst_change_once() {
     );
     // A restarted router (or a replica) on the same store: the claim holds.
     let again = store::open(&f.url, false).await.expect("reopen");
-    let rep = rota::tick(again.as_ref(), &f.cfg, at("2026-03-07T14:01:00Z"))
+    let rep = rota::tick(again.as_ref(), &f.cfg.plan, at("2026-03-07T14:01:00Z"))
         .await
         .unwrap();
     assert_eq!(rep.handoffs, 0, "not announced twice after a restart");
@@ -205,7 +205,7 @@ fn critical(starts_at: i64) -> AlertEvent {
     AlertEvent {
         group_key: "g".into(),
         fingerprint: "fp-book".into(),
-        status: "firing".into(),
+        status: Status::Firing,
         labels: [("alertname", "BookStale"), ("severity", "critical")]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -223,7 +223,7 @@ async fn an_acked_alert_still_firing_reminds_the_acker_once_per_period() {
     let f = fixture().await;
     let t0 = at("2026-03-09T14:00:00Z").timestamp_millis();
     let min = 60_000;
-    let routed = route_event(&f.cfg, critical(t0), t0);
+    let routed = route_event(&f.cfg.plan, critical(t0), t0);
     f.store.ingest(&[routed], t0).await.expect("ingest");
     f.take("pager", "2026-03-09T14:00:00Z").await;
     let acked = t0 + 2 * min;
@@ -234,7 +234,7 @@ async fn an_acked_alert_still_firing_reminds_the_acker_once_per_period() {
         async move {
             rota::tick(
                 f.store.as_ref(),
-                &f.cfg,
+                &f.cfg.plan,
                 DateTime::from_timestamp_millis(ms).unwrap(),
             )
             .await
@@ -268,9 +268,9 @@ async fn an_acked_alert_still_firing_reminds_the_acker_once_per_period() {
     }
     // Resolved: no more reminders.
     let mut res = critical(t0);
-    res.status = "resolved".into();
+    res.status = Status::Resolved;
     res.ends_at = Some(acked + 70 * min);
-    let routed = route_event(&f.cfg, res, acked + 70 * min);
+    let routed = route_event(&f.cfg.plan, res, acked + 70 * min);
     f.store.ingest(&[routed], acked + 70 * min).await.unwrap();
     assert_eq!(tick(acked + 95 * min).await, 0);
 }
@@ -288,8 +288,8 @@ async fn two_replicas_on_postgres_announce_a_handoff_once() {
     for s in ["2026-03-08T13:00:00Z", "2026-03-08T13:00:30Z"] {
         for _ in 0..5 {
             let (a, b) = tokio::join!(
-                rota::tick(replicas[0].as_ref(), &f.cfg, at(s)),
-                rota::tick(replicas[1].as_ref(), &f.cfg, at(s)),
+                rota::tick(replicas[0].as_ref(), &f.cfg.plan, at(s)),
+                rota::tick(replicas[1].as_ref(), &f.cfg.plan, at(s)),
             );
             handoffs += a.unwrap().handoffs + b.unwrap().handoffs;
         }

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{RouterUnderTest, start_on};
-use quantwatch_alert_router::ack;
+use quantwatch_alert_router::core::signing as ack;
 use serde_json::{Value, json};
 use testkit::Alertmanager;
 use testkit::fakes::dingtalk::DingTalkFake;
@@ -461,7 +461,7 @@ fn an_unreachable_alertmanager_is_said_and_nothing_is_recorded() {
     // counts as expired; an unreachable one does not.
     let undone = am.silences()[0]["id"].as_str().unwrap().to_string();
     rt.block_on(async {
-        use quantwatch_alert_router::silence::{AmError, expire_one};
+        use quantwatch_alert_router::plan::silence::{AmError, expire_one};
         let t = Duration::from_secs(5);
         assert!(expire_one(&am.url(), &undone, t).await.is_ok());
         assert!(

@@ -18,8 +18,8 @@ use serde_json::json;
 use sha1::Sha1;
 
 use super::{Channel, ChannelSpec, Common, Limits, Message, SendError, check};
-use crate::model::AlertEvent;
-use crate::template::{self, TemplateError};
+use crate::core::model::AlertEvent;
+use crate::render::template::{self, TemplateError};
 
 /// RFC 3986 percent-encoding as Aliyun's RPC signature wants it.
 pub fn percent(s: &str) -> String {
@@ -78,7 +78,7 @@ impl RpcProvider for Aliyun {
     fn signed_body(&self, action: &str, mut params: Vec<(String, String)>) -> String {
         let nonce = format!(
             "{:x}{:x}",
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
+            crate::core::clock::now().timestamp_nanos_opt().unwrap_or(0),
             std::process::id()
         );
         for (k, v) in [
@@ -95,7 +95,9 @@ impl RpcProvider for Aliyun {
         }
         params.push((
             "Timestamp".into(),
-            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            crate::core::clock::now()
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string(),
         ));
         let sig = rpc_signature(&self.access_key_secret, &params);
         format!("Signature={}&{}", percent(&sig), canonical(&params))

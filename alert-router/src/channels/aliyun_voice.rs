@@ -11,7 +11,7 @@
 //!   connects; over it the answer is `isv.BUSINESS_LIMIT_CONTROL`, a wait for that number,
 //!   not a failure ([`CallError::FlowControl`]: the next person is called meanwhile).
 //! - The answer carries a `CallId`; the call's outcome arrives later as a `VoiceReport`
-//!   receipt pushed to the account's callback URL (`crate::calls`).
+//!   receipt pushed to the account's callback URL (`crate::delivery::calls`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +22,9 @@ use serde_json::json;
 
 use super::aliyun::{Aliyun, RpcProvider};
 use super::{CallError, Caller, Channel, ChannelSpec, Common, Limits, Message, SendError, check};
-use crate::model::AlertEvent;
-use crate::template::{self, Language, TemplateError};
+use crate::core::language::Language;
+use crate::core::model::{AlertEvent, CallOutcome};
+use crate::render::template::{self, TemplateError};
 
 /// `TtsParam` (the JSON text as sent) must be shorter than this many characters.
 pub const MAX_TTS_PARAM_CHARS: usize = 250;
@@ -298,6 +299,20 @@ impl Caller for AliyunVoice {
     }
     async fn call(&self, msg: &Message, number: &str) -> Result<String, CallError> {
         self.single_call(msg, number).await
+    }
+}
+
+/// Aliyun's call status codes (`status_code` of a VoiceReport). Anything else counts as
+/// answered only when the receipt shows a connected call (a start time or a duration).
+pub fn call_outcome(status_code: &str, connected: bool) -> CallOutcome {
+    match status_code {
+        // 200000 heard to the end, 200001 hung up early, 200008 key-press timeout: someone
+        // picked up.
+        "200000" | "200001" | "200008" => CallOutcome::Answered,
+        "200002" => CallOutcome::Busy,
+        "200003" => CallOutcome::NoAnswer,
+        _ if connected => CallOutcome::Answered,
+        _ => CallOutcome::Failed,
     }
 }
 

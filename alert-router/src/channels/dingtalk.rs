@@ -16,8 +16,9 @@ use super::http::{self, Class, ErrorTable};
 use super::{
     Channel, ChannelSpec, Common, Limits, Message, Render, SendError, WINDOW_MARGIN, check,
 };
-use crate::model::AlertEvent;
-use crate::template::{self, Language, TemplateError};
+use crate::core::language::Language;
+use crate::core::model::AlertEvent;
+use crate::render::template::{self, TemplateError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,9 +216,9 @@ impl Channel for DingTalk {
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
         self.render.render(alerts)
     }
-    fn chart_delivery(&self) -> super::ChartDelivery {
+    fn chart_delivery(&self) -> crate::render::chart::ChartDelivery {
         // The markdown carries `![chart](url)` (see the templates): DingTalk fetches it.
-        super::ChartDelivery::Url
+        crate::render::chart::ChartDelivery::Url
     }
     fn measure(&self, msg: &Message) -> usize {
         http::body_bytes(&self.payload(msg)).len()
@@ -225,7 +226,7 @@ impl Channel for DingTalk {
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
         let mut url = self.url.clone();
         if let Some(secret) = &self.secret {
-            let ts = chrono::Utc::now().timestamp_millis();
+            let ts = crate::core::clock::now().timestamp_millis();
             url.query_pairs_mut()
                 .append_pair("timestamp", &ts.to_string())
                 .append_pair("sign", &sign(secret, ts));
@@ -278,7 +279,7 @@ mod tests {
     fn per_channel_template_override_and_mentions_in_text() {
         let common = Common {
             language: Language::Zh,
-            links: crate::template::LinkSettings::default(),
+            links: crate::render::template::LinkSettings::default(),
             http: reqwest::Client::new(),
             message: Default::default(),
         };
@@ -298,7 +299,7 @@ mod tests {
             fallback: vec![],
         };
         let d = DingTalk::new(&cfg, &common).unwrap();
-        let ev = crate::cli::test_alert();
+        let ev = crate::core::model::test_alert(0);
         let msg = d.render(std::slice::from_ref(&ev)).unwrap();
         assert_eq!(msg.body, "1 x QuantwatchTestNotification / FIRING");
         let p = d.payload(&msg);

@@ -16,8 +16,9 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Deserialize;
 
 use super::{Channel, ChannelSpec, Common, Limits, Message, SendError, check};
-use crate::model::AlertEvent;
-use crate::template::{self, Language, Template, TemplateError};
+use crate::core::language::Language;
+use crate::core::model::AlertEvent;
+use crate::render::template::{self, Template, TemplateError};
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -200,13 +201,13 @@ impl Channel for Email {
             step: None,
         })
     }
-    fn chart_delivery(&self) -> super::ChartDelivery {
-        super::ChartDelivery::Inline
+    fn chart_delivery(&self) -> crate::render::chart::ChartDelivery {
+        crate::render::chart::ChartDelivery::Inline
     }
     async fn send_with_chart(
         &self,
         msg: &Message,
-        chart: Option<&crate::chart::ChartOutcome>,
+        chart: Option<&crate::render::chart::ChartOutcome>,
     ) -> Result<(), SendError> {
         self.deliver(msg, chart.and_then(|c| c.png.as_deref()).map(Vec::as_slice))
             .await
@@ -220,7 +221,7 @@ impl Channel for Email {
 /// PNG as the inline part its `cid:` names (only when the HTML does reference it).
 fn body(msg: &Message, png: Option<&[u8]>) -> Result<MultiPart, SendError> {
     let html = msg.html.clone().unwrap_or_default();
-    let cid = crate::chart::EMAIL_CID;
+    let cid = crate::render::chart::EMAIL_CID;
     match png {
         Some(png) if html.contains(&format!("cid:{cid}")) => {
             let png_type = ContentType::parse("image/png")

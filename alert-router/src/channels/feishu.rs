@@ -18,8 +18,9 @@ use super::http::{self, Class, ErrorTable};
 use super::{
     Channel, ChannelSpec, Common, Limits, Message, Render, SendError, WINDOW_MARGIN, check,
 };
-use crate::model::AlertEvent;
-use crate::template::{Language, TemplateError};
+use crate::core::language::Language;
+use crate::core::model::AlertEvent;
+use crate::render::template::{self, TemplateError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,26 +95,6 @@ pub const ERRORS: ErrorTable = ErrorTable {
     ],
 };
 
-/// The default card markdown: the header carries the title, the buttons the links of a single
-/// alert; a digest lists its alerts with their ack links inline.
-pub const TEMPLATE: &str = r#"{% if alerts|length == 1 %}{% set a = alerts[0] %}**{{ t.severity }}**: {{ a.severity }}
-**{{ t.summary }}**: {{ a.summary }}
-**{{ t.description }}**: {{ a.description }}
-**{{ t.starts_at }}**: {{ a.starts_at }}
-{% if a.status == "resolved" %}**{{ t.ends_at }}**: {{ a.ends_at }}
-{% endif %}**{{ t.labels }}**: {% for k, v in a.labels|items %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %}
-{% else %}**{{ firing }} {{ t.firing }}, {{ resolved }} {{ t.resolved }}**
-{% for a in alerts %}- {{ a.icon }} [{{ t[a.status] }}] **{{ a.alertname }}** {{ a.severity }} {{ a.instance }} {{ a.summary }} ({{ a.starts_at }}{% if a.status == "resolved" %} → {{ a.ends_at }}{% endif %}){% for l in a.digest_links %} [{{ l.label }}]({{ l.url }}){% endfor %}
-{% endfor %}{% endif %}"#;
-
-/// `base64(hmac_sha256(key = "{timestamp}\n{secret}", message = ""))`, as Feishu documents it
-/// (unlike DingTalk, the string is the KEY and the message is empty).
-pub fn sign(secret: &str, timestamp_s: i64) -> String {
-    let mac = Hmac::<Sha256>::new_from_slice(format!("{timestamp_s}\n{secret}").as_bytes())
-        .expect("HMAC takes keys of any length");
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
 /// The card header colour for a severity (Feishu's header `template` names).
 pub fn colour(severity: &str) -> &'static str {
     match severity {
@@ -159,7 +140,7 @@ impl Feishu {
                 c.language,
                 "markdown",
                 c.template.as_deref(),
-                TEMPLATE,
+                template::FEISHU,
             )?,
             common: common.clone(),
         })
@@ -236,7 +217,7 @@ impl Channel for Feishu {
                 Language::Zh => ("确认告警", "处理手册", "监控面板"),
                 Language::En => ("Acknowledge", "Runbook", "Dashboard"),
             };
-            if a.status == "firing"
+            if a.status == crate::core::model::Status::Firing
                 && let Some(u) = self.render.links.ack_url(&a.fingerprint, a.starts_at)
             {
                 m.buttons.push((ack.into(), u));
@@ -246,7 +227,7 @@ impl Channel for Feishu {
                     m.buttons.push((l.into(), u.into()));
                 }
             }
-            let links = crate::template::alert_links(a, &self.render.message);
+            let links = crate::render::template::alert_links(a, &self.render.message);
             for (label, url) in [(runbook, links.runbook), (dashboard, links.dashboard)] {
                 if let Some(u) = url.filter(|u| http_url(u)) {
                     m.buttons.push((label.into(), u));
@@ -260,7 +241,7 @@ impl Channel for Feishu {
         http::body_bytes(&self.payload(msg, 1_700_000_000)).len()
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
-        let body = self.payload(msg, chrono::Utc::now().timestamp());
+        let body = self.payload(msg, crate::core::clock::now().timestamp());
         let text = http::post_json(
             &self.common.http,
             self.url.clone(),
@@ -272,6 +253,14 @@ impl Channel for Feishu {
         .await?;
         ERRORS.classify_answer(&text)
     }
+}
+
+/// `base64(hmac_sha256(key = "{timestamp}\n{secret}", message = ""))`, as Feishu documents it
+/// (unlike DingTalk, the string is the KEY and the message is empty).
+pub fn sign(secret: &str, timestamp_s: i64) -> String {
+    let mac = Hmac::<Sha256>::new_from_slice(format!("{timestamp_s}\n{secret}").as_bytes())
+        .expect("HMAC takes keys of any length");
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Channel, ChannelSpec, Common, Limits, Message, Render, SendError, check};
-use crate::model::AlertEvent;
-use crate::template::{self, Language, TemplateError};
+use crate::core::language::Language;
+use crate::core::model::AlertEvent;
+use crate::render::template::{self, TemplateError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

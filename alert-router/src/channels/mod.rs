@@ -21,9 +21,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::model::AlertEvent;
-use crate::template::{
-    self, Language, LinkSettings, Markup, MessageSettings, Template, TemplateError,
+use crate::core::language::Language;
+use crate::core::model::AlertEvent;
+use crate::render::chart::{ChartDelivery, ChartOutcome};
+use crate::render::template::{
+    self, LinkSettings, Markup, MessageSettings, Template, TemplateError,
 };
 
 /// A rendered message, before vendor framing.
@@ -57,7 +59,7 @@ pub fn gravest_severity(alerts: &[AlertEvent]) -> String {
     };
     alerts
         .iter()
-        .filter(|a| a.status == "firing")
+        .filter(|a| a.status == crate::core::model::Status::Firing)
         .map(|a| a.labels.get("severity").cloned().unwrap_or_default())
         .max_by_key(|s| rank(s))
         .unwrap_or_else(|| "resolved".into())
@@ -105,21 +107,6 @@ pub struct Limits {
     pub max_body_bytes: Option<usize>,
 }
 
-/// How a channel shows a firing alert's chart (see `chart`): each vendor as it allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChartDelivery {
-    /// No chart (the context table and the note still reach the text).
-    None,
-    /// An image URL under the router's signed `/charts/` path, which the vendor's servers
-    /// fetch (DingTalk markdown image, Slack image block): `ROUTER_PUBLIC_URL` must be
-    /// reachable by them.
-    Url,
-    /// The PNG itself in an extra request (WeCom `image` message), counted by the limiter.
-    Image,
-    /// The PNG inline in the message (email `multipart/related`, `cid:` in the HTML).
-    Inline,
-}
-
 #[async_trait]
 pub trait Channel: Send + Sync {
     fn name(&self) -> &str;
@@ -142,7 +129,7 @@ pub trait Channel: Send + Sync {
     async fn send_with_chart(
         &self,
         msg: &Message,
-        chart: Option<&crate::chart::ChartOutcome>,
+        chart: Option<&ChartOutcome>,
     ) -> Result<(), SendError> {
         let _ = chart;
         self.send(msg).await
@@ -152,7 +139,7 @@ pub trait Channel: Send + Sync {
         &[]
     }
     /// Channels that reach one person per request and learn from a later receipt whether they
-    /// answered (voice calls); the worker then calls a step's people in turn (`crate::calls`).
+    /// answered (voice calls); the worker then calls a step's people in turn (`crate::delivery::calls`).
     fn caller(&self) -> Option<&dyn Caller> {
         None
     }
@@ -221,7 +208,7 @@ impl Channel for WithFallback {
     async fn send_with_chart(
         &self,
         msg: &Message,
-        chart: Option<&crate::chart::ChartOutcome>,
+        chart: Option<&ChartOutcome>,
     ) -> Result<(), SendError> {
         self.inner.send_with_chart(msg, chart).await
     }
@@ -301,7 +288,7 @@ pub fn build_all(
         .map(|c| {
             let mut common = common.clone();
             if let Some(z) = c.timezone() {
-                common.message.tz = crate::timefmt::parse_zone(z)
+                common.message.tz = crate::core::timefmt::parse_zone(z)
                     .map_err(|e| format!("channel {}: timezone: {e}", c.name()))?;
             }
             let ch = c

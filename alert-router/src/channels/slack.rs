@@ -10,9 +10,10 @@ use serde_json::json;
 
 use super::http;
 use super::{Channel, ChannelSpec, Common, Limits, Message, Render, SendError, check};
-use crate::limits::split_utf8;
-use crate::model::AlertEvent;
-use crate::template::{self, Language, TemplateError};
+use crate::core::language::Language;
+use crate::core::model::AlertEvent;
+use crate::core::text::split_utf8;
+use crate::render::template::{self, TemplateError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,13 +139,13 @@ impl Channel for Slack {
     fn render(&self, alerts: &[AlertEvent]) -> Result<Message, TemplateError> {
         self.render.render(alerts)
     }
-    fn chart_delivery(&self) -> super::ChartDelivery {
-        super::ChartDelivery::Url
+    fn chart_delivery(&self) -> crate::render::chart::ChartDelivery {
+        crate::render::chart::ChartDelivery::Url
     }
     async fn send_with_chart(
         &self,
         msg: &Message,
-        chart: Option<&crate::chart::ChartOutcome>,
+        chart: Option<&crate::render::chart::ChartOutcome>,
     ) -> Result<(), SendError> {
         match chart.and_then(|c| c.url.as_deref()) {
             Some(url) => {

@@ -20,8 +20,8 @@ use sha2::Sha256;
 
 use super::http;
 use super::{Channel, ChannelSpec, Common, Limits, Message, SendError, check};
-use crate::model::AlertEvent;
-use crate::template::{self, LinkSettings, TemplateError};
+use crate::core::model::AlertEvent;
+use crate::render::template::{self, LinkSettings, TemplateError};
 
 pub const TIMESTAMP_HEADER: &str = "x-quantwatch-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-quantwatch-signature";
@@ -160,8 +160,8 @@ impl Channel for Webhook {
                     "severity": a.labels.get("severity"),
                     "labels": a.labels,
                     "annotations": a.annotations,
-                    "starts_at": crate::timefmt::rfc3339_ms(a.starts_at, self.common.message.tz),
-                    "ends_at": a.ends_at.and_then(|t| crate::timefmt::rfc3339_ms(t, self.common.message.tz)),
+                    "starts_at": crate::core::timefmt::rfc3339_ms(a.starts_at, self.common.message.tz),
+                    "ends_at": a.ends_at.and_then(|t| crate::core::timefmt::rfc3339_ms(t, self.common.message.tz)),
                     "fingerprint": a.fingerprint,
                     "links": {
                         "ack": self.links.ack_url(&a.fingerprint, a.starts_at),
@@ -185,7 +185,7 @@ impl Channel for Webhook {
     }
     async fn send(&self, msg: &Message) -> Result<(), SendError> {
         let body = http::body_bytes(&self.payload(msg));
-        let ts = chrono::Utc::now().timestamp();
+        let ts = crate::core::clock::now().timestamp();
         let headers = [
             (TIMESTAMP_HEADER, ts.to_string()),
             (SIGNATURE_HEADER, signature(&self.secret, ts, &body)),

@@ -13,8 +13,9 @@ use super::http::{self, Class, ErrorTable};
 use super::{
     Channel, ChannelSpec, Common, Limits, Message, Render, SendError, WINDOW_MARGIN, check,
 };
-use crate::model::AlertEvent;
-use crate::template::{self, Language, TemplateError};
+use crate::core::language::Language;
+use crate::core::model::AlertEvent;
+use crate::render::template::{self, TemplateError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -223,13 +224,13 @@ impl Channel for WeCom {
             .as_str()
             .map_or(0, str::len)
     }
-    fn chart_delivery(&self) -> super::ChartDelivery {
-        super::ChartDelivery::Image
+    fn chart_delivery(&self) -> crate::render::chart::ChartDelivery {
+        crate::render::chart::ChartDelivery::Image
     }
     async fn send_with_chart(
         &self,
         msg: &Message,
-        chart: Option<&crate::chart::ChartOutcome>,
+        chart: Option<&crate::render::chart::ChartOutcome>,
     ) -> Result<(), SendError> {
         self.send(msg).await?;
         let Some(png) = chart.and_then(|c| c.png.as_deref()) else {

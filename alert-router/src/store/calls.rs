@@ -1,4 +1,4 @@
-//! The store side of "call until someone answers" (`crate::calls`): calls keyed by the
+//! The store side of "call until someone answers" (`crate::delivery::calls`): calls keyed by the
 //! vendor's call id (`voice_calls`), the receipts as pushed (`voice_receipts`, migration
 //! 0008), and what a call or a receipt does to the outbox row carrying the step's sequence.
 //! Written once for both dialects like the rest of the store (`sql.rs`); rows are touched one
@@ -10,7 +10,63 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type}
 
 use super::sql::{Dialect, SqlStore, sql_impl};
 use super::{StoreError, retry_busy};
-use crate::calls::{CallRow, CallView, Outcome, PlacedCall, Receipt};
+use serde::Serialize;
+
+use crate::core::model::CallOutcome;
+
+/// A call (or an attempt the vendor refused) about some outbox rows.
+#[derive(Debug, Clone)]
+pub struct PlacedCall {
+    /// The vendor's call id (Aliyun `CallId`), the key receipts name; `None` when the vendor
+    /// would not place the call.
+    pub call_id: Option<String>,
+    pub channel: String,
+    /// The outbox rows (alerts) this call is about.
+    pub rows: Vec<CallRow>,
+    pub number: String,
+    pub at: i64,
+}
+
+/// One outbox row a call is about.
+#[derive(Debug, Clone)]
+pub struct CallRow {
+    pub id: i64,
+    pub fingerprint: String,
+    pub starts_at: i64,
+    pub step: Option<i64>,
+}
+
+impl PlacedCall {
+    pub fn ids(&self) -> Vec<i64> {
+        self.rows.iter().map(|r| r.id).collect()
+    }
+}
+
+/// One call-status receipt as stored.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub call_id: String,
+    pub outcome: CallOutcome,
+    pub status_code: String,
+    pub status_msg: String,
+    /// The receipt as pushed (one array element), kept for audit.
+    pub raw: String,
+}
+
+/// One call as the history and the status page show it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CallView {
+    pub fingerprint: String,
+    pub starts_at: i64,
+    pub channel: String,
+    pub step: Option<i64>,
+    pub number: String,
+    pub call_id: Option<String>,
+    pub placed_at: i64,
+    /// `None` while ringing (no receipt yet).
+    pub outcome: Option<CallOutcome>,
+    pub settled_at: Option<i64>,
+}
 
 /// The columns a [`CallView`] is read from.
 const CALL_COLUMNS: &str =
@@ -39,7 +95,7 @@ fn call_view(r: CallViewRow) -> CallView {
         number,
         call_id,
         placed_at,
-        outcome,
+        outcome: outcome.as_deref().and_then(CallOutcome::parse),
         settled_at,
     }
 }
@@ -48,7 +104,7 @@ fn call_view(r: CallViewRow) -> CallView {
 /// [`call_methods!`].
 #[async_trait]
 pub trait CallStore: Send + Sync {
-    /// A call was placed (`crate::calls`): record it and put its rows back to wait for the
+    /// A call was placed (`crate::delivery::calls`): record it and put its rows back to wait for the
     /// receipt with the people still to call (`rest`), due at `due_ms` (the receipt timeout);
     /// with nobody left the rows are done. Earlier calls of the rows still without an outcome
     /// get `no_receipt`. One transaction. Returns the rows for which this is the first call
@@ -60,7 +116,8 @@ pub trait CallStore: Send + Sync {
         due_ms: i64,
     ) -> Result<Vec<i64>, StoreError>;
     /// An attempt the vendor would not place (flow control, refused number), for the history.
-    async fn call_skipped(&self, call: &PlacedCall, outcome: Outcome) -> Result<(), StoreError>;
+    async fn call_skipped(&self, call: &PlacedCall, outcome: CallOutcome)
+    -> Result<(), StoreError>;
     /// Give claimed rows back with these people to call, due at `due_ms`.
     async fn call_requeue(
         &self,
@@ -86,7 +143,7 @@ impl<D> [SqlStore<D>] {
         tx: &mut <D as Database>::Connection,
         call: &PlacedCall,
         r: &CallRow,
-        outcome: Option<Outcome>,
+        outcome: Option<CallOutcome>,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO voice_calls (call_id, outbox_id, fingerprint, starts_at, channel, step, callee, placed_at, outcome, settled_at)
@@ -206,7 +263,7 @@ impl<D> [CallStore for SqlStore<D>] {
     async fn call_skipped(
         &self,
         call: &PlacedCall,
-        outcome: Outcome,
+        outcome: CallOutcome,
     ) -> Result<(), StoreError> {
         retry_busy!("call_skipped", async {
         let mut tx = self.pool.begin_with(D::BEGIN_WRITE).await?;
@@ -275,7 +332,7 @@ impl<D> [CallStore for SqlStore<D>] {
         .fetch_all(&mut *tx)
         .await?;
         for id in rows {
-            if r.outcome == Outcome::Answered {
+            if r.outcome == CallOutcome::Answered {
                 // Someone answered: the step stops here.
                 Self::finish_row(&mut *tx, id, now_ms).await?;
             } else {

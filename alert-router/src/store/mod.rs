@@ -7,7 +7,9 @@
 //! One implementation serves both backends (`sql.rs`); `sqlite.rs` and `postgres.rs` say only
 //! where their SQL, locking and durability differ.
 
-pub(crate) mod calls;
+pub mod calls;
+pub mod escalation;
+pub mod ingest;
 pub mod notices;
 pub mod postgres;
 pub mod sql;
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::model::AlertEvent;
+use crate::core::model::AlertEvent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -127,13 +129,39 @@ pub struct RoutedEvent {
     /// the channels the chain notified instead.
     pub channels: Vec<String>,
     /// The chain to start when this is a new firing event of an escalated alert.
-    pub escalation: Option<crate::escalation::Plan>,
+    pub escalation: Option<escalation::Plan>,
 }
 
 /// Outbox row kinds.
-pub const KIND_NOTIFY: &str = "notify";
-pub const KIND_ESCALATE: &str = "escalate";
-pub const KIND_ACK: &str = "ack";
+/// What an outbox row is for; stored as its `as_str` in `outbox.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// The routed notification of an event.
+    Notify,
+    /// A step of an escalation chain.
+    Escalate,
+    /// The announcement that an alert was acknowledged.
+    Ack,
+}
+
+impl OutboxKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::Notify => "notify",
+            OutboxKind::Escalate => "escalate",
+            OutboxKind::Ack => "ack",
+        }
+    }
+
+    /// The stored text; anything unknown reads as a plain notification.
+    pub fn parse(s: &str) -> OutboxKind {
+        match s {
+            "escalate" => OutboxKind::Escalate,
+            "ack" => OutboxKind::Ack,
+            _ => OutboxKind::Notify,
+        }
+    }
+}
 
 /// What an acknowledgement did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,7 +313,7 @@ impl CurrentAlert {
             alertname: ev.alertname().to_string(),
             severity: ev.labels.get("severity").cloned().unwrap_or_default(),
             summary: ev.annotations.get("summary").cloned().unwrap_or_default(),
-            status: ev.status.clone(),
+            status: ev.status.as_str().to_string(),
             starts_at: ev.starts_at,
             ends_at: ev.ends_at,
             updated_at,
@@ -314,7 +342,7 @@ pub(crate) fn current_updates(events: &[RoutedEvent], ids: &[Option<i64>]) -> Ve
         let key = |j: usize| {
             (
                 events[j].event.starts_at,
-                events[j].event.status == "resolved",
+                events[j].event.status == crate::core::model::Status::Resolved,
             )
         };
         best.entry(&r.event.fingerprint)
@@ -393,9 +421,9 @@ impl AlertView {
 pub(crate) fn ack_event(payload: &str, by: &str, at_ms: i64) -> Result<AlertEvent, StoreError> {
     let mut ev: AlertEvent = serde_json::from_str(payload)?;
     ev.annotations
-        .insert(crate::template::ACKED_BY.into(), by.to_string());
+        .insert(crate::core::annotations::ACKED_BY.into(), by.to_string());
     ev.annotations
-        .insert(crate::template::ACKED_AT.into(), at_ms.to_string());
+        .insert(crate::core::annotations::ACKED_AT.into(), at_ms.to_string());
     Ok(ev)
 }
 
@@ -430,7 +458,7 @@ pub struct OutboxRow {
     pub id: i64,
     pub fingerprint: String,
     pub channel: String,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub event: AlertEvent,
     pub attempts: i64,
     pub created_at: i64,
@@ -627,7 +655,7 @@ impl NotificationView {
     pub(crate) fn with_alert(mut self, payload: &str) -> NotificationView {
         if let Ok(ev) = serde_json::from_str::<AlertEvent>(payload) {
             self.alertname = ev.alertname().to_string();
-            self.status = ev.status;
+            self.status = ev.status.as_str().to_string();
         }
         self
     }
@@ -680,10 +708,10 @@ pub(crate) fn build_history(
         h.push(e);
     }
     for (kind, step, channel, mentions, sent_at, starts_at) in sends {
-        let action = match kind.as_str() {
-            KIND_ESCALATE => "step",
-            KIND_ACK => "ack_announced",
-            _ => "notified",
+        let action = match OutboxKind::parse(&kind) {
+            OutboxKind::Escalate => "step",
+            OutboxKind::Ack => "ack_announced",
+            OutboxKind::Notify => "notified",
         };
         let mut e = HistoryEntry::new(sent_at.unwrap_or(0), action, starts_at);
         e.step = step;

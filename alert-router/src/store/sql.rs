@@ -20,8 +20,8 @@ use super::notices;
 use super::retry_busy;
 use super::{
     AckOutcome, AckRequest, AlertView, AuditEntry, CurrentAlert, HistoryEntry, INSERT_CHUNK,
-    KIND_ACK, KIND_ESCALATE, KIND_NOTIFY, NotificationView, OutboxRow, QueueStats, RoutedEvent,
-    Store, StoreError, ack_event, fold_chain,
+    NotificationView, OutboxKind, OutboxRow, QueueStats, RoutedEvent, Store, StoreError, ack_event,
+    fold_chain,
 };
 
 /// What differs between the SQL of the two backends.
@@ -235,7 +235,7 @@ impl<D> [SqlStore<D>] {
                 q = q
                     .bind(&e.group_key)
                     .bind(&e.fingerprint)
-                    .bind(&e.status)
+                    .bind(e.status.as_str())
                     .bind(e.starts_at)
                     .bind(e.ends_at)
                     .bind(&payloads[base + i])
@@ -257,7 +257,7 @@ impl<D> [SqlStore<D>] {
             // The first event with a key got the row; a repeat in the same batch is a duplicate.
             for r in chunk {
                 let e = &r.event;
-                ids.push(inserted.remove(&(e.fingerprint.clone(), e.status.clone(), e.starts_at)));
+                ids.push(inserted.remove(&(e.fingerprint.clone(), e.status.as_str().to_string(), e.starts_at)));
             }
         }
         Ok(ids)
@@ -268,7 +268,7 @@ impl<D> [SqlStore<D>] {
         tx: &mut <D as Database>::Connection,
         fp: &str,
         id: i64,
-        plan: &crate::escalation::Plan,
+        plan: &super::escalation::Plan,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         Self::cancel_pending(tx, fp, now_ms).await?;
@@ -298,7 +298,7 @@ impl<D> [SqlStore<D>] {
                     .bind(id)
                     .bind(fp)
                     .bind(&st.channel)
-                    .bind(KIND_ESCALATE)
+                    .bind(OutboxKind::Escalate.as_str())
                     .bind(st.step)
                     .bind(mentions_json(&st.mentions))
                     .bind(now_ms + st.offset_ms)
@@ -350,7 +350,7 @@ impl<D> [Store for SqlStore<D>] {
         for (i, r) in events.iter().enumerate() {
             let Some(id) = ids[i] else { continue };
             let fp = &r.event.fingerprint;
-            if r.event.status == "firing" {
+            if r.event.status == crate::core::model::Status::Firing {
                 if let Some(plan) = &r.escalation {
                     Self::start_chain(&mut *tx, fp, id, plan, now_ms).await?;
                 }
@@ -371,7 +371,7 @@ impl<D> [Store for SqlStore<D>] {
                 q = q
                     .bind(&e.fingerprint)
                     .bind(*id)
-                    .bind(&e.status)
+                    .bind(e.status.as_str())
                     .bind(e.starts_at)
                     .bind(now_ms);
             }
@@ -396,7 +396,7 @@ impl<D> [Store for SqlStore<D>] {
                     .bind(*id)
                     .bind(&events[*i].event.fingerprint)
                     .bind(*ch)
-                    .bind(KIND_NOTIFY)
+                    .bind(OutboxKind::Notify.as_str())
                     .bind(now_ms)
                     .bind(now_ms);
             }
@@ -444,7 +444,7 @@ impl<D> [Store for SqlStore<D>] {
                 id: r.try_get("id")?,
                 fingerprint: r.try_get("fingerprint")?,
                 channel: r.try_get("channel")?,
-                kind: r.try_get("kind")?,
+                kind: OutboxKind::parse(&r.try_get::<String, _>("kind")?),
                 event: serde_json::from_str(&payload)?,
                 attempts: r.try_get("attempts")?,
                 created_at: r.try_get("created_at")?,
@@ -716,7 +716,7 @@ impl<D> [Store for SqlStore<D>] {
             .bind(chain)
             .bind(fingerprint)
             .bind(ch.clone())
-            .bind(KIND_ACK)
+            .bind(OutboxKind::Ack.as_str())
             .bind(ev.clone())
             .bind(now_ms)
             .bind(now_ms)
@@ -739,7 +739,7 @@ impl<D> [Store for SqlStore<D>] {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let payload: String = r.try_get("payload")?;
-            let ev: crate::model::AlertEvent = serde_json::from_str(&payload)?;
+            let ev: crate::core::model::AlertEvent = serde_json::from_str(&payload)?;
             let mut view = AlertView::new(
                 &ev,
                 r.try_get("policy")?,
@@ -782,7 +782,7 @@ impl<D> [Store for SqlStore<D>] {
             .await?;
         rows.into_iter()
             .map(|(updated_at, payload)| {
-                let ev: crate::model::AlertEvent = serde_json::from_str(&payload)?;
+                let ev: crate::core::model::AlertEvent = serde_json::from_str(&payload)?;
                 Ok(CurrentAlert::new(&ev, updated_at))
             })
             .collect()
@@ -846,7 +846,7 @@ impl<D> [Store for SqlStore<D>] {
     async fn current_event(
         &self,
         fingerprint: &str,
-    ) -> Result<Option<crate::model::AlertEvent>, StoreError> {
+    ) -> Result<Option<crate::core::model::AlertEvent>, StoreError> {
         let p: Option<String> = sqlx::query_scalar(notices::CURRENT_EVENT)
             .bind(fingerprint)
             .fetch_optional(&self.pool)

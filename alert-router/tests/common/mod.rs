@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use quantwatch_alert_router::{RunError, config, serve};
+use quantwatch_alert_router::app::{RunError, config, serve};
 use serde_json::{Value, json};
 
 pub struct RouterUnderTest {

@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use quantwatch_alert_router::chart::ChartService;
-use quantwatch_alert_router::config;
-use quantwatch_alert_router::model::AlertEvent;
+use quantwatch_alert_router::app::config;
+use quantwatch_alert_router::core::model::{AlertEvent, Status};
 use quantwatch_bench::percentile;
 
 struct Counting;
@@ -62,7 +61,7 @@ fn alert(expr: &str, i: usize) -> AlertEvent {
     AlertEvent {
         group_key: "bench".into(),
         fingerprint: format!("{i:016x}"),
-        status: "firing".into(),
+        status: Status::Firing,
         labels: [
             ("alertname".to_string(), "ChartBench".to_string()),
             ("strategy".to_string(), "alpha".to_string()),
@@ -111,7 +110,7 @@ fn main() -> anyhow::Result<()> {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let cfg = config::load(Some(&path), &env).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let svc = ChartService::new(&cfg);
+    let svc = cfg.chart_service();
     cfg.chart.prometheus.as_ref().context("prometheus_url")?;
     let expr = expression(series);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -63,12 +63,12 @@ async fn main() -> anyhow::Result<()> {
     let url = format!("sqlite://{}/router.db", dir.path().display());
     let env: std::collections::HashMap<String, String> =
         [("ROUTER_DATABASE_URL".to_string(), url.clone())].into();
-    let cfg = quantwatch_alert_router::config::load(Some(&cfg_path), &env)
+    let cfg = quantwatch_alert_router::app::config::load(Some(&cfg_path), &env)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let router = tokio::spawn(quantwatch_alert_router::serve(
+    let router = tokio::spawn(quantwatch_alert_router::app::serve(
         cfg,
         None,
         listener,

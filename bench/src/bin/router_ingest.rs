@@ -125,7 +125,7 @@ async fn load(
 struct RouterUnderTest {
     url: String,
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), quantwatch_alert_router::RunError>>,
+    task: tokio::task::JoinHandle<Result<(), quantwatch_alert_router::app::RunError>>,
     _dir: tempfile::TempDir,
 }
 
@@ -143,12 +143,12 @@ async fn start_router(synchronous: &str) -> anyhow::Result<RouterUnderTest> {
     ]
     .into_iter()
     .collect();
-    let cfg =
-        quantwatch_alert_router::config::load(None, &env).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = quantwatch_alert_router::app::config::load(None, &env)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/webhook/alertmanager", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(quantwatch_alert_router::serve(
+    let task = tokio::spawn(quantwatch_alert_router::app::serve(
         cfg,
         None,
         listener,

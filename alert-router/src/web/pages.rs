@@ -1,0 +1,289 @@
+//! The HTML pages: the status page at `/` (every firing alert, escalation state, recent
+//! resolutions, the acknowledgement trail) and the ack-link pages (`GET /ack/{token}` only
+//! shows a confirmation form, so a link-preview bot fetching it never acknowledges; `POST
+//! /ack/{token}` acknowledges).
+//!
+//! Pages are minijinja templates (`alert-router/templates/*.html`, embedded) with HTML
+//! auto-escaping, and carry no inline script or style (the stylesheet is `/static/style.css`),
+//! so they work under `Content-Security-Policy: default-src 'none'; style-src 'self'`. The
+//! status page never mints signed links: its ack buttons post to the authenticated API.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Shared;
+use super::page::{ack_result, message, not_active, other_firing, render, store_unavailable};
+use crate::core::signing::{self, Purpose, TokenError};
+use crate::core::text::path_segment;
+use crate::render::template::format_time;
+use crate::store::{AckRequest, AckVia, AlertView};
+use crate::web::alerts::{MAX_BY_CHARS, Peer, acker, client_address, do_ack};
+use crate::web::auth::Principal;
+
+/// Resolutions shown on the status page.
+const RECENT_RESOLVED: i64 = 20;
+/// Audit entries shown on the status page (the history API has all of an alert's).
+const RECENT_ACTIVITY: i64 = 50;
+/// Calls shown on the status page: those of the last day, at most this many.
+const RECENT_CALLS_MS: i64 = 86_400_000;
+const MAX_CALLS: i64 = 1000;
+/// Firing alerts listed at most (a storm of more is summarised by the count in the title).
+const MAX_FIRING: i64 = 1000;
+
+fn token_problem(e: &TokenError) -> Response {
+    let status = match e {
+        TokenError::Expired => StatusCode::GONE,
+        _ => StatusCode::FORBIDDEN,
+    };
+    message(
+        status,
+        "Ack link refused",
+        &format!("{e}. Nothing was acknowledged."),
+    )
+}
+
+fn verify_token(app: &Shared, token: &str) -> Result<signing::Link, Box<Response>> {
+    let live = app.live();
+    let Some(secret) = &live.ack_secret else {
+        return Err(Box::new(message(
+            StatusCode::NOT_FOUND,
+            "Ack links are disabled",
+            "ROUTER_ACK_SECRET is not set.",
+        )));
+    };
+    signing::verify(
+        secret,
+        Purpose::Ack,
+        token,
+        crate::core::clock::now_ms() / 1000,
+    )
+    .map_err(|e| {
+        tracing::warn!(error = %e, "ack link refused");
+        Box::new(token_problem(&e))
+    })
+}
+
+/// `GET /ack/{token}`: a confirmation page; never acknowledges.
+pub async fn ack_link_page(State(app): State<Arc<Shared>>, Path(token): Path<String>) -> Response {
+    let link = match verify_token(&app, &token) {
+        Ok(l) => l,
+        Err(r) => return *r,
+    };
+    let alert = match app.store.list_alerts().await {
+        Ok(list) => list.into_iter().find(|a| a.fingerprint == link.fingerprint),
+        Err(e) => return store_unavailable(&e),
+    };
+    let Some(a) = alert else {
+        return not_active();
+    };
+    if a.starts_at != link.starts_at {
+        return other_firing();
+    }
+    if let Some(by) = &a.acked_by {
+        return message(
+            StatusCode::OK,
+            "Already acknowledged",
+            &format!(
+                "{} was acknowledged by {by} at {}.",
+                a.alertname,
+                format_time(a.acked_at.unwrap_or(0))
+            ),
+        );
+    }
+    render(
+        StatusCode::OK,
+        "ack_link.html",
+        json!({
+            "title": "Acknowledge this alert?",
+            "alert": a,
+            "since": format_time(a.starts_at),
+            "token": path_segment(&token),
+            "max_by": MAX_BY_CHARS,
+        }),
+    )
+}
+
+/// The form of the ack-link page.
+#[derive(Deserialize)]
+pub struct AckForm {
+    by: Option<String>,
+}
+
+/// `POST /ack/{token}` (form `by=name`): acknowledges the firing the link was made for.
+pub async fn ack_link_post(
+    State(app): State<Arc<Shared>>,
+    principal: Option<Extension<Principal>>,
+    peer: Peer,
+    Path(token): Path<String>,
+    form: Result<axum::extract::Form<AckForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let link = match verify_token(&app, &token) {
+        Ok(l) => l,
+        Err(r) => return *r,
+    };
+    let form: AckForm = match form {
+        Ok(axum::extract::Form(f)) => f,
+        Err(e) => return message(StatusCode::BAD_REQUEST, "Bad request", &e.body_text()),
+    };
+    // A link is anonymous: the typed name is all there is, unless someone logged in uses it.
+    let principal = principal.map(|Extension(p)| p);
+    let by = match acker(principal.as_ref(), form.by.as_deref()) {
+        Ok(b) => b,
+        Err(reason) => return message(StatusCode::BAD_REQUEST, "Bad request", &reason),
+    };
+    let req = AckRequest {
+        fingerprint: &link.fingerprint,
+        starts_at: Some(link.starts_at),
+        by: &by,
+        via: AckVia::Link,
+        address: client_address(&peer),
+    };
+    ack_result(do_ack(&app, &req).await, &by)
+}
+
+/// One firing alert as the status page's row shows it.
+fn firing_row(a: &crate::store::CurrentAlert, esc: Option<&AlertView>) -> Value {
+    let esc = esc.filter(|v| v.starts_at == a.starts_at);
+    let notified: Vec<String> = esc
+        .map(|v| {
+            v.notified
+                .iter()
+                .map(|n| format!("step {} {} ({})", n.step, n.channel, format_time(n.sent_at)))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "fingerprint_path": path_segment(&a.fingerprint),
+        "alertname": a.alertname,
+        "severity": a.severity,
+        "summary": a.summary,
+        "starts_at": a.starts_at,
+        "since": format_time(a.starts_at),
+        "esc": esc.map(|v| json!({
+            "policy": v.policy,
+            "current_step": v.current_step,
+            "next": match (v.next_step, v.next_step_at) {
+                (Some(s), Some(t)) => Some(format!("step {s} at {}", format_time(t))),
+                _ => None,
+            },
+        })),
+        "notified": notified,
+        "acked_by": esc.and_then(|v| v.acked_by.clone()),
+        "acked_at": esc.and_then(|v| v.acked_at).map(format_time),
+    })
+}
+
+/// `GET /`: every firing alert (escalated or not) with its escalation state, recent
+/// resolutions and the latest acknowledgements with who, how and from where. Shows channel
+/// names, not the contacts behind them (phone numbers are personal data).
+pub async fn status_page(State(app): State<Arc<Shared>>) -> Response {
+    let (firing, escalated, resolved, audit) = match tokio::try_join!(
+        app.store.list_current("firing", MAX_FIRING),
+        app.store.list_alerts(),
+        app.store.list_current("resolved", RECENT_RESOLVED),
+        app.store.recent_audit(RECENT_ACTIVITY),
+    ) {
+        Ok(v) => v,
+        Err(e) => return store_unavailable(&e),
+    };
+    let silences = match app
+        .store
+        .active_silences(crate::core::clock::now_ms(), 200)
+        .await
+    {
+        Ok(s) => crate::web::silences::status_rows(&s),
+        Err(e) => return store_unavailable(&e),
+    };
+    let by_fp: HashMap<&str, &AlertView> = escalated
+        .iter()
+        .map(|v| (v.fingerprint.as_str(), v))
+        .collect();
+    let names: HashMap<&str, &str> = firing
+        .iter()
+        .chain(resolved.iter())
+        .map(|a| (a.fingerprint.as_str(), a.alertname.as_str()))
+        .collect();
+    // Calls of voice steps, by firing: "called ann: no answer 03:02:11".
+    let calls = app
+        .store
+        .recent_calls(crate::core::clock::now_ms() - RECENT_CALLS_MS, MAX_CALLS)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read recent calls");
+            Vec::new()
+        });
+    let live = app.live();
+    let rows: Vec<Value> = firing
+        .iter()
+        .map(|a| {
+            let mut row = firing_row(a, by_fp.get(a.fingerprint.as_str()).copied());
+            row["calls"] = calls
+                .iter()
+                .filter(|c| c.fingerprint == a.fingerprint && c.starts_at == a.starts_at)
+                .map(|c| crate::render::calls::line(c, &live.plan.directory, live.plan.timezone))
+                .collect();
+            row
+        })
+        .collect();
+    let resolved: Vec<Value> = resolved
+        .iter()
+        .map(|a| {
+            json!({
+                "alertname": a.alertname, "severity": a.severity, "summary": a.summary,
+                "since": format_time(a.starts_at),
+                "ended": format_time(a.ends_at.unwrap_or(a.updated_at)),
+            })
+        })
+        .collect();
+    let activity: Vec<Value> = audit
+        .iter()
+        .map(|e| {
+            json!({
+                "at": format_time(e.at),
+                "action": e.action,
+                "alert": names.get(e.fingerprint.as_str()).copied().unwrap_or(e.fingerprint.as_str()),
+                "by": e.by,
+                "via": e.via,
+                "address": e.address.as_deref().unwrap_or("unknown"),
+            })
+        })
+        .collect();
+    let (heartbeats, deadman) = match crate::plan::heartbeat::views(
+        &app.live().plan,
+        app.store.as_ref(),
+        crate::core::clock::now_ms(),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return store_unavailable(&e),
+    };
+    let heartbeats: Vec<Value> = heartbeats
+        .iter()
+        .map(|h| json!({"name": h.name, "last_seen": h.last_seen_human, "status": h.status, "window": h.window}))
+        .chain(deadman.iter().map(|d| {
+            json!({"name": format!("Watchdog from {}", if d.alertmanager == "*" { "any Alertmanager" } else { d.alertmanager.as_str() }),
+                   "last_seen": d.last_seen_human, "status": d.status})
+        }))
+        .collect();
+    render(
+        StatusCode::OK,
+        "status.html",
+        json!({
+            "title": format!("quantwatch-alert-router: {} firing", firing.len()),
+            "firing": rows,
+            "resolved": resolved,
+            "activity": activity,
+            "silences": silences,
+            "heartbeats": heartbeats,
+            "version": env!("CARGO_PKG_VERSION"),
+        }),
+    )
+}
