@@ -141,7 +141,8 @@ impl RunError {
             RunError::Config(_) | RunError::Usage(_) => EX_USAGE,
             RunError::Bind { .. } | RunError::Migrate(_) => 1,
             RunError::Simulate(e) => match e {
-                simulate::SimulateError::Database(_) => 1,
+                simulate::SimulateError::Database(_)
+                | simulate::SimulateError::Freqtrade { .. } => 1,
                 _ => EX_USAGE,
             },
         }

@@ -19,7 +19,10 @@ use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+pub mod freqtrade;
 
 /// Strategy names, in creation order.
 pub const STRATEGY_NAMES: [&str; 24] = [
@@ -74,6 +77,16 @@ pub struct SimulateArgs {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also run a freqtrade bot writing freqtrade's `trades` and `orders` tables into this
+    /// SQLite file (created if missing; continued if it exists).
+    #[arg(long = "freqtrade-db")]
+    pub freqtrade_db: Option<PathBuf>,
+    /// The freqtrade bot's starting balance (the exporter's `starting_capital` for it).
+    #[arg(long = "freqtrade-starting-capital", default_value_t = 1000.0)]
+    pub freqtrade_starting_capital: f64,
+    /// Make every freqtrade trade lose 8 % of its stake (a losing streak into a drawdown).
+    #[arg(long = "freqtrade-force-drawdown", requires = "freqtrade_db")]
+    pub freqtrade_force_drawdown: bool,
     /// Stop after this long (default: run until SIGTERM or Ctrl-C).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
@@ -93,6 +106,10 @@ pub enum SimulateError {
         name: String,
         known: String,
     },
+    #[error("--freqtrade-starting-capital must be a positive number")]
+    FreqtradeCapital,
+    #[error("freqtrade database {path}: {source}")]
+    Freqtrade { path: String, source: sqlx::Error },
     #[error("trading database: {0} (did you run `quantwatch-exporter migrate`?)")]
     Database(#[from] sqlx::Error),
 }
@@ -246,6 +263,26 @@ pub async fn run(
             }
         }
     }
+    let fc = args.freqtrade_starting_capital;
+    if !(fc.is_finite() && fc > 0.0) {
+        return Err(SimulateError::FreqtradeCapital);
+    }
+    let ft_error = |source| SimulateError::Freqtrade {
+        path: args
+            .freqtrade_db
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        source,
+    };
+    let mut bot = match &args.freqtrade_db {
+        Some(path) => Some(
+            freqtrade::Bot::open(path, fc, args.freqtrade_force_drawdown)
+                .await
+                .map_err(ft_error)?,
+        ),
+        None => None,
+    };
     let pool = PgPoolOptions::new()
         .max_connections(2)
         .connect(&args.database_url)
@@ -278,6 +315,14 @@ pub async fn run(
             .iter()
             .map(|(s, p)| (*s, money(*p, if *p < 10.0 { 5 } else { 2 })))
             .collect();
+
+        if let Some(bot) = bot.as_mut() {
+            bot.step(Instant::now(), freqtrade::wall_now(), &prices, || {
+                rng.normal()
+            })
+            .await
+            .map_err(ft_error)?;
+        }
 
         order_budget += args.rate * TICK.as_secs_f64();
         let live: Vec<usize> = (0..strats.len()).filter(|i| !strats[*i].dead).collect();

@@ -1,6 +1,8 @@
 //! The native demo keeps its promise: `scripts/demo` itself — not a copy of its steps — run as a
 //! newcomer runs it, with the shipped rules and the deploy/ timings, pages a strategy's
 //! drawdown to its desk robot catcher within minutes, and the router's status page lists it.
+//! The same for the freqtrade bot the simulator writes in freqtrade's own tables (trading
+//! source `ftbot`): its strategy's drawdown page, labelled with the source, arrives too.
 //! Each wait has its own deadline and names the hop that did not happen: the exporter
 //! publishing the strategy's drawdown, the drawdown crossing the rule's threshold, the rule
 //! firing, the page reaching the catcher.
@@ -19,12 +21,16 @@ fn wait_for(demo: &mut Demo, what: &str, timeout: Duration, mut cond: impl FnMut
         panic!(
             "{what}: not within {timeout:?}.\n\
              alpha's drawdown in Prometheus: {}\n\
+             the freqtrade bot's drawdown in Prometheus: {}\n\
+             trading_source_up: {}\n\
              TradingStrategyDrawdown in Prometheus: {}\n\
              robot catcher: {:#?}\n\
              exporter log:\n{}\n\
              router log:\n{}\n\
              demo output:\n{}",
             demo.query("trading_drawdown_ratio{strategy=\"alpha\"}"),
+            demo.query("trading_drawdown_ratio{source=\"ftbot\"}"),
+            demo.query("trading_source_up"),
             demo.query("ALERTS{alertname=\"TradingStrategyDrawdown\"}"),
             demo.robot_messages(),
             demo.log_tail("exporter.log", 20),
@@ -55,11 +61,13 @@ fn the_demo_script_pages_a_strategy_drawdown_to_its_robot_catcher() {
         Duration::from_secs(90),
         |d| non_empty(&d.query("trading_drawdown_ratio{strategy=\"alpha\"}")),
     );
-    let strategies = demo.query("count(trading_drawdown_ratio)");
+    let strategies = demo.query("count(trading_drawdown_ratio{source=\"\"})");
     assert_eq!(
         strategies[0]["value"][1], "4",
         "the simulator's four strategies are published: {strategies}"
     );
+    assert_eq!(demo.var("FREQTRADE_SOURCE"), "ftbot");
+    assert_eq!(demo.var("FREQTRADE_STRATEGY"), "SampleStrategy");
 
     // 1 % per 2 s snapshot: -15 % after about 17 snapshots.
     wait_for(
@@ -98,6 +106,32 @@ fn the_demo_script_pages_a_strategy_drawdown_to_its_robot_catcher() {
     );
     let paged = started.elapsed();
 
+    // The freqtrade bot: every trade loses about 2 % of its equity, a trade closes every
+    // second or two, so it crossed -15 % long before alpha; its page may already be there.
+    wait_for(
+        &mut demo,
+        "TradingStrategyDrawdown for the freqtrade bot (source ftbot, strategy SampleStrategy) did not fire in Prometheus",
+        Duration::from_secs(150),
+        |d| {
+            non_empty(&d.query(
+                "ALERTS{alertname=\"TradingStrategyDrawdown\",source=\"ftbot\",strategy=\"SampleStrategy\",alertstate=\"firing\"}",
+            ))
+        },
+    );
+    wait_for(
+        &mut demo,
+        "no TradingStrategyDrawdown page for the freqtrade bot (strategy SampleStrategy) reached the desk robot catcher",
+        Duration::from_secs(90),
+        |d| {
+            d.robot_messages().iter().any(|m| {
+                m.robot == "/dingtalk/desk"
+                    && m.text.contains("TradingStrategyDrawdown")
+                    && m.text.contains("Strategy SampleStrategy is in a")
+            })
+        },
+    );
+    let ft_paged = started.elapsed();
+
     // What the newcomer looks at: the router's status page lists the page, not "Nothing is
     // firing".
     let (status, page) = demo.router_page();
@@ -113,11 +147,13 @@ fn the_demo_script_pages_a_strategy_drawdown_to_its_robot_catcher() {
 
     eprintln!(
         "scripts/demo: every service up {:.1} s, alpha below -15 % {:.1} s, \
-         TradingStrategyDrawdown firing {:.1} s, page at the desk robot catcher {:.1} s after start",
+         TradingStrategyDrawdown firing {:.1} s, page at the desk robot catcher {:.1} s, \
+         the freqtrade bot's page {:.1} s after start",
         up.as_secs_f64(),
         crossed.as_secs_f64(),
         fired.as_secs_f64(),
-        paged.as_secs_f64()
+        paged.as_secs_f64(),
+        ft_paged.as_secs_f64()
     );
 
     // Stopped as `kill PID` stops it, the demo takes everything down with it, PostgreSQL too.
