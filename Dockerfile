@@ -22,7 +22,11 @@ RUN cargo build --release --locked -p quantwatch-alert-router \
 # ---- runtime -------------------------------------------------------------------------------
 FROM debian:bookworm-slim
 # TLS roots are compiled in (rustls + webpki-roots), so no ca-certificates; the healthcheck
-# uses bash's /dev/tcp, so no curl or wget either: nothing is installed.
+# uses bash's /dev/tcp, so no curl or wget either. Only tzdata is installed: the exporter reads
+# its trading time zone from /usr/share/zoneinfo (bookworm-slim ships without it).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tzdata \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 quantwatch \
  && useradd --system --uid 10001 --gid quantwatch --home-dir /var/lib/quantwatch \
             --shell /usr/sbin/nologin quantwatch \

@@ -167,9 +167,15 @@ pub struct TradingConfig {
     /// Whether `TRADING_DATABASE_URL` set `url` (env wins over a reference entry's url).
     #[serde(skip)]
     pub url_from_env: bool,
-    /// Parsed `timezone`, set by validation.
+    /// Whether `TRADING_TIMEZONE` set `timezone` (an error then names the variable).
     #[serde(skip)]
-    pub tz: chrono_tz::Tz,
+    pub timezone_from_env: bool,
+    /// The tz database directory `timezone` is read from: `TZDIR`, else /usr/share/zoneinfo.
+    #[serde(skip)]
+    pub tzdir: PathBuf,
+    /// Parsed `timezone`, read from `tzdir` by validation.
+    #[serde(skip)]
+    pub tz: jiff::tz::TimeZone,
     /// Parsed `day_start`, set by validation.
     #[serde(skip)]
     pub day_start_time: chrono::NaiveTime,
@@ -199,7 +205,9 @@ impl Default for TradingConfig {
             sources: Vec::new(),
             reference_name: DEFAULT_REFERENCE_NAME.to_string(),
             url_from_env: false,
-            tz: chrono_tz::Tz::UTC,
+            timezone_from_env: false,
+            tzdir: PathBuf::from(crate::trading::zone::DEFAULT_TZDIR),
+            tz: jiff::tz::TimeZone::UTC,
             day_start_time: chrono::NaiveTime::MIN,
         }
     }
@@ -349,7 +357,9 @@ impl Config {
         }
         if let Some(tz) = env.var("TRADING_TIMEZONE") {
             config.trading.timezone = tz;
+            config.trading.timezone_from_env = true;
         }
+        config.trading.tzdir = crate::trading::zone::tzdir(env.var("TZDIR").as_deref());
         if let Some(start) = env.var("TRADING_DAY_START") {
             config.trading.day_start = start;
         }
@@ -535,14 +545,15 @@ impl TradingConfig {
                 "must start with postgres:// or postgresql:// (value not shown: it may hold a password)".into(),
             );
         }
-        match self.timezone.parse::<chrono_tz::Tz>() {
+        match crate::trading::zone::load(&self.timezone, &self.tzdir) {
             Ok(tz) => self.tz = tz,
-            Err(_) => bad(
+            Err(e) => bad(
                 "trading.timezone".into(),
-                format!(
-                    "{:?} is not an IANA time zone (e.g. \"Asia/Shanghai\", \"America/New_York\", \"UTC\")",
-                    self.timezone
-                ),
+                if self.timezone_from_env {
+                    format!("{e} (value from env TRADING_TIMEZONE)")
+                } else {
+                    e.to_string()
+                },
             ),
         }
         match parse_day_start(&self.day_start) {
@@ -766,12 +777,60 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.trading.url.unwrap().expose(), "postgres://env/t");
-        assert_eq!(c.trading.tz, chrono_tz::Asia::Shanghai);
+        assert_eq!(c.trading.tz.iana_name(), Some("Asia/Shanghai"));
         assert_eq!(
             c.trading.day_start_time,
             chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap()
         );
         assert_eq!(c.trading.max_symbols, 50);
+    }
+
+    #[test]
+    fn trading_timezone_from_tzdir_and_clear_errors() {
+        // TZDIR is honoured: an empty directory is a database without the zone.
+        let dir = tempfile::tempdir().unwrap();
+        let tzdir = dir.path().to_str().unwrap().to_string();
+        let err = load_str("trading:\n  timezone: Asia/Shanghai\n", &|k: &str| {
+            (k == "TZDIR").then(|| tzdir.clone())
+        })
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("trading.timezone: zone \"Asia/Shanghai\" not found in "),
+            "{text}"
+        );
+        assert!(text.contains(&tzdir), "{text}");
+        // No database at all: the reason says to install tzdata and names the variable.
+        let missing = format!("{tzdir}/none");
+        let err = load_str("", &|k: &str| match k {
+            "TZDIR" => Some(missing.clone()),
+            "TRADING_TIMEZONE" => Some("Europe/Berlin".to_string()),
+            _ => None,
+        })
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("trading.timezone: no time zone database at "),
+            "{text}"
+        );
+        assert!(text.contains("install tzdata"), "{text}");
+        assert!(text.contains("(value from env TRADING_TIMEZONE)"), "{text}");
+        // The default zone needs no database.
+        let c = load_str("", &|k: &str| (k == "TZDIR").then(|| missing.clone())).unwrap();
+        assert_eq!(c.trading.tz, jiff::tz::TimeZone::UTC);
+        // A copy of a system zone in TZDIR is what gets loaded.
+        std::fs::create_dir(dir.path().join("Asia")).unwrap();
+        std::fs::copy(
+            "/usr/share/zoneinfo/Asia/Shanghai",
+            dir.path().join("Asia/Shanghai"),
+        )
+        .unwrap();
+        let c = load_str("trading:\n  timezone: Asia/Shanghai\n", &|k: &str| {
+            (k == "TZDIR").then(|| tzdir.clone())
+        })
+        .unwrap();
+        assert_eq!(c.trading.tz.iana_name(), Some("Asia/Shanghai"));
+        assert_eq!(c.trading.tzdir, dir.path());
     }
 
     #[test]

@@ -21,8 +21,8 @@ use crate::trading::session;
 use crate::trading::sources::SourceHealth;
 use crate::trading::{custom, queries};
 use chrono::{DateTime, NaiveTime, Utc};
-use chrono_tz::Tz;
 use futures::future::BoxFuture;
+use jiff::tz::TimeZone as Tz;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use sqlx::postgres::PgConnectOptions;
@@ -98,7 +98,7 @@ impl TradingCollector {
         let pool = Arc::new(ConnPool::new(opts, MAX_CONNECTIONS, config.connect_timeout));
         TradingCollector {
             pool,
-            tz: config.tz,
+            tz: config.tz.clone(),
             day_start: config.day_start_time,
             max_symbols: config.max_symbols,
             reference_schema: config.reference_schema,
@@ -167,7 +167,7 @@ impl TradingCollector {
                 .await
                 .map_err(q)?,
         };
-        let day_start = trading_day_start(now, self.tz, self.day_start);
+        let day_start = trading_day_start(now, &self.tz, self.day_start);
         let data = read_all(lease.conn(), day_start, now).await.map_err(q)?;
         let peak = self
             .portfolio_peak(lease.conn(), now, ctx.budget)

@@ -13,8 +13,8 @@ use crate::metrics::{Families, merge_same_names};
 use crate::trading::day::trading_day_start;
 use crate::trading::sources::{self, ReadContext, Source, SourceHealth};
 use chrono::{DateTime, NaiveTime, Utc};
-use chrono_tz::Tz;
 use futures::future::BoxFuture;
+use jiff::tz::TimeZone as Tz;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,7 +55,7 @@ impl TradingSourcesCollector {
         }
         Some(TradingSourcesCollector {
             entries,
-            tz: config.tz,
+            tz: config.tz.clone(),
             day_start: config.day_start_time,
             max_symbols: config.max_symbols,
             fixed_now: Mutex::new(None),
@@ -76,7 +76,7 @@ impl TradingSourcesCollector {
             .ok()
             .and_then(|g| *g)
             .unwrap_or_else(Utc::now);
-        let day_start = trading_day_start(now, self.tz, self.day_start);
+        let day_start = trading_day_start(now, &self.tz, self.day_start);
         let started = Instant::now();
         let runs = self.entries.iter().map(|e| async move {
             let budget = e.timeout.min(ctx.budget.saturating_sub(MARGIN));

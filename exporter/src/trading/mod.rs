@@ -16,6 +16,7 @@ pub mod portfolio;
 pub mod queries;
 pub mod session;
 pub mod sources;
+pub mod zone;
 
 /// Every family the trading collector can produce; custom metrics may not reuse these names.
 pub const BUILTIN_FAMILIES: [&str; 32] = [
