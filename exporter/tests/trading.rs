@@ -1,6 +1,8 @@
 //! The trading collector against a real PostgreSQL: fixtures written with plain SQL, answers
 //! computed by hand (in the comments) and checked to 1e-9.
 
+mod common;
+
 use chrono::{DateTime, Utc};
 use quantwatch_exporter::collectors::Collector;
 use quantwatch_exporter::collectors::trading::TradingCollector;
@@ -23,26 +25,14 @@ fn collector_with_env(
     trading_yaml: &str,
     env: &[(&'static str, &'static str)],
 ) -> Arc<TradingCollector> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("exporter.yml");
     let yaml = format!("host:\n  enabled: false\ntrading:\n  url: {url}\n{trading_yaml}");
-    std::fs::write(&path, yaml).expect("write config");
-    let pairs = env.to_vec();
-    let env = move |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
-    };
-    let cfg = Config::load(Some(&path), &env).expect("valid config");
+    let cfg = common::load_config(&yaml, env);
     Arc::new(TradingCollector::from_config(&cfg.trading).expect("trading collector is on"))
 }
 
 async fn scrape(c: &Arc<TradingCollector>, now: &str) -> (String, Exposition) {
     c.set_now(Some(ts(now)));
-    let collectors: Vec<Arc<dyn Collector>> = vec![c.clone()];
-    let scraper = Scraper::new(collectors, Duration::from_secs(10), Duration::ZERO);
-    let text = scraper.scrape(Duration::from_secs(10)).await;
+    let text = common::scrape_text(c.clone()).await;
     let exp = parse(&text);
     (text, exp)
 }

@@ -3,10 +3,9 @@
 //! freqtrade's objects and its `calculate_max_drawdown`), on SQLite and PostgreSQL; a bot
 //! writer with no busy timeout committing while we scrape; schema drift; failures isolated.
 
-use quantwatch_exporter::collectors::Collector;
+mod common;
+
 use quantwatch_exporter::collectors::trading_sources::TradingSourcesCollector;
-use quantwatch_exporter::config::Config;
-use quantwatch_exporter::scrape::Scraper;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,26 +22,14 @@ fn collector(
     sources_yaml: &str,
     env: &[(&'static str, &'static str)],
 ) -> Arc<TradingSourcesCollector> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("exporter.yml");
     let yaml = format!("host:\n  enabled: false\ntrading:\n  sources:\n{sources_yaml}");
-    std::fs::write(&path, yaml).expect("write config");
-    let pairs = env.to_vec();
-    let env = move |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
-    };
-    let cfg = Config::load(Some(&path), &env).expect("valid config");
+    let cfg = common::load_config(&yaml, env);
     Arc::new(TradingSourcesCollector::from_config(&cfg.trading).expect("sources configured"))
 }
 
 async fn scrape(c: &Arc<TradingSourcesCollector>, now: &str) -> (String, Exposition) {
     c.set_now(Some(now.parse().expect("RFC 3339 instant")));
-    let collectors: Vec<Arc<dyn Collector>> = vec![c.clone()];
-    let scraper = Scraper::new(collectors, Duration::from_secs(10), Duration::ZERO);
-    let text = scraper.scrape(Duration::from_secs(10)).await;
+    let text = common::scrape_text(c.clone()).await;
     // The text format allows one TYPE line per name: several sources must share it.
     let mut types = BTreeSet::new();
     for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
