@@ -21,6 +21,7 @@ pub mod servers;
 pub mod stack;
 pub mod systemd;
 pub mod tls;
+pub mod tmpfs;
 
 pub use app::App;
 pub use process::{Child, free_port, http_get, require, wait_until};

@@ -484,6 +484,13 @@ impl Alertmanager {
         self._child.stop(Duration::from_secs(5));
     }
 
+    /// Kill it with SIGKILL (a crash: no shutdown path runs, nothing is flushed or handed
+    /// over to its peers) and wait until it is gone.
+    pub fn kill_9(&mut self) {
+        self._child.signal(libc::SIGKILL);
+        self._child.wait_exit(Duration::from_secs(10));
+    }
+
     /// Start it again after `stop`: same port, config and data directory.
     pub fn start_again(&mut self) {
         let bin = require("prometheus-alertmanager", "prometheus-alertmanager");

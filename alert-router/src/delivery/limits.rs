@@ -71,6 +71,19 @@ impl RateLimiter {
         at
     }
 
+    /// The wall clock stepped by `step_ms` (see `core::clock::StepWatch`): the recorded sends
+    /// and the vendor block move with it, so they keep their distance from now. Unshifted, a
+    /// clock stepped back by ten minutes would hold the channel for ten minutes, and one stepped
+    /// forward would forget the sends the vendor still counts.
+    pub fn shift(&mut self, step_ms: i64) {
+        for t in self.sends.iter_mut() {
+            *t += step_ms;
+        }
+        if self.blocked_until != 0 {
+            self.blocked_until += step_ms;
+        }
+    }
+
     pub fn record(&mut self, at_ms: i64) {
         self.sends.push_back(at_ms);
     }
@@ -100,6 +113,18 @@ mod tests {
         // leave, and never more than 3 in any window.
         assert_eq!(l.next_allowed(60_001), 80_000);
         assert_eq!(l.next_allowed_n(80_000, 2), 120_000);
+    }
+
+    #[test]
+    fn a_clock_step_moves_the_window_with_it() {
+        let mut l = RateLimiter::new(20, Duration::from_secs(60));
+        l.record(600_000);
+        // Stepped back ten minutes right after the send: the next one is 3 s away, not 10 min.
+        l.shift(-600_000);
+        assert_eq!(l.next_allowed(1), 3_000);
+        // Stepped forward: the send is still 3 s ago for the vendor, and still counted.
+        l.shift(600_000);
+        assert_eq!(l.next_allowed(600_001), 603_000);
     }
 
     #[test]

@@ -186,9 +186,25 @@ pub async fn sent(ctx: &WorkerCtx, name: &str, rows: &[OutboxRow], now: i64) {
     // Counted first: the vendor accepted it, whatever happens to the bookkeeping.
     count_outcome(ctx, name, "sent", ids.len() as u64);
     steps_out(ctx, rows.iter(), now);
-    if let Err(e) = ctx.store.mark_sent(&ids, now).await {
-        // The lease expires and the rows are sent again: a duplicate, never a loss.
-        tracing::error!(channel = %name, error = %e, "sent but cannot mark sent; the notification may repeat");
+    // The rows stay leased to this worker while it tries: a store that comes back within the
+    // lease (a PostgreSQL restart, a disk that had no room) gets the mark and nothing repeats.
+    // Only past half the lease is the mark given up; then the lease expires and the rows are
+    // sent again: a duplicate, never a loss.
+    let give_up = std::time::Instant::now() + ctx.delivery.lease / 2;
+    let mut attempt = 0u32;
+    loop {
+        match ctx.store.mark_sent(&ids, now).await {
+            Ok(()) => break,
+            Err(e) if std::time::Instant::now() < give_up => {
+                attempt = attempt.saturating_add(1);
+                tracing::warn!(channel = %name, attempt, error = %e, "sent but cannot mark sent yet; trying again while the lease holds");
+                tokio::time::sleep(Duration::from_millis(200u64 << attempt.min(3))).await;
+            }
+            Err(e) => {
+                tracing::error!(channel = %name, error = %e, "sent but cannot mark sent; the notification may repeat");
+                break;
+            }
+        }
     }
     tracing::info!(channel = %name, alerts = ids.len(), "notification sent");
 }

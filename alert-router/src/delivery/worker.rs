@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::channels::Channel;
-use crate::core::clock::now_ms;
+use crate::core::clock::{StepWatch, now_ms};
 use crate::store::OutboxRow;
 
 use super::WorkerCtx;
@@ -32,20 +32,34 @@ pub async fn run(
         ..ChannelState::default()
     };
     ctx.metrics.init_channel(&name);
-    let mut pause_until = 0i64;
+    // On the monotonic clock: a pause is a length of time, whatever the wall clock does.
+    let mut pause_until = tokio::time::Instant::now();
+    let mut clock = StepWatch::new();
     loop {
         if *stop.borrow() {
             break;
         }
-        let now = now_ms();
-        let mut ready_at = pause_until.max(now);
+        let (now, step) = clock.look();
+        if step != 0 {
+            // What this loop holds as wall instants keeps its distance from now.
+            tracing::warn!(channel = %name, step_ms = step, "the wall clock stepped; moving this channel's send window with it");
+            if state.banned_until != 0 {
+                state.banned_until = state.banned_until.saturating_add(step);
+            }
+            if let Some(l) = &mut state.limiter {
+                l.shift(step);
+            }
+        }
+        let mut ready_at = now;
         if let Some(l) = &mut state.limiter {
             ready_at = ready_at.max(l.next_allowed(now));
         }
+        let wait = Duration::from_millis((ready_at - now) as u64)
+            .max(pause_until.saturating_duration_since(tokio::time::Instant::now()));
         let blocked = state.banned_until > now && !ch.fallback().is_empty();
-        if ready_at > now && !blocked {
+        if !wait.is_zero() && !blocked {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis((ready_at - now) as u64)) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => {}
             }
             continue;
@@ -53,7 +67,7 @@ pub async fn run(
         let rows = match claim(&ctx, &name, now).await {
             Some(rows) => rows,
             None => {
-                pause_until = now + ms(ctx.delivery.poll_interval);
+                pause_until = tokio::time::Instant::now() + ctx.delivery.poll_interval;
                 continue;
             }
         };
@@ -68,13 +82,17 @@ pub async fn run(
         // Rounds are at least `round_interval` apart: under a storm the notifications of that
         // interval go out as one digest, and the store sees a few worker commits per second
         // instead of one per webhook (each commit is an fsync the intake also waits for).
-        let round_gap = now + ms(ctx.delivery.round_interval);
+        let round_gap = tokio::time::Instant::now() + ctx.delivery.round_interval;
         let pause = match ch.caller() {
             // Calls go to one person at a time until someone answers.
             Some(caller) => super::calls::deliver(ch.as_ref(), caller, &ctx, rows).await,
             None => super::attempt::deliver(ch.as_ref(), &ctx, &mut state, rows).await,
         };
-        pause_until = pause.unwrap_or(0).max(round_gap);
+        // A pause comes back as a wall instant: taken as a length from now, right away.
+        let pause = pause.map_or(Duration::ZERO, |at| {
+            Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
+        });
+        pause_until = round_gap.max(tokio::time::Instant::now() + pause);
     }
     tracing::debug!(channel = %name, "delivery worker stopped");
 }

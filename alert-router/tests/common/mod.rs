@@ -2,6 +2,8 @@
 //! in-process on a free port with a temp SQLite store, and build Alertmanager payloads.
 #![allow(dead_code)]
 
+pub mod robots;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -326,4 +328,19 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
+}
+
+/// How many notifications in `state` (pending, sent, failed) the router at `url` (a real
+/// binary) holds, by its API with the bearer `token` (blocking; at most 1,000 counted).
+pub fn notification_count(url: &str, token: &str, state: &str) -> usize {
+    let v: Value = reqwest::blocking::Client::new()
+        .get(format!(
+            "{url}/api/v1/notifications?state={state}&limit=1000"
+        ))
+        .bearer_auth(token)
+        .send()
+        .expect("api")
+        .json()
+        .expect("api json");
+    v["notifications"].as_array().map_or(0, Vec::len)
 }

@@ -1,0 +1,239 @@
+//! Faults, measured end to end: real router binaries, real PostgreSQL and Alertmanagers, a
+//! real full filesystem and a faked wall clock, and one loopback robot per escalation step
+//! (`common::robots`). Each scenario prints its figures (pages lost, duplicates, time to page
+//! once the fault is gone) and asserts that every step of every accepted alert reached its
+//! robot exactly once. The README's "Faults, measured" quotes what these print:
+//!
+//! `cargo test -p quantwatch-alert-router --test chaos -- --nocapture`
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::robots::{StepRobots, Tally};
+use serde_json::{Value, json};
+use testkit::tmpfs::SmallDisk;
+use testkit::{Alertmanager, App, Postgres};
+
+const BIN: &str = env!("CARGO_BIN_EXE_quantwatch-alert-router");
+const API: &str = "chaos-api-token";
+
+fn iso(secs_ago: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::seconds(secs_ago))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i:03}")).collect()
+}
+
+/// Postable alerts (Alertmanager's API v2), one per name, all firing since `starts`: what
+/// Prometheus sends to every Alertmanager of an HA pair.
+fn postable(names: &[String], starts: &str) -> Value {
+    Value::Array(
+        names
+            .iter()
+            .map(|n| {
+                json!({
+                    "labels": {"alertname": n, "severity": "critical", "desk": "chaos"},
+                    "annotations": {"summary": "chaos storm"},
+                    "startsAt": starts,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The router's configuration: short retries and polls (faults last seconds here), a lease
+/// long enough to outlive a PostgreSQL restart, and the robots' chain.
+fn router_config(dir: &Path, robots: &StepRobots) -> String {
+    let path = dir.join("router.yml");
+    let yaml = format!(
+        "language: en\ndelivery:\n  lease: 30s\n  poll_interval: 200ms\n  retry_initial: 200ms\n  retry_max: 2s\n{}",
+        robots.yaml()
+    );
+    std::fs::write(&path, yaml).expect("write router config");
+    path.display().to_string()
+}
+
+/// An Alertmanager configuration sending every alert (its own group) to each router.
+fn am_config(routers: &[&App]) -> String {
+    let hooks: String = routers
+        .iter()
+        .map(|r| {
+            format!(
+                "      - url: \"{}/webhook/alertmanager\"\n        send_resolved: false\n",
+                r.url()
+            )
+        })
+        .collect();
+    format!(
+        "route:\n  receiver: routers\n  group_by: ['alertname']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: routers\n    webhook_configs:\n{hooks}"
+    )
+}
+
+/// One sample of the router's /metrics (0 when absent).
+fn metric(app: &App, series: &str) -> f64 {
+    let (_, text) = app.get("/metrics");
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Notifications the router sent, summed over its step channels (a duplicate send counts
+/// twice here, whatever the store says).
+fn sent_by(app: &App, steps: usize) -> f64 {
+    (0..steps)
+        .map(|i| {
+            metric(
+                app,
+                &format!(
+                    "quantwatch_router_notifications_total{{channel=\"step{i}\",outcome=\"sent\"}}"
+                ),
+            )
+        })
+        .sum()
+}
+
+/// Blocking POST of an Alertmanager webhook body to the router: status and JSON answer.
+fn post_webhook(url: &str, body: &Value) -> (u16, Value) {
+    let resp = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+        .post(format!("{url}/webhook/alertmanager"))
+        .json(body)
+        .send()
+        .expect("webhook request");
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+/// Waits until the store behind `app` holds exactly `rows` notifications, all sent: nothing
+/// is left that could still go out (a duplicate included).
+fn wait_settled(app: &App, rows: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pending = common::notification_count(&app.url(), API, "pending");
+        let failed = common::notification_count(&app.url(), API, "failed");
+        let sent = common::notification_count(&app.url(), API, "sent");
+        if pending == 0 && failed == 0 && sent == rows {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the outbox did not settle to {rows} sent within {timeout:?}: {sent} sent, {pending} pending, {failed} failed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Time from `since` to the last first page of step 0 among `alerts`.
+fn time_to_page(robots: &StepRobots, alerts: &[String], since: Instant) -> Duration {
+    let first = robots.first_pages();
+    alerts
+        .iter()
+        .filter_map(|a| first.get(&(0, a.clone())))
+        .map(|at| at.saturating_duration_since(since))
+        .max()
+        .unwrap_or_default()
+}
+
+/// Print the scenario's figures and assert exactly once.
+fn report(scenario: &str, alerts: usize, tally: &Tally, figure: &str) {
+    println!(
+        "chaos [{scenario}]: {alerts} alerts, {} pages expected; pages lost: {}; duplicates: {}; {figure}",
+        tally.expected,
+        tally.lost.len(),
+        tally.duplicates.len()
+    );
+    assert!(
+        tally.exactly_once(),
+        "{scenario}: not exactly once: lost {:?}, duplicates {:?}, unexpected {:?}",
+        tally.lost,
+        tally.duplicates,
+        tally.unexpected
+    );
+}
+
+#[test]
+fn postgres_restarted_mid_storm_under_two_replicas_pages_every_step_once() {
+    let mut pg = Postgres::start();
+    let db = pg.create_database("router");
+    let robots = StepRobots::webhooks(&["0s", "4s", "8s"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = router_config(dir.path(), &robots);
+    let env = [
+        ("ROUTER_DATABASE_URL", db.as_str()),
+        ("ROUTER_API_TOKEN", API),
+    ];
+    let replicas = [
+        App::start(BIN, &["--config", &cfg], &env),
+        App::start(BIN, &["--config", &cfg], &env),
+    ];
+    let am = Alertmanager::start(&am_config(&[&replicas[0], &replicas[1]]));
+    let (first, second, outage) = (names("PgA", 20), names("PgB", 20), names("PgC", 20));
+    am.post_alerts(&postable(&first, &iso(5)));
+    robots.wait_all(&first, 0..1, Duration::from_secs(60));
+    // Mid-storm: the first wave's later steps are pending, the second is on its way.
+    am.post_alerts(&postable(&second, &iso(5)));
+    pg.stop();
+    // While PostgreSQL is down the routers answer 503 and Alertmanager keeps the alerts.
+    am.post_alerts(&postable(&outage, &iso(5)));
+    let refused = |_: ()| {
+        replicas
+            .iter()
+            .map(|r| {
+                metric(
+                    r,
+                    "quantwatch_router_webhooks_received_total{outcome=\"store_error\"}",
+                )
+            })
+            .sum::<f64>()
+    };
+    // Down until every alert of the outage wave was refused at least once (one webhook per
+    // alert and replica): what reaches the robots then came through Alertmanager's retries.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while refused(()) < outage.len() as f64 {
+        assert!(
+            Instant::now() < deadline,
+            "the routers answered only {} webhooks with 503 while PostgreSQL was down",
+            refused(())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    pg.start_again();
+    let back = Instant::now();
+    let all: Vec<String> = [&first[..], &second[..], &outage[..]].concat();
+    robots.wait_all(&all, 0..3, Duration::from_secs(120));
+    let page = time_to_page(&robots, &outage, back);
+    wait_settled(&replicas[0], all.len() * 3, Duration::from_secs(60));
+    assert_eq!(
+        pg.psql("router", "SELECT count(*) FROM alert_events"),
+        all.len().to_string(),
+        "one stored event per alert, whatever Alertmanager redelivered"
+    );
+    let sends: f64 = replicas.iter().map(|r| sent_by(r, 3)).sum();
+    assert_eq!(
+        sends as usize,
+        all.len() * 3,
+        "sends counted by the two replicas"
+    );
+    assert_eq!(robots.refused(), 0, "requests the robots refused");
+    report(
+        "PostgreSQL restarted mid-storm, 2 replicas",
+        all.len(),
+        &robots.tally(&all),
+        &format!(
+            "503s answered during the outage: {}; time to page after PostgreSQL is back: {:.2} s",
+            refused(()),
+            page.as_secs_f64()
+        ),
+    );
+}
