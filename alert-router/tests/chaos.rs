@@ -237,3 +237,131 @@ fn postgres_restarted_mid_storm_under_two_replicas_pages_every_step_once() {
         ),
     );
 }
+
+/// Webhook bodies of `names` as Alertmanager posts them, firing since a fixed instant, each
+/// alert with a description of `pad` bytes (to make a commit need new pages on disk).
+fn webhook_body(group: &str, names: &[String], pad: usize) -> Value {
+    let alerts = names
+        .iter()
+        .map(|n| {
+            let mut a = common::alert(n, "firing", "2026-01-01T00:00:00Z", &[]);
+            a["annotations"]["description"] = "x".repeat(pad).into();
+            a
+        })
+        .collect();
+    common::payload(group, alerts)
+}
+
+#[test]
+fn sqlite_disk_full_answers_503_loses_nothing_and_resumes_when_space_returns() {
+    let disk = SmallDisk::mount(16);
+    let robots = StepRobots::webhooks(&["0s", "3s"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = router_config(dir.path(), &robots);
+    let db = format!("sqlite://{}/router.db", disk.path().display());
+    let env = [
+        ("ROUTER_DATABASE_URL", db.as_str()),
+        ("ROUTER_API_TOKEN", API),
+    ];
+    let mut app = App::start(BIN, &["--config", &cfg], &env);
+    let (accepted, refused) = (names("DiskA", 20), names("DiskB", 20));
+    let (s, body) = post_webhook(&app.url(), &webhook_body("a", &accepted, 0));
+    assert_eq!(s, 200, "{body}");
+    robots.wait_all(&accepted, 0..1, Duration::from_secs(30));
+    let filler = disk.fill();
+    // 20 alerts of 32 KiB each: more than the WAL holds, the commit needs new pages.
+    let big = webhook_body("b", &refused, 32 * 1024);
+    for attempt in 0..3 {
+        let (s, body) = post_webhook(&app.url(), &big);
+        assert_eq!(s, 503, "attempt {attempt} on a full disk: {body}");
+        assert!(
+            body["error"].is_string() && body["reason"].is_string(),
+            "a 503 says why in JSON: {body}"
+        );
+        if attempt == 0 {
+            println!("chaos [SQLite disk full]: the webhook answered 503 {body}");
+        }
+    }
+    app.child().assert_running();
+    assert_eq!(app.get("/healthz").0, 200, "the router still answers");
+    disk.free();
+    let freed = Instant::now();
+    // Alertmanager's retries, every 200 ms: intake resumes without a restart.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let resumed = loop {
+        let (s, body) = post_webhook(&app.url(), &big);
+        if s == 200 {
+            assert_eq!(body["accepted"], json!(refused.len()), "{body}");
+            break freed.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "intake did not resume within 30 s of the space coming back: {s} {body}; router log:\n{}",
+            app.child().log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let all: Vec<String> = [&accepted[..], &refused[..]].concat();
+    robots.wait_all(&all, 0..2, Duration::from_secs(60));
+    let page = time_to_page(&robots, &refused, freed);
+    wait_settled(&app, all.len() * 2, Duration::from_secs(30));
+    assert_eq!(sent_by(&app, 2) as usize, all.len() * 2, "sends counted");
+    assert_eq!(robots.refused(), 0, "requests the robots refused");
+    report(
+        "SQLite disk full",
+        all.len(),
+        &robots.tally(&all),
+        &format!(
+            "filler took {} KiB; intake resumed {:.2} s after space returned; time to page after that: {:.2} s",
+            filler / 1024,
+            resumed.as_secs_f64(),
+            page.as_secs_f64()
+        ),
+    );
+}
+
+#[test]
+fn one_of_two_alertmanagers_killed_mid_storm_every_page_arrives_once() {
+    let robots = StepRobots::webhooks(&["0s", "4s"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = router_config(dir.path(), &robots);
+    let db = format!("sqlite://{}/router.db", dir.path().display());
+    let env = [
+        ("ROUTER_DATABASE_URL", db.as_str()),
+        ("ROUTER_API_TOKEN", API),
+    ];
+    let app = App::start(BIN, &["--config", &cfg], &env);
+    let mut peers = Alertmanager::start_cluster(&am_config(&[&app]), 2);
+    let (first, second, after) = (names("AmA", 20), names("AmB", 20), names("AmC", 20));
+    for p in &peers {
+        p.post_alerts(&postable(&first, &iso(5)));
+    }
+    robots.wait_all(&first, 0..1, Duration::from_secs(60));
+    // Mid-storm: both peers hold the second wave in their group wait when one dies.
+    for p in &peers {
+        p.post_alerts(&postable(&second, &iso(5)));
+    }
+    peers[0].kill_9();
+    let killed = Instant::now();
+    // Prometheus' sends to the dead peer fail; the survivor gets the rest.
+    peers[1].post_alerts(&postable(&after, &iso(5)));
+    let all: Vec<String> = [&first[..], &second[..], &after[..]].concat();
+    robots.wait_all(&all, 0..2, Duration::from_secs(90));
+    let page = time_to_page(&robots, &[&second[..], &after[..]].concat(), killed);
+    wait_settled(&app, all.len() * 2, Duration::from_secs(30));
+    assert_eq!(sent_by(&app, 2) as usize, all.len() * 2, "sends counted");
+    assert_eq!(robots.refused(), 0, "requests the robots refused");
+    let dups = metric(
+        &app,
+        "quantwatch_router_webhooks_received_total{outcome=\"duplicate\"}",
+    );
+    report(
+        "one of two Alertmanagers killed",
+        all.len(),
+        &robots.tally(&all),
+        &format!(
+            "webhooks the router recognised as duplicates: {dups}; time to page after the kill: {:.2} s",
+            page.as_secs_f64()
+        ),
+    );
+}

@@ -30,6 +30,20 @@ impl Dialect for Sqlite {
 
 pub type SqliteStore = SqlStore<Sqlite>;
 
+/// Whether a pooled connection may serve again. A COMMIT that fails with `SQLITE_FULL` (the
+/// disk is full) makes SQLite roll the transaction back by itself; the driver's rollback then
+/// fails and it keeps counting the connection as inside a transaction, so every later
+/// `BEGIN` on it would fail ("non-zero transaction depth") long after the disk has room again.
+/// Such a connection is closed and a fresh one opened instead.
+fn usable(conn: &sqlx::SqliteConnection) -> bool {
+    use sqlx::Connection;
+    if conn.is_in_transaction() {
+        tracing::warn!("closing a store connection left inside a failed transaction");
+        return false;
+    }
+    true
+}
+
 /// Open (creating the file and its directory) and run the SQLite migrations.
 /// `fsync_each_commit`: the writer commits with `synchronous=FULL`, else `NORMAL`.
 pub async fn open(url: &str, fsync_each_commit: bool) -> Result<SqliteStore, StoreError> {
@@ -55,6 +69,7 @@ pub async fn open(url: &str, fsync_each_commit: bool) -> Result<SqliteStore, Sto
     // in a power cut re-sends a notification (its lease expires); it never loses an alert.
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
+        .before_acquire(|conn, _| Box::pin(async move { Ok(usable(conn)) }))
         .connect_with(opts.clone())
         .await?;
     sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -62,6 +77,7 @@ pub async fn open(url: &str, fsync_each_commit: bool) -> Result<SqliteStore, Sto
     // means on disk. Its fsync also covers every earlier commit in the WAL.
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
+        .before_acquire(|conn, _| Box::pin(async move { Ok(usable(conn)) }))
         .connect_with(opts.synchronous(if fsync_each_commit {
             SqliteSynchronous::Full
         } else {
