@@ -58,8 +58,11 @@ fn router_config(dir: &Path, robots: &StepRobots) -> String {
     path.display().to_string()
 }
 
-/// An Alertmanager configuration sending every alert (its own group) to each router.
-fn am_config(routers: &[&App]) -> String {
+/// An Alertmanager configuration sending every alert (its own group) to each router. Each
+/// flush's retries last `group_interval` (at least 10 s): with PostgreSQL down a router
+/// answers 503 once its commit has waited 15 s, so an Alertmanager that should see that 503
+/// needs more (operators' default is 5 m).
+fn am_config(routers: &[&App], group_interval: &str) -> String {
     let hooks: String = routers
         .iter()
         .map(|r| {
@@ -70,7 +73,7 @@ fn am_config(routers: &[&App]) -> String {
         })
         .collect();
     format!(
-        "route:\n  receiver: routers\n  group_by: ['alertname']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: routers\n    webhook_configs:\n{hooks}"
+        "route:\n  receiver: routers\n  group_by: ['alertname']\n  group_wait: 1s\n  group_interval: {group_interval}\n  repeat_interval: 1h\nreceivers:\n  - name: routers\n    webhook_configs:\n{hooks}"
     )
 }
 
@@ -177,7 +180,7 @@ fn postgres_restarted_mid_storm_under_two_replicas_pages_every_step_once() {
         App::start(BIN, &["--config", &cfg], &env),
         App::start(BIN, &["--config", &cfg], &env),
     ];
-    let am = Alertmanager::start(&am_config(&[&replicas[0], &replicas[1]]));
+    let am = Alertmanager::start(&am_config(&[&replicas[0], &replicas[1]], "30s"));
     let (first, second, outage) = (names("PgA", 20), names("PgB", 20), names("PgC", 20));
     am.post_alerts(&postable(&first, &iso(5)));
     robots.wait_all(&first, 0..1, Duration::from_secs(60));
@@ -203,8 +206,9 @@ fn postgres_restarted_mid_storm_under_two_replicas_pages_every_step_once() {
     while refused(()) < outage.len() as f64 {
         assert!(
             Instant::now() < deadline,
-            "the routers answered only {} webhooks with 503 while PostgreSQL was down",
-            refused(())
+            "the routers answered only {} webhooks with 503 while PostgreSQL was down; log:\n{}",
+            refused(()),
+            replicas[0].log()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -331,7 +335,7 @@ fn one_of_two_alertmanagers_killed_mid_storm_every_page_arrives_once() {
         ("ROUTER_API_TOKEN", API),
     ];
     let app = App::start(BIN, &["--config", &cfg], &env);
-    let mut peers = Alertmanager::start_cluster(&am_config(&[&app]), 2);
+    let mut peers = Alertmanager::start_cluster(&am_config(&[&app], "1s"), 2);
     let (first, second, after) = (names("AmA", 20), names("AmB", 20), names("AmC", 20));
     for p in &peers {
         p.post_alerts(&postable(&first, &iso(5)));
@@ -362,6 +366,183 @@ fn one_of_two_alertmanagers_killed_mid_storm_every_page_arrives_once() {
         &format!(
             "webhooks the router recognised as duplicates: {dups}; time to page after the kill: {:.2} s",
             page.as_secs_f64()
+        ),
+    );
+}
+
+/// libfaketime's preload library (Debian package `libfaketime`), for whatever architecture.
+fn libfaketime() -> String {
+    let found = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|p| p.is_file());
+    match found {
+        Some(p) => p.display().to_string(),
+        None => panic!(
+            "libfaketime is not installed; install it with: apt-get install -y libfaketime \
+             (or run scripts/test, which installs every test dependency)"
+        ),
+    }
+}
+
+/// The router's wall clock, stepped through libfaketime: `offset` ("+600", "+0") is written
+/// to the file it re-reads on every call, atomically (a half-written file is no offset).
+struct FakeClock {
+    dir: tempfile::TempDir,
+}
+
+impl FakeClock {
+    fn new() -> FakeClock {
+        let c = FakeClock {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        c.set("+0");
+        c
+    }
+
+    fn file(&self) -> String {
+        self.dir.path().join("faketime").display().to_string()
+    }
+
+    fn set(&self, offset: &str) {
+        let tmp = self.dir.path().join("faketime.new");
+        std::fs::write(&tmp, format!("{offset}\n")).expect("write faketime");
+        std::fs::rename(&tmp, self.file()).expect("rename faketime");
+    }
+
+    /// The environment that puts the router's `CLOCK_REALTIME` (and only it: tokio's timers
+    /// and every pause run on `CLOCK_MONOTONIC`, as an NTP step leaves it) under this clock.
+    fn env(&self, lib: &str) -> Vec<(String, String)> {
+        vec![
+            ("LD_PRELOAD".into(), lib.into()),
+            ("FAKETIME_TIMESTAMP_FILE".into(), self.file()),
+            ("FAKETIME_NO_CACHE".into(), "1".into()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ]
+    }
+}
+
+/// How far ahead of this process's clock the router's clock was when it marked channel
+/// `step{step}`'s notifications sent (its `sent_at`, by the API): proof that the faked clock
+/// reached the router process. The largest over those rows, in seconds.
+fn sent_ahead_s(app: &App, step: usize) -> i64 {
+    let v: Value = reqwest::blocking::Client::new()
+        .get(format!(
+            "{}/api/v1/notifications?state=sent&limit=1000",
+            app.url()
+        ))
+        .bearer_auth(API)
+        .send()
+        .expect("api")
+        .json()
+        .expect("api json");
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    v["notifications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["channel"] == format!("step{step}").as_str())
+        .filter_map(|n| n["sent_at"].as_i64())
+        .map(|t| (t - now_ms) / 1000)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The wall clock stepped forward 10 minutes, then back 10 minutes (an NTP correction each
+/// way), under a router whose chain has steps at 0 s, 10 s and 20 s. A step's due instant is
+/// a wall-clock instant fixed when its chain is planned (shared by replicas, kept across
+/// restarts), so:
+/// - "fires twice": any (alert, step) reaching its robot more than once — never, in either
+///   direction (a sent row is never sent again, whatever the clock says);
+/// - "skipped": any (alert, step) never reaching its robot, or reaching it later than its due
+///   instant by the router's clock plus 6 s. Stepped forward, the pending steps of the chains
+///   planned before are due by the router's clock and go out at once; stepped back, a chain
+///   planned after the correction keeps its 0/10/20 s schedule — the delivery loops' pauses
+///   and send windows (held in memory) must not hold a channel for the 10 minutes of the step.
+#[test]
+fn wall_clock_stepped_forward_and_back_no_step_fires_twice_or_is_skipped() {
+    let lib = libfaketime();
+    let clock = FakeClock::new();
+    let robots = StepRobots::dingtalk(&["0s", "10s", "20s"]);
+    let delays = [0u64, 10, 20];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = router_config(dir.path(), &robots);
+    let db = format!("sqlite://{}/router.db", dir.path().display());
+    let mut env: Vec<(String, String)> = clock.env(&lib);
+    env.push(("ROUTER_DATABASE_URL".into(), db));
+    env.push(("ROUTER_API_TOKEN".into(), API.into()));
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = App::start(BIN, &["--config", &cfg], &env_ref);
+    let (before, after) = (names("ClockA", 5), names("ClockB", 5));
+
+    let (s, body) = post_webhook(&app.url(), &webhook_body("a", &before, 0));
+    assert_eq!(s, 200, "{body}");
+    let posted_before = Instant::now();
+    robots.wait_all(&before, 0..1, Duration::from_secs(8));
+    assert!(
+        robots.pages().iter().all(|p| p.step == 0),
+        "steps 1 and 2 went out before they were due: {:?}",
+        robots.pages()
+    );
+    clock.set("+600");
+    let forward = Instant::now();
+    // Due by the router's clock now: out at once, early by the real clock.
+    robots.wait_all(&before, 1..3, Duration::from_secs(15));
+    let first = robots.first_pages();
+    let out_after_step = before
+        .iter()
+        .flat_map(|a| (1..3).map(move |s| (s, a.clone())))
+        .map(|k| first[&k].saturating_duration_since(forward))
+        .max()
+        .unwrap_or_default();
+    let early = (posted_before + Duration::from_secs(delays[1]))
+        .saturating_duration_since(first[&(1, before[0].clone())]);
+
+    let ahead = sent_ahead_s(&app, 1);
+    assert!(
+        (590..=610).contains(&ahead),
+        "the router's clock was {ahead} s ahead when it sent step 1, not 600: is libfaketime \
+         interposing on the binary?"
+    );
+    // Back: libfaketime re-reads the file on every clock read, so the next one is corrected.
+    clock.set("+0");
+    let (s, body) = post_webhook(&app.url(), &webhook_body("b", &after, 0));
+    assert_eq!(s, 200, "{body}");
+    let posted_after = Instant::now();
+    robots.wait_all(&after, 0..3, Duration::from_secs(40));
+    let first = robots.first_pages();
+    let mut worst_late = Duration::ZERO;
+    for a in &after {
+        for (step, delay) in delays.iter().enumerate() {
+            let at = first[&(step, a.clone())].saturating_duration_since(posted_after);
+            let due = Duration::from_secs(*delay);
+            assert!(
+                at + Duration::from_millis(500) >= due,
+                "{a} step {step} went out {at:?} after the post, before its {due:?}"
+            );
+            assert!(
+                at <= due + Duration::from_secs(6),
+                "{a} step {step} went out {at:?} after the post, {due:?} due: held back"
+            );
+            worst_late = worst_late.max(at.saturating_sub(due));
+        }
+    }
+    let all: Vec<String> = [&before[..], &after[..]].concat();
+    wait_settled(&app, all.len() * 3, Duration::from_secs(30));
+    assert_eq!(sent_by(&app, 3) as usize, all.len() * 3, "sends counted");
+    assert_eq!(robots.refused(), 0, "requests the robots refused");
+    report(
+        "wall clock stepped +10 min, then -10 min",
+        all.len(),
+        &robots.tally(&all),
+        &format!(
+            "after the forward step the due steps went out within {:.2} s ({:.1} s early by the real clock); \
+             after the step back a new chain's steps were at most {:.2} s late",
+            out_after_step.as_secs_f64(),
+            early.as_secs_f64(),
+            worst_late.as_secs_f64()
         ),
     );
 }

@@ -93,7 +93,12 @@ async fn readyz(State(app): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<Shared>>) -> Response {
-    match app.store.queue_stats().await {
+    // Bounded like `/readyz`: a store that is down must not hold the scrape past Prometheus'
+    // timeout, or `store_up 0` could never be seen while it matters.
+    let stats = tokio::time::timeout(std::time::Duration::from_secs(3), app.store.queue_stats())
+        .await
+        .unwrap_or_else(|_| Err(crate::store::StoreError::Timeout));
+    match stats {
         Ok(s) => {
             app.metrics.store_up.set(1);
             app.metrics.queue_depth.set(s.pending);
