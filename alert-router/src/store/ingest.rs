@@ -11,7 +11,31 @@ use super::{RoutedEvent, Store};
 /// Events of one request waiting for the group commit.
 struct Job {
     events: Vec<RoutedEvent>,
-    reply: oneshot::Sender<Result<Vec<bool>, String>>,
+    reply: oneshot::Sender<Result<Vec<bool>, IngestError>>,
+}
+
+/// Why a group commit stored nothing (every request in it gets the same answer).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct IngestError {
+    pub message: String,
+    /// The store's disk is full: the webhook says so in its 503.
+    pub disk_full: bool,
+}
+
+impl IngestError {
+    fn stopped() -> IngestError {
+        IngestError {
+            message: "the store writer has stopped".into(),
+            disk_full: false,
+        }
+    }
+}
+
+impl From<IngestError> for String {
+    fn from(e: IngestError) -> String {
+        e.message
+    }
 }
 
 /// Handle to the group-commit writer.
@@ -56,9 +80,12 @@ impl Ingestor {
                         after_commit();
                     }
                     Err(e) => {
-                        let msg = e.to_string();
+                        let err = IngestError {
+                            message: e.to_string(),
+                            disk_full: e.is_full(),
+                        };
                         for j in jobs {
-                            let _ = j.reply.send(Err(msg.clone()));
+                            let _ = j.reply.send(Err(err.clone()));
                         }
                     }
                 }
@@ -68,13 +95,12 @@ impl Ingestor {
     }
 
     /// Store events durably; per event, whether it was new.
-    pub async fn ingest(&self, events: Vec<RoutedEvent>) -> Result<Vec<bool>, String> {
+    pub async fn ingest(&self, events: Vec<RoutedEvent>) -> Result<Vec<bool>, IngestError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job { events, reply })
             .await
-            .map_err(|_| "the store writer has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the store writer has stopped".to_string())?
+            .map_err(|_| IngestError::stopped())?;
+        rx.await.map_err(|_| IngestError::stopped())?
     }
 }

@@ -64,6 +64,22 @@ impl StoreError {
 
 const SQLITE_BUSY: i32 = 5;
 const SQLITE_LOCKED: i32 = 6;
+const SQLITE_FULL: i32 = 13;
+
+impl StoreError {
+    /// Whether the store refused for want of disk space: SQLite's `SQLITE_FULL` (its file
+    /// system answered ENOSPC), PostgreSQL's `disk_full` (53100). Nothing was committed; the
+    /// same write succeeds once space returns.
+    pub fn is_full(&self) -> bool {
+        let StoreError::Db(sqlx::Error::Database(d)) = self else {
+            return false;
+        };
+        d.code().is_some_and(|code| match code.parse::<i32>() {
+            Ok(n) => n & 0xff == SQLITE_FULL,
+            Err(_) => &*code == "53100",
+        })
+    }
+}
 
 /// How often a store write that lost a lock race (see [`StoreError::is_busy`]) runs before
 /// its error reaches the caller. Each SQLite attempt already waits up to `busy_timeout` for the

@@ -131,7 +131,12 @@ pub async fn webhook(State(app): State<Arc<Shared>>, headers: HeaderMap, body: B
     // commit still land afterwards, the retry is recognised as a duplicate.
     let stored = tokio::time::timeout(INGEST_TIMEOUT, app.ingest.ingest(routed))
         .await
-        .unwrap_or_else(|_| Err(format!("no commit within {INGEST_TIMEOUT:?}")));
+        .unwrap_or_else(|_| {
+            Err(crate::store::ingest::IngestError {
+                message: format!("no commit within {INGEST_TIMEOUT:?}"),
+                disk_full: false,
+            })
+        });
     match stored {
         Ok(flags) => {
             app.metrics.store_up.set(1);
@@ -150,9 +155,14 @@ pub async fn webhook(State(app): State<Arc<Shared>>, headers: HeaderMap, body: B
             app.metrics.store_up.set(0);
             outcome("store_error");
             tracing::error!(error = %e, "cannot store webhook; answering 503 so Alertmanager retries");
+            let reason = if e.disk_full {
+                "the alert store's disk is full; nothing of this request was stored; retry"
+            } else {
+                "the alert store cannot take the alerts now; retry"
+            };
             reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": "store_unavailable", "reason": "the alert store cannot take the alerts now; retry"}),
+                json!({"error": "store_unavailable", "reason": reason}),
             )
         }
     }
