@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use testkit::fakes::FakeServer;
 use testkit::fakes::dingtalk::DingTalkFake;
 use testkit::fakes::webhook::WebhookReceiver;
+use testkit::fakes::{FakeServer, Mode};
 
 /// HMAC key of the webhook robots (the router wants at least 16 bytes).
 const WEBHOOK_SECRET: &str = "chaos-webhook-secret-0123456789";
@@ -109,6 +109,13 @@ impl StepRobots {
 
     pub fn steps(&self) -> usize {
         self.delays.len()
+    }
+
+    /// Switch every robot to `mode` (see [`Mode`]).
+    pub fn set_mode(&self, mode: Mode) {
+        for s in self.servers() {
+            s.set_mode(mode);
+        }
     }
 
     /// Every page received so far, robot by robot in arrival order.

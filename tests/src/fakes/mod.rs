@@ -42,6 +42,9 @@ pub enum Mode {
     Status(u16),
     /// Accept the connection and never answer (the client's timeout fires).
     Hang,
+    /// Behave like the real service, but answer only after this long: a send stays in flight
+    /// meanwhile (for faults that must strike between a send and its bookkeeping).
+    Slow(Duration),
 }
 
 /// One request a fake processed in Normal mode, with its outcome.
@@ -281,6 +284,10 @@ pub(crate) async fn mode_gate(shared: &Arc<Mutex<Shared>>) -> Option<axum::respo
         Mode::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Some(axum::http::StatusCode::GATEWAY_TIMEOUT.into_response())
+        }
+        Mode::Slow(d) => {
+            tokio::time::sleep(d).await;
+            None
         }
     }
 }
