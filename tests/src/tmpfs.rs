@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub struct SmallDisk {
-    dir: tempfile::TempDir,
+    /// Holds the mount point; removed (after `drop` unmounts) when the handle goes.
+    _dir: tempfile::TempDir,
     mount: PathBuf,
 }
 
@@ -44,7 +45,7 @@ impl SmallDisk {
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );
-        SmallDisk { dir, mount }
+        SmallDisk { _dir: dir, mount }
     }
 
     /// Where the filesystem is mounted.
@@ -110,6 +111,5 @@ impl Drop for SmallDisk {
         if !ok {
             let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
         }
-        let _ = &self.dir;
     }
 }
