@@ -916,6 +916,35 @@ mod tests {
             "{err}"
         );
         assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(
+            err.to_string().contains(
+                "trading.sources[0].starting_capital: must be a positive number (the stake \
+                 currency the bot started with)"
+            ),
+            "{err}"
+        );
+        // The checks every bot type shares, with the type's own currency in the reason.
+        let err = load_str(
+            "trading:\n  sources:\n    - {name: hb, type: hummingbot, url: 'sqlite:///x', starting_capital: 0, timeout: 0s}\n",
+            &env(&[]),
+        )
+        .unwrap_err();
+        let problems: Vec<(&str, &str)> = err
+            .problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.reason.as_str()))
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                (
+                    "trading.sources[0].starting_capital",
+                    "must be a positive number (the quote currency the bot started with)"
+                ),
+                ("trading.sources[0].timeout", "must be greater than 0s"),
+            ],
+            "{err}"
+        );
         // Unknown keys and types are errors too.
         let err = load_str(
             "trading:\n  sources:\n    - {name: x, type: freqtrade, url: 'sqlite:///x', api_pass: y}\n",

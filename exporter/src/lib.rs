@@ -3,6 +3,7 @@
 //! `main.rs` only parses arguments and calls [`run`]; everything else lives here so tests and
 //! benchmarks drive the same code the binary does.
 
+pub mod allocator;
 pub mod collectors;
 pub mod config;
 pub mod metrics;
@@ -14,6 +15,7 @@ pub mod scrape;
 pub mod simulate;
 pub mod trading;
 pub mod web;
+pub use allocator::tune_allocator;
 /// The exporter-toolkit web config lives in the shared crate (the router reads it too).
 pub use quantwatch_web::web_config;
 
@@ -146,25 +148,6 @@ impl RunError {
                 _ => EX_USAGE,
             },
         }
-    }
-}
-
-/// One malloc arena for the whole process. glibc gives each thread that allocates its own
-/// arena (tokio's workers, the blocking thread the host collector reads on, the statfs
-/// thread); each keeps its high-water mark resident, which measured ~2 MiB of our RSS. Our
-/// threads allocate little and rarely at the same time, so sharing one arena costs nothing
-/// measurable. And no padding at the heap's top: glibc grows the heap by 128 KiB more than
-/// asked and gives back only what exceeds another 128 KiB, so a scrape's buffers left up to
-/// ~0.25 MiB of dirty, unused pages above the live data; with no pad and a 64 KiB trim
-/// threshold the heap after 300 scrapes measured 1296 → 824 KiB (README, "Performance"), for
-/// a `brk` or two per scrape. Call before any thread is started.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; called before other threads exist.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_TOP_PAD, 0);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 * 1024);
     }
 }
 

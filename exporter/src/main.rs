@@ -2,6 +2,8 @@ use quantwatch_exporter::{CliExit, EX_USAGE, parse_cli, run};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before anything else: on success this process image is replaced.
+    let reexec = quantwatch_exporter::allocator::reexec_with_tunables();
     quantwatch_exporter::tune_allocator();
     let cli = match parse_cli(std::env::args_os()) {
         Ok(cli) => cli,
@@ -12,6 +14,9 @@ fn main() -> ExitCode {
         }
     };
     quantwatch_exporter::init_tracing(cli.log_format, &cli.log_level);
+    if let Err(e) = reexec {
+        tracing::warn!(error = %e, "cannot re-execute with the malloc tcache bound (GLIBC_TUNABLES); running with glibc's default cache");
+    }
     // One rustls provider for every TLS user in the process (sqlx, redis, the web server).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match quantwatch_exporter::runtime() {

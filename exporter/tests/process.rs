@@ -234,3 +234,69 @@ fn every_process_family_of_gos_collector_with_gos_help_types_and_values() {
     );
     assert_fixed_values(&ours, &read_proc(pid), "ours, limits lowered");
 }
+
+/// The `GLIBC_TUNABLES` pairs of process `pid`, from its environment as the kernel shows it.
+/// glibc parses the variable in place at start, ending each pair with a NUL, so the pairs
+/// after the first appear as entries of their own right after it.
+fn tunables_of(pid: i32) -> Vec<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let entries: Vec<String> = environ
+        .split(|b| *b == 0)
+        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .collect();
+    let Some(at) = entries
+        .iter()
+        .position(|e| e.starts_with("GLIBC_TUNABLES="))
+    else {
+        return Vec::new();
+    };
+    let first = entries[at]["GLIBC_TUNABLES=".len()..].to_string();
+    std::iter::once(first)
+        .chain(
+            entries[at + 1..]
+                .iter()
+                .take_while(|e| e.starts_with("glibc."))
+                .cloned(),
+        )
+        .flat_map(|e| e.split(':').map(str::to_string).collect::<Vec<_>>())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// The exporter executes itself once more at start with glibc's per-thread malloc cache bounded
+/// (`GLIBC_TUNABLES`, exporter/src/allocator.rs): the process that serves has the bound in its
+/// environment, keeps its pid and its name, and an operator's other tunables are kept while
+/// an operator's own tcache size is left exactly as given.
+#[test]
+fn runs_with_the_malloc_tcache_bound_and_keeps_the_operators_tunables() {
+    for (given, expected) in [
+        (None, vec!["glibc.malloc.tcache_max=128"]),
+        (
+            Some("glibc.malloc.perturb=0"),
+            vec!["glibc.malloc.perturb=0", "glibc.malloc.tcache_max=128"],
+        ),
+        (
+            Some("glibc.malloc.tcache_count=3"),
+            vec!["glibc.malloc.tcache_count=3"],
+        ),
+    ] {
+        let env: Vec<(&str, &str)> = given.map(|g| ("GLIBC_TUNABLES", g)).into_iter().collect();
+        let app = App::start(EXPORTER, &[], &env);
+        let pid = app.child_pid();
+        assert_eq!(tunables_of(pid), expected, "given {given:?}");
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(
+            comm.trim_end(),
+            "quantwatch-expo",
+            "the kernel's 15-byte name"
+        );
+        let (status, body) = testkit::http_get(&format!("{}/metrics", app.url()));
+        assert_eq!(status, 200);
+        let e = parse(&body);
+        assert_eq!(
+            value(&e, "process_start_time_seconds"),
+            read_proc(pid).start_time,
+            "the process serving is the one started"
+        );
+    }
+}

@@ -5,12 +5,13 @@
 //! timeout while scrapes run.
 
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use testkit::hummingbot::FilledBuy;
 use testkit::prom_text::Exposition;
 use testkit::{App, wait_until};
 
@@ -33,15 +34,9 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// hummingbot's own connection settings (SQLAlchemy's defaults): rollback journal, no busy
-/// timeout, foreign keys not enforced.
+/// hummingbot's own connection settings (`testkit::hummingbot`), on an existing store.
 async fn bot_connection(path: &Path) -> SqliteConnection {
-    SqliteConnectOptions::new()
-        .filename(path)
-        .journal_mode(SqliteJournalMode::Delete)
-        .busy_timeout(Duration::ZERO)
-        .foreign_keys(false)
-        .connect()
+    testkit::hummingbot::bot_connection(path, false)
         .await
         .unwrap()
 }
@@ -109,12 +104,6 @@ fn scrape_up(app: &App) -> Exposition {
         app.log()
     );
     e
-}
-
-/// SQLITE_BUSY and its extended codes (primary code 5).
-fn is_busy(code: Option<&str>) -> bool {
-    code.and_then(|c| c.parse::<i32>().ok())
-        .is_some_and(|c| c & 0xff == 5)
 }
 
 #[track_caller]
@@ -403,50 +392,18 @@ fn a_bot_writing_with_no_busy_timeout_never_sees_busy() {
                 while done < N {
                     attempt += 1;
                     let id = format!("w{done}");
-                    let ts = now + done as i64;
-                    let r = async {
-                        let mut tx = c.begin().await?;
-                        sqlx::query(
-                            "INSERT INTO \"Order\" (id, config_file_path, strategy, market, \
-                             symbol, base_asset, quote_asset, creation_timestamp, order_type, \
-                             amount, leverage, price, last_status, last_update_timestamp, \
-                             exchange_order_id, position) VALUES (?1, 'conf_w.yml', 'writer', \
-                             'binance', 'SOL-USDT', 'SOL', 'USDT', ?2, 'LIMIT', 1000000, 1, \
-                             100000000, 'BuyOrderCompleted', ?2, ?1, 'NIL')",
-                        )
-                        .bind(&id)
-                        .bind(ts)
-                        .execute(&mut *tx)
-                        .await?;
-                        for status in ["BuyOrderCreated", "OrderFilled", "BuyOrderCompleted"] {
-                            sqlx::query(
-                                "INSERT INTO OrderStatus (order_id, timestamp, status) \
-                                 VALUES (?1, ?2, ?3)",
-                            )
-                            .bind(&id)
-                            .bind(ts)
-                            .bind(status)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        sqlx::query(
-                            "INSERT INTO TradeFill (config_file_path, strategy, market, symbol, \
-                             base_asset, quote_asset, timestamp, order_id, trade_type, \
-                             order_type, price, amount, leverage, trade_fee, \
-                             trade_fee_in_quote, exchange_trade_id, position) VALUES \
-                             ('conf_w.yml', 'writer', 'binance', 'SOL-USDT', 'SOL', 'USDT', ?2, \
-                             ?1, 'BUY', 'LIMIT', 100000000, 1000000, 1, '{}', 100000, ?1, 'NIL')",
-                        )
-                        .bind(&id)
-                        .bind(ts)
-                        .execute(&mut *tx)
-                        .await?;
-                        tx.commit().await
-                    }
-                    .await;
-                    match r {
-                        Ok(()) => done += 1,
-                        Err(sqlx::Error::Database(d)) if is_busy(d.code().as_deref()) => {
+                    let order = FilledBuy {
+                        id: &id,
+                        timestamp_ms: now + done as i64,
+                        config_file_path: "conf_w.yml",
+                        strategy: "writer",
+                        symbol: "SOL-USDT",
+                        price: 100_000_000,
+                        amount: 1_000_000,
+                    };
+                    match order.commit(&mut c).await {
+                        Ok(true) => done += 1,
+                        Ok(false) => {
                             busy.fetch_add(1, Ordering::SeqCst);
                         }
                         Err(e) => panic!("writer: {e}"),
@@ -544,7 +501,7 @@ fn a_locking_reader_does_make_the_bot_see_busy() {
             sqlx::Error::Database(d) => d.code().map(|c| c.to_string()),
             _ => None,
         };
-        assert!(is_busy(code.as_deref()), "{err}");
+        assert!(testkit::hummingbot::is_busy(code.as_deref()), "{err}");
         read.rollback().await.unwrap();
     });
 }

@@ -22,6 +22,8 @@ const SCRUBBED_ENV: &[&str] = &[
     "ROUTER_WEB_CONFIG_FILE",
     "QUANTWATCH_EXPORTER_WEB_CONFIG_FILE",
     "RUST_LOG",
+    // The exporter adds its malloc tcache bound to this one (exporter/src/allocator.rs).
+    "GLIBC_TUNABLES",
 ];
 
 /// A running instance of one of our binaries; killed on drop.

@@ -14,6 +14,7 @@ pub mod btrfs;
 pub mod demo;
 pub mod fakes;
 pub mod freqtrade;
+pub mod hummingbot;
 pub mod node;
 pub mod process;
 pub mod prom_text;

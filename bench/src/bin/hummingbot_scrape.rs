@@ -17,22 +17,17 @@
 
 use anyhow::{Context, Result, bail};
 use quantwatch_bench::scrape::{Target, fetch, ms, our_exporter};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use sqlx::{Connection, SqliteConnection};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use testkit::hummingbot::FilledBuy;
 
 const OPEN_ORDERS: i64 = 50;
 
+/// hummingbot's connection settings (`testkit::hummingbot`).
 async fn bot(path: &Path, create: bool) -> Result<SqliteConnection> {
-    Ok(SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(create)
-        .journal_mode(SqliteJournalMode::Delete)
-        .busy_timeout(Duration::ZERO)
-        .connect()
-        .await?)
+    Ok(testkit::hummingbot::bot_connection(path, create).await?)
 }
 
 fn fixture() -> PathBuf {
@@ -119,55 +114,16 @@ async fn generate(path: &Path, fills: i64) -> Result<()> {
 /// One filled order, committed as hummingbot's recorder would; false on SQLITE_BUSY.
 async fn write_one(c: &mut SqliteConnection, n: i64) -> Result<bool> {
     let id = format!("w{n}");
-    let ts = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
-    let r: Result<(), sqlx::Error> = async {
-        let mut tx = c.begin().await?;
-        sqlx::query(
-            "INSERT INTO \"Order\" (id, config_file_path, strategy, market, symbol, base_asset,
-                 quote_asset, creation_timestamp, order_type, amount, leverage, price,
-                 last_status, last_update_timestamp, exchange_order_id, position)
-             VALUES (?1, 'conf.yml', 's0', 'binance', 'SYM0-USDT', 'SYM0', 'USDT', ?2, 'LIMIT',
-                 1000000, 1, 101000000, 'BuyOrderCompleted', ?2, ?1, 'NIL')",
-        )
-        .bind(&id)
-        .bind(ts)
-        .execute(&mut *tx)
-        .await?;
-        for s in ["BuyOrderCreated", "OrderFilled", "BuyOrderCompleted"] {
-            sqlx::query(
-                "INSERT INTO OrderStatus (order_id, timestamp, status) VALUES (?1, ?2, ?3)",
-            )
-            .bind(&id)
-            .bind(ts)
-            .bind(s)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO TradeFill (config_file_path, strategy, market, symbol, base_asset,
-                 quote_asset, timestamp, order_id, trade_type, order_type, price, amount,
-                 leverage, trade_fee, trade_fee_in_quote, exchange_trade_id, position)
-             VALUES ('conf.yml', 's0', 'binance', 'SYM0-USDT', 'SYM0', 'USDT', ?2, ?1, 'BUY',
-                 'LIMIT', 101000000, 1000000, 1, '{}', 100000, ?1, 'NIL')",
-        )
-        .bind(&id)
-        .bind(ts)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
-    }
-    .await;
-    match r {
-        Ok(()) => Ok(true),
-        Err(sqlx::Error::Database(d))
-            if d.code()
-                .and_then(|c| c.parse::<i32>().ok())
-                .is_some_and(|c| c & 0xff == 5) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e.into()),
-    }
+    let order = FilledBuy {
+        id: &id,
+        timestamp_ms: SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64,
+        config_file_path: "conf.yml",
+        strategy: "s0",
+        symbol: "SYM0-USDT",
+        price: 101_000_000,
+        amount: 1_000_000,
+    };
+    Ok(order.commit(c).await?)
 }
 
 struct Row {

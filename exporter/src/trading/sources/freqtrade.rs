@@ -49,12 +49,8 @@ pub struct FreqtradeConfig {
     #[serde(default)]
     pub api_password: Option<Secret>,
     /// One read of the store and the API together.
-    #[serde(default = "default_timeout", with = "crate::config::duration")]
+    #[serde(default = "super::default_timeout", with = "crate::config::duration")]
     pub timeout: Duration,
-}
-
-fn default_timeout() -> Duration {
-    super::DEFAULT_SOURCE_TIMEOUT
 }
 
 impl SourceSpec for FreqtradeConfig {
@@ -71,14 +67,12 @@ impl SourceSpec for FreqtradeConfig {
         if let Err(reason) = StoreUrl::parse(&self.url) {
             out.push(("url".to_string(), reason));
         }
-        if let Some(c) = self.starting_capital
-            && !(c.is_finite() && c > 0.0)
-        {
-            out.push((
-                "starting_capital".into(),
-                "must be a positive number (the stake currency the bot started with)".into(),
-            ));
-        }
+        super::check_capital_and_timeout(
+            self.starting_capital,
+            "stake currency",
+            self.timeout,
+            &mut out,
+        );
         if self.api_url.as_deref().is_some_and(str::is_empty) {
             self.api_url = None;
         }
@@ -105,9 +99,6 @@ impl SourceSpec for FreqtradeConfig {
                     ));
                 }
             }
-        }
-        if self.timeout.is_zero() {
-            out.push(("timeout".into(), "must be greater than 0s".into()));
         }
         out
     }

@@ -81,12 +81,8 @@ pub struct HummingbotConfig {
     /// absent.
     #[serde(default)]
     pub starting_capital: Option<f64>,
-    #[serde(default = "default_timeout", with = "crate::config::duration")]
+    #[serde(default = "super::default_timeout", with = "crate::config::duration")]
     pub timeout: Duration,
-}
-
-fn default_timeout() -> Duration {
-    super::DEFAULT_SOURCE_TIMEOUT
 }
 
 impl SourceSpec for HummingbotConfig {
@@ -109,17 +105,12 @@ impl SourceSpec for HummingbotConfig {
             )),
             Err(reason) => out.push(("url".into(), reason)),
         }
-        if let Some(c) = self.starting_capital
-            && !(c.is_finite() && c > 0.0)
-        {
-            out.push((
-                "starting_capital".into(),
-                "must be a positive number (the quote currency the bot started with)".into(),
-            ));
-        }
-        if self.timeout.is_zero() {
-            out.push(("timeout".into(), "must be greater than 0s".into()));
-        }
+        super::check_capital_and_timeout(
+            self.starting_capital,
+            "quote currency",
+            self.timeout,
+            &mut out,
+        );
         out
     }
 

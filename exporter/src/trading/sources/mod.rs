@@ -96,6 +96,33 @@ pub trait SourceSpec: Send + Sync {
 /// A source's read budget when its config does not say.
 pub const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// serde's default for a source entry's `timeout` key.
+pub(crate) fn default_timeout() -> Duration {
+    DEFAULT_SOURCE_TIMEOUT
+}
+
+/// The checks every bot's entry shares, appended to `out` as [`SourceSpec::validate`] returns
+/// them: `starting_capital`, when given, is a positive amount of `currency` (the bot's stake or
+/// quote currency, named in the reason), and `timeout` is not zero.
+pub(crate) fn check_capital_and_timeout(
+    starting_capital: Option<f64>,
+    currency: &str,
+    timeout: Duration,
+    out: &mut Vec<(String, String)>,
+) {
+    if let Some(c) = starting_capital
+        && !(c.is_finite() && c > 0.0)
+    {
+        out.push((
+            "starting_capital".into(),
+            format!("must be a positive number (the {currency} the bot started with)"),
+        ));
+    }
+    if timeout.is_zero() {
+        out.push(("timeout".into(), "must be greater than 0s".into()));
+    }
+}
+
 /// Settings of the `trading:` section every source shares.
 #[derive(Clone, Debug)]
 pub struct Shared {
