@@ -258,7 +258,10 @@ fn ids_json(ids: &[i64]) -> String {
 }
 
 /// The firings due, as all their events (id, fingerprint, startsAt): resolved before `$1`,
-/// oldest resolve first, at most `$2`, none of them live.
+/// oldest resolve first, at most `$2`, none of them live. Every lookup is indexed: the
+/// resolves by `alert_events_resolved` (0010), a firing's events by the identity index
+/// (fingerprint, status, startsAt; `status IN (…)` lets it seek instead of reading all of a
+/// flapping alert's firings), outbox rows by `outbox_event`, calls by `voice_calls_alert`.
 const DUE_FIRINGS: &str = "SELECT e.id, e.fingerprint, e.starts_at FROM alert_events e JOIN (
     SELECT r.fingerprint, r.starts_at FROM alert_events r
     WHERE r.status = 'resolved' AND r.received_at < $1
@@ -266,13 +269,14 @@ const DUE_FIRINGS: &str = "SELECT e.id, e.fingerprint, e.starts_at FROM alert_ev
                       WHERE s.fingerprint = r.fingerprint AND s.status = 'firing'
                         AND f.starts_at = r.starts_at)
       AND NOT EXISTS (SELECT 1 FROM alert_events f JOIN outbox o ON o.event_id = f.id
-                      WHERE f.fingerprint = r.fingerprint AND f.starts_at = r.starts_at
-                        AND o.state = 'pending')
+                      WHERE f.fingerprint = r.fingerprint AND f.status IN ('firing', 'resolved')
+                        AND f.starts_at = r.starts_at AND o.state = 'pending')
       AND NOT EXISTS (SELECT 1 FROM voice_calls c
                       WHERE c.fingerprint = r.fingerprint AND c.starts_at = r.starts_at
                         AND c.outcome IS NULL)
     ORDER BY r.received_at LIMIT $2) d
-  ON e.fingerprint = d.fingerprint AND e.starts_at = d.starts_at";
+  ON e.fingerprint = d.fingerprint AND e.status IN ('firing', 'resolved')
+     AND e.starts_at = d.starts_at";
 
 sql_impl! {
 impl<D> [SqlStore<D>] {
@@ -358,7 +362,9 @@ impl<D> [RetentionStore for SqlStore<D>] {
         let no_firing = |t: &str| {
             format!(
                 "NOT EXISTS (SELECT 1 FROM alert_events e
-                             WHERE e.fingerprint = {t}.fingerprint AND e.starts_at = {t}.starts_at)"
+                             WHERE e.fingerprint = {t}.fingerprint
+                               AND e.status IN ('firing', 'resolved')
+                               AND e.starts_at = {t}.starts_at)"
             )
         };
         let (table, sql) = match sweep {
