@@ -1,5 +1,6 @@
 //! What the benchmark binaries share.
 
+pub mod alerts;
 pub mod scrape;
 
 /// The `q`-quantile (0.0–1.0) of an ascending slice, nearest rank: the element at

@@ -82,6 +82,9 @@ struct FileConfig {
     /// Heartbeat monitors (`heartbeat`).
     #[serde(default)]
     heartbeats: Vec<crate::plan::heartbeat::FileHeartbeat<FileRoute>>,
+    /// What is deleted when (`store::retention`).
+    #[serde(default)]
+    retention: crate::store::retention::FileRetention,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -217,6 +220,8 @@ pub struct Config {
     /// Language, zone, routes, policies, people, silences, rota and watches: the planners'
     /// part (`language`, `timezone`, env `ROUTER_LANGUAGE`/`ROUTER_TIMEZONE` included).
     pub plan: crate::plan::Settings,
+    /// `retention:` (contract "Router: retention").
+    pub retention: crate::store::retention::RetentionConfig,
 }
 
 impl Config {
@@ -428,6 +433,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
         &mut p,
     );
     let delivery = crate::delivery::validate(&file.delivery, name, &mut p);
+    let retention = crate::store::retention::validate(&file.retention, name, &mut p);
 
     let (channels, names) = channels_section(file.channels, name, &mut p);
 
@@ -460,6 +466,7 @@ fn validate(file: FileConfig, name: &str, env: &dyn Env) -> Result<Config, Confi
             delivery,
             plan,
             channels,
+            retention,
         })
     } else {
         Err(ConfigErrors(p))

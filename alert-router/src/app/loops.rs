@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::App;
 use crate::core::clock;
 use crate::plan::{heartbeat, rota, silence};
+use crate::store;
 
 /// Expire "until resolved" silences of resolved alerts, every `silences.check_interval`.
 pub async fn silences(app: Arc<App>) {
@@ -71,5 +72,57 @@ pub async fn housekeeping(app: Arc<App>) {
         if let Err(e) = app.store.prune_sends(clock::now_ms() - 3_600_000).await {
             tracing::warn!(error = %e, "cannot prune old send records");
         }
+    }
+}
+
+/// Retention (`store::retention`): a run at start, then every `retention.interval` of the
+/// configuration in force; rows deleted, the run's time and the store's size as self-metrics.
+/// A failed run is logged and tried again at the next interval (nothing is lost by waiting).
+pub async fn retention(app: Arc<App>) {
+    for t in store::retention::TABLES {
+        app.metrics.retention_pruned.with_label_values(&[t]);
+    }
+    store_size(&app).await;
+    loop {
+        let cfg = app.live().config.retention.clone();
+        match store::retention::run(app.store.as_ref(), &cfg, clock::now_ms()).await {
+            Ok(rep) => {
+                for (table, n) in &rep.rows {
+                    app.metrics
+                        .retention_pruned
+                        .with_label_values(&[table])
+                        .inc_by(*n);
+                }
+                app.metrics.retention_batches.inc_by(rep.batches);
+                app.metrics
+                    .retention_last_duration
+                    .set(rep.elapsed.as_secs_f64());
+                app.metrics
+                    .retention_last_run
+                    .set(clock::now_ms() as f64 / 1000.0);
+                if rep.firings > 0 || !rep.rows.is_empty() {
+                    tracing::info!(
+                        firings = rep.firings,
+                        rows = ?rep.rows,
+                        batches = rep.batches,
+                        reclaimed_pages = rep.reclaimed_pages,
+                        seconds = rep.elapsed.as_secs_f64(),
+                        "retention pruned the store"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "retention run failed; trying again next interval")
+            }
+        }
+        store_size(&app).await;
+        tokio::time::sleep(cfg.interval).await;
+    }
+}
+
+async fn store_size(app: &App) {
+    match app.store.size_bytes().await {
+        Ok(n) => app.metrics.store_size.set(n),
+        Err(e) => tracing::debug!(error = %e, "cannot read the store's size"),
     }
 }

@@ -227,6 +227,7 @@ pub async fn serve(
     // Expire "until resolved" silences of resolved alerts; announce handoffs, gaps, reminders.
     let silence_watch = tokio::spawn(loops::silences(app.clone()));
     let rota_watch = tokio::spawn(loops::rota(app.clone()));
+    let retention = tokio::spawn(loops::retention(app.clone()));
     if let Some(rx) = reload.take() {
         let app = app.clone();
         let status = app.metrics.reload.clone();
@@ -267,6 +268,7 @@ pub async fn serve(
     housekeeping.abort();
     silence_watch.abort();
     rota_watch.abort();
+    retention.abort();
     watcher.abort();
     Ok(())
 }

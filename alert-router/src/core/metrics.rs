@@ -30,6 +30,16 @@ pub struct Metrics {
     /// Outcome of the last SIGHUP reload, published as Prometheus and the exporter publish
     /// theirs (`quantwatch_router_config_last_reload_*`), so a refused reload can page.
     pub reload: std::sync::Arc<quantwatch_web::reload::ReloadStatus>,
+    /// Rows deleted by retention, by table.
+    pub retention_pruned: IntCounterVec,
+    /// Write transactions retention's deletes took (each one holds intake back at most once).
+    pub retention_batches: prometheus::IntCounter,
+    /// When the last retention run ended successfully (Unix seconds).
+    pub retention_last_run: Gauge,
+    /// How long the last retention run took, pauses between batches included.
+    pub retention_last_duration: Gauge,
+    /// The store's size in bytes (SQLite: the file, PostgreSQL: the router's tables).
+    pub store_size: IntGauge,
 }
 
 /// The prefix of the router's reload families (`<prefix>_config_last_reload_successful`).
@@ -177,6 +187,43 @@ impl Metrics {
         ] {
             registry.register(c).expect("metric names are unique");
         }
+        let retention_pruned = IntCounterVec::new(
+            Opts::new(
+                "quantwatch_router_retention_pruned_rows_total",
+                "Rows deleted by retention, by table.",
+            ),
+            &["table"],
+        )
+        .expect("valid metric");
+        let retention_batches = prometheus::IntCounter::new(
+            "quantwatch_router_retention_batches_total",
+            "Delete transactions retention ran (each holds intake back at most once).",
+        )
+        .expect("valid metric");
+        let retention_last_run = Gauge::new(
+            "quantwatch_router_retention_last_run_timestamp_seconds",
+            "When the last retention run ended successfully (Unix seconds; 0 before the first).",
+        )
+        .expect("valid metric");
+        let retention_last_duration = Gauge::new(
+            "quantwatch_router_retention_last_run_duration_seconds",
+            "Duration of the last retention run, pauses between batches included.",
+        )
+        .expect("valid metric");
+        let store_size = IntGauge::new(
+            "quantwatch_router_store_size_bytes",
+            "Size of the store: SQLite page_count x page_size; PostgreSQL the router's tables with indexes and TOAST.",
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(retention_pruned.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(retention_batches.clone()),
+            Box::new(retention_last_run.clone()),
+            Box::new(retention_last_duration.clone()),
+            Box::new(store_size.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
         for c in [calls.clone(), call_receipts.clone()] {
             registry
                 .register(Box::new(c))
@@ -202,6 +249,11 @@ impl Metrics {
             call_receipts,
             heartbeat_last_seen,
             reload: std::sync::Arc::new(quantwatch_web::reload::ReloadStatus::new()),
+            retention_pruned,
+            retention_batches,
+            retention_last_run,
+            retention_last_duration,
+            store_size,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod escalation;
 pub mod ingest;
 pub mod notices;
 pub mod postgres;
+pub mod retention;
 pub mod sql;
 pub mod sqlite;
 
@@ -508,9 +509,10 @@ pub struct NotificationView {
     pub sent_at: Option<i64>,
 }
 
-/// Every backend stores calls too ([`calls::CallStore`], "call until someone answers").
+/// Every backend stores calls too ([`calls::CallStore`], "call until someone answers") and
+/// prunes what it stored ([`retention::RetentionStore`]).
 #[async_trait]
-pub trait Store: calls::CallStore + Send + Sync {
+pub trait Store: calls::CallStore + retention::RetentionStore + Send + Sync {
     /// Store events and their outbox rows in one transaction. Returns, per event, whether it
     /// was new (`true`) or a duplicate of one already stored (`false`).
     async fn ingest(&self, events: &[RoutedEvent], now_ms: i64) -> Result<Vec<bool>, StoreError>;

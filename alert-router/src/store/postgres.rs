@@ -29,6 +29,22 @@ impl Dialect for Postgres {
     fn rows_affected(r: &sqlx::postgres::PgQueryResult) -> u64 {
         r.rows_affected()
     }
+
+    fn texts_from_json(n: usize) -> String {
+        format!("SELECT jsonb_array_elements_text(CAST(${n} AS JSONB))")
+    }
+
+    /// The router's tables in its schema, with their indexes and TOAST: what retention
+    /// bounds (`pg_database_size` would add the catalog and other tenants of the database).
+    const SIZE_BYTES: &'static str =
+        "SELECT CAST(COALESCE(SUM(pg_total_relation_size(c.oid)), 0) AS BIGINT)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = current_schema() AND c.relkind = 'r'";
+    /// Autovacuum makes deleted rows' space reusable; the files do not shrink.
+    const FREE_PAGES: Option<&'static str> = None;
+    fn reclaim(_pages: i64) -> Option<String> {
+        None
+    }
 }
 
 pub type PgStore = SqlStore<Postgres>;

@@ -37,6 +37,14 @@ pub trait Dialect: Database {
     fn ids_from_json(n: usize) -> String;
     /// Rows a statement changed (sqlx has no trait for it).
     fn rows_affected(r: &Self::QueryResult) -> u64;
+    /// A sub-select yielding the strings of a JSON array parameter (`$n`) as rows of TEXT.
+    fn texts_from_json(n: usize) -> String;
+    /// The store's size in bytes, one row of one BIGINT (`retention::RetentionStore::size_bytes`).
+    const SIZE_BYTES: &'static str;
+    /// The number of free pages in the file, where the store can give them back (SQLite).
+    const FREE_PAGES: Option<&'static str>;
+    /// The statement giving at most `pages` free pages back to the file system.
+    fn reclaim(pages: i64) -> Option<String>;
     /// How every write transaction begins, on either pool. SQLite: `BEGIN IMMEDIATE`, so the
     /// write lock is taken (waiting out `busy_timeout`) before the first read; a deferred
     /// transaction that read and then tries to write after another connection committed fails
@@ -808,6 +816,10 @@ impl<D> [Store for SqlStore<D>] {
         .bind(super::MAX_HISTORY)
         .fetch_all(&self.pool)
         .await?;
+        if events.is_empty() {
+            // Never received, or pruned by retention (whose audit rows may outlive the events).
+            return Ok(Vec::new());
+        }
         let audit = sqlx::query_as::<_, super::AuditRow>(
             "SELECT starts_at, at, action, actor, via, address FROM alert_audit WHERE fingerprint = $1
              ORDER BY at DESC LIMIT $2",

@@ -6,7 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::Sqlite;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::StoreError;
 use super::sql::{Dialect, SqlStore};
@@ -25,6 +27,18 @@ impl Dialect for Sqlite {
 
     fn rows_affected(r: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         r.rows_affected()
+    }
+
+    fn texts_from_json(n: usize) -> String {
+        format!("SELECT value FROM json_each(${n})")
+    }
+
+    const SIZE_BYTES: &'static str =
+        "SELECT p.page_count * s.page_size FROM pragma_page_count() p, pragma_page_size() s";
+    const FREE_PAGES: Option<&'static str> =
+        Some("SELECT freelist_count FROM pragma_freelist_count()");
+    fn reclaim(pages: i64) -> Option<String> {
+        Some(format!("PRAGMA incremental_vacuum({pages})"))
     }
 }
 
@@ -49,6 +63,9 @@ fn usable(conn: &sqlx::SqliteConnection) -> bool {
 pub async fn open(url: &str, fsync_each_commit: bool) -> Result<SqliteStore, StoreError> {
     let opts = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
+        // Before journal_mode (sqlx orders it so) and before the first table: a new file
+        // is created with it. An older file is converted once below.
+        .auto_vacuum(SqliteAutoVacuum::Incremental)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
@@ -72,6 +89,7 @@ pub async fn open(url: &str, fsync_each_commit: bool) -> Result<SqliteStore, Sto
         .before_acquire(|conn, _| Box::pin(async move { Ok(usable(conn)) }))
         .connect_with(opts.clone())
         .await?;
+    incremental_auto_vacuum(&pool).await?;
     sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
     // The intake's single writer: `synchronous=FULL` unless configured otherwise, so a 2xx
     // means on disk. Its fsync also covers every earlier commit in the WAL.
@@ -101,4 +119,50 @@ pub async fn open(url: &str, fsync_each_commit: bool) -> Result<SqliteStore, Sto
         }
     });
     Ok(SqlStore { pool, writer })
+}
+
+/// Convert a file made before retention (`auto_vacuum = NONE`: deleted rows' pages stay in the
+/// file for ever) to `INCREMENTAL`, so that retention's `incremental_vacuum` can shrink it.
+/// SQLite applies a new auto_vacuum mode to a file with tables only through `VACUUM`, which
+/// rewrites the whole file under an exclusive lock: it runs once, at start, before the router
+/// listens, and takes about as long as copying the file (README, "Retention and sizing"); it
+/// needs free disk space for a second copy. Later starts find `INCREMENTAL` and skip it.
+async fn incremental_auto_vacuum(pool: &sqlx::SqlitePool) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+        .fetch_one(&mut *conn)
+        .await?;
+    // 0 NONE, 1 FULL, 2 INCREMENTAL. A file without tables takes the mode at creation.
+    if mode == 2 {
+        return Ok(());
+    }
+    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table'")
+        .fetch_one(&mut *conn)
+        .await?;
+    let bytes: i64 = sqlx::query_scalar(
+        "SELECT p.page_count * s.page_size FROM pragma_page_count() p, pragma_page_size() s",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    tracing::warn!(
+        from = mode,
+        tables,
+        bytes,
+        "converting the SQLite store to auto_vacuum=INCREMENTAL (a one-time VACUUM: the file is \
+         rewritten and locked until it is done)"
+    );
+    let started = std::time::Instant::now();
+    sqlx::query("PRAGMA auto_vacuum = INCREMENTAL")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("VACUUM").execute(&mut *conn).await?;
+    let now: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+        .fetch_one(&mut *conn)
+        .await?;
+    tracing::warn!(
+        auto_vacuum = now,
+        seconds = started.elapsed().as_secs_f64(),
+        "SQLite store converted"
+    );
+    Ok(())
 }

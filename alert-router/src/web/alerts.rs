@@ -63,12 +63,15 @@ pub async fn list(State(app): State<Arc<Shared>>) -> Response {
 }
 
 /// `GET /api/v1/alerts/{fingerprint}/history`: every event, step, notification and
-/// acknowledgement of the alert (all its firings), oldest first.
+/// acknowledgement of the alert (all its firings), oldest first; 404 for an alert never
+/// received or whose firings retention deleted (its audit rows may outlive it, in the audit
+/// trail, not here).
 pub async fn history(State(app): State<Arc<Shared>>, Path(fingerprint): Path<String>) -> Response {
     let history = match tokio::try_join!(
         app.store.history(&fingerprint),
         app.store.calls_of(&fingerprint)
     ) {
+        Ok((h, _)) if h.is_empty() => Ok(h),
         Ok((mut h, calls)) if !calls.is_empty() => {
             // Calls of a voice step, each with its outcome ("called ann: no answer 03:02:11").
             let live = app.live();
@@ -83,7 +86,7 @@ pub async fn history(State(app): State<Arc<Shared>>, Path(fingerprint): Path<Str
         Ok(h) if h.is_empty() => json_err(
             StatusCode::NOT_FOUND,
             "not_found",
-            "no alert with this fingerprint was ever received".into(),
+            "no alert with this fingerprint is stored: never received, or resolved longer ago than retention.resolved_after and pruned".into(),
         ),
         Ok(h) => Json(json!({"fingerprint": fingerprint, "history": h})).into_response(),
         Err(e) => store_unavailable(&e),

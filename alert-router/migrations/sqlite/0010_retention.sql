@@ -1,0 +1,1 @@
+../portable/0010_retention.sql
