@@ -284,8 +284,12 @@ async fn check_api_and_page(db_url: String) {
     // The status page: 279 firing alerts (249 escalated + 30 plain), 100 a page.
     let mut names: Vec<String> = Vec::new();
     let mut url = format!("{}/", r.url);
-    let mores = ["179 more firing alerts", "79 more firing alerts"];
-    for page in 0..3 {
+    let mores = [
+        Some("179 more firing alerts"),
+        Some("79 more firing alerts"),
+        None,
+    ];
+    for (page, more) in mores.into_iter().enumerate() {
         let (status, html) = page_text(&url).await;
         assert_eq!(status, 200, "{url}");
         assert!(
@@ -298,13 +302,9 @@ async fn check_api_and_page(db_url: String) {
             .map(|r| r.split("</b>").next().unwrap_or_default().to_string())
             .collect();
         assert!(!html.contains("<b>summary</b>"), "summaries are escaped");
-        if page < 2 {
+        if let Some(more) = more {
             assert_eq!(rows.len(), 100, "page {page}");
-            assert!(
-                html.contains(mores[page]),
-                "page {page} says {}",
-                mores[page]
-            );
+            assert!(html.contains(more), "page {page} says {more}");
             let next = html
                 .split("<a href=\"/?cursor=")
                 .nth(1)

@@ -73,7 +73,7 @@ pub async fn list(
         .and_then(|q| listing::page_params(q.limit.as_deref(), q.cursor.as_deref()))
     {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(reason) => return listing::bad_request(reason),
     };
     match app.store.alerts_page(cursor.as_ref(), limit).await {
         Ok(page) => axum::Json(listing::page_json("alerts", &page)).into_response(),

@@ -25,31 +25,31 @@ pub(crate) fn bad_request(reason: String) -> Response {
         .into_response()
 }
 
-/// The query string, parsed into `T` (which denies unknown parameters), or 400 with a reason.
-pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Response> {
-    q.map(|Query(t)| t).map_err(|e| bad_request(e.body_text()))
+/// The query string, parsed into `T` (which denies unknown parameters), or the reason not.
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, String> {
+    q.map(|Query(t)| t).map_err(|e| e.body_text())
 }
 
 /// `limit` and `cursor` as given (text, so that a non-number gets our reason, not serde's).
 pub(crate) fn page_params(
     limit: Option<&str>,
     cursor: Option<&str>,
-) -> Result<(i64, Option<Cursor>), Response> {
+) -> Result<(i64, Option<Cursor>), String> {
     let limit = match limit {
         None => DEFAULT_LIMIT,
         Some(l) => match l.parse::<i64>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
             _ => {
-                return Err(bad_request(format!(
+                return Err(format!(
                     "limit must be an integer from 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})"
-                )));
+                ));
             }
         },
     };
     let cursor = cursor
         .map(Cursor::parse)
         .transpose()
-        .map_err(|e| bad_request(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     Ok((limit, cursor))
 }
 

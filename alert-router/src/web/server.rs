@@ -135,7 +135,7 @@ async fn notifications(
 ) -> Response {
     let q = match listing::query(q) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(reason) => return listing::bad_request(reason),
     };
     if let Some(s) = &q.state
         && !matches!(s.as_str(), "pending" | "sent" | "failed")
@@ -144,7 +144,7 @@ async fn notifications(
     }
     let (limit, cursor) = match listing::page_params(q.limit.as_deref(), q.cursor.as_deref()) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(reason) => return listing::bad_request(reason),
     };
     match app
         .store
