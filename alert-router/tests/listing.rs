@@ -331,6 +331,9 @@ async fn check_api_and_page(db_url: String) {
         "each firing alert on one page"
     );
     assert!(!names.iter().any(|n| n == "Gone" || n == "Late40"));
+    // Counts stop at their cap: a storm's count reads at most `cap` index entries.
+    assert_eq!(store.count_firing(None, 50).await.expect("count"), 50);
+    assert_eq!(store.count_firing(None, 10_000).await.expect("count"), 279);
     let (status, html) = page_text(&format!("{}/?cursor=nope", r.url)).await;
     assert_eq!(status, 400);
     assert!(html.contains("cursor"), "{html}");

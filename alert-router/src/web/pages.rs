@@ -349,3 +349,15 @@ pub async fn status_page(State(app): State<Arc<Shared>>, Query(q): Query<StatusQ
         }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_at_its_cap_reads_as_at_least() {
+        assert_eq!(count_text(0), "0");
+        assert_eq!(count_text(COUNT_CAP - 1), "9999");
+        assert_eq!(count_text(COUNT_CAP), "10000+");
+    }
+}
