@@ -117,7 +117,7 @@ type ChainRowOf = (
 );
 
 /// The statements of the listings (API, status page, history), one function each, used by the
-/// store and listed by [`reads::listings`] for the plan test (`tests/query_cost.rs`), which
+/// store and listed by [`reads::listings`] for the plan test (`tests/listing.rs`), which
 /// asks each dialect's planner that every one reads an index in order: no table scan, no sort
 /// of more than a page. Keyset conditions are row values, `(key, tie) > ($1, $2)`: one seek
 /// into a two-column index, also among thousands of rows with the same key (a storm's alerts
