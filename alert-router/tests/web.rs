@@ -510,7 +510,10 @@ fn tls_and_basic_auth_from_the_same_web_config_as_the_exporter() {
         .send()
         .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
-    assert_eq!(ok.json::<Value>().unwrap(), json!({"alerts": []}));
+    assert_eq!(
+        ok.json::<Value>().unwrap(),
+        json!({"alerts": [], "next": null})
+    );
     // Plain HTTP to the TLS port gets nothing.
     let plain = reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz"));
     assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));

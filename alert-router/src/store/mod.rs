@@ -11,12 +11,14 @@ pub mod calls;
 pub mod escalation;
 pub mod ingest;
 pub mod notices;
+pub mod paging;
 pub mod postgres;
 pub mod retention;
 pub mod sql;
 pub mod sqlite;
 
 pub use notices::{AmSilence, Notice, SilenceRecord};
+pub use paging::{BadCursor, Cursor, Page};
 
 use std::sync::Arc;
 
@@ -582,8 +584,37 @@ pub trait Store: calls::CallStore + retention::RetentionStore + Send + Sync {
         };
         self.acknowledge(&req, now_ms).await
     }
-    /// Firing escalated alerts with their chain state, oldest chain first.
+    /// Firing escalated alerts with their chain state, oldest chain first (every one: for the
+    /// planners; the API and the pages read [`Store::alerts_page`]).
     async fn list_alerts(&self) -> Result<Vec<AlertView>, StoreError>;
+    /// One page of the firing escalated alerts, in (chain start, fingerprint) order after
+    /// `after`: at most `limit`, with their chains read in one batch.
+    async fn alerts_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> Result<Page<AlertView>, StoreError>;
+    /// The firing escalated alerts among these fingerprints (any order; absent ones skipped).
+    async fn alert_views(&self, fingerprints: &[String]) -> Result<Vec<AlertView>, StoreError>;
+    /// One page of the firing alerts (escalated or not), oldest startsAt first, after `after`.
+    async fn firing_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> Result<Page<CurrentAlert>, StoreError>;
+    /// How many alerts fire after `after` (all with `None`), counted up to `cap` at most: the
+    /// count reads index entries, so it is bounded too (`cap` means "cap or more").
+    async fn count_firing(&self, after: Option<&Cursor>, cap: i64) -> Result<i64, StoreError>;
+    /// The latest event of each of these alerts (any order; unknown ones skipped).
+    async fn current_of(&self, fingerprints: &[String]) -> Result<Vec<CurrentAlert>, StoreError>;
+    /// One page of notifications, newest first, of one state or all, before the id in
+    /// `before` (the cursor's key).
+    async fn notifications_page(
+        &self,
+        state: Option<&str>,
+        before: Option<&Cursor>,
+        limit: i64,
+    ) -> Result<Page<NotificationView>, StoreError>;
     /// Alerts whose latest event has this status (`firing`: every firing alert, escalated or
     /// not, oldest first; `resolved`: the `limit` most recent resolutions, newest first).
     async fn list_current(&self, status: &str, limit: i64)

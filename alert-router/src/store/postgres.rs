@@ -26,6 +26,16 @@ impl Dialect for Postgres {
         format!("SELECT CAST(value AS BIGINT) FROM jsonb_array_elements_text(CAST(${n} AS JSONB))")
     }
 
+    fn in_json_texts(col: &str, n: usize) -> String {
+        format!("{col} = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST(${n} AS JSONB))))")
+    }
+
+    fn in_json_ids(col: &str, n: usize) -> String {
+        format!(
+            "{col} = ANY(ARRAY(SELECT CAST(value AS BIGINT) FROM jsonb_array_elements_text(CAST(${n} AS JSONB))))"
+        )
+    }
+
     fn rows_affected(r: &sqlx::postgres::PgQueryResult) -> u64 {
         r.rows_affected()
     }

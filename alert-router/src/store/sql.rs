@@ -19,9 +19,9 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use super::notices;
 use super::retry_busy;
 use super::{
-    AckOutcome, AckRequest, AlertView, AuditEntry, CurrentAlert, HistoryEntry, INSERT_CHUNK,
-    NotificationView, OutboxKind, OutboxRow, QueueStats, RoutedEvent, Store, StoreError, ack_event,
-    fold_chain,
+    AckOutcome, AckRequest, AlertView, AuditEntry, ChainRow, CurrentAlert, Cursor, HistoryEntry,
+    INSERT_CHUNK, NotificationView, OutboxKind, OutboxRow, Page, QueueStats, RoutedEvent, Store,
+    StoreError, ack_event, fold_chain,
 };
 
 /// What differs between the SQL of the two backends.
@@ -35,6 +35,13 @@ pub trait Dialect: Database {
     const SKIP_LOCKED: &'static str;
     /// A sub-select yielding the ids of a JSON array parameter (`$n`) as rows of one BIGINT.
     fn ids_from_json(n: usize) -> String;
+    /// `col IN` the strings of the JSON array parameter `$n`, written so that the planner
+    /// looks each one up in `col`'s index: on PostgreSQL `= ANY(ARRAY(...))` (one array,
+    /// probed per element), since an `IN (sub-select)` of a set function is planned as a hash
+    /// join over a scan of the whole table.
+    fn in_json_texts(col: &str, n: usize) -> String;
+    /// The same for the integers of `$n`.
+    fn in_json_ids(col: &str, n: usize) -> String;
     /// Rows a statement changed (sqlx has no trait for it).
     fn rows_affected(r: &Self::QueryResult) -> u64;
     /// A sub-select yielding the strings of a JSON array parameter (`$n`) as rows of TEXT.
@@ -96,6 +103,233 @@ const CURRENT_UPSERT_TAIL: &str =
 
 fn ids_json(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("a list of integers always serialises")
+}
+
+fn texts_json(texts: &[String]) -> String {
+    serde_json::to_string(texts).expect("a list of strings always serialises")
+}
+
+/// A row of [`reads::STATE_COLUMNS`].
+type StateRow = (i64, String, i64, Option<String>, Option<i64>, String);
+/// An escalate row of a chain with its id and event id first (the batch of
+/// [`SqlStore::with_chains`]).
+type ChainRowOf = (
+    i64,
+    i64,
+    String,
+    i64,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+
+/// The statements of the listings (API, status page, history), one function each, used by the
+/// store and listed by [`reads::listings`] for the plan test (`tests/listing.rs`), which
+/// asks each dialect's planner that every one reads an index in order: no table scan, no sort
+/// of more than a page. Keyset conditions are row values, `(key, tie) > ($1, $2)`: one seek
+/// into a two-column index, also among thousands of rows with the same key (a storm's alerts
+/// share their group commit's time).
+pub mod reads {
+    use super::Dialect;
+
+    /// The columns of an escalated alert's view: `alert_state s` joined to its chain's event.
+    pub const STATE_COLUMNS: &str =
+        "s.event_id, s.policy, s.chain_started_at, s.acked_by, s.acked_at, e.payload";
+    /// The columns of a notification: an outbox row with its event's payload when it has none.
+    pub const NOTIFICATION_COLUMNS: &str = "id, channel, fingerprint,
+    COALESCE(payload, (SELECT e.payload FROM alert_events e WHERE e.id = outbox.event_id)) AS payload,
+    state, CAST(attempts AS BIGINT) AS attempts, last_error, created_at, due_at, sent_at";
+
+    /// `$1, $2`: cursor key and tie; `$3`: limit.
+    pub fn alerts_page() -> String {
+        format!(
+            "SELECT {STATE_COLUMNS} FROM alert_state s JOIN alert_events e ON e.id = s.event_id
+             WHERE s.status = 'firing' AND (s.chain_started_at, s.fingerprint) > ($1, $2)
+             ORDER BY s.chain_started_at, s.fingerprint LIMIT $3"
+        )
+    }
+
+    /// `$1`: JSON list of fingerprints. By primary key, the status read (not filtered): a
+    /// status condition would let the planner prefer the partial index of every firing chain.
+    pub fn alert_views<D: Dialect>() -> String {
+        format!(
+            "SELECT {STATE_COLUMNS}, s.status FROM alert_state s JOIN alert_events e ON e.id = s.event_id
+             WHERE {}",
+            D::in_json_texts("s.fingerprint", 1)
+        )
+    }
+
+    /// `$1`: JSON list of chain event ids. No ORDER BY: the rows are grouped and ordered by id
+    /// after, so no planner is tempted to walk the outbox's primary key for the order.
+    pub fn chains<D: Dialect>() -> String {
+        format!(
+            "SELECT id, event_id, channel, step, state, due_at, sent_at, mentions FROM outbox
+             WHERE {} AND kind = 'escalate'",
+            D::in_json_ids("event_id", 1)
+        )
+    }
+
+    /// `$1, $2`: cursor; `$3`: limit.
+    pub const FIRING_PAGE: &str = "SELECT c.updated_at, e.payload FROM alert_current c
+         JOIN alert_events e ON e.id = c.event_id
+         WHERE c.status = 'firing' AND (c.starts_at, c.fingerprint) > ($1, $2)
+         ORDER BY c.starts_at, c.fingerprint LIMIT $3";
+
+    /// `$1, $2`: cursor; `$3`: cap.
+    pub const COUNT_FIRING: &str = "SELECT COUNT(*) FROM (SELECT 1 AS one FROM alert_current c
+         WHERE c.status = 'firing' AND (c.starts_at, c.fingerprint) > ($1, $2) LIMIT $3) AS t";
+
+    /// `$1`: JSON list of fingerprints.
+    pub fn current_of<D: Dialect>() -> String {
+        format!(
+            "SELECT c.updated_at, e.payload FROM alert_current c JOIN alert_events e ON e.id = c.event_id
+             WHERE {}",
+            D::in_json_texts("c.fingerprint", 1)
+        )
+    }
+
+    /// `$1`: limit. Firing: oldest first (the longest-burning on top); resolved: the latest
+    /// first. The status is a literal, not a parameter: a partial index serves a statement
+    /// only when its condition is in the text.
+    pub fn current(resolved: bool) -> String {
+        let (status, order) = if resolved {
+            ("resolved", "c.updated_at DESC, c.fingerprint DESC")
+        } else {
+            ("firing", "c.starts_at, c.fingerprint")
+        };
+        format!(
+            "SELECT c.updated_at, e.payload FROM alert_current c JOIN alert_events e ON e.id = c.event_id
+             WHERE c.status = '{status}' ORDER BY {order} LIMIT $1"
+        )
+    }
+
+    /// `$1`: state; `$2`: before id; `$3`: limit.
+    pub fn notifications_in_state() -> String {
+        format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM outbox
+             WHERE state = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+        )
+    }
+
+    /// `$1`: before id; `$2`: limit.
+    pub fn notifications() -> String {
+        format!("SELECT {NOTIFICATION_COLUMNS} FROM outbox WHERE id < $1 ORDER BY id DESC LIMIT $2")
+    }
+
+    /// `$1`: limit.
+    pub const RECENT_AUDIT: &str =
+        "SELECT fingerprint, starts_at, at, action, actor, via, address FROM alert_audit
+         ORDER BY at DESC, id DESC LIMIT $1";
+
+    /// `$1`: fingerprint; `$2`: limit.
+    pub const HISTORY_EVENTS: &str =
+        "SELECT status, starts_at, received_at FROM alert_events WHERE fingerprint = $1
+         ORDER BY received_at DESC LIMIT $2";
+    /// `$1`: fingerprint; `$2`: limit.
+    pub const HISTORY_AUDIT: &str =
+        "SELECT starts_at, at, action, actor, via, address FROM alert_audit WHERE fingerprint = $1
+         ORDER BY at DESC LIMIT $2";
+    /// `$1`: fingerprint; `$2`: limit. By the outbox's own fingerprint (always its event's):
+    /// `outbox_sent_history` yields the newest sends first and the limit stops the walk.
+    pub const HISTORY_SENDS: &str =
+        "SELECT o.kind, o.step, o.channel, o.mentions, o.sent_at, e.starts_at
+         FROM outbox o JOIN alert_events e ON e.id = o.event_id
+         WHERE o.fingerprint = $1 AND o.state = 'sent' ORDER BY o.sent_at DESC LIMIT $2";
+
+    /// A parameter value for a plan check.
+    #[derive(Debug, Clone)]
+    pub enum Param {
+        Int(i64),
+        Text(&'static str),
+    }
+
+    /// One listing statement: its name, SQL, parameters to plan it with, and whether a sort
+    /// is expected (only of rows already bounded by a page, never of a table).
+    #[derive(Debug, Clone)]
+    pub struct Listing {
+        pub name: &'static str,
+        pub sql: String,
+        pub params: Vec<Param>,
+        pub sorts_a_page: bool,
+    }
+
+    /// Every listing statement the API, the status page and the history run.
+    pub fn listings<D: Dialect>() -> Vec<Listing> {
+        use Param::{Int, Text};
+        let l = |name, sql: String, params: Vec<Param>, sorts_a_page| Listing {
+            name,
+            sql,
+            params,
+            sorts_a_page,
+        };
+        vec![
+            l(
+                "alerts_page",
+                alerts_page(),
+                vec![Int(0), Text("fp"), Int(101)],
+                false,
+            ),
+            l(
+                "alert_views",
+                alert_views::<D>(),
+                vec![Text("[\"fp\"]")],
+                false,
+            ),
+            l("chains", chains::<D>(), vec![Text("[1, 2]")], false),
+            l(
+                "firing_page",
+                FIRING_PAGE.into(),
+                vec![Int(0), Text("fp"), Int(101)],
+                false,
+            ),
+            l(
+                "count_firing",
+                COUNT_FIRING.into(),
+                vec![Int(0), Text("fp"), Int(10_000)],
+                false,
+            ),
+            l(
+                "current_of",
+                current_of::<D>(),
+                vec![Text("[\"fp\"]")],
+                false,
+            ),
+            l("current_firing", current(false), vec![Int(100)], false),
+            l("current_resolved", current(true), vec![Int(20)], false),
+            l(
+                "notifications_in_state",
+                notifications_in_state(),
+                vec![Text("failed"), Int(i64::MAX), Int(101)],
+                false,
+            ),
+            l(
+                "notifications",
+                notifications(),
+                vec![Int(i64::MAX), Int(101)],
+                false,
+            ),
+            l("recent_audit", RECENT_AUDIT.into(), vec![Int(50)], false),
+            l(
+                "history_events",
+                HISTORY_EVENTS.into(),
+                vec![Text("fp"), Int(1000)],
+                false,
+            ),
+            l(
+                "history_audit",
+                HISTORY_AUDIT.into(),
+                vec![Text("fp"), Int(1000)],
+                false,
+            ),
+            l(
+                "history_sends",
+                HISTORY_SENDS.into(),
+                vec![Text("fp"), Int(1000)],
+                false,
+            ),
+        ]
+    }
 }
 
 /// A parameter of [`SqlStore::settle`]'s `SET` clause, bound as `$1`, `$2`, … in order.
@@ -315,6 +549,45 @@ impl<D> [SqlStore<D>] {
             q.execute(&mut *tx).await?;
         }
         Ok(())
+    }
+
+    /// The views of escalated alerts (rows of [`STATE_COLUMNS`], order kept), every chain's
+    /// steps read in one query: a page costs two statements, not one per alert.
+    async fn with_chains(&self, rows: Vec<StateRow>) -> Result<Vec<AlertView>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let mut steps: Vec<ChainRowOf> = sqlx::query_as(&reads::chains::<D>())
+            .bind(ids_json(&ids))
+            .fetch_all(&self.pool)
+            .await?;
+        steps.sort_unstable_by_key(|r| r.0);
+        let mut by_event: HashMap<i64, Vec<ChainRow>> = HashMap::with_capacity(rows.len());
+        for (_, event, channel, step, state, due_at, sent_at, mentions) in steps {
+            by_event
+                .entry(event)
+                .or_default()
+                .push((channel, step, state, due_at, sent_at, mentions));
+        }
+        rows.into_iter()
+            .map(|(event, policy, started, acked_by, acked_at, payload)| {
+                let ev: crate::core::model::AlertEvent = serde_json::from_str(&payload)?;
+                let mut view = AlertView::new(&ev, policy, started, acked_by, acked_at);
+                fold_chain(&mut view, by_event.remove(&event).unwrap_or_default());
+                Ok(view)
+            })
+            .collect()
+    }
+
+    /// `(updated_at, payload)` rows of `alert_current` as the status page shows them.
+    fn current_alerts(rows: Vec<(i64, String)>) -> Result<Vec<CurrentAlert>, StoreError> {
+        rows.into_iter()
+            .map(|(updated_at, payload)| {
+                let ev: crate::core::model::AlertEvent = serde_json::from_str(&payload)?;
+                Ok(CurrentAlert::new(&ev, updated_at))
+            })
+            .collect()
     }
 
     /// A resolved event of an alert with a running chain stops it; returns the channels the
@@ -629,15 +902,35 @@ impl<D> [Store for SqlStore<D>] {
         state: Option<&str>,
         limit: i64,
     ) -> Result<Vec<NotificationView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, channel, fingerprint, COALESCE(payload, (SELECT e.payload FROM alert_events e WHERE e.id = outbox.event_id)) AS payload,
-                    state, CAST(attempts AS BIGINT) AS attempts, last_error, created_at, due_at, sent_at FROM outbox
-             WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) ORDER BY id DESC LIMIT $2",
-        )
-        .bind(state.map(str::to_string))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        Ok(self.notifications_page(state, None, limit).await?.items)
+    }
+
+    async fn notifications_page(
+        &self,
+        state: Option<&str>,
+        before: Option<&Cursor>,
+        limit: i64,
+    ) -> Result<Page<NotificationView>, StoreError> {
+        // Two statements, not `($1 IS NULL OR state = $1)`: a plan is made once per
+        // statement, and only `state = $1` can walk `outbox_state_id` backwards.
+        let before = before.map_or(i64::MAX, |c| c.key);
+        let rows = match state {
+            Some(state) => {
+                sqlx::query(&reads::notifications_in_state())
+                .bind(state.to_string())
+                .bind(before)
+                .bind(limit + 1)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&reads::notifications())
+                .bind(before)
+                .bind(limit + 1)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let payload: String = r.try_get("payload")?;
@@ -658,7 +951,10 @@ impl<D> [Store for SqlStore<D>] {
                 .with_alert(&payload),
             );
         }
-        Ok(out)
+        Ok(Page::from_rows(out, limit, |n| Cursor {
+            key: n.id,
+            tie: String::new(),
+        }))
     }
 
     async fn acknowledge(
@@ -737,35 +1033,91 @@ impl<D> [Store for SqlStore<D>] {
     }
 
     async fn list_alerts(&self) -> Result<Vec<AlertView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT s.fingerprint, s.event_id, s.policy, s.chain_started_at, s.acked_by, s.acked_at, e.payload
-             FROM alert_state s JOIN alert_events e ON e.id = s.event_id
-             WHERE s.status = 'firing' ORDER BY s.chain_started_at, s.fingerprint",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let payload: String = r.try_get("payload")?;
-            let ev: crate::core::model::AlertEvent = serde_json::from_str(&payload)?;
-            let mut view = AlertView::new(
-                &ev,
-                r.try_get("policy")?,
-                r.try_get("chain_started_at")?,
-                r.try_get("acked_by")?,
-                r.try_get("acked_at")?,
-            );
-            let steps = sqlx::query_as::<_, super::ChainRow>(
-                "SELECT channel, step, state, due_at, sent_at, mentions FROM outbox
-                 WHERE event_id = $1 AND kind = 'escalate' ORDER BY id",
-            )
-            .bind(r.try_get::<i64, _>("event_id")?)
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.alerts_page(after.as_ref(), 500).await?;
+            out.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    async fn alerts_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> Result<Page<AlertView>, StoreError> {
+        let after = after.cloned().unwrap_or_else(Cursor::start);
+        let rows: Vec<StateRow> = sqlx::query_as(&reads::alerts_page())
+            .bind(after.key)
+            .bind(after.tie)
+            .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-            fold_chain(&mut view, steps);
-            out.push(view);
+        let views = self.with_chains(rows).await?;
+        Ok(Page::from_rows(views, limit, |v| Cursor {
+            key: v.chain_started_at,
+            tie: v.fingerprint.clone(),
+        }))
+    }
+
+    async fn alert_views(&self, fingerprints: &[String]) -> Result<Vec<AlertView>, StoreError> {
+        if fingerprints.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let rows: Vec<(i64, String, i64, Option<String>, Option<i64>, String, String)> =
+            sqlx::query_as(&reads::alert_views::<D>())
+                .bind(texts_json(fingerprints))
+                .fetch_all(&self.pool)
+                .await?;
+        let firing = rows
+            .into_iter()
+            .filter(|r| r.6 == "firing")
+            .map(|(event, policy, started, by, at, payload, _)| (event, policy, started, by, at, payload))
+            .collect();
+        self.with_chains(firing).await
+    }
+
+    async fn firing_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> Result<Page<CurrentAlert>, StoreError> {
+        let after = after.cloned().unwrap_or_else(Cursor::start);
+        let rows = sqlx::query_as::<_, (i64, String)>(reads::FIRING_PAGE)
+        .bind(after.key)
+        .bind(after.tie)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Page::from_rows(Self::current_alerts(rows)?, limit, |a| Cursor {
+            key: a.starts_at,
+            tie: a.fingerprint.clone(),
+        }))
+    }
+
+    async fn count_firing(&self, after: Option<&Cursor>, cap: i64) -> Result<i64, StoreError> {
+        let after = after.cloned().unwrap_or_else(Cursor::start);
+        Ok(sqlx::query_scalar(reads::COUNT_FIRING)
+        .bind(after.key)
+        .bind(after.tie)
+        .bind(cap)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn current_of(&self, fingerprints: &[String]) -> Result<Vec<CurrentAlert>, StoreError> {
+        if fingerprints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query_as::<_, (i64, String)>(&reads::current_of::<D>())
+            .bind(texts_json(fingerprints))
+            .fetch_all(&self.pool)
+            .await?;
+        Self::current_alerts(rows)
     }
 
     async fn list_current(
@@ -773,34 +1125,20 @@ impl<D> [Store for SqlStore<D>] {
         status: &str,
         limit: i64,
     ) -> Result<Vec<CurrentAlert>, StoreError> {
-        // Firing: oldest first (the longest-burning on top); resolved: the latest first.
-        let order = if status == "firing" {
-            "c.starts_at, c.fingerprint"
-        } else {
-            "c.updated_at DESC, c.fingerprint"
+        let resolved = match status {
+            "firing" => false,
+            "resolved" => true,
+            _ => return Ok(Vec::new()),
         };
-        let sql = format!(
-            "SELECT c.updated_at, e.payload FROM alert_current c JOIN alert_events e ON e.id = c.event_id
-             WHERE c.status = $1 ORDER BY {order} LIMIT $2"
-        );
-        let rows = sqlx::query_as::<_, (i64, String)>(&sql)
-            .bind(status)
+        let rows = sqlx::query_as::<_, (i64, String)>(&reads::current(resolved))
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter()
-            .map(|(updated_at, payload)| {
-                let ev: crate::core::model::AlertEvent = serde_json::from_str(&payload)?;
-                Ok(CurrentAlert::new(&ev, updated_at))
-            })
-            .collect()
+        Self::current_alerts(rows)
     }
 
     async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query_as::<_, super::FullAuditRow>(
-            "SELECT fingerprint, starts_at, at, action, actor, via, address FROM alert_audit
-             ORDER BY at DESC, id DESC LIMIT $1",
-        )
+        let rows = sqlx::query_as::<_, super::FullAuditRow>(reads::RECENT_AUDIT)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -808,10 +1146,7 @@ impl<D> [Store for SqlStore<D>] {
     }
 
     async fn history(&self, fingerprint: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        let events = sqlx::query_as::<_, super::EventRow>(
-            "SELECT status, starts_at, received_at FROM alert_events WHERE fingerprint = $1
-             ORDER BY received_at DESC LIMIT $2",
-        )
+        let events = sqlx::query_as::<_, super::EventRow>(reads::HISTORY_EVENTS)
         .bind(fingerprint)
         .bind(super::MAX_HISTORY)
         .fetch_all(&self.pool)
@@ -820,19 +1155,12 @@ impl<D> [Store for SqlStore<D>] {
             // Never received, or pruned by retention (whose audit rows may outlive the events).
             return Ok(Vec::new());
         }
-        let audit = sqlx::query_as::<_, super::AuditRow>(
-            "SELECT starts_at, at, action, actor, via, address FROM alert_audit WHERE fingerprint = $1
-             ORDER BY at DESC LIMIT $2",
-        )
+        let audit = sqlx::query_as::<_, super::AuditRow>(reads::HISTORY_AUDIT)
         .bind(fingerprint)
         .bind(super::MAX_HISTORY)
         .fetch_all(&self.pool)
         .await?;
-        let sends = sqlx::query_as::<_, super::SendRow>(
-            "SELECT o.kind, o.step, o.channel, o.mentions, o.sent_at, e.starts_at
-             FROM outbox o JOIN alert_events e ON e.id = o.event_id
-             WHERE e.fingerprint = $1 AND o.state = 'sent' ORDER BY o.sent_at DESC LIMIT $2",
-        )
+        let sends = sqlx::query_as::<_, super::SendRow>(reads::HISTORY_SENDS)
         .bind(fingerprint)
         .bind(super::MAX_HISTORY)
         .fetch_all(&self.pool)

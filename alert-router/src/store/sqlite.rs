@@ -25,6 +25,14 @@ impl Dialect for Sqlite {
         format!("SELECT value FROM json_each(${n})")
     }
 
+    fn in_json_texts(col: &str, n: usize) -> String {
+        format!("{col} IN (SELECT value FROM json_each(${n}))")
+    }
+
+    fn in_json_ids(col: &str, n: usize) -> String {
+        format!("{col} IN (SELECT value FROM json_each(${n}))")
+    }
+
     fn rows_affected(r: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         r.rows_affected()
     }

@@ -1,4 +1,4 @@
-//! Alerts over the JSON API: `GET /api/v1/alerts` (escalated alerts with their chain),
+//! Alerts over the JSON API: `GET /api/v1/alerts` (escalated alerts with their chain, by page),
 //! `POST /api/v1/alerts/{fingerprint}/ack` and `GET /api/v1/alerts/{fingerprint}/history`.
 //! The HTML pages (status page, ack-link pages) are in `pages`.
 //!
@@ -11,14 +11,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequest, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, FromRequest, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Shared;
+use super::{Shared, listing};
 use crate::store::{AckOutcome, AckRequest, AckVia};
 use crate::web::auth::{AuthMethod, Principal};
 
@@ -54,10 +55,28 @@ pub(crate) fn store_unavailable(e: &crate::store::StoreError) -> Response {
     )
 }
 
-/// `GET /api/v1/alerts`
-pub async fn list(State(app): State<Arc<Shared>>) -> Response {
-    match app.store.list_alerts().await {
-        Ok(alerts) => axum::Json(json!({ "alerts": alerts })).into_response(),
+/// The query of `GET /api/v1/alerts`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/alerts?limit=&cursor=`: one page of the firing escalated alerts, oldest chain
+/// first, `{"alerts": [...], "next": cursor | null}` (see `web::listing`).
+pub async fn list(
+    State(app): State<Arc<Shared>>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let (limit, cursor) = match listing::query(q)
+        .and_then(|q| listing::page_params(q.limit.as_deref(), q.cursor.as_deref()))
+    {
+        Ok(v) => v,
+        Err(reason) => return listing::bad_request(reason),
+    };
+    match app.store.alerts_page(cursor.as_ref(), limit).await {
+        Ok(page) => axum::Json(listing::page_json("alerts", &page)).into_response(),
         Err(e) => store_unavailable(&e),
     }
 }

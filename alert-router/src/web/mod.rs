@@ -8,6 +8,7 @@ pub mod auth;
 pub mod charts;
 pub mod heartbeat;
 pub mod intake;
+pub mod listing;
 pub mod page;
 pub mod pages;
 pub mod receipts;

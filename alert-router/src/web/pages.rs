@@ -1,4 +1,4 @@
-//! The HTML pages: the status page at `/` (every firing alert, escalation state, recent
+//! The HTML pages: the status page at `/` (firing alerts by page, escalation state, recent
 //! resolutions, the acknowledgement trail) and the ack-link pages (`GET /ack/{token}` only
 //! shows a confirmation form, so a link-preview bot fetching it never acknowledges; `POST
 //! /ack/{token}` acknowledges).
@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -23,7 +23,7 @@ use super::page::{ack_result, message, not_active, other_firing, render, store_u
 use crate::core::signing::{self, Purpose, TokenError};
 use crate::core::text::path_segment;
 use crate::render::template::format_time;
-use crate::store::{AckRequest, AckVia, AlertView};
+use crate::store::{AckRequest, AckVia, AlertView, Cursor};
 use crate::web::alerts::{MAX_BY_CHARS, Peer, acker, client_address, do_ack};
 use crate::web::auth::Principal;
 
@@ -34,8 +34,11 @@ const RECENT_ACTIVITY: i64 = 50;
 /// Calls shown on the status page: those of the last day, at most this many.
 const RECENT_CALLS_MS: i64 = 86_400_000;
 const MAX_CALLS: i64 = 1000;
-/// Firing alerts listed at most (a storm of more is summarised by the count in the title).
-const MAX_FIRING: i64 = 1000;
+/// Firing alerts per page of the status page; the rest are "N more" behind a next-page link.
+pub const FIRING_PAGE: i64 = 100;
+/// Counts of firing alerts stop here ("10000+"): a count reads one index entry per alert, so
+/// even the count of a storm stays bounded.
+pub const COUNT_CAP: i64 = 10_000;
 
 fn token_problem(e: &TokenError) -> Response {
     let status = match e {
@@ -76,7 +79,11 @@ pub async fn ack_link_page(State(app): State<Arc<Shared>>, Path(token): Path<Str
         Ok(l) => l,
         Err(r) => return *r,
     };
-    let alert = match app.store.list_alerts().await {
+    let alert = match app
+        .store
+        .alert_views(std::slice::from_ref(&link.fingerprint))
+        .await
+    {
         Ok(list) => list.into_iter().find(|a| a.fingerprint == link.fingerprint),
         Err(e) => return store_unavailable(&e),
     };
@@ -180,15 +187,56 @@ fn firing_row(a: &crate::store::CurrentAlert, esc: Option<&AlertView>) -> Value 
     })
 }
 
-/// `GET /`: every firing alert (escalated or not) with its escalation state, recent
-/// resolutions and the latest acknowledgements with who, how and from where. Shows channel
+/// The status page's query: `cursor`, where its firing list continues (the next-page link).
+#[derive(Deserialize)]
+pub struct StatusQuery {
+    cursor: Option<String>,
+}
+
+/// A bounded count as people read it: "10000+" at the cap.
+fn count_text(n: i64) -> String {
+    if n >= COUNT_CAP {
+        format!("{COUNT_CAP}+")
+    } else {
+        n.to_string()
+    }
+}
+
+/// `GET /?cursor=`: the firing alerts (escalated or not) by page of [`FIRING_PAGE`], oldest
+/// first, with their escalation state, then recent resolutions and the latest
+/// acknowledgements with who, how and from where. Each part is one indexed query of at most a
+/// page (the escalation of the page's alerts in one batch), so the page costs the same with
+/// ten alerts firing or a storm of thousands, and a year of history behind them. Shows channel
 /// names, not the contacts behind them (phone numbers are personal data).
-pub async fn status_page(State(app): State<Arc<Shared>>) -> Response {
-    let (firing, escalated, resolved, audit) = match tokio::try_join!(
-        app.store.list_current("firing", MAX_FIRING),
-        app.store.list_alerts(),
+pub async fn status_page(State(app): State<Arc<Shared>>, Query(q): Query<StatusQuery>) -> Response {
+    let cursor = match q.cursor.as_deref().map(Cursor::parse).transpose() {
+        Ok(c) => c,
+        Err(e) => return message(StatusCode::BAD_REQUEST, "Bad request", &e.to_string()),
+    };
+    let (page, total, resolved, audit) = match tokio::try_join!(
+        app.store.firing_page(cursor.as_ref(), FIRING_PAGE),
+        app.store.count_firing(None, COUNT_CAP),
         app.store.list_current("resolved", RECENT_RESOLVED),
         app.store.recent_audit(RECENT_ACTIVITY),
+    ) {
+        Ok(v) => v,
+        Err(e) => return store_unavailable(&e),
+    };
+    let firing = page.items;
+    let on_page: Vec<String> = firing.iter().map(|a| a.fingerprint.clone()).collect();
+    let mut audited: Vec<String> = audit.iter().map(|e| e.fingerprint.clone()).collect();
+    audited.sort_unstable();
+    audited.dedup();
+    let more = async {
+        match &page.next {
+            Some(next) => app.store.count_firing(Some(next), COUNT_CAP).await,
+            None => Ok(0),
+        }
+    };
+    let (escalated, audited, more) = match tokio::try_join!(
+        app.store.alert_views(&on_page),
+        app.store.current_of(&audited),
+        more,
     ) {
         Ok(v) => v,
         Err(e) => return store_unavailable(&e),
@@ -205,9 +253,8 @@ pub async fn status_page(State(app): State<Arc<Shared>>) -> Response {
         .iter()
         .map(|v| (v.fingerprint.as_str(), v))
         .collect();
-    let names: HashMap<&str, &str> = firing
+    let names: HashMap<&str, &str> = audited
         .iter()
-        .chain(resolved.iter())
         .map(|a| (a.fingerprint.as_str(), a.alertname.as_str()))
         .collect();
     // Calls of voice steps, by firing: "called ann: no answer 03:02:11".
@@ -220,15 +267,27 @@ pub async fn status_page(State(app): State<Arc<Shared>>) -> Response {
             Vec::new()
         });
     let live = app.live();
+    let mut calls_of: HashMap<(&str, i64), Vec<String>> = HashMap::new();
+    for c in &calls {
+        calls_of
+            .entry((c.fingerprint.as_str(), c.starts_at))
+            .or_default()
+            .push(crate::render::calls::line(
+                c,
+                &live.plan.directory,
+                live.plan.timezone,
+            ));
+    }
     let rows: Vec<Value> = firing
         .iter()
         .map(|a| {
             let mut row = firing_row(a, by_fp.get(a.fingerprint.as_str()).copied());
-            row["calls"] = calls
-                .iter()
-                .filter(|c| c.fingerprint == a.fingerprint && c.starts_at == a.starts_at)
-                .map(|c| crate::render::calls::line(c, &live.plan.directory, live.plan.timezone))
-                .collect();
+            row["calls"] = json!(
+                calls_of
+                    .get(&(a.fingerprint.as_str(), a.starts_at))
+                    .cloned()
+                    .unwrap_or_default()
+            );
             row
         })
         .collect();
@@ -277,8 +336,11 @@ pub async fn status_page(State(app): State<Arc<Shared>>) -> Response {
         StatusCode::OK,
         "status.html",
         json!({
-            "title": format!("quantwatch-alert-router: {} firing", firing.len()),
+            "title": format!("quantwatch-alert-router: {} firing", count_text(total)),
             "firing": rows,
+            "more": (more > 0).then(|| count_text(more)),
+            "next": page.next.as_ref().map(Cursor::encode),
+            "paged": cursor.is_some(),
             "resolved": resolved,
             "activity": activity,
             "silences": silences,
@@ -286,4 +348,16 @@ pub async fn status_page(State(app): State<Arc<Shared>>) -> Response {
             "version": env!("CARGO_PKG_VERSION"),
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_at_its_cap_reads_as_at_least() {
+        assert_eq!(count_text(0), "0");
+        assert_eq!(count_text(COUNT_CAP - 1), "9999");
+        assert_eq!(count_text(COUNT_CAP), "10000+");
+    }
 }

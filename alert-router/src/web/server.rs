@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::handler::Handler;
 use axum::http::{StatusCode, header};
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Shared;
-use crate::web::{alerts, auth, intake, page, pages};
+use crate::web::{alerts, auth, intake, listing, page, pages};
 
 /// The route table with its gates. Add routes in [`routes`]: every route there is behind
 /// the authentication gate unless `auth::is_anonymous` lists it.
@@ -124,30 +125,38 @@ async fn metrics(State(app): State<Arc<Shared>>) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     state: Option<String>,
-    limit: Option<i64>,
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
-/// `GET /api/v1/notifications`: where permanent errors become visible with their channel.
-async fn notifications(State(app): State<Arc<Shared>>, Query(q): Query<ListQuery>) -> Response {
+/// `GET /api/v1/notifications?state=&limit=&cursor=`: where permanent errors become visible
+/// with their channel; newest first, by page (`web::listing`).
+async fn notifications(
+    State(app): State<Arc<Shared>>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let q = match listing::query(q) {
+        Ok(q) => q,
+        Err(reason) => return listing::bad_request(reason),
+    };
     if let Some(s) = &q.state
         && !matches!(s.as_str(), "pending" | "sent" | "failed")
     {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(
-                json!({"error": "bad_request", "reason": "state must be pending, sent or failed"}),
-            ),
-        )
-            .into_response();
+        return listing::bad_request("state must be pending, sent or failed".into());
     }
+    let (limit, cursor) = match listing::page_params(q.limit.as_deref(), q.cursor.as_deref()) {
+        Ok(v) => v,
+        Err(reason) => return listing::bad_request(reason),
+    };
     match app
         .store
-        .list_notifications(q.state.as_deref(), q.limit.unwrap_or(100).clamp(1, 1000))
+        .notifications_page(q.state.as_deref(), cursor.as_ref(), limit)
         .await
     {
-        Ok(list) => axum::Json(json!({"notifications": list})).into_response(),
+        Ok(page) => axum::Json(listing::page_json("notifications", &page)).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "cannot list notifications");
             (

@@ -1,0 +1,1 @@
+../portable/0011_listing_indexes.sql
