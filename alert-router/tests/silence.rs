@@ -254,8 +254,15 @@ fn a_silence_link_silences_in_alertmanager_until_the_alert_resolves() {
         "until-resolved silence expired: {}",
         am.silences()
     );
-    let list = rt.block_on(r.api_get(API, "/api/v1/silences"));
-    assert_eq!(list["silences"], json!([]), "{list}");
+    // The router expires the silence in Alertmanager first and records it afterwards: wait
+    // for its own record rather than reading it the moment Alertmanager's list is empty.
+    assert!(
+        wait(Duration::from_secs(20), || rt
+            .block_on(r.api_get(API, "/api/v1/silences"))["silences"]
+            == json!([])),
+        "the router's silence list empty after the expiry: {}",
+        rt.block_on(r.api_get(API, "/api/v1/silences"))
+    );
     let hist = rt.block_on(r.api_get(API, &format!("/api/v1/alerts/{fp}/history")));
     assert!(
         hist["history"]
