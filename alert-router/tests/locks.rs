@@ -3,18 +3,22 @@
 //! first step, permanent refusals handed to fallback channels (a DingTalk robot whose sign
 //! secret was rotated, to WeCom; a signed webhook whose secret was rotated, to a second
 //! webhook: not rate-limited, so it fails over every delivery round), and rota notices claimed
-//! through a second store handle on the same database (as a restart or a replica would). Then
+//! through a second store handle on the same database (as a restart or a replica would), and
+//! retention pruning old resolved firings through that handle in small batches all along. Then
 //! every notification is counted: each one sent, or failed over to its fallback (and the copy
-//! sent); none failed for a lock, none left pending, every webhook and ack answered 200.
+//! sent); none failed for a lock, none left pending, every webhook and ack answered 200, and
+//! every old firing stored during the hammer pruned, no retention run failing.
 
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{alert, payload, start};
 use quantwatch_alert_router::core::model::{AlertEvent, Status};
+use quantwatch_alert_router::store::retention::{self, RetentionConfig};
 use quantwatch_alert_router::store::{self, Notice, NotificationView, Store};
 use serde_json::json;
 use testkit::Postgres;
@@ -191,6 +195,52 @@ async fn notices(store: Arc<dyn Store>) -> Vec<String> {
     bad
 }
 
+/// Old firings stored per retention round, and firings per delete transaction (small, so each
+/// run is many transactions interleaving with everything else).
+const OLD_PER_ROUND: usize = 150;
+const PRUNE_BATCH: usize = 25;
+
+/// Retention racing the hammer through the second handle: each round stores
+/// `OLD_PER_ROUND` firings resolved 100 days ago and runs retention at the default 90 days,
+/// until `stop`. Returns (stored, pruned) or the errors of the runs that failed.
+async fn retention_rounds(
+    store: Arc<dyn Store>,
+    stop: Arc<AtomicBool>,
+) -> Result<(u64, u64), Vec<String>> {
+    const DAY: i64 = 86_400_000;
+    let cfg = RetentionConfig {
+        batch: PRUNE_BATCH,
+        ..RetentionConfig::default()
+    };
+    let (mut stored, mut pruned, mut errors) = (0u64, 0u64, Vec::new());
+    let mut round = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let fps: Vec<String> = (0..OLD_PER_ROUND)
+            .map(|i| format!("old-{round}-{i}"))
+            .collect();
+        common::seed::resolved_firings(
+            store.as_ref(),
+            &fps,
+            now - 120 * DAY,
+            now - 100 * DAY,
+            "old",
+        )
+        .await;
+        stored += fps.len() as u64;
+        match retention::run(store.as_ref(), &cfg, now).await {
+            Ok(report) => pruned += report.firings,
+            Err(e) => errors.push(format!("retention round {round}: {e}")),
+        }
+        round += 1;
+    }
+    if errors.is_empty() {
+        Ok((stored, pruned))
+    } else {
+        Err(errors)
+    }
+}
+
 async fn hammer(db: Option<&str>) {
     let ding = DingTalkFake::start("tok", Some("SECnew"));
     let wx = WeComFake::start("key-f");
@@ -221,11 +271,29 @@ async fn hammer(db: Option<&str>) {
         tasks.push(tokio::spawn(sender(r.url.clone(), s)));
     }
     tasks.push(tokio::spawn(notices(second.clone())));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pruning = tokio::spawn(retention_rounds(second.clone(), stop.clone()));
     let mut bad = Vec::new();
     for t in tasks {
         bad.extend(t.await.expect("task"));
     }
+    stop.store(true, Ordering::Relaxed);
+    let (old_stored, old_pruned) = pruning
+        .await
+        .expect("retention task")
+        .unwrap_or_else(|errors| panic!("retention failed under load: {errors:#?}"));
     assert!(bad.is_empty(), "refused under load: {bad:#?}");
+    // Pruned by these runs (or, for a few at most, by the router's own run at start): none
+    // of them is left.
+    assert!(old_pruned <= old_stored && old_stored >= OLD_PER_ROUND as u64);
+    let rounds = old_stored as usize / OLD_PER_ROUND;
+    for round in 0..rounds {
+        for i in 0..OLD_PER_ROUND {
+            let fp = format!("old-{round}-{i}");
+            let left = second.history(&fp).await.expect("history");
+            assert!(left.is_empty(), "{fp} not pruned: {left:?}");
+        }
+    }
     let hammered = started.elapsed();
 
     // Everything settles: nothing pending (the acks cancelled every 10-minute step).
@@ -323,7 +391,7 @@ async fn hammer(db: Option<&str>) {
     let handed = rows.iter().filter(|n| n.state == "failed").count();
     eprintln!(
         "lock hammer on {}: {} notifications ({handed} handed over in {} refusals), \
-         {} webhooks and acks and {NOTICES} notices in {hammered:?}",
+         {} webhooks and acks, {NOTICES} notices and {old_pruned} old firings pruned in {hammered:?}",
         if db.is_some() { "PostgreSQL" } else { "SQLite" },
         rows.len(),
         ding.server.count_errcode(310000) + hook.server.count_errcode(401),

@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::seed::{self, event, routed};
 use common::{alert, payload, start};
-use quantwatch_alert_router::core::model::{AlertEvent, Status};
+use quantwatch_alert_router::core::model::Status;
 use quantwatch_alert_router::store::escalation::{Plan, PlannedStep};
 use quantwatch_alert_router::store::retention::{self, RetentionConfig};
 use quantwatch_alert_router::store::{
@@ -68,35 +69,6 @@ impl Db {
             m.insert(t, self.scalar(&format!("SELECT COUNT(*) FROM {t}")).await);
         }
         m
-    }
-}
-
-fn event(fp: &str, status: Status, starts_at: i64, note: &str) -> AlertEvent {
-    AlertEvent {
-        group_key: "{}:{alertname=\"Disk\"}".into(),
-        fingerprint: fp.into(),
-        status,
-        labels: [
-            ("alertname", "Disk"),
-            ("severity", "critical"),
-            ("instance", fp),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-        annotations: [("summary".to_string(), note.to_string())].into(),
-        starts_at,
-        ends_at: (status == Status::Resolved).then_some(starts_at + 1),
-        generator_url: None,
-        receiver: Some("router".into()),
-    }
-}
-
-fn routed(ev: AlertEvent, channels: &[&str], escalation: Option<Plan>) -> RoutedEvent {
-    RoutedEvent {
-        event: ev,
-        channels: channels.iter().map(|c| c.to_string()).collect(),
-        escalation,
     }
 }
 
@@ -460,18 +432,7 @@ fn prunes_old_firings_with_all_their_rows_and_keeps_live_ones_on_postgres() {
 /// `firings` plain firings resolved 100 days ago, without notifications (fast to store).
 async fn seed_old(store: &dyn Store, firings: usize, note: &str) {
     let fps: Vec<String> = (0..firings).map(|i| format!("bulk-{i}")).collect();
-    for (status, at) in [
-        (Status::Firing, NOW - 120 * DAY),
-        (Status::Resolved, NOW - 100 * DAY),
-    ] {
-        let evs: Vec<RoutedEvent> = fps
-            .iter()
-            .map(|fp| routed(event(fp, status, NOW - 120 * DAY, note), &[], None))
-            .collect();
-        for chunk in evs.chunks(1000) {
-            store.ingest(chunk, at).await.expect("seed");
-        }
-    }
+    seed::resolved_firings(store, &fps, NOW - 120 * DAY, NOW - 100 * DAY, note).await;
 }
 
 /// Intake keeps committing during a long prune: the prune is many short transactions, and

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod robots;
+pub mod seed;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
