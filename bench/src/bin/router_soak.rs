@@ -7,11 +7,19 @@
 //! a verdict: minute 1 against the last minute (RSS and p99 at most 10 % above minute 1), and the file size
 //! flat once retention has reached its steady state.
 //!
+//! The minutes are counted after a warm-up under the same load (printed as `warm-up N` rows,
+//! outside the verdict): until a firing has lived `lifetime`, stayed resolved `resolved_after`
+//! and been pruned by the next run, the load is not yet the steady one (no resolves in the
+//! first `lifetime` seconds, no deletes before retention's first prune) and the store and its
+//! caches are still growing to their working size. Comparing that start with minute 30 would
+//! measure the warm-up, not a drift.
+//!
 //! Build the router first (the bench starts the binary beside its own):
 //!   cargo build --release -p quantwatch-alert-router -p quantwatch-bench
 //!   target/release/router_soak --minutes 30
 //! Options: --minutes N (30), --rate ALERTS_PER_S (20), --lifetime SECONDS (30),
-//! --resolved-after DURATION (2m), --interval DURATION (30s), --every MINUTES (5).
+//! --resolved-after DURATION (2m), --interval DURATION (30s), --every MINUTES (5),
+//! --warmup MINUTES (lifetime + resolved_after + interval, rounded up, plus one).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -28,6 +36,7 @@ struct Args {
     resolved_after: String,
     interval: String,
     every: u64,
+    warmup: Option<u64>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -38,6 +47,7 @@ fn args() -> anyhow::Result<Args> {
         resolved_after: "2m".into(),
         interval: "30s".into(),
         every: 5,
+        warmup: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -49,6 +59,7 @@ fn args() -> anyhow::Result<Args> {
             "--resolved-after" => a.resolved_after = v,
             "--interval" => a.interval = v,
             "--every" => a.every = v.parse()?,
+            "--warmup" => a.warmup = Some(v.parse()?),
             other => anyhow::bail!("unknown option {other}"),
         }
     }
@@ -97,7 +108,7 @@ fn metric_sum(text: &str, family: &str) -> f64 {
 }
 
 struct Row {
-    minute: u64,
+    minute: i64,
     rss: u64,
     anon: u64,
     db: u64,
@@ -120,8 +131,9 @@ async fn run(a: Args, app: &App, db: std::path::PathBuf) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let log = Arc::new(Mutex::new(Log::default()));
+    let warmup = a.warmup.unwrap_or_else(|| a.steady_minutes());
     let start = Instant::now();
-    let end = start + Duration::from_secs(a.minutes * 60);
+    let end = start + Duration::from_secs((warmup + a.minutes) * 60);
     // The load: open loop, one firing every 1/rate s, its resolve `lifetime` s later, each
     // request on its own task so a slow answer never slows the pace.
     let load = {
@@ -172,10 +184,11 @@ async fn run(a: Args, app: &App, db: std::path::PathBuf) -> anyhow::Result<()> {
     };
 
     println!(
-        "router_soak: {} alerts/s (fire, resolve {} s later), {} min, retention resolved_after {} interval {}, SQLite {}\n",
+        "router_soak: {} alerts/s (fire, resolve {} s later), {} min after {} min of warm-up, retention resolved_after {} interval {}, SQLite {}\n",
         a.rate,
         a.lifetime,
         a.minutes,
+        warmup,
         a.resolved_after,
         a.interval,
         db.display()
@@ -186,8 +199,10 @@ async fn run(a: Args, app: &App, db: std::path::PathBuf) -> anyhow::Result<()> {
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rows: Vec<Row> = Vec::new();
     let wal = db.with_file_name("router.db-wal");
-    for minute in 1..=a.minutes {
-        tokio::time::sleep_until((start + Duration::from_secs(minute * 60)).into()).await;
+    for k in 1..=warmup + a.minutes {
+        tokio::time::sleep_until((start + Duration::from_secs(k * 60)).into()).await;
+        // Minutes after the warm-up: 1 is the first measured minute.
+        let minute = k as i64 - warmup as i64;
         let (mut lat, errors) = {
             let mut l = log.lock().expect("log");
             let cut = Instant::now() - Duration::from_secs(60);
@@ -222,11 +237,15 @@ async fn run(a: Args, app: &App, db: std::path::PathBuf) -> anyhow::Result<()> {
             pruned: metric_sum(&metrics, "quantwatch_router_retention_pruned_rows_total"),
             runs: metric_sum(&metrics, "quantwatch_router_retention_batches_total") > 0.0,
         };
-        if minute == 1 || minute % a.every == 0 || minute == a.minutes {
+        if minute <= 1 || minute % a.every as i64 == 0 || minute == a.minutes as i64 {
             let mib = |b: u64| b as f64 / 1_048_576.0;
             println!(
                 "| {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.0} |",
-                row.minute,
+                if minute < 1 {
+                    format!("warm-up {k}")
+                } else {
+                    minute.to_string()
+                },
                 row.rss as f64 / 1024.0,
                 row.anon as f64 / 1024.0,
                 mib(row.db),
@@ -238,7 +257,9 @@ async fn run(a: Args, app: &App, db: std::path::PathBuf) -> anyhow::Result<()> {
                 row.pruned
             );
         }
-        rows.push(row);
+        if minute >= 1 {
+            rows.push(row);
+        }
     }
     load.await?;
     verdict(&a, &rows);
@@ -256,22 +277,9 @@ fn verdict(a: &Args, rows: &[Row]) {
     let within = |r: f64| (0.0..=1.10).contains(&r);
     let rss = ratio(first.rss as f64, last.rss as f64);
     let p99 = ratio(first.p99, last.p99);
-    // Steady state: rows resolve after `lifetime`, are pruned `resolved_after` later, at the
-    // next run (`interval`); a minute more for the last run's reclaim.
-    let secs = |d: &str| {
-        let d = d.trim();
-        let (n, unit) = d.split_at(d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len()));
-        let n: u64 = n.parse().unwrap_or(0);
-        n * match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            _ => 1,
-        }
-    };
-    // And not before a third of the run: the WAL reaches its high-water mark meanwhile.
-    let steady_min = ((a.lifetime + secs(&a.resolved_after) + secs(&a.interval)).div_ceil(60) + 1)
-        .max(a.minutes / 3);
+    // The file is compared from a third of the run on: the WAL reaches its high-water mark
+    // meanwhile (the warm-up covers retention's first runs).
+    let steady_min = (a.minutes / 3).max(1) as i64;
     let steady = rows.iter().find(|r| r.minute >= steady_min && r.runs);
     println!();
     println!(
@@ -334,6 +342,27 @@ fn verdict(a: &Args, rows: &[Row]) {
         last.errors,
         last.pruned
     );
+}
+
+impl Args {
+    /// Minutes until the load and the store are steady: rows resolve after `lifetime`, are
+    /// pruned `resolved_after` later at the next run (`interval`); a minute more for that
+    /// run's reclaim.
+    fn steady_minutes(&self) -> u64 {
+        (self.lifetime + secs(&self.resolved_after) + secs(&self.interval)).div_ceil(60) + 1
+    }
+}
+
+/// Seconds of a duration as the router's config writes it (`30s`, `2m`, `1h`).
+fn secs(d: &str) -> u64 {
+    let d = d.trim();
+    let (n, unit) = d.split_at(d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len()));
+    let n: u64 = n.parse().unwrap_or(0);
+    n * match unit {
+        "m" => 60,
+        "h" => 3600,
+        _ => 1,
+    }
 }
 
 fn main() -> anyhow::Result<()> {
