@@ -591,6 +591,26 @@ async fn router_prunes(db_url: Option<String>) {
     );
     let size = r.metric("quantwatch_router_store_size_bytes").await;
     assert!(size.is_some_and(|s| s > 4096.0), "store size {size:?}");
+    // SQLite's own memory (its page caches and schema, through malloc) is part of what the
+    // allocator reports in use; both are read at the scrape.
+    let sqlite = r.metric("quantwatch_router_sqlite_heap_bytes").await;
+    let in_use = r
+        .metric("quantwatch_router_heap_bytes{state=\"in_use\"}")
+        .await;
+    let free = r
+        .metric("quantwatch_router_heap_bytes{state=\"free\"}")
+        .await;
+    if db_url.is_none() {
+        assert!(
+            sqlite.is_some_and(|b| b > 50_000.0),
+            "SQLite heap {sqlite:?}"
+        );
+    }
+    assert!(
+        in_use.zip(sqlite).is_some_and(|(h, s)| h > s),
+        "heap in use {in_use:?} must hold SQLite's {sqlite:?}"
+    );
+    assert!(free.is_some_and(|b| b >= 0.0), "heap free {free:?}");
     let last = r
         .metric("quantwatch_router_retention_last_run_timestamp_seconds")
         .await;

@@ -10,9 +10,12 @@
 //! - [`auth`]: reading `Authorization` headers and comparing secrets in constant time.
 //! - [`logging`] and [`signals`]: tracing set-up and SIGTERM/SIGINT/SIGHUP plumbing;
 //!   [`reload`]: swapping a reloaded configuration in whole and publishing the outcome.
+//! - [`heap`]: the C allocator's in-use and free bytes, and giving free pages back, so a
+//!   long-running process's resident memory follows its live data.
 
 pub mod auth;
 pub mod config;
+pub mod heap;
 pub mod logging;
 pub mod reload;
 pub mod serve;

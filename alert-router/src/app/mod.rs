@@ -228,6 +228,7 @@ pub async fn serve(
     let silence_watch = tokio::spawn(loops::silences(app.clone()));
     let rota_watch = tokio::spawn(loops::rota(app.clone()));
     let retention = tokio::spawn(loops::retention(app.clone()));
+    let heap = tokio::spawn(loops::heap());
     if let Some(rx) = reload.take() {
         let app = app.clone();
         let status = app.metrics.reload.clone();
@@ -269,6 +270,7 @@ pub async fn serve(
     silence_watch.abort();
     rota_watch.abort();
     retention.abort();
+    heap.abort();
     watcher.abort();
     Ok(())
 }

@@ -40,6 +40,11 @@ pub struct Metrics {
     pub retention_last_duration: Gauge,
     /// The store's size in bytes (SQLite: the file, PostgreSQL: the router's tables).
     pub store_size: IntGauge,
+    /// SQLite's own heap in this process (page caches, schemas, prepared statements).
+    pub sqlite_heap: IntGauge,
+    /// The C allocator's bytes by `state` (`in_use`, `free`): a leak grows `in_use`, a
+    /// fragmented heap `free`.
+    pub heap: IntGaugeVec,
 }
 
 /// The prefix of the router's reload families (`<prefix>_config_last_reload_successful`).
@@ -215,8 +220,23 @@ impl Metrics {
             "Size of the store: SQLite page_count x page_size; PostgreSQL the router's tables with indexes and TOAST.",
         )
         .expect("valid metric");
+        let sqlite_heap = IntGauge::new(
+            "quantwatch_router_sqlite_heap_bytes",
+            "Memory SQLite holds in this process: every connection's page cache, schema and prepared statements (0 with PostgreSQL).",
+        )
+        .expect("valid metric");
+        let heap = IntGaugeVec::new(
+            Opts::new(
+                "quantwatch_router_heap_bytes",
+                "The C allocator's heap: state=in_use (allocated) or free (kept for reuse; its whole pages are given back to the kernel every minute, and then no longer resident).",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(retention_pruned.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(sqlite_heap.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(heap.clone()),
+            Box::new(retention_pruned.clone()),
             Box::new(retention_batches.clone()),
             Box::new(retention_last_run.clone()),
             Box::new(retention_last_duration.clone()),
@@ -254,6 +274,8 @@ impl Metrics {
             retention_last_run,
             retention_last_duration,
             store_size,
+            sqlite_heap,
+            heap,
         }
     }
 

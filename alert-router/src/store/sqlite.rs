@@ -66,6 +66,15 @@ fn usable(conn: &sqlx::SqliteConnection) -> bool {
     true
 }
 
+/// Bytes SQLite has allocated in this process, all connections together (`sqlite3_memory_used`):
+/// its page caches are the part of the router's memory that grows with use, so the figure
+/// beside RSS tells a cache filling to its bound from a leak.
+pub fn heap_bytes() -> i64 {
+    // SAFETY: a read of SQLite's global memory counter; no arguments, no handle, thread-safe
+    // (the library is built with SQLITE_THREADSAFE=1).
+    unsafe { libsqlite3_sys::sqlite3_memory_used() }
+}
+
 /// Open (creating the file and its directory) and run the SQLite migrations.
 /// `fsync_each_commit`: the writer commits with `synchronous=FULL`, else `NORMAL`.
 pub async fn open(url: &str, fsync_each_commit: bool) -> Result<SqliteStore, StoreError> {
@@ -94,6 +103,8 @@ pub async fn open(url: &str, fsync_each_commit: bool) -> Result<SqliteStore, Sto
     // in a power cut re-sends a notification (its lease expires); it never loses an alert.
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .before_acquire(|conn, _| Box::pin(async move { Ok(usable(conn)) }))
         .connect_with(opts.clone())
         .await?;
@@ -103,6 +114,8 @@ pub async fn open(url: &str, fsync_each_commit: bool) -> Result<SqliteStore, Sto
     // means on disk. Its fsync also covers every earlier commit in the WAL.
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .before_acquire(|conn, _| Box::pin(async move { Ok(usable(conn)) }))
         .connect_with(opts.synchronous(if fsync_each_commit {
             SqliteSynchronous::Full

@@ -114,6 +114,19 @@ async fn metrics(State(app): State<Arc<Shared>>) -> Response {
             tracing::warn!(error = %e, "cannot read queue statistics");
         }
     }
+    app.metrics
+        .sqlite_heap
+        .set(crate::store::sqlite::heap_bytes());
+    if let Some(h) = quantwatch_web::heap::stats() {
+        let set = |state: &str, v: u64| {
+            app.metrics
+                .heap
+                .with_label_values(&[state])
+                .set(i64::try_from(v).unwrap_or(i64::MAX))
+        };
+        set("in_use", h.in_use);
+        set("free", h.free);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -111,6 +111,9 @@ struct Row {
     minute: i64,
     rss: u64,
     anon: u64,
+    sqlite_heap: f64,
+    heap_in_use: f64,
+    heap_free: f64,
     db: u64,
     wal: u64,
     p50: f64,
@@ -194,9 +197,9 @@ async fn run(a: Args, app: &App, db: std::path::PathBuf) -> anyhow::Result<()> {
         db.display()
     );
     println!(
-        "| minute | VmRSS MiB | RssAnon MiB | SQLite file MiB | WAL MiB | webhook p50 ms | p99 ms | answered (last min) | errors (total) | rows pruned (total) |"
+        "| minute | VmRSS MiB | RssAnon MiB | heap in use MiB | heap free MiB | of which SQLite MiB | SQLite file MiB | WAL MiB | webhook p50 ms | p99 ms | answered (last min) | errors (total) | rows pruned (total) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rows: Vec<Row> = Vec::new();
     let wal = db.with_file_name("router.db-wal");
     for k in 1..=warmup + a.minutes {
@@ -228,6 +231,9 @@ async fn run(a: Args, app: &App, db: std::path::PathBuf) -> anyhow::Result<()> {
             minute,
             rss,
             anon,
+            sqlite_heap: metric_sum(&metrics, "quantwatch_router_sqlite_heap_bytes"),
+            heap_in_use: metric_sum(&metrics, "quantwatch_router_heap_bytes{state=\"in_use\"}"),
+            heap_free: metric_sum(&metrics, "quantwatch_router_heap_bytes{state=\"free\"}"),
             db: file_len(&db),
             wal: file_len(&wal),
             p50: pct(0.5),
@@ -240,7 +246,7 @@ async fn run(a: Args, app: &App, db: std::path::PathBuf) -> anyhow::Result<()> {
         if minute <= 1 || minute % a.every as i64 == 0 || minute == a.minutes as i64 {
             let mib = |b: u64| b as f64 / 1_048_576.0;
             println!(
-                "| {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.0} |",
+                "| {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.0} |",
                 if minute < 1 {
                     format!("warm-up {k}")
                 } else {
@@ -248,6 +254,9 @@ async fn run(a: Args, app: &App, db: std::path::PathBuf) -> anyhow::Result<()> {
                 },
                 row.rss as f64 / 1024.0,
                 row.anon as f64 / 1024.0,
+                row.heap_in_use / 1_048_576.0,
+                row.heap_free / 1_048_576.0,
+                row.sqlite_heap / 1_048_576.0,
                 mib(row.db),
                 mib(row.db + row.wal) - mib(row.db),
                 row.p50,
