@@ -101,6 +101,10 @@ pub async fn open(url: &str, fsync_each_commit: bool) -> Result<SqliteStore, Sto
     }
     // Delivery bookkeeping, API, checkpoints: `synchronous=NORMAL`. Losing one of these commits
     // in a power cut re-sends a notification (its lease expires); it never loses an alert.
+    // Connections to a local file are kept, not reaped after sqlx's 10 idle / 30 minutes:
+    // reopening one re-reads the schema, refills its page cache and starts a new connection
+    // thread, churn that only moved the router's memory around (README, "Soak"). A
+    // connection left broken is dropped by `usable` instead.
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .idle_timeout(None)
