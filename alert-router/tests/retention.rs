@@ -574,6 +574,80 @@ fn one_replica_runs_each_round_and_another_takes_over_when_its_lease_expires_on_
     });
 }
 
+/// A runner that loses the lease mid-round (it stalled past its expiry and another replica
+/// took it) stops at its next renewal, between two batches, instead of running on beside the
+/// new holder; the new holder prunes the rest. Together every due firing, each once.
+#[test]
+fn a_runner_that_loses_its_lease_mid_round_stops_and_the_new_holder_prunes_the_rest_on_postgres() {
+    const FIRINGS: usize = 4000;
+    let pg = Postgres::start();
+    let url = pg.create_database("router");
+    common::runtime().block_on(async {
+        let (_, a, url, _dir) = common::config_and_store("", Some(url)).await;
+        let b = quantwatch_alert_router::store::open(&url, false)
+            .await
+            .expect("the second replica's store");
+        let db = Db::open(&url).await;
+        let now = clock::now_ms();
+        seed_round(a.as_ref(), "long", FIRINGS, now).await;
+        // 25 firings a batch: 160 batches, each followed by a pause; renewed every 100 ms.
+        let cfg = RetentionConfig {
+            lease: Duration::from_millis(300),
+            ..cfg(25)
+        };
+        let running = {
+            let (a, cfg) = (a.clone(), cfg.clone());
+            tokio::spawn(async move { retention::run_as(a.as_ref(), &cfg, "replica-a", now).await })
+        };
+        let seeded = 2 * FIRINGS as i64;
+        common::wait_for(
+            Duration::from_secs(30),
+            "replica-a's round deleting its first batch",
+            || async {
+                let n = db.scalar("SELECT COUNT(*) FROM alert_events").await;
+                if n < seeded { Ok(n) } else { Err(n) }
+            },
+        )
+        .await;
+        // replica-a "stalled" past its lease, which replica-b took meanwhile (one statement:
+        // replica-a renewing in between must not win the race this test sets up).
+        db.exec(&format!(
+            "UPDATE store_leases SET claimed_by = 'replica-b', lease_until = {}
+             WHERE name = 'retention'",
+            clock::now_ms() + 60_000
+        ))
+        .await;
+        let first = match running
+            .await
+            .expect("replica-a's task")
+            .expect("replica-a's round")
+        {
+            Round::Ran(rep) => rep,
+            skipped => panic!("replica-a had the lease: {skipped:?}"),
+        };
+        assert!(first.lost_lease, "replica-a noticed: {first:?}");
+        assert!(
+            first.firings > 0 && first.firings < FIRINGS as u64,
+            "replica-a stopped mid-round: {} of {FIRINGS}",
+            first.firings
+        );
+        let second = match retention::run_as(b.as_ref(), &cfg, "replica-b", clock::now_ms())
+            .await
+            .expect("replica-b's round")
+        {
+            Round::Ran(rep) => rep,
+            skipped => panic!("replica-b holds the lease: {skipped:?}"),
+        };
+        assert!(!second.lost_lease);
+        assert_eq!(first.firings + second.firings, FIRINGS as u64);
+        assert_eq!(
+            first.rows_of("alert_events") + second.rows_of("alert_events"),
+            seeded as u64
+        );
+        assert_eq!(db.scalar("SELECT COUNT(*) FROM alert_events").await, 0);
+    });
+}
+
 /// SQLite: one process per file, no lease (no table either); every round runs, whoever asks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_round_runs_on_sqlite_without_a_lease() {
