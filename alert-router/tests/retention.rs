@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use common::seed::{self, event, routed};
 use common::{alert, payload, start};
+use quantwatch_alert_router::core::clock;
 use quantwatch_alert_router::core::model::Status;
 use quantwatch_alert_router::store::escalation::{Plan, PlannedStep};
-use quantwatch_alert_router::store::retention::{self, RetentionConfig};
+use quantwatch_alert_router::store::retention::{self, Lease, RetentionConfig, Round};
 use quantwatch_alert_router::store::{
     AckRequest, AckVia, Notice, RoutedEvent, SilenceRecord, Store,
 };
@@ -176,6 +177,7 @@ fn cfg(batch: usize) -> RetentionConfig {
         audit_after: Duration::from_secs(200 * 86_400),
         interval: Duration::from_secs(3600),
         batch,
+        lease: retention::DEFAULT_LEASE,
     }
 }
 
@@ -427,6 +429,246 @@ fn prunes_old_firings_with_all_their_rows_and_keeps_live_ones_on_postgres() {
         let (_, store, url, _dir) = common::config_and_store("", Some(url)).await;
         prunes_exactly(store, &url).await;
     });
+}
+
+/// `n` firings named `{tag}-{i}`, resolved 100 days before `now`, unnotified.
+async fn seed_round(store: &dyn Store, tag: &str, n: usize, now: i64) {
+    let fps: Vec<String> = (0..n).map(|i| format!("{tag}-{i}")).collect();
+    seed::resolved_firings(store, &fps, now - 120 * DAY, now - 100 * DAY, tag).await;
+}
+
+/// One runner among replicas sharing PostgreSQL: two store handles on one database play two
+/// replicas. Both start a round at once: exactly one prunes the round's firings, the other
+/// skips it naming the first and deletes nothing; the runner keeps the lease for the
+/// interval, so at the next round the other skips again (told when the last round finished)
+/// and the runner prunes. Then the runner dies mid-round (its last renewal, 3 s, left
+/// behind): the other skips while that lease lasts and prunes everything due once it has
+/// expired. Real time (the lease is compared with the caller's clock), no fixed waits.
+#[test]
+fn one_replica_runs_each_round_and_another_takes_over_when_its_lease_expires_on_postgres() {
+    const FIRST: usize = 600;
+    const SECOND: usize = 300;
+    const THIRD: usize = 200;
+    let pg = Postgres::start();
+    let url = pg.create_database("router");
+    common::runtime().block_on(async {
+        let (_, a, url, _dir) = common::config_and_store("", Some(url)).await;
+        let b = quantwatch_alert_router::store::open(&url, false)
+            .await
+            .expect("the second replica's store");
+        let db = Db::open(&url).await;
+        let events = || db.scalar("SELECT COUNT(*) FROM alert_events");
+        let cfg = cfg(50);
+
+        let now = clock::now_ms();
+        seed_round(a.as_ref(), "first", FIRST, now).await;
+        let (ra, rb) = tokio::join!(
+            retention::run_as(a.as_ref(), &cfg, "replica-a", now),
+            retention::run_as(b.as_ref(), &cfg, "replica-b", now),
+        );
+        let (ra, rb) = (
+            ra.expect("replica-a's round"),
+            rb.expect("replica-b's round"),
+        );
+        let ((runner, run_store), (other, other_store), report, by) = match (&ra, &rb) {
+            (Round::Ran(rep), Round::Skipped { by, .. }) => {
+                (("replica-a", &a), ("replica-b", &b), rep, by)
+            }
+            (Round::Skipped { by, .. }, Round::Ran(rep)) => {
+                (("replica-b", &b), ("replica-a", &a), rep, by)
+            }
+            both => panic!("exactly one replica must run the round, not {both:?}"),
+        };
+        assert_eq!(by, runner, "the skipping replica names the runner");
+        assert_eq!(report.firings, FIRST as u64);
+        assert_eq!(report.rows_of("alert_events"), 2 * FIRST as u64);
+        assert!(!report.lost_lease);
+        assert_eq!(events().await, 0, "the round pruned every due firing");
+        let done = db
+            .scalar("SELECT done_at FROM store_leases WHERE name = 'retention'")
+            .await;
+        assert!(done >= now, "the round's end recorded: {done} < {now}");
+
+        // The next round: the runner kept the lease for the interval (1 h).
+        let now = clock::now_ms();
+        seed_round(a.as_ref(), "second", SECOND, now).await;
+        match retention::run_as(other_store.as_ref(), &cfg, other, now)
+            .await
+            .expect("the other replica's second round")
+        {
+            Round::Skipped { by, done_ms, .. } => {
+                assert_eq!(by, runner);
+                assert_eq!(done_ms, Some(done), "when the last round finished");
+            }
+            ran => panic!("{other} ran while {runner} holds the lease: {ran:?}"),
+        }
+        assert_eq!(
+            events().await,
+            2 * SECOND as i64,
+            "nothing pruned by the skip"
+        );
+        match retention::run_as(run_store.as_ref(), &cfg, runner, now)
+            .await
+            .expect("the runner's second round")
+        {
+            Round::Ran(rep) => assert_eq!(rep.firings, SECOND as u64),
+            skipped => panic!("{runner} skipped its own lease: {skipped:?}"),
+        }
+
+        // The runner renews its lease mid-round for 3 s, then dies: the lease stays behind.
+        let now = clock::now_ms();
+        seed_round(a.as_ref(), "third", THIRD, now).await;
+        let renewed = run_store
+            .take_lease(retention::LEASE_NAME, runner, now, now + 3_000)
+            .await
+            .expect("renew");
+        assert_eq!(renewed, Lease::Granted);
+        let until = db
+            .scalar("SELECT lease_until FROM store_leases WHERE name = 'retention'")
+            .await;
+        let skips = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (report, at) = common::wait_for(
+            Duration::from_secs(30),
+            "the other replica taking over once the dead runner's lease expired",
+            || {
+                let (store, cfg, skips) = (other_store.clone(), cfg.clone(), skips.clone());
+                async move {
+                    let at = clock::now_ms();
+                    match retention::run_as(store.as_ref(), &cfg, other, at)
+                        .await
+                        .expect("the other replica's round")
+                    {
+                        Round::Ran(rep) => Ok((rep, at)),
+                        Round::Skipped { by, until_ms, .. } => {
+                            assert_eq!(by, runner);
+                            assert_eq!(until_ms, until);
+                            assert!(at <= until, "skipped at {at}, after the lease ({until})");
+                            skips.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            Err(until - at)
+                        }
+                    }
+                }
+            },
+        )
+        .await;
+        assert!(
+            skips.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+            "the round right after the renewal skipped"
+        );
+        assert!(
+            at > until,
+            "took over at {at}, before the lease expired ({until})"
+        );
+        assert_eq!(report.firings, THIRD as u64);
+        assert_eq!(events().await, 0);
+        let holder: String = match &db {
+            Db::Pg(p) => {
+                sqlx::query_scalar("SELECT claimed_by FROM store_leases WHERE name = 'retention'")
+                    .fetch_one(p)
+                    .await
+                    .expect("holder")
+            }
+            Db::Lite(_) => unreachable!("a PostgreSQL database"),
+        };
+        assert_eq!(holder, other);
+    });
+}
+
+/// A runner that loses the lease mid-round (it stalled past its expiry and another replica
+/// took it) stops at its next renewal, between two batches, instead of running on beside the
+/// new holder; the new holder prunes the rest. Together every due firing, each once.
+#[test]
+fn a_runner_that_loses_its_lease_mid_round_stops_and_the_new_holder_prunes_the_rest_on_postgres() {
+    const FIRINGS: usize = 4000;
+    let pg = Postgres::start();
+    let url = pg.create_database("router");
+    common::runtime().block_on(async {
+        let (_, a, url, _dir) = common::config_and_store("", Some(url)).await;
+        let b = quantwatch_alert_router::store::open(&url, false)
+            .await
+            .expect("the second replica's store");
+        let db = Db::open(&url).await;
+        let now = clock::now_ms();
+        seed_round(a.as_ref(), "long", FIRINGS, now).await;
+        // 25 firings a batch: 160 batches, each followed by a pause; renewed every 100 ms.
+        let cfg = RetentionConfig {
+            lease: Duration::from_millis(300),
+            ..cfg(25)
+        };
+        let running = {
+            let (a, cfg) = (a.clone(), cfg.clone());
+            tokio::spawn(async move { retention::run_as(a.as_ref(), &cfg, "replica-a", now).await })
+        };
+        let seeded = 2 * FIRINGS as i64;
+        common::wait_for(
+            Duration::from_secs(30),
+            "replica-a's round deleting its first batch",
+            || async {
+                let n = db.scalar("SELECT COUNT(*) FROM alert_events").await;
+                if n < seeded { Ok(n) } else { Err(n) }
+            },
+        )
+        .await;
+        // replica-a "stalled" past its lease, which replica-b took meanwhile (one statement:
+        // replica-a renewing in between must not win the race this test sets up).
+        db.exec(&format!(
+            "UPDATE store_leases SET claimed_by = 'replica-b', lease_until = {}
+             WHERE name = 'retention'",
+            clock::now_ms() + 60_000
+        ))
+        .await;
+        let first = match running
+            .await
+            .expect("replica-a's task")
+            .expect("replica-a's round")
+        {
+            Round::Ran(rep) => rep,
+            skipped => panic!("replica-a had the lease: {skipped:?}"),
+        };
+        assert!(first.lost_lease, "replica-a noticed: {first:?}");
+        assert!(
+            first.firings > 0 && first.firings < FIRINGS as u64,
+            "replica-a stopped mid-round: {} of {FIRINGS}",
+            first.firings
+        );
+        let second = match retention::run_as(b.as_ref(), &cfg, "replica-b", clock::now_ms())
+            .await
+            .expect("replica-b's round")
+        {
+            Round::Ran(rep) => rep,
+            skipped => panic!("replica-b holds the lease: {skipped:?}"),
+        };
+        assert!(!second.lost_lease);
+        assert_eq!(first.firings + second.firings, FIRINGS as u64);
+        assert_eq!(
+            first.rows_of("alert_events") + second.rows_of("alert_events"),
+            seeded as u64
+        );
+        assert_eq!(db.scalar("SELECT COUNT(*) FROM alert_events").await, 0);
+    });
+}
+
+/// SQLite: one process per file, no lease (no table either); every round runs, whoever asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_round_runs_on_sqlite_without_a_lease() {
+    let (_, store, url, _dir) = common::config_and_store("", None).await;
+    let db = Db::open(&url).await;
+    let now = clock::now_ms();
+    seed_round(store.as_ref(), "lite", 100, now).await;
+    for (holder, firings) in [("replica-a", 100), ("replica-b", 0)] {
+        match retention::run_as(store.as_ref(), &cfg(50), holder, now)
+            .await
+            .expect("round")
+        {
+            Round::Ran(rep) => assert_eq!(rep.firings, firings, "{holder}"),
+            skipped => panic!("{holder} skipped on SQLite: {skipped:?}"),
+        }
+    }
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'store_leases'")
+            .await,
+        0
+    );
 }
 
 /// `firings` plain firings resolved 100 days ago, without notifications (fast to store).
@@ -760,6 +1002,7 @@ fn retention_config_defaults_and_errors_name_the_key() {
             audit_after: Duration::from_secs(400 * 86_400),
             interval: Duration::from_secs(3600),
             batch: retention::DEFAULT_BATCH,
+            lease: Duration::from_secs(120),
         }
     );
     let c = load("retention:\n  resolved_after: 30d\n").expect("one key");

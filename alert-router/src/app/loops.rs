@@ -94,8 +94,11 @@ pub async fn heap() {
     }
 }
 
-/// Retention (`store::retention`): a run at start, then every `retention.interval` of the
-/// configuration in force; rows deleted, the run's time and the store's size as self-metrics.
+/// Retention (`store::retention`): a round at start, then every `retention.interval` of the
+/// configuration in force, on one replica at a time (`retention::run_as`, the lease named
+/// after this process); rows deleted, the round's time and the store's size as self-metrics.
+/// A replica that skips reports when the store's last round finished, whoever ran it, so
+/// `quantwatch_router_retention_last_run_timestamp_seconds` means the same on every replica.
 /// A failed run is logged and tried again at the next interval (nothing is lost by waiting).
 pub async fn retention(app: Arc<App>) {
     for t in store::retention::TABLES {
@@ -104,8 +107,9 @@ pub async fn retention(app: Arc<App>) {
     store_size(&app).await;
     loop {
         let cfg = app.live().config.retention.clone();
-        match store::retention::run(app.store.as_ref(), &cfg, clock::now_ms()).await {
-            Ok(rep) => {
+        let round = store::retention::run_as(app.store.as_ref(), &cfg, &app.owner, clock::now_ms());
+        match round.await {
+            Ok(store::retention::Round::Ran(rep)) => {
                 for (table, n) in &rep.rows {
                     app.metrics
                         .retention_pruned
@@ -116,9 +120,11 @@ pub async fn retention(app: Arc<App>) {
                 app.metrics
                     .retention_last_duration
                     .set(rep.elapsed.as_secs_f64());
-                app.metrics
-                    .retention_last_run
-                    .set(clock::now_ms() as f64 / 1000.0);
+                if !rep.lost_lease {
+                    app.metrics
+                        .retention_last_run
+                        .set(clock::now_ms() as f64 / 1000.0);
+                }
                 if rep.firings > 0 || !rep.rows.is_empty() {
                     tracing::info!(
                         firings = rep.firings,
@@ -126,8 +132,24 @@ pub async fn retention(app: Arc<App>) {
                         batches = rep.batches,
                         reclaimed_pages = rep.reclaimed_pages,
                         seconds = rep.elapsed.as_secs_f64(),
+                        lost_lease = rep.lost_lease,
                         "retention pruned the store"
                     );
+                }
+            }
+            Ok(store::retention::Round::Skipped {
+                by,
+                until_ms,
+                done_ms,
+            }) => {
+                tracing::debug!(
+                    by,
+                    until_ms,
+                    done_ms,
+                    "retention: another replica holds the lease; skipping this round"
+                );
+                if let Some(done) = done_ms {
+                    app.metrics.retention_last_run.set(done as f64 / 1000.0);
                 }
             }
             Err(e) => {

@@ -34,7 +34,8 @@ pub struct Metrics {
     pub retention_pruned: IntCounterVec,
     /// Write transactions retention's deletes took (each one holds intake back at most once).
     pub retention_batches: prometheus::IntCounter,
-    /// When the last retention run ended successfully (Unix seconds).
+    /// When the last retention run on this store ended successfully (Unix seconds), by this
+    /// replica or, where replicas share PostgreSQL, by the one holding the lease.
     pub retention_last_run: Gauge,
     /// How long the last retention run took, pauses between batches included.
     pub retention_last_duration: Gauge,
@@ -207,7 +208,7 @@ impl Metrics {
         .expect("valid metric");
         let retention_last_run = Gauge::new(
             "quantwatch_router_retention_last_run_timestamp_seconds",
-            "When the last retention run ended successfully (Unix seconds; 0 before the first).",
+            "When the last retention run on this store ended successfully, by this replica or another (Unix seconds; 0 before the first).",
         )
         .expect("valid metric");
         let retention_last_duration = Gauge::new(

@@ -12,6 +12,7 @@ use super::sql::{Dialect, SqlStore};
 
 impl Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
+    const SHARED: bool = true;
     fn lock_rows(of: &str) -> String {
         if of.is_empty() {
             " FOR UPDATE".into()

@@ -15,6 +15,18 @@
 //! intake's group commit and the delivery workers wait for one batch at most, never for the
 //! whole run. On SQLite the freed pages are then handed back to the file system in bounded
 //! `incremental_vacuum` steps (the file is `auto_vacuum = INCREMENTAL`, `sqlite.rs`).
+//!
+//! One runner ([`run_as`]): replicas sharing one PostgreSQL would otherwise all run the same
+//! deletes every interval. A round runs under a lease row (`store_leases`, migration 0012),
+//! taken the way an outbox row is claimed (`claimed_by`, `lease_until`, free once expired)
+//! with the rota claims' upsert, renewed between batches and kept for one `interval` after
+//! the round, so the replica that ran keeps running and the others skip. A replica that dies
+//! loses the lease when it expires, and the next replica whose interval comes round takes
+//! over. Not an advisory lock: a session lock belongs to one pooled connection (released on
+//! that connection or never), a transaction lock ends with one of the many short batch
+//! transactions; and neither says when the last round finished, which the skipping replicas
+//! report. SQLite (`Dialect::SHARED` false) has one process per file: every lease is granted
+//! without a write.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -49,7 +61,17 @@ pub struct RetentionConfig {
     /// Firings (or audit, silence, notice, claim rows) deleted per transaction. Not in the
     /// file: the bound on how long intake can wait for a prune, measured, not tuned per site.
     pub batch: usize,
+    /// How long a running round's lease lasts without renewal (it is renewed between
+    /// batches): a replica that dies mid-round is replaced after at most this. Not in the
+    /// file: long beside a batch (milliseconds), short beside `interval`.
+    pub lease: Duration,
 }
+
+/// The runner's lease lasts 2 minutes unless renewed.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
+
+/// The name of retention's row in `store_leases`.
+pub const LEASE_NAME: &str = "retention";
 
 /// Firings per delete transaction: a firing is ~2 events, 2–10 outbox rows and a few others,
 /// so a batch deletes ~1,000–2,000 rows, a few milliseconds on SQLite and PostgreSQL.
@@ -62,6 +84,7 @@ impl Default for RetentionConfig {
             audit_after: Duration::from_secs(400 * 86_400),
             interval: Duration::from_secs(3_600),
             batch: DEFAULT_BATCH,
+            lease: DEFAULT_LEASE,
         }
     }
 }
@@ -83,6 +106,7 @@ pub fn validate(f: &FileRetention, file: &str, p: &mut Vec<Problem>) -> Retentio
         audit_after: dur(p, "audit_after", f.audit_after.as_deref(), d.audit_after),
         interval: dur(p, "interval", f.interval.as_deref(), d.interval),
         batch: d.batch,
+        lease: d.lease,
     };
     if p.len() == before && cfg.audit_after < cfg.resolved_after {
         p.push(Problem {
@@ -126,6 +150,9 @@ pub struct PruneReport {
     pub reclaimed_pages: u64,
     /// How long the run took, pauses included.
     pub elapsed: Duration,
+    /// The round stopped early because another replica took the lease (this one stalled for
+    /// longer than `lease`); the rest is that replica's.
+    pub lost_lease: bool,
 }
 
 impl PruneReport {
@@ -168,6 +195,33 @@ pub enum Sweep {
     RotaClaims,
 }
 
+/// A lease request's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// The caller holds the lease until the time it asked for.
+    Granted,
+    /// Another holder has it until `until_ms`; `done_ms`: when a round last finished.
+    Held {
+        by: String,
+        until_ms: i64,
+        done_ms: Option<i64>,
+    },
+}
+
+/// What [`run_as`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Round {
+    /// This replica held the lease and ran the round.
+    Ran(PruneReport),
+    /// Another replica holds the lease (runs, or ran, this round); nothing was deleted here.
+    /// `done_ms`: when a round on this store last finished, by any replica.
+    Skipped {
+        by: String,
+        until_ms: i64,
+        done_ms: Option<i64>,
+    },
+}
+
 /// The store's side of retention; a supertrait of `Store`.
 #[async_trait]
 pub trait RetentionStore: Send + Sync {
@@ -187,6 +241,25 @@ pub trait RetentionStore: Send + Sync {
     /// The store's size on disk: SQLite `page_count × page_size` (the main file once the WAL
     /// is checkpointed), PostgreSQL the router's tables with their indexes and TOAST.
     async fn size_bytes(&self) -> Result<i64, StoreError>;
+    /// Take or renew the lease `name` for `holder` until `until_ms`: granted when nobody has
+    /// it, its holder's lease ended before `now_ms`, or `holder` already has it. Where one
+    /// process owns the store (SQLite) always granted, nothing written.
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Lease, StoreError>;
+    /// Record that `holder`'s round finished at `done_ms` and keep the lease until
+    /// `until_ms`; nothing if `holder` no longer has it.
+    async fn finish_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        done_ms: i64,
+        until_ms: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// Pages per `incremental_vacuum` step (4 MiB at SQLite's default page size): each step is
@@ -197,13 +270,104 @@ pub const RECLAIM_STEP: i64 = 1024;
 /// pages back to the file system. Each batch is its own transaction, followed by a pause as
 /// long as the batch took (at least 5 ms, at most 200 ms), so intake and delivery get the
 /// store between batches however many rows are due.
+///
+/// Without the lease: for a process that knows it is alone with the store (tests, benches).
+/// The router runs [`run_as`].
 pub async fn run(
     store: &dyn Store,
     cfg: &RetentionConfig,
     now_ms: i64,
 ) -> Result<PruneReport, StoreError> {
+    prune(store, cfg, now_ms, None).await
+}
+
+/// One round as `holder` (a replica's unique name) at `now_ms`, if it gets the lease (module
+/// doc, "One runner"): the lease for `cfg.lease`, renewed between batches, then kept for one
+/// `cfg.interval` after the round. Skipped, with who has it, when another replica does.
+pub async fn run_as(
+    store: &dyn Store,
+    cfg: &RetentionConfig,
+    holder: &str,
+    now_ms: i64,
+) -> Result<Round, StoreError> {
+    let lease = ms(cfg.lease);
+    if let Lease::Held {
+        by,
+        until_ms,
+        done_ms,
+    } = store
+        .take_lease(LEASE_NAME, holder, now_ms, now_ms.saturating_add(lease))
+        .await?
+    {
+        return Ok(Round::Skipped {
+            by,
+            until_ms,
+            done_ms,
+        });
+    }
+    let report = prune(store, cfg, now_ms, Some(holder)).await?;
+    if !report.lost_lease {
+        let done = now_ms.saturating_add(ms(report.elapsed));
+        store
+            .finish_lease(
+                LEASE_NAME,
+                holder,
+                done,
+                done.saturating_add(ms(cfg.interval)),
+            )
+            .await?;
+    }
+    Ok(Round::Ran(report))
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Renew `holder`'s lease once a third of it has passed since the last renewal; false when
+/// another replica has taken it meanwhile.
+async fn keep_lease(
+    store: &dyn Store,
+    cfg: &RetentionConfig,
+    holder: Option<&str>,
+    renewed: &mut Instant,
+    now_ms: i64,
+    started: Instant,
+) -> Result<bool, StoreError> {
+    let Some(holder) = holder else {
+        return Ok(true);
+    };
+    if renewed.elapsed() < cfg.lease / 3 {
+        return Ok(true);
+    }
+    let now = now_ms.saturating_add(ms(started.elapsed()));
+    match store
+        .take_lease(LEASE_NAME, holder, now, now.saturating_add(ms(cfg.lease)))
+        .await?
+    {
+        Lease::Granted => {
+            *renewed = Instant::now();
+            Ok(true)
+        }
+        Lease::Held { by, .. } => {
+            tracing::warn!(
+                holder,
+                by,
+                "retention's lease was taken by another replica mid-round; stopping"
+            );
+            Ok(false)
+        }
+    }
+}
+
+async fn prune(
+    store: &dyn Store,
+    cfg: &RetentionConfig,
+    now_ms: i64,
+    holder: Option<&str>,
+) -> Result<PruneReport, StoreError> {
     let started = Instant::now();
-    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let mut renewed = started;
     let cutoff = now_ms.saturating_sub(ms(cfg.resolved_after));
     let audit_cutoff = now_ms.saturating_sub(ms(cfg.audit_after));
     let batch = cfg.batch.max(1);
@@ -217,6 +381,11 @@ pub async fn run(
             break;
         }
         pause(t.elapsed()).await;
+        if !keep_lease(store, cfg, holder, &mut renewed, now_ms, started).await? {
+            report.lost_lease = true;
+            report.elapsed = started.elapsed();
+            return Ok(report);
+        }
     }
     for (sweep, at) in [
         (Sweep::Audit, audit_cutoff),
@@ -232,6 +401,11 @@ pub async fn run(
                 break;
             }
             pause(t.elapsed()).await;
+            if !keep_lease(store, cfg, holder, &mut renewed, now_ms, started).await? {
+                report.lost_lease = true;
+                report.elapsed = started.elapsed();
+                return Ok(report);
+            }
         }
     }
     // Bounded: a file freed of more than 256 steps' worth shrinks over the next runs.
@@ -446,5 +620,76 @@ impl<D> [RetentionStore for SqlStore<D>] {
             .await?;
         Ok(n.unwrap_or(0))
     }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Lease, StoreError> {
+        if !D::SHARED {
+            return Ok(Lease::Granted);
+        }
+        retry_busy!("take_lease", async {
+            // One statement: of two replicas asking at once, one inserts (or updates) and
+            // the other, waiting on that row, finds the condition false and gets no row.
+            let got: Option<String> = sqlx::query_scalar(TAKE_LEASE)
+                .bind(name)
+                .bind(holder)
+                .bind(until_ms)
+                .bind(now_ms)
+                .fetch_optional(&self.pool)
+                .await?;
+            if got.is_some() {
+                return Ok(Lease::Granted);
+            }
+            let (by, until_ms, done_ms): (String, i64, Option<i64>) = sqlx::query_as(
+                "SELECT claimed_by, lease_until, done_at FROM store_leases WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(Lease::Held {
+                by,
+                until_ms,
+                done_ms,
+            })
+        })
+    }
+
+    async fn finish_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        done_ms: i64,
+        until_ms: i64,
+    ) -> Result<(), StoreError> {
+        if !D::SHARED {
+            return Ok(());
+        }
+        retry_busy!("finish_lease", async {
+            sqlx::query(
+                "UPDATE store_leases SET lease_until = $3, done_at = $4
+                 WHERE name = $1 AND claimed_by = $2",
+            )
+            .bind(name)
+            .bind(holder)
+            .bind(until_ms)
+            .bind(done_ms)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
 }
 }
+
+/// Take the lease `$1` for `$2` until `$3` if it is free, expired before `$4`, or `$2`'s
+/// already (the outbox claim's condition, `lease_until < now`); returns the holder when taken.
+const TAKE_LEASE: &str =
+    "INSERT INTO store_leases (name, claimed_by, lease_until) VALUES ($1, $2, $3)
+    ON CONFLICT (name) DO UPDATE SET claimed_by = excluded.claimed_by,
+        lease_until = excluded.lease_until
+    WHERE store_leases.claimed_by = excluded.claimed_by OR store_leases.lease_until < $4
+    RETURNING claimed_by";

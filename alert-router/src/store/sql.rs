@@ -60,6 +60,10 @@ pub trait Dialect: Database {
     /// bookkeeping (claims, failover) writes through the read pool. A single statement outside
     /// a transaction needs nothing: SQLite waits for the lock before it reads.
     const BEGIN_WRITE: &'static str;
+    /// Whether several router processes can share the store (PostgreSQL replicas): jobs that
+    /// should run on one of them at a time take a lease (`retention::RetentionStore::take_lease`).
+    /// SQLite: false, one process owns the file, every lease is granted without a write.
+    const SHARED: bool;
 }
 
 /// The store over one dialect.

@@ -15,6 +15,7 @@ use super::sql::{Dialect, SqlStore};
 
 impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const SHARED: bool = false;
     fn lock_rows(_of: &str) -> String {
         String::new()
     }
