@@ -7,7 +7,14 @@ use quantwatch_alert_router::app::cli::Cli;
 use quantwatch_alert_router::app::run;
 use quantwatch_web::logging::{LogFormat, init};
 
+/// Malloc arenas the router's threads share (README, "Soak"): with glibc's default (up to
+/// 16 on two cores: tokio's workers, one thread per SQLite connection, blocking threads) each
+/// kept its own free chunks resident; two measured ~1 MiB less RSS at the same latency.
+const ARENAS: usize = 2;
+
 fn main() -> ExitCode {
+    // Before any thread exists: arenas made earlier would stay.
+    let arenas_capped = quantwatch_web::heap::limit_arenas(ARENAS);
     let cli = Cli::parse();
     let format = if cli.log_format == "json" {
         LogFormat::Json
@@ -15,6 +22,11 @@ fn main() -> ExitCode {
         LogFormat::Text
     };
     init(format, "info");
+    if !arenas_capped {
+        tracing::info!(
+            "malloc arenas left as the environment sets them (MALLOC_ARENA_MAX or GLIBC_TUNABLES)"
+        );
+    }
     if rustls::crypto::ring::default_provider()
         .install_default()
         .is_err()
