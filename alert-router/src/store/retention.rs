@@ -332,8 +332,8 @@ impl<D> [RetentionStore for SqlStore<D>] {
             // By primary key (fingerprint), then only if it points at a deleted event: a
             // chain or status row of a later firing stays.
             let sql = format!(
-                "DELETE FROM {table} WHERE fingerprint IN ({}) AND event_id IN ({})",
-                D::texts_from_json(1),
+                "DELETE FROM {table} WHERE {} AND event_id IN ({})",
+                D::in_json_texts("fingerprint", 1),
                 D::ids_from_json(2)
             );
             let r = sqlx::query(&sql).bind(&fps).bind(&ev).execute(&mut *tx).await?;

@@ -38,14 +38,13 @@ pub trait Dialect: Database {
     /// `col IN` the strings of the JSON array parameter `$n`, written so that the planner
     /// looks each one up in `col`'s index: on PostgreSQL `= ANY(ARRAY(...))` (one array,
     /// probed per element), since an `IN (sub-select)` of a set function is planned as a hash
-    /// join over a scan of the whole table.
+    /// join over a scan of the whole table. The one way to match a list of strings (the
+    /// listings by fingerprint, retention's deletes by fingerprint).
     fn in_json_texts(col: &str, n: usize) -> String;
     /// The same for the integers of `$n`.
     fn in_json_ids(col: &str, n: usize) -> String;
     /// Rows a statement changed (sqlx has no trait for it).
     fn rows_affected(r: &Self::QueryResult) -> u64;
-    /// A sub-select yielding the strings of a JSON array parameter (`$n`) as rows of TEXT.
-    fn texts_from_json(n: usize) -> String;
     /// The store's size in bytes, one row of one BIGINT (`retention::RetentionStore::size_bytes`).
     const SIZE_BYTES: &'static str;
     /// The number of free pages in the file, where the store can give them back (SQLite).
