@@ -16,14 +16,15 @@
 //! one in ten was escalated: step 0 of a two-step chain sent, then resolved before step 1
 //! (which the resolve deletes, as in production).
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use quantwatch_alert_router::core::model::{AlertEvent, Status};
 use quantwatch_alert_router::store::escalation::{Plan, PlannedStep};
 use quantwatch_alert_router::store::{RoutedEvent, Store};
+use quantwatch_bench::router;
+use quantwatch_bench::timing::{Latencies, timed};
 
 const API: &str = "bench-api-token";
 /// The zero-config router's one channel.
@@ -216,50 +217,6 @@ async fn seed_escalated(store: &dyn Store, count: usize, now: i64) -> anyhow::Re
     Ok(())
 }
 
-struct Router {
-    base: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), quantwatch_alert_router::app::RunError>>,
-}
-
-async fn start_router(db_url: &str) -> anyhow::Result<Router> {
-    let env: HashMap<String, String> = [
-        ("ROUTER_DATABASE_URL".to_string(), db_url.to_string()),
-        ("ROUTER_API_TOKEN".to_string(), API.to_string()),
-    ]
-    .into_iter()
-    .collect();
-    let cfg = quantwatch_alert_router::app::config::load(None, &env)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(quantwatch_alert_router::app::serve(
-        cfg,
-        None,
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-        None,
-    ));
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the router on {db_url} was not ready within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(Router { base, stop, task })
-}
-
 struct Figure {
     what: String,
     p50_ms: f64,
@@ -279,35 +236,26 @@ async fn measure(
     expect: &str,
     path: impl Fn(usize) -> String,
 ) -> anyhow::Result<Figure> {
-    let mut lat = Vec::with_capacity(requests);
+    let mut lat = Latencies::default();
     let mut bytes = 0;
     for i in 0..requests + 10 {
         let url = format!("{base}{}", path(i));
-        let t = Instant::now();
-        let r = client.get(&url).bearer_auth(API).send().await?;
-        let status = r.status();
-        let body = r.text().await?;
-        let took = t.elapsed();
+        let a = timed(client.get(&url).bearer_auth(API)).await?;
+        let (status, body) = (a.status, a.text());
         anyhow::ensure!(status.is_success(), "GET {url}: {status}: {body}");
         anyhow::ensure!(
             body.contains(expect),
             "GET {url}: no {expect:?} in the answer"
         );
         if i >= 10 {
-            lat.push(took);
-            bytes = body.len();
+            lat.push(a.took);
+            bytes = a.body.len();
         }
     }
-    lat.sort();
-    let ms = |q: f64| {
-        quantwatch_bench::percentile(&lat, q)
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(f64::NAN)
-    };
     Ok(Figure {
         what: what.to_string(),
-        p50_ms: ms(0.50),
-        p99_ms: ms(0.99),
+        p50_ms: lat.ms(0.50),
+        p99_ms: lat.ms(0.99),
         target,
         bytes,
     })
@@ -335,7 +283,11 @@ async fn run(store_kind: &str, a: &Args) -> anyhow::Result<Vec<Figure>> {
     );
     seed_escalated(store.as_ref(), a.escalated, now).await?;
     drop(store);
-    let router = start_router(&url).await?;
+    let router = router::start(
+        None,
+        &[("ROUTER_DATABASE_URL", &url), ("ROUTER_API_TOKEN", API)],
+    )
+    .await?;
     let client = reqwest::Client::new();
     let base = router.base.clone();
     let mut figures = Vec::new();
@@ -392,12 +344,7 @@ async fn run(store_kind: &str, a: &Args) -> anyhow::Result<Vec<Figure>> {
         )
         .await?,
     );
-    let _ = router.stop.send(());
-    router
-        .task
-        .await
-        .context("router task")?
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    router.stop().await?;
     drop(pg);
     Ok(figures)
 }
