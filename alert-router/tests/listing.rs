@@ -141,45 +141,67 @@ async fn page_text(url: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.expect("page"))
 }
 
-/// Every page of `/api/v1/alerts?limit=7`, following `next`: the fingerprints in order.
-async fn all_alert_pages(base: &str, store: &dyn Store, resolve_at_page: usize) -> Vec<String> {
-    let mut seen = Vec::new();
+/// Every page of `url` with `limit` rows a page, following `next`: each page's `key` rows.
+/// After page `at_page`, `meanwhile` changes the store. Every page but the last is full, and
+/// `next` is null on the last.
+async fn walk_pages(
+    url: &str,
+    key: &str,
+    limit: usize,
+    at_page: usize,
+    meanwhile: impl AsyncFnOnce(),
+) -> Vec<Vec<Value>> {
+    let mut pages: Vec<Vec<Value>> = Vec::new();
+    let mut meanwhile = Some(meanwhile);
     let mut cursor: Option<String> = None;
-    for page in 0.. {
+    loop {
+        let page = pages.len();
         assert!(page < 100, "paging did not end");
-        let url = match &cursor {
-            Some(c) => format!("{base}/api/v1/alerts?limit=7&cursor={c}"),
-            None => format!("{base}/api/v1/alerts?limit=7"),
+        let page_url = match &cursor {
+            Some(c) => format!("{url}?limit={limit}&cursor={c}"),
+            None => format!("{url}?limit={limit}"),
         };
-        let (status, v) = get(&url).await;
-        assert_eq!(status, 200, "{url}: {v}");
-        let alerts = v["alerts"].as_array().expect("alerts");
-        assert!(alerts.len() <= 7, "page {page} has {} rows", alerts.len());
-        seen.extend(
-            alerts
-                .iter()
-                .map(|a| a["fingerprint"].as_str().expect("fp").to_string()),
-        );
-        if page == resolve_at_page {
-            // An alert of a later page resolves meanwhile: it leaves, nothing else moves.
-            let ev = event("fp-late-40", "Late40", Status::Resolved, T0 + 1040);
-            store
-                .ingest(&[routed(ev, false)], T0 + 9000)
-                .await
-                .expect("resolve");
+        let (status, v) = get(&page_url).await;
+        assert_eq!(status, 200, "{page_url}: {v}");
+        let rows = v[key].as_array().expect(key).clone();
+        assert!(rows.len() <= limit, "page {page} has {} rows", rows.len());
+        if page == at_page
+            && let Some(change) = meanwhile.take()
+        {
+            change().await;
         }
         match v["next"].as_str() {
             Some(next) => {
-                assert_eq!(alerts.len(), 7, "a page before the last is full");
+                assert_eq!(rows.len(), limit, "a page before the last is full");
                 cursor = Some(next.to_string());
+                pages.push(rows);
             }
             None => {
                 assert!(v["next"].is_null(), "next is null on the last page: {v}");
-                break;
+                pages.push(rows);
+                return pages;
             }
         }
     }
-    seen
+}
+
+/// Every page of `/api/v1/alerts?limit=7`: the fingerprints in order.
+async fn all_alert_pages(base: &str, store: &dyn Store, resolve_at_page: usize) -> Vec<String> {
+    let url = format!("{base}/api/v1/alerts");
+    // An alert of a later page resolves meanwhile: it leaves, nothing else moves.
+    let resolve = async || {
+        let ev = event("fp-late-40", "Late40", Status::Resolved, T0 + 1040);
+        store
+            .ingest(&[routed(ev, false)], T0 + 9000)
+            .await
+            .expect("resolve");
+    };
+    walk_pages(&url, "alerts", 7, resolve_at_page, resolve)
+        .await
+        .iter()
+        .flatten()
+        .map(|a| a["fingerprint"].as_str().expect("fp").to_string())
+        .collect()
 }
 
 /// Run `sql` (no parameters) on the store at `db_url`, SQLite or PostgreSQL.
@@ -348,54 +370,32 @@ async fn check_history_pages(base: &str, db_url: &str) {
     assert!(v["next"].is_null());
 
     // Back page by page; newer rows arrive after the third page and stay out of the walk.
+    let arrive = async || {
+        let fp = HIST_FP.replace('\'', "''");
+        exec(
+            db_url,
+            &format!(
+                "INSERT INTO alert_events (group_key, fingerprint, status, starts_at, payload, received_at)
+                   VALUES ('g', '{fp}', 'firing', {}, '{{}}', {});
+                 INSERT INTO alert_audit (fingerprint, starts_at, at, action, actor, via)
+                   VALUES ('{fp}', {T0}, {}, 'ack', 'late', 'api')",
+                T0 + 500_000,
+                TH + 10_000,
+                TH + 10_000
+            ),
+        )
+        .await;
+    };
+    let pages = walk_pages(&url, "history", 37, 2, arrive).await;
+    assert_eq!(pages.len(), 11);
     let mut walked: Vec<String> = Vec::new();
-    let mut cursor: Option<String> = None;
-    for page in 0.. {
-        assert!(page < 20, "paging did not end");
-        let page_url = match &cursor {
-            Some(c) => format!("{url}?limit=37&cursor={c}"),
-            None => format!("{url}?limit=37"),
-        };
-        let (status, v) = get(&page_url).await;
-        assert_eq!(status, 200, "{page_url}: {v}");
-        let mut lines: Vec<String> = v["history"]
-            .as_array()
-            .expect("history")
-            .iter()
-            .map(entry_line)
-            .collect();
+    for (page, rows) in pages.iter().enumerate() {
+        let mut lines: Vec<String> = rows.iter().map(entry_line).collect();
         let mut sorted = lines.clone();
         sorted.sort_by_key(|l| l.split(' ').next().and_then(|t| t.parse::<i64>().ok()));
         assert_eq!(lines, sorted, "page {page} reads oldest first");
         lines.reverse();
         walked.extend(lines);
-        if page == 2 {
-            let fp = HIST_FP.replace('\'', "''");
-            exec(
-                db_url,
-                &format!(
-                    "INSERT INTO alert_events (group_key, fingerprint, status, starts_at, payload, received_at)
-                       VALUES ('g', '{fp}', 'firing', {}, '{{}}', {});
-                     INSERT INTO alert_audit (fingerprint, starts_at, at, action, actor, via)
-                       VALUES ('{fp}', {T0}, {}, 'ack', 'late', 'api')",
-                    T0 + 500_000,
-                    TH + 10_000,
-                    TH + 10_000
-                ),
-            )
-            .await;
-        }
-        match v["next"].as_str() {
-            Some(c) => {
-                assert_eq!(
-                    v["history"].as_array().map(Vec::len),
-                    Some(37),
-                    "page {page} is full"
-                );
-                cursor = Some(c.to_string());
-            }
-            None => break,
-        }
     }
     walked.reverse();
     assert_eq!(walked, expected, "each entry once, in order, over 11 pages");

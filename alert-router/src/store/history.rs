@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 
 use serde::Serialize;
 
-use super::calls::CallView;
+use super::calls::{CallView, CallViewRow, call_view};
 use super::{BadCursor, Cursor, OutboxKind, Page};
 
 /// One line of an alert's history (`GET /api/v1/alerts/{fingerprint}/history`).
@@ -207,34 +207,9 @@ pub(crate) fn send_item(r: SendRow) -> (HistoryKey, HistoryItem) {
     (key, HistoryItem::Entry(e))
 }
 
-/// A call row: id, then the columns of [`super::calls::CALL_COLUMNS`].
-pub(crate) type CallRow = (
-    i64,
-    String,
-    i64,
-    String,
-    Option<i64>,
-    String,
-    Option<String>,
-    i64,
-    Option<String>,
-    Option<i64>,
-);
-
-pub(crate) fn call_item(r: CallRow) -> (HistoryKey, HistoryItem) {
-    let (id, fingerprint, starts_at, channel, step, number, call_id, placed_at, outcome, settled) =
-        r;
-    let call = super::calls::call_view((
-        fingerprint,
-        starts_at,
-        channel,
-        step,
-        number,
-        call_id,
-        placed_at,
-        outcome,
-        settled,
-    ));
+/// A call with its row id.
+pub(crate) fn call_item(id: i64, r: CallViewRow) -> (HistoryKey, HistoryItem) {
+    let call = call_view(r);
     let key = HistoryKey {
         at: call.placed_at,
         source: Source::Call,

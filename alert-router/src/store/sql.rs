@@ -241,7 +241,7 @@ pub mod reads {
     /// See [`HISTORY_EVENTS`].
     pub fn history_calls() -> String {
         format!(
-            "SELECT id, {} FROM voice_calls
+            "SELECT {}, id FROM voice_calls
              WHERE fingerprint = $1 AND (placed_at, id) < ($2, $3)
              ORDER BY placed_at DESC, id DESC LIMIT $4",
             crate::store::calls::CALL_COLUMNS
@@ -1177,6 +1177,7 @@ impl<D> [Store for SqlStore<D>] {
         before: Option<&HistoryKey>,
         limit: i64,
     ) -> Result<Option<Page<HistoryItem>>, StoreError> {
+        use super::calls::CallViewRow;
         use super::history::{self, Source};
         let before = before.copied().unwrap_or(HistoryKey::NEWEST);
         let calls_sql = reads::history_calls();
@@ -1208,13 +1209,18 @@ impl<D> [Store for SqlStore<D>] {
         }
         let audit: Vec<history::AuditRow> = rows(read(Source::Audit).await?)?;
         let sends: Vec<history::SendRow> = rows(read(Source::Send).await?)?;
-        let calls: Vec<history::CallRow> = rows(read(Source::Call).await?)?;
+        // A call as the status page reads it (its columns first, by position), with its id.
+        let calls = read(Source::Call).await?;
+        let calls: Vec<(i64, CallViewRow)> = calls
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, sqlx::FromRow::from_row(r)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
         let rows = events
             .into_iter()
             .map(history::event_item)
             .chain(audit.into_iter().map(history::audit_item))
             .chain(sends.into_iter().map(history::send_item))
-            .chain(calls.into_iter().map(history::call_item))
+            .chain(calls.into_iter().map(|(id, r)| history::call_item(id, r)))
             .collect();
         Ok(Some(history::page(rows, limit)))
     }
