@@ -242,95 +242,96 @@ fn entry_line(e: &Value) -> String {
     )
 }
 
+/// One seeded history row: its time, the SQL of its values, its entry's line.
+type SeedRow = (i64, String, String);
+
 /// Rows of all four history tables for [`HIST_FP`], several to a millisecond within a table
 /// and across tables, inserted in id order. Returns the entries' lines in the history's
 /// order (time, table: event, audit, send, call; id).
 async fn seed_history(db_url: &str) -> Vec<String> {
     let fp = HIST_FP.replace('\'', "''");
-    let mut expected: Vec<(i64, u8, usize, String)> = Vec::new();
-    let line = |at: i64,
-                action: &str,
-                starts_at: i64,
-                by: Option<&str>,
-                ch: Option<&str>,
-                callee: Option<&str>| {
-        let j = |v: Option<&str>| v.map_or(Value::Null, |s| Value::String(s.into()));
-        entry_line(&serde_json::json!({
-            "at": at, "action": action, "starts_at": starts_at,
-            "by": j(by), "channel": j(ch), "callee": j(callee),
-        }))
-    };
+    let line =
+        |at: i64, action: &str, starts_at: i64, [by, channel, callee]: [Option<String>; 3]| {
+            entry_line(&serde_json::json!({
+                "at": at, "action": action, "starts_at": starts_at,
+                "by": by, "channel": channel, "callee": callee,
+            }))
+        };
     // 120 events, 4 to a millisecond: each firing's resolve.
-    let mut sql = String::from(
-        "INSERT INTO alert_events (group_key, fingerprint, status, starts_at, payload, received_at) VALUES ",
-    );
-    for i in 0..120_i64 {
+    let events = (0..120_i64).map(|i| {
         let status = if i % 2 == 0 { "firing" } else { "resolved" };
         let (starts_at, at) = (T0 + (i / 2) * 1000, TH + i / 4);
-        sql.push_str(&format!(
-            "{}('g', '{fp}', '{status}', {starts_at}, '{{}}', {at})",
-            if i == 0 { "" } else { ", " }
-        ));
-        expected.push((
-            at,
-            0,
-            i as usize,
-            line(at, status, starts_at, None, None, None),
-        ));
-    }
-    sql.push_str(
-        ";\nINSERT INTO alert_audit (fingerprint, starts_at, at, action, actor, via) VALUES ",
-    );
+        let values = format!("('g', '{fp}', '{status}', {starts_at}, '{{}}', {at})");
+        (at, values, line(at, status, starts_at, [None, None, None]))
+    });
     // 90 audit rows, 3 to a millisecond.
-    for i in 0..90_i64 {
+    let audit = (0..90_i64).map(|i| {
         let at = TH + i / 3;
-        sql.push_str(&format!(
-            "{}('{fp}', {T0}, {at}, 'ack', 'a{i}', 'api')",
-            if i == 0 { "" } else { ", " }
-        ));
-        expected.push((
+        let values = format!("('{fp}', {T0}, {at}, 'ack', 'a{i}', 'api')");
+        (
             at,
-            1,
-            i as usize,
-            line(at, "ack", T0, Some(&format!("a{i}")), None, None),
-        ));
-    }
+            values,
+            line(at, "ack", T0, [Some(format!("a{i}")), None, None]),
+        )
+    });
     // 150 sends of the first firing, 5 to a millisecond, of each kind.
-    sql.push_str(";\nINSERT INTO outbox (event_id, fingerprint, channel, kind, state, step, due_at, created_at, sent_at) VALUES ");
-    for i in 0..150_i64 {
+    let sends = (0..150_i64).map(|i| {
         let at = TH + i / 5;
-        let (kind, action) = [
+        let kinds = [
             ("escalate", "step"),
             ("notify", "notified"),
             ("ack", "ack_announced"),
-        ][i as usize % 3];
-        sql.push_str(&format!(
-            "{}((SELECT id FROM alert_events WHERE fingerprint = '{fp}' AND status = 'firing' AND starts_at = {T0}),
-              '{fp}', 'c{i}', '{kind}', 'sent', {i}, {at}, {at}, {at})",
-            if i == 0 { "" } else { ", " }
-        ));
-        expected.push((
+        ];
+        let (kind, action) = kinds[i as usize % 3];
+        let values = format!(
+            "((SELECT id FROM alert_events WHERE fingerprint = '{fp}' AND status = 'firing'
+                AND starts_at = {T0}), '{fp}', 'c{i}', '{kind}', 'sent', {i}, {at}, {at}, {at})"
+        );
+        (
             at,
-            2,
-            i as usize,
-            line(at, action, T0, None, Some(&format!("c{i}")), None),
-        ));
-    }
+            values,
+            line(at, action, T0, [None, Some(format!("c{i}")), None]),
+        )
+    });
     // 40 calls, 2 to a millisecond.
-    sql.push_str(";\nINSERT INTO voice_calls (outbox_id, fingerprint, starts_at, channel, step, callee, placed_at, outcome, settled_at) VALUES ");
-    for i in 0..40_i64 {
-        let at = TH + i / 2;
-        let callee = format!("1380000{i:04}");
-        sql.push_str(&format!(
-            "{}(0, '{fp}', {T0}, 'voice', 0, '{callee}', {at}, 'answered', {at})",
-            if i == 0 { "" } else { ", " }
-        ));
-        expected.push((
+    let calls = (0..40_i64).map(|i| {
+        let (at, callee) = (TH + i / 2, format!("1380000{i:04}"));
+        let values = format!("(0, '{fp}', {T0}, 'voice', 0, '{callee}', {at}, 'answered', {at})");
+        (
             at,
-            3,
-            i as usize,
-            line(at, "call", T0, None, Some("voice"), Some(&callee)),
+            values,
+            line(at, "call", T0, [None, Some("voice".into()), Some(callee)]),
+        )
+    });
+    let tables: [(&str, Vec<SeedRow>); 4] = [
+        (
+            "alert_events (group_key, fingerprint, status, starts_at, payload, received_at)",
+            events.collect(),
+        ),
+        (
+            "alert_audit (fingerprint, starts_at, at, action, actor, via)",
+            audit.collect(),
+        ),
+        (
+            "outbox (event_id, fingerprint, channel, kind, state, step, due_at, created_at, sent_at)",
+            sends.collect(),
+        ),
+        (
+            "voice_calls (outbox_id, fingerprint, starts_at, channel, step, callee, placed_at, outcome, settled_at)",
+            calls.collect(),
+        ),
+    ];
+    let mut sql = String::new();
+    let mut expected: Vec<(i64, usize, usize, String)> = Vec::new();
+    for (source, (into, rows)) in tables.into_iter().enumerate() {
+        let values: Vec<&str> = rows.iter().map(|(_, v, _)| v.as_str()).collect();
+        sql.push_str(&format!(
+            "INSERT INTO {into} VALUES {};\n",
+            values.join(", ")
         ));
+        for (i, (at, _, line)) in rows.into_iter().enumerate() {
+            expected.push((at, source, i, line));
+        }
     }
     exec(db_url, &sql).await;
     expected.sort();
