@@ -345,29 +345,22 @@ async fn check_history_pages(base: &str, db_url: &str) {
     assert_eq!(expected.len(), 400);
     let url = format!("{base}/api/v1/alerts/{}/history", percent(HIST_FP));
 
+    // The default page: the newest 100, oldest first; then all of them in one page.
+    let lines = |v: &Value| -> Vec<String> {
+        v["history"]
+            .as_array()
+            .expect("history")
+            .iter()
+            .map(entry_line)
+            .collect()
+    };
     let (status, v) = get(&url).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["fingerprint"], HIST_FP);
-    let lines: Vec<String> = v["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .map(entry_line)
-        .collect();
-    assert_eq!(
-        lines,
-        expected[300..],
-        "the first page: the newest 100, oldest first"
-    );
+    assert_eq!(lines(&v), expected[300..], "the default page");
     assert!(v["next"].is_string(), "{}", v["next"]);
     let (_, v) = get(&format!("{url}?limit=1000")).await;
-    let lines: Vec<String> = v["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .map(entry_line)
-        .collect();
-    assert_eq!(lines, expected, "all in one page");
+    assert_eq!(lines(&v), expected, "all in one page");
     assert!(v["next"].is_null());
 
     // Back page by page; newer rows arrive after the third page and stay out of the walk.
