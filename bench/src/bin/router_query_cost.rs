@@ -5,7 +5,7 @@
 //! of one request, not of a queue. Prints a Markdown table with the targets (issue 22).
 //!
 //! Usage: cargo run --release -p quantwatch-bench --bin router_query_cost --
-//!        [--store sqlite|postgres|both] [--resolved N] [--escalated N] [--requests N]
+//!        [--store sqlite|postgres|both] [--resolved N] [--escalated N] [--flaps N] [--requests N]
 //!
 //! Seeding goes through the router's own store API (`Store::ingest`, `claim`, `mark_sent`,
 //! `ack`), in batches of 1,000 alerts per group commit, not through hand-written INSERTs: the
@@ -14,7 +14,8 @@
 //! stay so when the schema changes, at the price of a slower seed (minutes for 1,000,000
 //! alerts). Each resolved alert fired, was notified and resolved (its resolve notified too);
 //! one in ten was escalated: step 0 of a two-step chain sent, then resolved before step 1
-//! (which the resolve deletes, as in production).
+//! (which the resolve deletes, as in production). One more alert flapped `--flaps` times
+//! (default 2,000: 8,000 history entries), for the cost of a history page deep in its past.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,6 +40,7 @@ struct Args {
     stores: Vec<&'static str>,
     resolved: usize,
     escalated: usize,
+    flaps: usize,
     requests: usize,
 }
 
@@ -47,6 +49,7 @@ fn args() -> anyhow::Result<Args> {
         stores: vec!["sqlite", "postgres"],
         resolved: 1_000_000,
         escalated: 3000,
+        flaps: 2000,
         requests: 200,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -66,6 +69,7 @@ fn args() -> anyhow::Result<Args> {
             }
             "--resolved" => a.resolved = value.parse().context("--resolved")?,
             "--escalated" => a.escalated = value.parse().context("--escalated")?,
+            "--flaps" => a.flaps = value.parse().context("--flaps")?,
             "--requests" => a.requests = value.parse().context("--requests")?,
             other => anyhow::bail!("unknown flag {other}"),
         }
@@ -189,6 +193,49 @@ async fn seed_resolved(store: &dyn Store, count: usize, end: i64) -> anyhow::Res
     Ok(())
 }
 
+/// The flapping alert of the deep history page.
+const FLAPPER: &str = "flapper";
+
+/// One alert that fired and resolved `flaps` times, a minute apart, ending before `end`, each
+/// firing and resolve notified: four history entries a flap. One event per commit (a batch
+/// holds one event of an alert).
+async fn seed_flapping(store: &dyn Store, flaps: usize, end: i64) -> anyhow::Result<()> {
+    let first = end - flaps as i64 * 60_000;
+    for k in 0..flaps as i64 {
+        let t = first + k * 60_000;
+        for (status, at, ends_at) in [
+            (Status::Firing, t + 1000, None),
+            (Status::Resolved, t + 30_000, Some(t + 30_000)),
+        ] {
+            let ev = RoutedEvent {
+                event: event(FLAPPER, "Flap", status, t, ends_at),
+                channels: vec![CHANNEL.into()],
+                escalation: None,
+            };
+            store.ingest(&[ev], at).await?;
+            deliver_due(store, at).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The cursor of the history page `depth` entries back from the newest, read with pages of
+/// 1,000 (unmeasured).
+async fn deep_cursor(client: &reqwest::Client, base: &str, depth: usize) -> anyhow::Result<String> {
+    let mut cursor = String::new();
+    for _ in 0..depth / 1000 {
+        let url = format!("{base}/api/v1/alerts/{FLAPPER}/history?limit=1000{cursor}");
+        let a = timed(client.get(&url).bearer_auth(API)).await?;
+        anyhow::ensure!(a.status.is_success(), "GET {url}: {}", a.status);
+        let v: serde_json::Value = serde_json::from_slice(&a.body)?;
+        let next = v["next"]
+            .as_str()
+            .with_context(|| format!("GET {url}: no next page"))?;
+        cursor = format!("&cursor={next}");
+    }
+    Ok(cursor)
+}
+
 /// `count` escalated alerts firing now, step 0 of a three-step chain sent, every tenth
 /// acknowledged (its announcement sent).
 async fn seed_escalated(store: &dyn Store, count: usize, now: i64) -> anyhow::Result<()> {
@@ -282,6 +329,7 @@ async fn run(store_kind: &str, a: &Args) -> anyhow::Result<Vec<Figure>> {
         t.elapsed().as_secs_f64()
     );
     seed_escalated(store.as_ref(), a.escalated, now).await?;
+    seed_flapping(store.as_ref(), a.flaps, now - 3_600_000).await?;
     drop(store);
     let router = router::start(
         None,
@@ -332,6 +380,26 @@ async fn run(store_kind: &str, a: &Args) -> anyhow::Result<Vec<Figure>> {
         )
         .await?,
     );
+    // Half-way back through the flapper's history, a whole number of 1,000-entry pages.
+    let depth = a.flaps * 4 / 2000 * 1000;
+    let cursor = deep_cursor(&client, &base, depth).await?;
+    figures.push(
+        measure(
+            &client,
+            &base,
+            &format!(
+                "`/api/v1/alerts/{{fp}}/history` page {} entries back of {} ({} flaps)",
+                depth,
+                a.flaps * 4,
+                a.flaps
+            ),
+            "p99 ≤ 50 ms",
+            a.requests,
+            "\"history\"",
+            |_| format!("/api/v1/alerts/{FLAPPER}/history?limit=100{cursor}"),
+        )
+        .await?,
+    );
     figures.push(
         measure(
             &client,
@@ -358,8 +426,8 @@ async fn main() -> anyhow::Result<()> {
         all.push((*s, run(s, &a).await?));
     }
     println!(
-        "router query cost: {} resolved alerts stored (2 events and 2 sent notifications each, one in ten escalated with a chain step sent too), {} escalated firing (every tenth acknowledged), {} sequential requests per row",
-        a.resolved, a.escalated, a.requests
+        "router query cost: {} resolved alerts stored (2 events and 2 sent notifications each, one in ten escalated with a chain step sent too), {} escalated firing (every tenth acknowledged), one alert flapped {} times, {} sequential requests per row",
+        a.resolved, a.escalated, a.flaps, a.requests
     );
     println!();
     println!("| store | request | p50 ms | p99 ms | target | answer bytes |");
