@@ -1181,7 +1181,8 @@ impl<D> [Store for SqlStore<D>] {
         use super::history::{self, Source};
         let before = before.copied().unwrap_or(HistoryKey::NEWEST);
         let calls_sql = reads::history_calls();
-        // Each table's rows older than the cursor, newest first, one more than a page.
+        // Each table's rows older than the cursor, newest first, one more than a page; the
+        // statements in the order of `Source`.
         let sql = [reads::HISTORY_EVENTS, reads::HISTORY_AUDIT, reads::HISTORY_SENDS, &calls_sql];
         let read = |s: Source| {
             let (at, id) = before.bound(s);
@@ -1192,10 +1193,14 @@ impl<D> [Store for SqlStore<D>] {
                 .bind(limit + 1)
                 .fetch_all(&self.pool)
         };
-        fn rows<R: sqlx::Row, T: for<'r> sqlx::FromRow<'r, R>>(rows: Vec<R>) -> Result<Vec<T>, StoreError> {
+        fn decode<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
+        where
+            R: sqlx::Row,
+            T: for<'r> sqlx::FromRow<'r, R>,
+        {
             Ok(rows.iter().map(T::from_row).collect::<Result<_, _>>()?)
         }
-        let events: Vec<history::EventRow> = rows(read(Source::Event).await?)?;
+        let events: Vec<history::EventRow> = decode(read(Source::Event).await?)?;
         if events.is_empty() {
             // Never received, or pruned by retention (whose audit rows may outlive the
             // events); or only this page has none: a later one of a stored alert is empty.
@@ -1207,8 +1212,8 @@ impl<D> [Store for SqlStore<D>] {
                 return Ok(None);
             }
         }
-        let audit: Vec<history::AuditRow> = rows(read(Source::Audit).await?)?;
-        let sends: Vec<history::SendRow> = rows(read(Source::Send).await?)?;
+        let audit: Vec<history::AuditRow> = decode(read(Source::Audit).await?)?;
+        let sends: Vec<history::SendRow> = decode(read(Source::Send).await?)?;
         // A call as the status page reads it (its columns first, by position), with its id.
         let calls = read(Source::Call).await?;
         let calls: Vec<(i64, CallViewRow)> = calls
