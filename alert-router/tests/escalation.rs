@@ -687,7 +687,7 @@ async fn regrouped_duplicate_keeps_ack_and_chain(f: &Fixture) {
         ),
         ("alice", "api", T0 + 6 * MIN, T0)
     );
-    let h = f.store.history("fp1").await.unwrap();
+    let h = common::history_of(f.store.as_ref(), "fp1").await;
     let got: Vec<(&str, i64, Option<&str>)> = h
         .iter()
         .map(|e| (e.action.as_str(), e.at - T0, e.channel.as_deref()))
@@ -789,7 +789,7 @@ async fn upgrade_merges_regrouped_copies_and_lists_every_alert() {
         (resolved[0].fingerprint.as_str(), resolved[0].updated_at),
         ("fp2", T0 + 2 * MIN)
     );
-    let h = f.store.history("fp1").await.unwrap();
+    let h = common::history_of(f.store.as_ref(), "fp1").await;
     let actions: Vec<(&str, i64)> = h.iter().map(|e| (e.action.as_str(), e.at)).collect();
     assert_eq!(
         actions,

@@ -1,4 +1,5 @@
-//! Bounded listings (issue 22): `/api/v1/alerts` and `/api/v1/notifications` by keyset page,
+//! Bounded listings (issue 22): `/api/v1/alerts`, `/api/v1/notifications` and an alert's history
+//! by keyset page,
 //! the status page by page of 100 with its "N more" line, bad cursors and limits refused with
 //! 400 and a JSON reason, and each listing statement planned on an index (no table scan, no
 //! sort of a table) — on SQLite and on a real PostgreSQL.
@@ -140,45 +141,290 @@ async fn page_text(url: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.expect("page"))
 }
 
-/// Every page of `/api/v1/alerts?limit=7`, following `next`: the fingerprints in order.
-async fn all_alert_pages(base: &str, store: &dyn Store, resolve_at_page: usize) -> Vec<String> {
-    let mut seen = Vec::new();
+/// Every page of `url` with `limit` rows a page, following `next`: each page's `key` rows.
+/// After page `at_page`, `meanwhile` changes the store. Every page but the last is full, and
+/// `next` is null on the last.
+async fn walk_pages(
+    url: &str,
+    key: &str,
+    limit: usize,
+    at_page: usize,
+    meanwhile: impl AsyncFnOnce(),
+) -> Vec<Vec<Value>> {
+    let mut pages: Vec<Vec<Value>> = Vec::new();
+    let mut meanwhile = Some(meanwhile);
     let mut cursor: Option<String> = None;
-    for page in 0.. {
+    loop {
+        let page = pages.len();
         assert!(page < 100, "paging did not end");
-        let url = match &cursor {
-            Some(c) => format!("{base}/api/v1/alerts?limit=7&cursor={c}"),
-            None => format!("{base}/api/v1/alerts?limit=7"),
+        let page_url = match &cursor {
+            Some(c) => format!("{url}?limit={limit}&cursor={c}"),
+            None => format!("{url}?limit={limit}"),
         };
-        let (status, v) = get(&url).await;
-        assert_eq!(status, 200, "{url}: {v}");
-        let alerts = v["alerts"].as_array().expect("alerts");
-        assert!(alerts.len() <= 7, "page {page} has {} rows", alerts.len());
-        seen.extend(
-            alerts
-                .iter()
-                .map(|a| a["fingerprint"].as_str().expect("fp").to_string()),
-        );
-        if page == resolve_at_page {
-            // An alert of a later page resolves meanwhile: it leaves, nothing else moves.
-            let ev = event("fp-late-40", "Late40", Status::Resolved, T0 + 1040);
-            store
-                .ingest(&[routed(ev, false)], T0 + 9000)
-                .await
-                .expect("resolve");
+        let (status, v) = get(&page_url).await;
+        assert_eq!(status, 200, "{page_url}: {v}");
+        let rows = v[key].as_array().expect(key).clone();
+        assert!(rows.len() <= limit, "page {page} has {} rows", rows.len());
+        if page == at_page
+            && let Some(change) = meanwhile.take()
+        {
+            change().await;
         }
         match v["next"].as_str() {
             Some(next) => {
-                assert_eq!(alerts.len(), 7, "a page before the last is full");
+                assert_eq!(rows.len(), limit, "a page before the last is full");
                 cursor = Some(next.to_string());
+                pages.push(rows);
             }
             None => {
                 assert!(v["next"].is_null(), "next is null on the last page: {v}");
-                break;
+                pages.push(rows);
+                return pages;
             }
         }
     }
-    seen
+}
+
+/// Every page of `/api/v1/alerts?limit=7`: the fingerprints in order.
+async fn all_alert_pages(base: &str, store: &dyn Store, resolve_at_page: usize) -> Vec<String> {
+    let url = format!("{base}/api/v1/alerts");
+    // An alert of a later page resolves meanwhile: it leaves, nothing else moves.
+    let resolve = async || {
+        let ev = event("fp-late-40", "Late40", Status::Resolved, T0 + 1040);
+        store
+            .ingest(&[routed(ev, false)], T0 + 9000)
+            .await
+            .expect("resolve");
+    };
+    walk_pages(&url, "alerts", 7, resolve_at_page, resolve)
+        .await
+        .iter()
+        .flatten()
+        .map(|a| a["fingerprint"].as_str().expect("fp").to_string())
+        .collect()
+}
+
+/// Run `sql` (no parameters) on the store at `db_url`, SQLite or PostgreSQL.
+async fn exec(db_url: &str, sql: &str) {
+    if db_url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(db_url)
+            .await
+            .expect("connect");
+        sqlx::raw_sql(sql).execute(&mut c).await.expect("seed sql");
+    } else {
+        let mut c = sqlx::PgConnection::connect(db_url).await.expect("connect");
+        sqlx::raw_sql(sql).execute(&mut c).await.expect("seed sql");
+    }
+}
+
+/// The history's fingerprint: hostile text, in SQL and in the URL path.
+const HIST_FP: &str = "fp-hist <b>'\"&/ü";
+/// Its rows' times: a future the router's retention leaves alone.
+const TH: i64 = T0 + 100_000;
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// One history entry as a comparable line: what it is and what makes it unique.
+fn entry_line(e: &Value) -> String {
+    format!(
+        "{} {} {} {} {} {}",
+        e["at"], e["action"], e["starts_at"], e["by"], e["channel"], e["callee"]
+    )
+}
+
+/// One seeded history row: its time, the SQL of its values, its entry's line.
+type SeedRow = (i64, String, String);
+
+/// Rows of all four history tables for [`HIST_FP`], several to a millisecond within a table
+/// and across tables, inserted in id order. Returns the entries' lines in the history's
+/// order (time, table: event, audit, send, call; id).
+async fn seed_history(db_url: &str) -> Vec<String> {
+    let fp = HIST_FP.replace('\'', "''");
+    let line =
+        |at: i64, action: &str, starts_at: i64, [by, channel, callee]: [Option<String>; 3]| {
+            entry_line(&serde_json::json!({
+                "at": at, "action": action, "starts_at": starts_at,
+                "by": by, "channel": channel, "callee": callee,
+            }))
+        };
+    // 120 events, 4 to a millisecond: each firing's resolve.
+    let events = (0..120_i64).map(|i| {
+        let status = if i % 2 == 0 { "firing" } else { "resolved" };
+        let (starts_at, at) = (T0 + (i / 2) * 1000, TH + i / 4);
+        let values = format!("('g', '{fp}', '{status}', {starts_at}, '{{}}', {at})");
+        (at, values, line(at, status, starts_at, [None, None, None]))
+    });
+    // 90 audit rows, 3 to a millisecond.
+    let audit = (0..90_i64).map(|i| {
+        let at = TH + i / 3;
+        let values = format!("('{fp}', {T0}, {at}, 'ack', 'a{i}', 'api')");
+        (
+            at,
+            values,
+            line(at, "ack", T0, [Some(format!("a{i}")), None, None]),
+        )
+    });
+    // 150 sends of the first firing, 5 to a millisecond, of each kind.
+    let sends = (0..150_i64).map(|i| {
+        let at = TH + i / 5;
+        let kinds = [
+            ("escalate", "step"),
+            ("notify", "notified"),
+            ("ack", "ack_announced"),
+        ];
+        let (kind, action) = kinds[i as usize % 3];
+        let values = format!(
+            "((SELECT id FROM alert_events WHERE fingerprint = '{fp}' AND status = 'firing'
+                AND starts_at = {T0}), '{fp}', 'c{i}', '{kind}', 'sent', {i}, {at}, {at}, {at})"
+        );
+        (
+            at,
+            values,
+            line(at, action, T0, [None, Some(format!("c{i}")), None]),
+        )
+    });
+    // 40 calls, 2 to a millisecond.
+    let calls = (0..40_i64).map(|i| {
+        let (at, callee) = (TH + i / 2, format!("1380000{i:04}"));
+        let values = format!("(0, '{fp}', {T0}, 'voice', 0, '{callee}', {at}, 'answered', {at})");
+        (
+            at,
+            values,
+            line(at, "call", T0, [None, Some("voice".into()), Some(callee)]),
+        )
+    });
+    let tables: [(&str, Vec<SeedRow>); 4] = [
+        (
+            "alert_events (group_key, fingerprint, status, starts_at, payload, received_at)",
+            events.collect(),
+        ),
+        (
+            "alert_audit (fingerprint, starts_at, at, action, actor, via)",
+            audit.collect(),
+        ),
+        (
+            "outbox (event_id, fingerprint, channel, kind, state, step, due_at, created_at, sent_at)",
+            sends.collect(),
+        ),
+        (
+            "voice_calls (outbox_id, fingerprint, starts_at, channel, step, callee, placed_at, outcome, settled_at)",
+            calls.collect(),
+        ),
+    ];
+    let mut sql = String::new();
+    let mut expected: Vec<(i64, usize, usize, String)> = Vec::new();
+    for (source, (into, rows)) in tables.into_iter().enumerate() {
+        let values: Vec<&str> = rows.iter().map(|(_, v, _)| v.as_str()).collect();
+        sql.push_str(&format!(
+            "INSERT INTO {into} VALUES {};\n",
+            values.join(", ")
+        ));
+        for (i, (at, _, line)) in rows.into_iter().enumerate() {
+            expected.push((at, source, i, line));
+        }
+    }
+    exec(db_url, &sql).await;
+    expected.sort();
+    expected.into_iter().map(|(_, _, _, l)| l).collect()
+}
+
+/// `GET /api/v1/alerts/{fp}/history` page by page: every entry once, in order, across ties
+/// within and across tables, while newer entries arrive between pages.
+async fn check_history_pages(base: &str, db_url: &str) {
+    let expected = seed_history(db_url).await;
+    assert_eq!(expected.len(), 400);
+    let url = format!("{base}/api/v1/alerts/{}/history", percent(HIST_FP));
+
+    // The default page: the newest 100, oldest first; then all of them in one page.
+    let lines = |v: &Value| -> Vec<String> {
+        v["history"]
+            .as_array()
+            .expect("history")
+            .iter()
+            .map(entry_line)
+            .collect()
+    };
+    let (status, v) = get(&url).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["fingerprint"], HIST_FP);
+    assert_eq!(lines(&v), expected[300..], "the default page");
+    assert!(v["next"].is_string(), "{}", v["next"]);
+    let (_, v) = get(&format!("{url}?limit=1000")).await;
+    assert_eq!(lines(&v), expected, "all in one page");
+    assert!(v["next"].is_null());
+
+    // Back page by page; newer rows arrive after the third page and stay out of the walk.
+    let arrive = async || {
+        let fp = HIST_FP.replace('\'', "''");
+        exec(
+            db_url,
+            &format!(
+                "INSERT INTO alert_events (group_key, fingerprint, status, starts_at, payload, received_at)
+                   VALUES ('g', '{fp}', 'firing', {}, '{{}}', {});
+                 INSERT INTO alert_audit (fingerprint, starts_at, at, action, actor, via)
+                   VALUES ('{fp}', {T0}, {}, 'ack', 'late', 'api')",
+                T0 + 500_000,
+                TH + 10_000,
+                TH + 10_000
+            ),
+        )
+        .await;
+    };
+    let pages = walk_pages(&url, "history", 37, 2, arrive).await;
+    assert_eq!(pages.len(), 11);
+    let mut walked: Vec<String> = Vec::new();
+    for (page, rows) in pages.iter().enumerate() {
+        let mut lines: Vec<String> = rows.iter().map(entry_line).collect();
+        let mut sorted = lines.clone();
+        sorted.sort_by_key(|l| l.split(' ').next().and_then(|t| t.parse::<i64>().ok()));
+        assert_eq!(lines, sorted, "page {page} reads oldest first");
+        lines.reverse();
+        walked.extend(lines);
+    }
+    walked.reverse();
+    assert_eq!(walked, expected, "each entry once, in order, over 11 pages");
+
+    // Past the oldest entry: an empty last page, not 404; unknown alerts: 404.
+    let oldest = quantwatch_alert_router::store::HistoryKey {
+        at: TH,
+        source: quantwatch_alert_router::store::history::Source::Event,
+        id: 0,
+    };
+    let (status, v) = get(&format!("{url}?cursor={}", oldest.cursor().encode())).await;
+    assert_eq!(
+        (status, v["history"].clone(), v["next"].clone()),
+        (200, serde_json::json!([]), Value::Null)
+    );
+    for path in [
+        "never-seen/history",
+        "never-seen/history?limit=5&cursor=5.303a31",
+    ] {
+        let (status, v) = get(&format!("{base}/api/v1/alerts/{path}")).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (404, Some("not_found")),
+            "{path}: {v}"
+        );
+    }
+    // A cursor of another listing is not one of the history's.
+    for bad in ["5", "5.6670", "5.343a31"] {
+        let (status, v) = get(&format!("{url}?cursor={bad}")).await;
+        assert_eq!(status, 400, "{bad}: {v}");
+        assert!(
+            v["reason"].as_str().unwrap_or_default().contains("cursor"),
+            "{v}"
+        );
+    }
 }
 
 async fn check_api_and_page(db_url: String) {
@@ -224,7 +470,11 @@ async fn check_api_and_page(db_url: String) {
         ("limit=ten", "limit"),
         ("page=2", "page"),
     ] {
-        for path in ["/api/v1/alerts", "/api/v1/notifications"] {
+        for path in [
+            "/api/v1/alerts",
+            "/api/v1/notifications",
+            "/api/v1/alerts/fp-storm-001/history",
+        ] {
             let (status, v) = get(&format!("{}{path}?{query}", r.url)).await;
             assert_eq!(status, 400, "{path}?{query}: {v}");
             assert_eq!(v["error"], "bad_request", "{path}?{query}: {v}");
@@ -338,6 +588,7 @@ async fn check_api_and_page(db_url: String) {
     assert_eq!(status, 400);
     assert!(html.contains("cursor"), "{html}");
 
+    check_history_pages(&r.url, &db_url).await;
     r.shutdown().await;
 }
 
@@ -433,6 +684,9 @@ INSERT INTO outbox (event_id, fingerprint, channel, kind, state, step, due_at, c
          chain_started_at FROM alert_state;
 INSERT INTO alert_audit (fingerprint, starts_at, at, action, actor, via)
   SELECT fingerprint, starts_at, received_at, 'ack', 'ann', 'api' FROM alert_events WHERE id % 20 = 0;
+INSERT INTO voice_calls (outbox_id, fingerprint, starts_at, channel, step, callee, placed_at, outcome, settled_at)
+  SELECT id, fingerprint, due_at, 'voice', 0, '13800000000', sent_at, 'answered', sent_at
+  FROM outbox WHERE kind = 'escalate';
 ANALYZE;
 ";
 

@@ -336,7 +336,7 @@ async fn prunes_exactly(store: Arc<dyn Store>, url: &str) {
         )
     };
     let retrying_before = db.scalar(&kept_rows("retrying")).await;
-    let history_before = store.history("retrying").await.expect("history");
+    let history_before = common::history_of(store, "retrying").await;
 
     let report = retention::run(store, &cfg(200), NOW).await.expect("prune");
 
@@ -371,10 +371,7 @@ async fn prunes_exactly(store: Arc<dyn Store>, url: &str) {
 
     // What is kept is kept exactly.
     assert_eq!(db.scalar(&kept_rows("retrying")).await, retrying_before);
-    assert_eq!(
-        store.history("retrying").await.expect("history"),
-        history_before
-    );
+    assert_eq!(common::history_of(store, "retrying").await, history_before);
     assert_eq!(
         db.scalar(
             "SELECT COUNT(*) FROM alert_events WHERE fingerprint IN ('burning', 'recent', 'flap')"
@@ -382,7 +379,7 @@ async fn prunes_exactly(store: Arc<dyn Store>, url: &str) {
         .await,
         1 + 2 + 1
     );
-    let flap = store.history("flap").await.expect("history");
+    let flap = common::history_of(store, "flap").await;
     assert_eq!(
         flap.iter()
             .map(|h| (h.action.as_str(), h.starts_at))
@@ -391,8 +388,8 @@ async fn prunes_exactly(store: Arc<dyn Store>, url: &str) {
         "only the firing of now is left of flap"
     );
     // The audit trail outlives old-esc (119 days < 200), but its history is gone.
-    assert!(store.history("old-esc").await.expect("history").is_empty());
-    assert!(store.history("old-7").await.expect("history").is_empty());
+    assert!(common::history_of(store, "old-esc").await.is_empty());
+    assert!(common::history_of(store, "old-7").await.is_empty());
     assert_eq!(
         db.scalar("SELECT COUNT(*) FROM alert_audit WHERE fingerprint = 'old-esc'")
             .await,

@@ -1,7 +1,9 @@
 //! What the benchmark binaries share.
 
 pub mod alerts;
+pub mod router;
 pub mod scrape;
+pub mod timing;
 
 /// The `q`-quantile (0.0–1.0) of an ascending slice, nearest rank: the element at
 /// round((n − 1) · q). `None` for an empty slice, so a run with no samples says so instead of

@@ -69,10 +69,10 @@ pub struct CallView {
 }
 
 /// The columns a [`CallView`] is read from.
-const CALL_COLUMNS: &str =
+pub(crate) const CALL_COLUMNS: &str =
     "fingerprint, starts_at, channel, step, callee, call_id, placed_at, outcome, settled_at";
 
-type CallViewRow = (
+pub(crate) type CallViewRow = (
     String,
     i64,
     String,
@@ -84,7 +84,7 @@ type CallViewRow = (
     Option<i64>,
 );
 
-fn call_view(r: CallViewRow) -> CallView {
+pub(crate) fn call_view(r: CallViewRow) -> CallView {
     let (fingerprint, starts_at, channel, step, number, call_id, placed_at, outcome, settled_at) =
         r;
     CallView {
@@ -130,8 +130,6 @@ pub trait CallStore: Send + Sync {
     /// sent (the step stops), any other outcome makes them due now (the next person is
     /// called). Returns the call's channel; `None` when no call of ours has this id.
     async fn call_receipt(&self, r: &Receipt, now_ms: i64) -> Result<Option<String>, StoreError>;
-    /// Every call about one alert, oldest first.
-    async fn calls_of(&self, fingerprint: &str) -> Result<Vec<CallView>, StoreError>;
     /// Calls placed at or after `since_ms`, at most `limit` (the newest), oldest first.
     async fn recent_calls(&self, since_ms: i64, limit: i64) -> Result<Vec<CallView>, StoreError>;
 }
@@ -351,25 +349,6 @@ impl<D> [CallStore for SqlStore<D>] {
         tx.commit().await?;
         Ok(Some(channel))
     })
-    }
-
-    async fn calls_of(
-        &self,
-        fingerprint: &str,
-    ) -> Result<Vec<CallView>, StoreError> {
-        let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM voice_calls WHERE fingerprint = $1 ORDER BY id DESC LIMIT $2"
-        );
-        let rows: Vec<CallViewRow> = sqlx::query_as(&sql)
-        .bind(fingerprint)
-        .bind(super::MAX_HISTORY)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .rev()
-            .map(call_view)
-            .collect())
     }
 
     async fn recent_calls(

@@ -9,6 +9,7 @@
 
 pub mod calls;
 pub mod escalation;
+pub mod history;
 pub mod ingest;
 pub mod notices;
 pub mod paging;
@@ -17,6 +18,7 @@ pub mod retention;
 pub mod sql;
 pub mod sqlite;
 
+pub use history::{HistoryEntry, HistoryItem, HistoryKey};
 pub use notices::{AmSilence, Notice, SilenceRecord};
 pub use paging::{BadCursor, Cursor, Page};
 
@@ -228,87 +230,6 @@ pub struct AckRequest<'a> {
     pub via: AckVia,
     /// The client's IP address.
     pub address: Option<String>,
-}
-
-/// One line of an alert's history (`GET /api/v1/alerts/{fingerprint}/history`).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct HistoryEntry {
-    /// Unix milliseconds.
-    pub at: i64,
-    /// `firing` / `resolved` (an event received), `ack`, `step` (an escalation step sent),
-    /// `notified` (a plain notification sent), `ack_announced`.
-    pub action: String,
-    /// The firing this belongs to (Unix milliseconds).
-    pub starts_at: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
-    /// How an ack came in: `api`, `page` or `link`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub via: Option<String>,
-    /// The client address of an ack.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub step: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub channel: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub mentions: Vec<String>,
-    /// A call (`action: "call"`): the number called (`by` names its person when known).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub callee: Option<String>,
-    /// A call's outcome: `answered`, `no_answer`, `busy`, `failed`, `no_receipt`,
-    /// `flow_control`, `refused`, or `ringing` while no receipt came.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
-    /// The line as people read it: `called ann: no answer 03:02:11`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-}
-
-impl HistoryEntry {
-    pub(crate) fn new(at: i64, action: &str, starts_at: i64) -> HistoryEntry {
-        HistoryEntry {
-            at,
-            action: action.into(),
-            starts_at,
-            by: None,
-            via: None,
-            address: None,
-            step: None,
-            channel: None,
-            mentions: Vec::new(),
-            callee: None,
-            outcome: None,
-            text: None,
-        }
-    }
-}
-
-/// Longest history returned for one alert (newest kept).
-pub const MAX_HISTORY: i64 = 1000;
-
-/// Sort a history oldest first (an event before what it caused at the same millisecond) and
-/// keep the newest `MAX_HISTORY` entries.
-pub(crate) fn finish_history(mut h: Vec<HistoryEntry>) -> Vec<HistoryEntry> {
-    let rank = |a: &str| match a {
-        "firing" => 0,
-        "step" | "notified" => 1,
-        "ack" => 2,
-        "ack_announced" => 3,
-        _ => 4,
-    };
-    h.sort_by(|a, b| {
-        (a.at, rank(&a.action), a.step, &a.channel).cmp(&(
-            b.at,
-            rank(&b.action),
-            b.step,
-            &b.channel,
-        ))
-    });
-    let excess = h.len().saturating_sub(MAX_HISTORY as usize);
-    h.drain(..excess);
-    h
 }
 
 /// An alert as the status page lists it: its latest event, escalated or not.
@@ -621,8 +542,16 @@ pub trait Store: calls::CallStore + retention::RetentionStore + Send + Sync {
     -> Result<Vec<CurrentAlert>, StoreError>;
     /// The newest `limit` audit entries across all alerts, newest first.
     async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError>;
-    /// Everything that happened to one alert, over all its firings, oldest first.
-    async fn history(&self, fingerprint: &str) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// One page of everything that happened to one alert over all its firings: the `limit`
+    /// newest entries older than `before` (the newest with `None`), oldest first; `next` leads
+    /// further back. `None` when no event of the alert is stored (never received, or pruned:
+    /// its audit rows may outlive it, in the audit trail, not here).
+    async fn history_page(
+        &self,
+        fingerprint: &str,
+        before: Option<&HistoryKey>,
+        limit: i64,
+    ) -> Result<Option<Page<HistoryItem>>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     /// Delete send records older than `before_ms` (the limiter needs only the last minute).
     async fn prune_sends(&self, before_ms: i64) -> Result<(), StoreError>;
@@ -710,19 +639,6 @@ impl NotificationView {
     }
 }
 
-/// An event of the alert: status, starts_at, received_at.
-pub(crate) type EventRow = (String, i64, i64);
-/// An audit row: starts_at, at, action, actor, via, address.
-pub(crate) type AuditRow = (i64, i64, String, String, String, Option<String>);
-/// A sent outbox row: kind, step, channel, mentions (JSON), sent_at, the event's starts_at.
-pub(crate) type SendRow = (
-    String,
-    Option<i64>,
-    String,
-    Option<String>,
-    Option<i64>,
-    i64,
-);
 /// An audit row with its fingerprint first.
 pub(crate) type FullAuditRow = (String, i64, i64, String, String, String, Option<String>);
 
@@ -737,38 +653,4 @@ pub(crate) fn audit_entry(r: FullAuditRow) -> AuditEntry {
         via,
         address,
     }
-}
-
-/// One history from the alert's events, its audit rows and its sent notifications.
-pub(crate) fn build_history(
-    events: Vec<EventRow>,
-    audit: Vec<AuditRow>,
-    sends: Vec<SendRow>,
-) -> Vec<HistoryEntry> {
-    let mut h = Vec::with_capacity(events.len() + audit.len() + sends.len());
-    for (status, starts_at, received_at) in events {
-        h.push(HistoryEntry::new(received_at, &status, starts_at));
-    }
-    for (starts_at, at, action, actor, via, address) in audit {
-        let mut e = HistoryEntry::new(at, &action, starts_at);
-        e.by = Some(actor);
-        e.via = Some(via);
-        e.address = address;
-        h.push(e);
-    }
-    for (kind, step, channel, mentions, sent_at, starts_at) in sends {
-        let action = match OutboxKind::parse(&kind) {
-            OutboxKind::Escalate => "step",
-            OutboxKind::Ack => "ack_announced",
-            OutboxKind::Notify => "notified",
-        };
-        let mut e = HistoryEntry::new(sent_at.unwrap_or(0), action, starts_at);
-        e.step = step;
-        e.channel = Some(channel);
-        e.mentions = mentions
-            .and_then(|m| serde_json::from_str(&m).ok())
-            .unwrap_or_default();
-        h.push(e);
-    }
-    finish_history(h)
 }

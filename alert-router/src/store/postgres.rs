@@ -41,10 +41,6 @@ impl Dialect for Postgres {
         r.rows_affected()
     }
 
-    fn texts_from_json(n: usize) -> String {
-        format!("SELECT jsonb_array_elements_text(CAST(${n} AS JSONB))")
-    }
-
     /// The router's tables in its schema, with their indexes and TOAST: what retention
     /// bounds (`pg_database_size` would add the catalog and other tenants of the database).
     const SIZE_BYTES: &'static str =

@@ -17,7 +17,7 @@
 //! `incremental_vacuum` steps (the file is `auto_vacuum = INCREMENTAL`, `sqlite.rs`).
 //!
 //! One runner ([`run_as`]): replicas sharing one PostgreSQL would otherwise all run the same
-//! deletes every interval. A round runs under a lease row (`store_leases`, migration 0012),
+//! deletes every interval. A round runs under a lease row (`store_leases`, migration 0013),
 //! taken the way an outbox row is claimed (`claimed_by`, `lease_until`, free once expired)
 //! with the rota claims' upsert, renewed between batches and kept for one `interval` after
 //! the round, so the replica that ran keeps running and the others skip. A replica that dies
@@ -506,8 +506,8 @@ impl<D> [RetentionStore for SqlStore<D>] {
             // By primary key (fingerprint), then only if it points at a deleted event: a
             // chain or status row of a later firing stays.
             let sql = format!(
-                "DELETE FROM {table} WHERE fingerprint IN ({}) AND event_id IN ({})",
-                D::texts_from_json(1),
+                "DELETE FROM {table} WHERE {} AND event_id IN ({})",
+                D::in_json_texts("fingerprint", 1),
                 D::ids_from_json(2)
             );
             let r = sqlx::query(&sql).bind(&fps).bind(&ev).execute(&mut *tx).await?;

@@ -19,9 +19,9 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use super::notices;
 use super::retry_busy;
 use super::{
-    AckOutcome, AckRequest, AlertView, AuditEntry, ChainRow, CurrentAlert, Cursor, HistoryEntry,
-    INSERT_CHUNK, NotificationView, OutboxKind, OutboxRow, Page, QueueStats, RoutedEvent, Store,
-    StoreError, ack_event, fold_chain,
+    AckOutcome, AckRequest, AlertView, AuditEntry, ChainRow, CurrentAlert, Cursor, HistoryItem,
+    HistoryKey, INSERT_CHUNK, NotificationView, OutboxKind, OutboxRow, Page, QueueStats,
+    RoutedEvent, Store, StoreError, ack_event, fold_chain,
 };
 
 /// What differs between the SQL of the two backends.
@@ -38,14 +38,13 @@ pub trait Dialect: Database {
     /// `col IN` the strings of the JSON array parameter `$n`, written so that the planner
     /// looks each one up in `col`'s index: on PostgreSQL `= ANY(ARRAY(...))` (one array,
     /// probed per element), since an `IN (sub-select)` of a set function is planned as a hash
-    /// join over a scan of the whole table.
+    /// join over a scan of the whole table. The one way to match a list of strings (the
+    /// listings by fingerprint, retention's deletes by fingerprint).
     fn in_json_texts(col: &str, n: usize) -> String;
     /// The same for the integers of `$n`.
     fn in_json_ids(col: &str, n: usize) -> String;
     /// Rows a statement changed (sqlx has no trait for it).
     fn rows_affected(r: &Self::QueryResult) -> u64;
-    /// A sub-select yielding the strings of a JSON array parameter (`$n`) as rows of TEXT.
-    fn texts_from_json(n: usize) -> String;
     /// The store's size in bytes, one row of one BIGINT (`retention::RetentionStore::size_bytes`).
     const SIZE_BYTES: &'static str;
     /// The number of free pages in the file, where the store can give them back (SQLite).
@@ -226,20 +225,35 @@ pub mod reads {
         "SELECT fingerprint, starts_at, at, action, actor, via, address FROM alert_audit
          ORDER BY at DESC, id DESC LIMIT $1";
 
-    /// `$1`: fingerprint; `$2`: limit.
-    pub const HISTORY_EVENTS: &str =
-        "SELECT status, starts_at, received_at FROM alert_events WHERE fingerprint = $1
-         ORDER BY received_at DESC LIMIT $2";
-    /// `$1`: fingerprint; `$2`: limit.
+    /// An alert's history, one statement per table (`store::history`): `$1` fingerprint,
+    /// `$2, $3` the (time, id) bound of the cursor (`HistoryKey::bound`), `$4` limit. Each
+    /// seeks into its table's (fingerprint, time, id) index (migration 0012) and walks back
+    /// one page at most.
+    pub const HISTORY_EVENTS: &str = "SELECT id, status, starts_at, received_at FROM alert_events
+         WHERE fingerprint = $1 AND (received_at, id) < ($2, $3)
+         ORDER BY received_at DESC, id DESC LIMIT $4";
+    /// See [`HISTORY_EVENTS`].
     pub const HISTORY_AUDIT: &str =
-        "SELECT starts_at, at, action, actor, via, address FROM alert_audit WHERE fingerprint = $1
-         ORDER BY at DESC LIMIT $2";
-    /// `$1`: fingerprint; `$2`: limit. By the outbox's own fingerprint (always its event's):
-    /// `outbox_sent_history` yields the newest sends first and the limit stops the walk.
+        "SELECT id, starts_at, at, action, actor, via, address FROM alert_audit
+         WHERE fingerprint = $1 AND (at, id) < ($2, $3) ORDER BY at DESC, id DESC LIMIT $4";
+    /// See [`HISTORY_EVENTS`]. By the outbox's own fingerprint (always its event's).
     pub const HISTORY_SENDS: &str =
-        "SELECT o.kind, o.step, o.channel, o.mentions, o.sent_at, e.starts_at
+        "SELECT o.id, o.kind, o.step, o.channel, o.mentions, o.sent_at, e.starts_at
          FROM outbox o JOIN alert_events e ON e.id = o.event_id
-         WHERE o.fingerprint = $1 AND o.state = 'sent' ORDER BY o.sent_at DESC LIMIT $2";
+         WHERE o.fingerprint = $1 AND o.state = 'sent' AND (o.sent_at, o.id) < ($2, $3)
+         ORDER BY o.sent_at DESC, o.id DESC LIMIT $4";
+    /// See [`HISTORY_EVENTS`].
+    pub fn history_calls() -> String {
+        format!(
+            "SELECT {}, id FROM voice_calls
+             WHERE fingerprint = $1 AND (placed_at, id) < ($2, $3)
+             ORDER BY placed_at DESC, id DESC LIMIT $4",
+            crate::store::calls::CALL_COLUMNS
+        )
+    }
+    /// `$1`: fingerprint. Whether any event of the alert is stored (a page past its oldest
+    /// entry is empty, not 404).
+    pub const HISTORY_EXISTS: &str = "SELECT id FROM alert_events WHERE fingerprint = $1 LIMIT 1";
 
     /// A parameter value for a plan check.
     #[derive(Debug, Clone)]
@@ -317,19 +331,31 @@ pub mod reads {
             l(
                 "history_events",
                 HISTORY_EVENTS.into(),
-                vec![Text("fp"), Int(1000)],
+                vec![Text("fp"), Int(1_000_000), Int(i64::MAX), Int(101)],
                 false,
             ),
             l(
                 "history_audit",
                 HISTORY_AUDIT.into(),
-                vec![Text("fp"), Int(1000)],
+                vec![Text("fp"), Int(1_000_000), Int(i64::MAX), Int(101)],
                 false,
             ),
             l(
                 "history_sends",
                 HISTORY_SENDS.into(),
-                vec![Text("fp"), Int(1000)],
+                vec![Text("fp"), Int(1_000_000), Int(i64::MAX), Int(101)],
+                false,
+            ),
+            l(
+                "history_calls",
+                history_calls(),
+                vec![Text("fp"), Int(1_000_000), Int(i64::MAX), Int(101)],
+                false,
+            ),
+            l(
+                "history_exists",
+                HISTORY_EXISTS.into(),
+                vec![Text("fp")],
                 false,
             ),
         ]
@@ -1149,27 +1175,63 @@ impl<D> [Store for SqlStore<D>] {
         Ok(rows.into_iter().map(super::audit_entry).collect())
     }
 
-    async fn history(&self, fingerprint: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        let events = sqlx::query_as::<_, super::EventRow>(reads::HISTORY_EVENTS)
-        .bind(fingerprint)
-        .bind(super::MAX_HISTORY)
-        .fetch_all(&self.pool)
-        .await?;
-        if events.is_empty() {
-            // Never received, or pruned by retention (whose audit rows may outlive the events).
-            return Ok(Vec::new());
+    async fn history_page(
+        &self,
+        fingerprint: &str,
+        before: Option<&HistoryKey>,
+        limit: i64,
+    ) -> Result<Option<Page<HistoryItem>>, StoreError> {
+        use super::calls::CallViewRow;
+        use super::history::{self, Source};
+        let before = before.copied().unwrap_or(HistoryKey::NEWEST);
+        let calls_sql = reads::history_calls();
+        // Each table's rows older than the cursor, newest first, one more than a page; the
+        // statements in the order of `Source`.
+        let sql = [reads::HISTORY_EVENTS, reads::HISTORY_AUDIT, reads::HISTORY_SENDS, &calls_sql];
+        let read = |s: Source| {
+            let (at, id) = before.bound(s);
+            sqlx::query(sql[s as usize])
+                .bind(fingerprint)
+                .bind(at)
+                .bind(id)
+                .bind(limit + 1)
+                .fetch_all(&self.pool)
+        };
+        fn decode<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
+        where
+            R: sqlx::Row,
+            T: for<'r> sqlx::FromRow<'r, R>,
+        {
+            Ok(rows.iter().map(T::from_row).collect::<Result<_, _>>()?)
         }
-        let audit = sqlx::query_as::<_, super::AuditRow>(reads::HISTORY_AUDIT)
-        .bind(fingerprint)
-        .bind(super::MAX_HISTORY)
-        .fetch_all(&self.pool)
-        .await?;
-        let sends = sqlx::query_as::<_, super::SendRow>(reads::HISTORY_SENDS)
-        .bind(fingerprint)
-        .bind(super::MAX_HISTORY)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(super::build_history(events, audit, sends))
+        let events: Vec<history::EventRow> = decode(read(Source::Event).await?)?;
+        if events.is_empty() {
+            // Never received, or pruned by retention (whose audit rows may outlive the
+            // events); or only this page has none: a later one of a stored alert is empty.
+            let any: Option<i64> = sqlx::query_scalar(reads::HISTORY_EXISTS)
+                .bind(fingerprint)
+                .fetch_optional(&self.pool)
+                .await?;
+            if any.is_none() {
+                return Ok(None);
+            }
+        }
+        let audit: Vec<history::AuditRow> = decode(read(Source::Audit).await?)?;
+        let sends: Vec<history::SendRow> = decode(read(Source::Send).await?)?;
+        // A call as the status page reads it (its columns first, by position), with its id.
+        let calls = read(Source::Call).await?;
+        let calls: Vec<(i64, CallViewRow)> = calls
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, sqlx::FromRow::from_row(r)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let rows = events
+            .into_iter()
+            .map(history::event_item)
+            .chain(audit.into_iter().map(history::audit_item))
+            .chain(sends.into_iter().map(history::send_item))
+            .chain(calls.into_iter().map(|(id, r)| history::call_item(id, r)))
+            .collect();
+        Ok(Some(history::page(rows, limit)))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

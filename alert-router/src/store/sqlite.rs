@@ -38,10 +38,6 @@ impl Dialect for Sqlite {
         r.rows_affected()
     }
 
-    fn texts_from_json(n: usize) -> String {
-        format!("SELECT value FROM json_each(${n})")
-    }
-
     const SIZE_BYTES: &'static str =
         "SELECT p.page_count * s.page_size FROM pragma_page_count() p, pragma_page_size() s";
     const FREE_PAGES: Option<&'static str> =

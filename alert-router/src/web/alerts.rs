@@ -1,5 +1,6 @@
 //! Alerts over the JSON API: `GET /api/v1/alerts` (escalated alerts with their chain, by page),
-//! `POST /api/v1/alerts/{fingerprint}/ack` and `GET /api/v1/alerts/{fingerprint}/history`.
+//! `POST /api/v1/alerts/{fingerprint}/ack` and `GET /api/v1/alerts/{fingerprint}/history`
+//! (by page, like the listings).
 //! The HTML pages (status page, ack-link pages) are in `pages`.
 //!
 //! An acknowledgement records the authenticated caller (`auth::Principal`, set by the web
@@ -20,7 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Shared, listing};
-use crate::store::{AckOutcome, AckRequest, AckVia};
+use crate::store::{AckOutcome, AckRequest, AckVia, Cursor, HistoryEntry, HistoryItem, HistoryKey};
 use crate::web::auth::{AuthMethod, Principal};
 
 /// Largest ack request body: a name, nothing more.
@@ -55,7 +56,7 @@ pub(crate) fn store_unavailable(e: &crate::store::StoreError) -> Response {
     )
 }
 
-/// The query of `GET /api/v1/alerts`.
+/// The query of `GET /api/v1/alerts` and of an alert's history.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
@@ -81,33 +82,59 @@ pub async fn list(
     }
 }
 
-/// `GET /api/v1/alerts/{fingerprint}/history`: every event, step, notification and
-/// acknowledgement of the alert (all its firings), oldest first; 404 for an alert never
-/// received or whose firings retention deleted (its audit rows may outlive it, in the audit
-/// trail, not here).
-pub async fn history(State(app): State<Arc<Shared>>, Path(fingerprint): Path<String>) -> Response {
-    let history = match tokio::try_join!(
-        app.store.history(&fingerprint),
-        app.store.calls_of(&fingerprint)
-    ) {
-        Ok((h, _)) if h.is_empty() => Ok(h),
-        Ok((mut h, calls)) if !calls.is_empty() => {
-            // Calls of a voice step, each with its outcome ("called ann: no answer 03:02:11").
-            let live = app.live();
-            h.extend(calls.iter().map(|c| {
-                crate::render::calls::history_entry(c, &live.plan.directory, live.plan.timezone)
-            }));
-            Ok(crate::store::finish_history(h))
-        }
-        other => other.map(|(h, _)| h),
+/// `GET /api/v1/alerts/{fingerprint}/history?limit=&cursor=`: one page of every event, step,
+/// notification, call and acknowledgement of the alert (all its firings): the newest `limit`
+/// entries before the cursor, oldest first, `{"fingerprint", "history": [...], "next"}`
+/// where `next` leads further back (see `store::history`). 404 for an alert never received
+/// or whose firings retention deleted (its audit rows may outlive it, in the audit trail,
+/// not here).
+pub async fn history(
+    State(app): State<Arc<Shared>>,
+    Path(fingerprint): Path<String>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let params = listing::query(q)
+        .and_then(|q| listing::page_params(q.limit.as_deref(), q.cursor.as_deref()))
+        .and_then(|(limit, cursor)| {
+            let before = cursor.as_ref().map(HistoryKey::from_cursor).transpose();
+            before.map(|b| (limit, b)).map_err(|e| e.to_string())
+        });
+    let (limit, before) = match params {
+        Ok(v) => v,
+        Err(reason) => return listing::bad_request(reason),
     };
-    match history {
-        Ok(h) if h.is_empty() => json_err(
+    match app
+        .store
+        .history_page(&fingerprint, before.as_ref(), limit)
+        .await
+    {
+        Ok(None) => json_err(
             StatusCode::NOT_FOUND,
             "not_found",
             "no alert with this fingerprint is stored: never received, or resolved longer ago than retention.resolved_after and pruned".into(),
         ),
-        Ok(h) => Json(json!({"fingerprint": fingerprint, "history": h})).into_response(),
+        Ok(Some(page)) => {
+            let live = app.live();
+            let entries: Vec<HistoryEntry> = page
+                .items
+                .into_iter()
+                .map(|item| match item {
+                    HistoryItem::Entry(e) => e,
+                    // A call of a voice step, with its outcome ("called ann: no answer 03:02:11").
+                    HistoryItem::Call(c) => crate::render::calls::history_entry(
+                        &c,
+                        &live.plan.directory,
+                        live.plan.timezone,
+                    ),
+                })
+                .collect();
+            Json(json!({
+                "fingerprint": fingerprint,
+                "history": entries,
+                "next": page.next.as_ref().map(Cursor::encode),
+            }))
+            .into_response()
+        }
         Err(e) => store_unavailable(&e),
     }
 }

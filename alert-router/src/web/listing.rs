@@ -1,4 +1,4 @@
-//! The query parameters of the paginated JSON listings (`/api/v1/alerts`,
+//! The query parameters of the paginated JSON listings (`/api/v1/alerts`, an alert's history,
 //! `/api/v1/notifications`): `limit` (rows per page, [`DEFAULT_LIMIT`] unless given, at most
 //! [`MAX_LIMIT`]) and `cursor` (the `next` of the previous page, opaque). A bad value is
 //! refused with 400 and a JSON reason naming the parameter, never clamped or ignored: a script

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use quantwatch_alert_router::app::{RunError, config, serve};
+use quantwatch_alert_router::store::{HistoryEntry, HistoryItem, HistoryKey, Store};
 use serde_json::{Value, json};
 
 pub struct RouterUnderTest {
@@ -16,6 +17,36 @@ pub struct RouterUnderTest {
     pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<Result<(), RunError>>>,
+}
+
+/// Every entry of an alert's stored history (its calls left out), oldest first, read page by
+/// page from the store; empty when no event of the alert is stored.
+pub async fn history_of(store: &dyn Store, fp: &str) -> Vec<HistoryEntry> {
+    let mut all: Vec<HistoryEntry> = Vec::new();
+    let mut before = None;
+    loop {
+        let Some(page) = store
+            .history_page(fp, before.as_ref(), 1000)
+            .await
+            .expect("history")
+        else {
+            return all;
+        };
+        let mut entries: Vec<HistoryEntry> = page
+            .items
+            .into_iter()
+            .filter_map(|i| match i {
+                HistoryItem::Entry(e) => Some(e),
+                HistoryItem::Call(_) => None,
+            })
+            .collect();
+        entries.append(&mut all);
+        all = entries;
+        match page.next {
+            Some(c) => before = Some(HistoryKey::from_cursor(&c).expect("a cursor of ours")),
+            None => return all,
+        }
+    }
 }
 
 /// Placeholder for the router's own address (`http://127.0.0.1:PORT`) in the YAML and env of
@@ -121,18 +152,33 @@ impl RouterUnderTest {
         })
     }
 
-    /// `GET /api/v1/alerts/{fp}/history` with the API bearer: the entries, oldest first.
+    /// `GET /api/v1/alerts/{fp}/history` with the API bearer, every page: the entries,
+    /// oldest first.
     pub async fn history(&self, token: &str, fp: &str) -> Vec<Value> {
-        let v: Value = reqwest::Client::new()
-            .get(format!("{}/api/v1/alerts/{fp}/history", self.url))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("history")
-            .json()
-            .await
-            .expect("history json");
-        v["history"].as_array().cloned().unwrap_or_default()
+        let mut all: Vec<Value> = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let v: Value = reqwest::Client::new()
+                .get(format!(
+                    "{}/api/v1/alerts/{fp}/history?limit=1000{cursor}",
+                    self.url
+                ))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("history")
+                .json()
+                .await
+                .expect("history json");
+            // Pages lead back in time: an older page goes before what was read.
+            let mut page = v["history"].as_array().cloned().unwrap_or_default();
+            page.append(&mut all);
+            all = page;
+            match v["next"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => return all,
+            }
+        }
     }
 
     /// Whether the sample `series` of /metrics reaches exactly `value` within `timeout`.

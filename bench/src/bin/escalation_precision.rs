@@ -10,6 +10,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use quantwatch_bench::router;
+use quantwatch_bench::timing::timed;
 
 const POLICY: &str = r#"
 channels:
@@ -61,37 +63,17 @@ async fn main() -> anyhow::Result<()> {
     let cfg_path = dir.path().join("router.yml");
     std::fs::write(&cfg_path, POLICY)?;
     let url = format!("sqlite://{}/router.db", dir.path().display());
-    let env: std::collections::HashMap<String, String> =
-        [("ROUTER_DATABASE_URL".to_string(), url.clone())].into();
-    let cfg = quantwatch_alert_router::app::config::load(Some(&cfg_path), &env)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let router = tokio::spawn(quantwatch_alert_router::app::serve(
-        cfg,
-        None,
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-        None,
-    ));
+    let router = router::start(Some(&cfg_path), &[("ROUTER_DATABASE_URL", &url)]).await?;
     let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client.get(format!("{base}/readyz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     // All alerts arrive within the first moments, as in a storm: 100 per webhook.
     for from in (0..alerts).step_by(100) {
-        let r = client
-            .post(format!("{base}/webhook/alertmanager"))
-            .json(&payload(from, (from + 100).min(alerts)))
-            .send()
-            .await?;
-        anyhow::ensure!(r.status().is_success(), "webhook answered {}", r.status());
+        let a = timed(
+            client
+                .post(format!("{}/webhook/alertmanager", router.base))
+                .json(&payload(from, (from + 100).min(alerts))),
+        )
+        .await?;
+        anyhow::ensure!(a.status.is_success(), "webhook answered {}", a.status);
     }
     let expected = alerts * 4;
     let store = quantwatch_alert_router::store::open(&url, false).await?;
@@ -103,8 +85,7 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let _ = stop.send(());
-    router.await??;
+    router.stop().await?;
     anyhow::ensure!(
         rows.len() == expected,
         "{} of {expected} steps sent",

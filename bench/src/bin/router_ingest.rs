@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use quantwatch_bench::router;
+use quantwatch_bench::timing::{Latencies, timed};
 
 struct Result_ {
     name: &'static str,
@@ -46,32 +47,26 @@ fn payload(n: u64) -> Vec<u8> {
 /// Latencies of successful requests, the failed count and the seconds spent.
 #[derive(Default)]
 struct Samples {
-    lat: Vec<Duration>,
+    lat: Latencies,
     errors: u64,
     secs: f64,
 }
 
 impl Samples {
     fn add(&mut self, other: Samples) {
-        self.lat.extend(other.lat);
+        self.lat.append(other.lat);
         self.errors += other.errors;
         self.secs += other.secs;
     }
 
-    fn summary(mut self, name: &'static str) -> Result_ {
-        self.lat.sort();
-        let pct = |q: f64| {
-            quantwatch_bench::percentile(&self.lat, q)
-                .map(|d| d.as_secs_f64() * 1000.0)
-                .unwrap_or(f64::NAN)
-        };
+    fn summary(self, name: &'static str) -> Result_ {
         Result_ {
             name,
             requests: self.lat.len() as u64,
             errors: self.errors,
             secs: self.secs,
-            p50_ms: pct(0.50),
-            p99_ms: pct(0.99),
+            p50_ms: self.lat.ms(0.50),
+            p99_ms: self.lat.ms(0.99),
         }
     }
 }
@@ -89,22 +84,16 @@ async fn load(
     for _ in 0..concurrency {
         let (client, url, seq) = (client.clone(), url.to_string(), seq.clone());
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
+            let mut lat = Latencies::default();
             let mut errors = 0u64;
             while Instant::now() < deadline {
                 let body = payload(seq.fetch_add(1, Ordering::Relaxed));
-                let t = Instant::now();
-                match client
+                let req = client
                     .post(&url)
                     .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed());
-                    }
+                    .body(body);
+                match timed(req).await {
+                    Ok(a) if a.status.is_success() => lat.push(a.took),
                     _ => errors += 1,
                 }
             }
@@ -114,7 +103,7 @@ async fn load(
     let mut out = Samples::default();
     for t in tasks {
         let (l, e) = t.await?;
-        out.lat.extend(l);
+        out.lat.append(l);
         out.errors += e;
     }
     out.secs = start.elapsed().as_secs_f64();
@@ -124,44 +113,24 @@ async fn load(
 /// A router under test: zero config (log channel, its worker running) on a fresh SQLite file.
 struct RouterUnderTest {
     url: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), quantwatch_alert_router::app::RunError>>,
+    router: router::Router,
     _dir: tempfile::TempDir,
 }
 
 async fn start_router(synchronous: &str) -> anyhow::Result<RouterUnderTest> {
     let dir = tempfile::tempdir()?;
-    let env: std::collections::HashMap<String, String> = [
-        (
-            "ROUTER_DATABASE_URL".to_string(),
-            format!("sqlite://{}/router.db", dir.path().display()),
-        ),
-        (
-            "ROUTER_SQLITE_SYNCHRONOUS".to_string(),
-            synchronous.to_string(),
-        ),
-    ]
-    .into_iter()
-    .collect();
-    let cfg = quantwatch_alert_router::app::config::load(None, &env)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/webhook/alertmanager", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(quantwatch_alert_router::app::serve(
-        cfg,
+    let db = format!("sqlite://{}/router.db", dir.path().display());
+    let router = router::start(
         None,
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-        None,
-    ));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+        &[
+            ("ROUTER_DATABASE_URL", &db),
+            ("ROUTER_SQLITE_SYNCHRONOUS", synchronous),
+        ],
+    )
+    .await?;
     Ok(RouterUnderTest {
-        url,
-        stop,
-        task,
+        url: format!("{}/webhook/alertmanager", router.base),
+        router,
         _dir: dir,
     })
 }
@@ -240,11 +209,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|(s, (name, _))| s.summary(name))
         .collect();
     for r in [full, normal] {
-        let _ = r.stop.send(());
-        r.task
-            .await
-            .context("router task")?
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        r.router.stop().await?;
     }
 
     println!(

@@ -5,7 +5,7 @@
 //! of one request, not of a queue. Prints a Markdown table with the targets (issue 22).
 //!
 //! Usage: cargo run --release -p quantwatch-bench --bin router_query_cost --
-//!        [--store sqlite|postgres|both] [--resolved N] [--escalated N] [--requests N]
+//!        [--store sqlite|postgres|both] [--resolved N] [--escalated N] [--flaps N] [--requests N]
 //!
 //! Seeding goes through the router's own store API (`Store::ingest`, `claim`, `mark_sent`,
 //! `ack`), in batches of 1,000 alerts per group commit, not through hand-written INSERTs: the
@@ -14,16 +14,18 @@
 //! stay so when the schema changes, at the price of a slower seed (minutes for 1,000,000
 //! alerts). Each resolved alert fired, was notified and resolved (its resolve notified too);
 //! one in ten was escalated: step 0 of a two-step chain sent, then resolved before step 1
-//! (which the resolve deletes, as in production).
+//! (which the resolve deletes, as in production). One more alert flapped `--flaps` times
+//! (default 2,000: 8,000 history entries), for the cost of a history page deep in its past.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use quantwatch_alert_router::core::model::{AlertEvent, Status};
 use quantwatch_alert_router::store::escalation::{Plan, PlannedStep};
 use quantwatch_alert_router::store::{RoutedEvent, Store};
+use quantwatch_bench::router;
+use quantwatch_bench::timing::{Latencies, timed};
 
 const API: &str = "bench-api-token";
 /// The zero-config router's one channel.
@@ -38,6 +40,7 @@ struct Args {
     stores: Vec<&'static str>,
     resolved: usize,
     escalated: usize,
+    flaps: usize,
     requests: usize,
 }
 
@@ -46,6 +49,7 @@ fn args() -> anyhow::Result<Args> {
         stores: vec!["sqlite", "postgres"],
         resolved: 1_000_000,
         escalated: 3000,
+        flaps: 2000,
         requests: 200,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -65,6 +69,7 @@ fn args() -> anyhow::Result<Args> {
             }
             "--resolved" => a.resolved = value.parse().context("--resolved")?,
             "--escalated" => a.escalated = value.parse().context("--escalated")?,
+            "--flaps" => a.flaps = value.parse().context("--flaps")?,
             "--requests" => a.requests = value.parse().context("--requests")?,
             other => anyhow::bail!("unknown flag {other}"),
         }
@@ -188,6 +193,49 @@ async fn seed_resolved(store: &dyn Store, count: usize, end: i64) -> anyhow::Res
     Ok(())
 }
 
+/// The flapping alert of the deep history page.
+const FLAPPER: &str = "flapper";
+
+/// One alert that fired and resolved `flaps` times, a minute apart, ending before `end`, each
+/// firing and resolve notified: four history entries a flap. One event per commit (a batch
+/// holds one event of an alert).
+async fn seed_flapping(store: &dyn Store, flaps: usize, end: i64) -> anyhow::Result<()> {
+    let first = end - flaps as i64 * 60_000;
+    for k in 0..flaps as i64 {
+        let t = first + k * 60_000;
+        for (status, at, ends_at) in [
+            (Status::Firing, t + 1000, None),
+            (Status::Resolved, t + 30_000, Some(t + 30_000)),
+        ] {
+            let ev = RoutedEvent {
+                event: event(FLAPPER, "Flap", status, t, ends_at),
+                channels: vec![CHANNEL.into()],
+                escalation: None,
+            };
+            store.ingest(&[ev], at).await?;
+            deliver_due(store, at).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The cursor of the history page `depth` entries back from the newest, read with pages of
+/// 1,000 (unmeasured).
+async fn deep_cursor(client: &reqwest::Client, base: &str, depth: usize) -> anyhow::Result<String> {
+    let mut cursor = String::new();
+    for _ in 0..depth / 1000 {
+        let url = format!("{base}/api/v1/alerts/{FLAPPER}/history?limit=1000{cursor}");
+        let a = timed(client.get(&url).bearer_auth(API)).await?;
+        anyhow::ensure!(a.status.is_success(), "GET {url}: {}", a.status);
+        let v: serde_json::Value = serde_json::from_slice(&a.body)?;
+        let next = v["next"]
+            .as_str()
+            .with_context(|| format!("GET {url}: no next page"))?;
+        cursor = format!("&cursor={next}");
+    }
+    Ok(cursor)
+}
+
 /// `count` escalated alerts firing now, step 0 of a three-step chain sent, every tenth
 /// acknowledged (its announcement sent).
 async fn seed_escalated(store: &dyn Store, count: usize, now: i64) -> anyhow::Result<()> {
@@ -216,50 +264,6 @@ async fn seed_escalated(store: &dyn Store, count: usize, now: i64) -> anyhow::Re
     Ok(())
 }
 
-struct Router {
-    base: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), quantwatch_alert_router::app::RunError>>,
-}
-
-async fn start_router(db_url: &str) -> anyhow::Result<Router> {
-    let env: HashMap<String, String> = [
-        ("ROUTER_DATABASE_URL".to_string(), db_url.to_string()),
-        ("ROUTER_API_TOKEN".to_string(), API.to_string()),
-    ]
-    .into_iter()
-    .collect();
-    let cfg = quantwatch_alert_router::app::config::load(None, &env)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(quantwatch_alert_router::app::serve(
-        cfg,
-        None,
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-        None,
-    ));
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the router on {db_url} was not ready within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(Router { base, stop, task })
-}
-
 struct Figure {
     what: String,
     p50_ms: f64,
@@ -279,35 +283,26 @@ async fn measure(
     expect: &str,
     path: impl Fn(usize) -> String,
 ) -> anyhow::Result<Figure> {
-    let mut lat = Vec::with_capacity(requests);
+    let mut lat = Latencies::default();
     let mut bytes = 0;
     for i in 0..requests + 10 {
         let url = format!("{base}{}", path(i));
-        let t = Instant::now();
-        let r = client.get(&url).bearer_auth(API).send().await?;
-        let status = r.status();
-        let body = r.text().await?;
-        let took = t.elapsed();
+        let a = timed(client.get(&url).bearer_auth(API)).await?;
+        let (status, body) = (a.status, a.text());
         anyhow::ensure!(status.is_success(), "GET {url}: {status}: {body}");
         anyhow::ensure!(
             body.contains(expect),
             "GET {url}: no {expect:?} in the answer"
         );
         if i >= 10 {
-            lat.push(took);
-            bytes = body.len();
+            lat.push(a.took);
+            bytes = a.body.len();
         }
     }
-    lat.sort();
-    let ms = |q: f64| {
-        quantwatch_bench::percentile(&lat, q)
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(f64::NAN)
-    };
     Ok(Figure {
         what: what.to_string(),
-        p50_ms: ms(0.50),
-        p99_ms: ms(0.99),
+        p50_ms: lat.ms(0.50),
+        p99_ms: lat.ms(0.99),
         target,
         bytes,
     })
@@ -334,8 +329,13 @@ async fn run(store_kind: &str, a: &Args) -> anyhow::Result<Vec<Figure>> {
         t.elapsed().as_secs_f64()
     );
     seed_escalated(store.as_ref(), a.escalated, now).await?;
+    seed_flapping(store.as_ref(), a.flaps, now - 3_600_000).await?;
     drop(store);
-    let router = start_router(&url).await?;
+    let router = router::start(
+        None,
+        &[("ROUTER_DATABASE_URL", &url), ("ROUTER_API_TOKEN", API)],
+    )
+    .await?;
     let client = reqwest::Client::new();
     let base = router.base.clone();
     let mut figures = Vec::new();
@@ -380,6 +380,26 @@ async fn run(store_kind: &str, a: &Args) -> anyhow::Result<Vec<Figure>> {
         )
         .await?,
     );
+    // Half-way back through the flapper's history, a whole number of 1,000-entry pages.
+    let depth = a.flaps * 4 / 2000 * 1000;
+    let cursor = deep_cursor(&client, &base, depth).await?;
+    figures.push(
+        measure(
+            &client,
+            &base,
+            &format!(
+                "`/api/v1/alerts/{{fp}}/history` page {} entries back of {} ({} flaps)",
+                depth,
+                a.flaps * 4,
+                a.flaps
+            ),
+            "p99 ≤ 50 ms",
+            a.requests,
+            "\"history\"",
+            |_| format!("/api/v1/alerts/{FLAPPER}/history?limit=100{cursor}"),
+        )
+        .await?,
+    );
     figures.push(
         measure(
             &client,
@@ -392,12 +412,7 @@ async fn run(store_kind: &str, a: &Args) -> anyhow::Result<Vec<Figure>> {
         )
         .await?,
     );
-    let _ = router.stop.send(());
-    router
-        .task
-        .await
-        .context("router task")?
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    router.stop().await?;
     drop(pg);
     Ok(figures)
 }
@@ -411,8 +426,8 @@ async fn main() -> anyhow::Result<()> {
         all.push((*s, run(s, &a).await?));
     }
     println!(
-        "router query cost: {} resolved alerts stored (2 events and 2 sent notifications each, one in ten escalated with a chain step sent too), {} escalated firing (every tenth acknowledged), {} sequential requests per row",
-        a.resolved, a.escalated, a.requests
+        "router query cost: {} resolved alerts stored (2 events and 2 sent notifications each, one in ten escalated with a chain step sent too), {} escalated firing (every tenth acknowledged), one alert flapped {} times, {} sequential requests per row",
+        a.resolved, a.escalated, a.flaps, a.requests
     );
     println!();
     println!("| store | request | p50 ms | p99 ms | target | answer bytes |");

@@ -1,0 +1,1 @@
+../portable/0012_history_pages.sql
