@@ -52,6 +52,7 @@ impl Dialect for Postgres {
     fn reclaim(_pages: i64) -> Option<String> {
         None
     }
+    const CHECKPOINT: Option<&'static str> = None;
 }
 
 pub type PgStore = SqlStore<Postgres>;

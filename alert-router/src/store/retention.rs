@@ -238,6 +238,10 @@ pub trait RetentionStore: Send + Sync {
     /// Hand at most `pages` free pages back to the file system (SQLite `incremental_vacuum`);
     /// returns how many were free before. PostgreSQL: 0 (autovacuum reuses the space).
     async fn reclaim(&self, pages: i64) -> Result<u64, StoreError>;
+    /// Copy the write-ahead log back into the file after a bulk write (`Dialect::CHECKPOINT`),
+    /// so that a run's batches and vacuum steps do not pile up in the log between the
+    /// background checkpoints and ratchet its size up. PostgreSQL: nothing.
+    async fn checkpoint(&self) -> Result<(), StoreError>;
     /// The store's size on disk: SQLite `page_count × page_size` (the main file once the WAL
     /// is checkpointed), PostgreSQL the router's tables with their indexes and TOAST.
     async fn size_bytes(&self) -> Result<i64, StoreError>;
@@ -377,6 +381,7 @@ async fn prune(
         let b = store.prune_firings(cutoff, batch).await?;
         report.firings += b.units as u64;
         report.add(&b);
+        checkpoint(store).await;
         if b.units < batch {
             break;
         }
@@ -397,6 +402,7 @@ async fn prune(
             let t = Instant::now();
             let b = store.prune_sweep(sweep, at, batch).await?;
             report.add(&b);
+            checkpoint(store).await;
             if b.units < batch {
                 break;
             }
@@ -414,6 +420,7 @@ async fn prune(
         let free = store.reclaim(RECLAIM_STEP).await?;
         let done = free.min(RECLAIM_STEP as u64);
         report.reclaimed_pages += done;
+        checkpoint(store).await;
         if free <= RECLAIM_STEP as u64 {
             break;
         }
@@ -421,6 +428,14 @@ async fn prune(
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Best effort: a checkpoint that cannot finish now (a reader on an older snapshot) is done
+/// by the next one; the run goes on.
+async fn checkpoint(store: &dyn Store) {
+    if let Err(e) = store.checkpoint().await {
+        tracing::debug!(error = %e, "checkpoint after a retention write");
+    }
 }
 
 async fn pause(took: Duration) {
@@ -598,6 +613,13 @@ impl<D> [RetentionStore for SqlStore<D>] {
             units: usize::try_from(n).unwrap_or(usize::MAX),
         })
     })
+    }
+
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        if let Some(sql) = D::CHECKPOINT {
+            sqlx::query(sql).execute(&self.pool).await?;
+        }
+        Ok(())
     }
 
     async fn reclaim(&self, pages: i64) -> Result<u64, StoreError> {

@@ -51,6 +51,10 @@ pub trait Dialect: Database {
     const FREE_PAGES: Option<&'static str>;
     /// The statement giving at most `pages` free pages back to the file system.
     fn reclaim(pages: i64) -> Option<String>;
+    /// Copy the write-ahead log back into the file (SQLite `wal_checkpoint(PASSIVE)`: never
+    /// waits for a writer), so the next write can start the log over. Run by the background
+    /// task every second and by retention after each of its bulk writes.
+    const CHECKPOINT: Option<&'static str>;
     /// How every write transaction begins, on either pool. SQLite: `BEGIN IMMEDIATE`, so the
     /// write lock is taken (waiting out `busy_timeout`) before the first read; a deferred
     /// transaction that read and then tries to write after another connection committed fails

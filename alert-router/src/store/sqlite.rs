@@ -45,6 +45,7 @@ impl Dialect for Sqlite {
     fn reclaim(pages: i64) -> Option<String> {
         Some(format!("PRAGMA incremental_vacuum({pages})"))
     }
+    const CHECKPOINT: Option<&'static str> = Some(PASSIVE_CHECKPOINT);
 }
 
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -62,6 +63,13 @@ fn usable(conn: &sqlx::SqliteConnection) -> bool {
     }
     true
 }
+
+/// Never waits for a writer: copies what it can and lets the log start over.
+const PASSIVE_CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+
+/// Bytes the write-ahead log is truncated back to when it starts over (16 MiB: several times
+/// what a second of intake or one retention batch writes).
+pub const JOURNAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
 
 /// Bytes SQLite has allocated in this process, all connections together (`sqlite3_memory_used`):
 /// its page caches are the part of the router's memory that grows with use, so the figure
@@ -85,6 +93,11 @@ pub async fn open(url: &str, fsync_each_commit: bool) -> Result<SqliteStore, Sto
         .busy_timeout(Duration::from_secs(10))
         // Checkpoints run from a background task (below), not inside a webhook's commit.
         .pragma("wal_autocheckpoint", "0")
+        // The log is reused from its start after a checkpoint but never shrinks by itself: one
+        // burst (the one-time VACUUM of the conversion below writes the whole file into it,
+        // a first retention run on a year of alerts) would keep its size on disk for ever.
+        // Past this size it is truncated back when it starts over.
+        .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
         .foreign_keys(true);
     let file = opts.get_filename().to_path_buf();
     if let Some(dir) = file.parent()
@@ -132,10 +145,7 @@ pub async fn open(url: &str, fsync_each_commit: bool) -> Result<SqliteStore, Sto
             if bg.is_closed() {
                 break;
             }
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&bg)
-                .await
-            {
+            if let Err(e) = sqlx::query(PASSIVE_CHECKPOINT).execute(&bg).await {
                 tracing::debug!(error = %e, "WAL checkpoint");
             }
         }
