@@ -6,7 +6,7 @@ use crate::core::model::CallOutcome;
 use crate::core::timefmt;
 use crate::plan::oncall::Directory;
 use crate::store::HistoryEntry;
-use crate::store::calls::CallView;
+use crate::store::history::CallView;
 
 /// `called ann: no answer 03:02:11` — the person's name when the directory knows the number
 /// (else only its last four digits), the time of the outcome (of the call while it rings) in

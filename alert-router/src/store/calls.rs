@@ -8,9 +8,9 @@
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
+use super::history::{CALL_COLUMNS, CallView, CallViewRow, call_view};
 use super::sql::{Dialect, SqlStore, sql_impl};
 use super::{StoreError, retry_busy};
-use serde::Serialize;
 
 use crate::core::model::CallOutcome;
 
@@ -51,53 +51,6 @@ pub struct Receipt {
     pub status_msg: String,
     /// The receipt as pushed (one array element), kept for audit.
     pub raw: String,
-}
-
-/// One call as the history and the status page show it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct CallView {
-    pub fingerprint: String,
-    pub starts_at: i64,
-    pub channel: String,
-    pub step: Option<i64>,
-    pub number: String,
-    pub call_id: Option<String>,
-    pub placed_at: i64,
-    /// `None` while ringing (no receipt yet).
-    pub outcome: Option<CallOutcome>,
-    pub settled_at: Option<i64>,
-}
-
-/// The columns a [`CallView`] is read from.
-pub(crate) const CALL_COLUMNS: &str =
-    "fingerprint, starts_at, channel, step, callee, call_id, placed_at, outcome, settled_at";
-
-pub(crate) type CallViewRow = (
-    String,
-    i64,
-    String,
-    Option<i64>,
-    String,
-    Option<String>,
-    i64,
-    Option<String>,
-    Option<i64>,
-);
-
-pub(crate) fn call_view(r: CallViewRow) -> CallView {
-    let (fingerprint, starts_at, channel, step, number, call_id, placed_at, outcome, settled_at) =
-        r;
-    CallView {
-        fingerprint,
-        starts_at,
-        channel,
-        step,
-        number,
-        call_id,
-        placed_at,
-        outcome: outcome.as_deref().and_then(CallOutcome::parse),
-        settled_at,
-    }
 }
 
 /// Calls as a store keeps them; a supertrait of `Store`, implemented by each backend through

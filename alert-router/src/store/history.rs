@@ -10,8 +10,8 @@ use std::cmp::Ordering;
 
 use serde::Serialize;
 
-use super::calls::{CallView, CallViewRow, call_view};
 use super::{BadCursor, Cursor, OutboxKind, Page};
+use crate::core::model::CallOutcome;
 
 /// One line of an alert's history (`GET /api/v1/alerts/{fingerprint}/history`).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -227,6 +227,54 @@ pub(crate) fn page(mut rows: Vec<(HistoryKey, HistoryItem)>, limit: i64) -> Page
     Page {
         items: page.items.into_iter().rev().map(|(_, item)| item).collect(),
         next: page.next,
+    }
+}
+
+/// One call as the history and the status page show it (here, not in `calls.rs`: the
+/// listings in `sql.rs` read it, and `calls.rs` builds on `sql.rs`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CallView {
+    pub fingerprint: String,
+    pub starts_at: i64,
+    pub channel: String,
+    pub step: Option<i64>,
+    pub number: String,
+    pub call_id: Option<String>,
+    pub placed_at: i64,
+    /// `None` while ringing (no receipt yet).
+    pub outcome: Option<CallOutcome>,
+    pub settled_at: Option<i64>,
+}
+
+/// The columns a [`CallView`] is read from.
+pub(crate) const CALL_COLUMNS: &str =
+    "fingerprint, starts_at, channel, step, callee, call_id, placed_at, outcome, settled_at";
+
+pub(crate) type CallViewRow = (
+    String,
+    i64,
+    String,
+    Option<i64>,
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
+pub(crate) fn call_view(r: CallViewRow) -> CallView {
+    let (fingerprint, starts_at, channel, step, number, call_id, placed_at, outcome, settled_at) =
+        r;
+    CallView {
+        fingerprint,
+        starts_at,
+        channel,
+        step,
+        number,
+        call_id,
+        placed_at,
+        outcome: outcome.as_deref().and_then(CallOutcome::parse),
+        settled_at,
     }
 }
 

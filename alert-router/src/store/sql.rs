@@ -252,7 +252,7 @@ pub mod reads {
             "SELECT {}, id FROM voice_calls
              WHERE fingerprint = $1 AND (placed_at, id) < ($2, $3)
              ORDER BY placed_at DESC, id DESC LIMIT $4",
-            crate::store::calls::CALL_COLUMNS
+            crate::store::history::CALL_COLUMNS
         )
     }
     /// `$1`: fingerprint. Whether any event of the alert is stored (a page past its oldest
@@ -1185,7 +1185,7 @@ impl<D> [Store for SqlStore<D>] {
         before: Option<&HistoryKey>,
         limit: i64,
     ) -> Result<Option<Page<HistoryItem>>, StoreError> {
-        use super::calls::CallViewRow;
+        use super::history::CallViewRow;
         use super::history::{self, Source};
         let before = before.copied().unwrap_or(HistoryKey::NEWEST);
         let calls_sql = reads::history_calls();
