@@ -849,7 +849,8 @@ async fn router_prunes(db_url: Option<String>) {
         in_use.zip(sqlite).is_some_and(|(h, s)| h > s),
         "heap in use {in_use:?} must hold SQLite's {sqlite:?}"
     );
-    assert!(free.is_some_and(|b| b >= 0.0), "heap free {free:?}");
+    // Its value is whatever glibc keeps; what can fail here is the series missing.
+    assert!(free.is_some(), "no heap_bytes{{state=\"free\"}} series");
     let last = r
         .metric("quantwatch_router_retention_last_run_timestamp_seconds")
         .await;
