@@ -14,7 +14,7 @@ const ARENAS: usize = 2;
 
 fn main() -> ExitCode {
     // Before any thread exists: arenas made earlier would stay.
-    let arenas_capped = quantwatch_web::heap::limit_arenas(ARENAS);
+    let arenas = quantwatch_web::heap::limit_arenas(ARENAS);
     let cli = Cli::parse();
     let format = if cli.log_format == "json" {
         LogFormat::Json
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         LogFormat::Text
     };
     init(format, "info");
-    if !arenas_capped {
+    if arenas == quantwatch_web::heap::Arenas::FromEnvironment {
         tracing::info!(
             "malloc arenas left as the environment sets them (MALLOC_ARENA_MAX or GLIBC_TUNABLES)"
         );

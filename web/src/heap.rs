@@ -27,15 +27,30 @@ pub struct HeapStats {
 /// that finds the arenas busy a new one, up to eight per core, and each keeps its own
 /// high-water mark and its own free chunks resident; a service whose threads allocate little
 /// at a time loses nothing measurable by sharing a few. Call in `main`, before any thread is
-/// started (arenas made before stay). True when the cap was set.
-pub fn limit_arenas(n: usize) -> bool {
+/// started (arenas made before stay).
+pub fn limit_arenas(n: usize) -> Arenas {
     if arenas_chosen(
         std::env::var_os("MALLOC_ARENA_MAX").as_deref(),
         std::env::var_os("GLIBC_TUNABLES").as_deref(),
     ) {
-        return false;
+        return Arenas::FromEnvironment;
     }
-    set_arena_max(n)
+    if set_arena_max(n) {
+        Arenas::Capped
+    } else {
+        Arenas::Unchanged
+    }
+}
+
+/// What [`limit_arenas`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arenas {
+    /// Capped as asked.
+    Capped,
+    /// The operator's setting stands.
+    FromEnvironment,
+    /// Not glibc, or glibc refused the value: its default stands.
+    Unchanged,
 }
 
 /// Whether the environment already sizes the arenas.
